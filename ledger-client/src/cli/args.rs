@@ -1,0 +1,225 @@
+//! Command-line syntax (clap derive). Parsing of ids, legs, amounts and metadata is in `parse`.
+
+use super::parse::{parse_amount_arg, parse_id_arg, parse_leg_arg, parse_meta_arg};
+use crate::types::Leg;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use rust_decimal::Decimal;
+
+#[derive(Debug, Parser)]
+#[command(name = "ledger", version, about = "Command-line client for the ledger (gRPC ledger.v1.Ledger).")]
+#[command(after_help = "IDs: decimal u128 or 0x-prefixed hex. Amounts: plain decimals like 12.50.\n\
+Exit status: 0 every result ok/exists, 1 some item failed or was not found, 2 usage or transport error.")]
+pub struct Cli {
+    /// Node endpoint URL; repeat or comma-separate for several nodes (the client follows the leader).
+    #[arg(
+        long = "endpoint",
+        env = "LEDGER_ENDPOINT",
+        default_value = "http://127.0.0.1:7070",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub endpoints: Vec<String>,
+
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table, global = true)]
+    pub output: OutputFormat,
+
+    /// Per-attempt request timeout in milliseconds.
+    #[arg(long, default_value_t = 10_000, global = true)]
+    pub timeout_ms: u64,
+
+    /// Retries after the first attempt (safe: writes are idempotent).
+    #[arg(long, default_value_t = 8, global = true)]
+    pub max_retries: u32,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Json,
+    Table,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create and look up assets.
+    #[command(subcommand)]
+    Asset(AssetCommand),
+    /// Create, look up, freeze and close accounts; list their entries.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Submit, post and void transfers; look them up.
+    #[command(subcommand)]
+    Transfer(TransferCommand),
+    /// Raft cluster state of the nodes.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Print the entries committed on an account as they happen, until interrupted.
+    Watch {
+        #[arg(value_parser = parse_id_arg)]
+        id: u128,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AssetCommand {
+    /// Create an asset (idempotent: the same code and scale again answers `exists`).
+    Create {
+        /// 1..=16 of A-Z 0-9 _, e.g. CNY.
+        code: String,
+        /// Decimal places of the minor unit, 0..=18.
+        #[arg(long)]
+        scale: u32,
+    },
+    Get { code: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Create an account (idempotent: the same fields again answers `exists`).
+    Create(AccountCreateArgs),
+    Get {
+        #[arg(value_parser = parse_id_arg)]
+        id: u128,
+    },
+    /// Look an account up by its external reference.
+    ByRef { external_ref: String },
+    /// Refuse debits (credits are still accepted).
+    Freeze(StatusArgs),
+    Unfreeze(StatusArgs),
+    /// Close for good; only allowed when every balance is zero.
+    Close(StatusArgs),
+    /// List the account's entries (one per transfer leg touching it), oldest first.
+    ListTransfers {
+        #[arg(value_parser = parse_id_arg)]
+        id: u128,
+        /// 1..=1000; 0 lets the server choose (100).
+        #[arg(long, default_value_t = 0)]
+        limit: u32,
+        /// Entries strictly after this timestamp (before it with --reverse); 0 = from the start/end.
+        #[arg(long = "cursor", default_value_t = 0)]
+        cursor_timestamp_ns: u64,
+        /// Newest first.
+        #[arg(long)]
+        reverse: bool,
+    },
+    /// Balances as of a past moment.
+    BalanceAt {
+        #[arg(value_parser = parse_id_arg)]
+        id: u128,
+        #[arg(long)]
+        timestamp_ns: u64,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AccountCreateArgs {
+    #[arg(long, value_parser = parse_id_arg)]
+    pub id: u128,
+    #[arg(long)]
+    pub asset: String,
+    /// Account type chosen by the application; not zero.
+    #[arg(long)]
+    pub code: u32,
+    #[arg(long)]
+    pub debits_must_not_exceed_credits: bool,
+    #[arg(long)]
+    pub credits_must_not_exceed_debits: bool,
+    /// With --debits-must-not-exceed-credits: how far debits may exceed credits.
+    #[arg(long, value_parser = parse_amount_arg)]
+    pub overdraft_limit: Option<Decimal>,
+    /// Metadata entry KEY=VALUE; repeatable.
+    #[arg(long = "meta", value_parser = parse_meta_arg)]
+    pub metadata: Vec<(String, String)>,
+    /// Unique external reference, e.g. a phone number.
+    #[arg(long)]
+    pub external_ref: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(value_parser = parse_id_arg)]
+    pub id: u128,
+    /// Why (kept in history); at most 256 bytes.
+    #[arg(long, default_value = "")]
+    pub reason: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TransferCommand {
+    /// Submit a posted (or, with --pending, two-phase) transfer.
+    Submit(TransferSubmitArgs),
+    /// Post a pending transfer: all of it, or one --amount per leg.
+    Post {
+        #[arg(value_parser = parse_id_arg)]
+        pending_id: u128,
+        #[arg(long)]
+        idempotency_key: String,
+        /// Default: derived from the idempotency key (see README).
+        #[arg(long, value_parser = parse_id_arg)]
+        id: Option<u128>,
+        /// Amount to post for each leg, in leg order; omit to post everything.
+        #[arg(long = "amount", value_parser = parse_amount_arg)]
+        amounts: Vec<Decimal>,
+        #[arg(long, default_value_t = 0)]
+        code: u32,
+    },
+    /// Release a pending transfer.
+    Void {
+        #[arg(value_parser = parse_id_arg)]
+        pending_id: u128,
+        #[arg(long)]
+        idempotency_key: String,
+        #[arg(long, value_parser = parse_id_arg)]
+        id: Option<u128>,
+        #[arg(long, default_value_t = 0)]
+        code: u32,
+    },
+    Get {
+        #[arg(value_parser = parse_id_arg)]
+        id: u128,
+    },
+    /// What an idempotency key is bound to (including a failure recorded for it).
+    ByKey { idempotency_key: String },
+}
+
+#[derive(Debug, Args)]
+pub struct TransferSubmitArgs {
+    #[arg(long)]
+    pub asset: String,
+    /// DEBIT_ID:CREDIT_ID:AMOUNT; repeatable (1..=64 legs, applied all or none).
+    #[arg(long = "leg", value_parser = parse_leg_arg, required = true)]
+    pub legs: Vec<Leg>,
+    /// Retrying with the same key and content replays the first result.
+    #[arg(long)]
+    pub idempotency_key: String,
+    /// Default: derived from the idempotency key, so a re-run reuses it (see README).
+    #[arg(long, value_parser = parse_id_arg)]
+    pub id: Option<u128>,
+    /// Hold the money in pending balances until posted, voided or expired.
+    #[arg(long)]
+    pub pending: bool,
+    /// With --pending: expire the hold after this many milliseconds (0 = never).
+    #[arg(long, default_value_t = 0)]
+    pub timeout_ms: u64,
+    /// Application transfer type.
+    #[arg(long, default_value_t = 0)]
+    pub code: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Raft role, term, indexes and members.
+    Status {
+        /// Ask every --endpoint instead of the first that answers.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Hash of the replicated state at the node's applied index.
+    StateHash {
+        /// Ask every --endpoint (compare replicas).
+        #[arg(long)]
+        all: bool,
+    },
+}

@@ -1,0 +1,96 @@
+//! The `ledger` command-line tool (its binary is `src/bin/ledger.rs`). Lives in the library so
+//! its parsers and output formats are unit-tested; not a stable library API.
+
+pub mod args;
+pub mod parse;
+pub mod render;
+pub mod run;
+pub mod view;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Parses the command line, runs the command, returns the exit status (see `run::EXIT_*`).
+pub fn main() -> ExitCode {
+    // Usage errors exit 2 (clap's convention, which matches ours); --help and --version exit 0.
+    let cli = args::Cli::parse();
+    // Logs go to stderr so stdout stays machine-readable; quiet unless RUST_LOG says otherwise.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("ledger: error: cannot start the async runtime: {error}");
+            return ExitCode::from(run::EXIT_ERROR);
+        }
+    };
+    runtime.block_on(run::run(cli))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::args::*;
+    use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn clap_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn endpoints_repeat_and_split_on_commas() {
+        let cli = Cli::try_parse_from([
+            "ledger", "--endpoint", "http://a:1,http://b:1", "--endpoint", "http://c:1", "cluster", "status",
+        ])
+        .unwrap();
+        assert_eq!(cli.endpoints, vec!["http://a:1", "http://b:1", "http://c:1"]);
+    }
+
+    #[test]
+    fn transfer_submit_parses_legs() {
+        let cli = Cli::try_parse_from([
+            "ledger", "transfer", "submit", "--asset", "CNY", "--leg", "1:2:10.00", "--leg", "0x2:3:1",
+            "--idempotency-key", "k1", "--pending", "--timeout-ms", "500", "--output", "json",
+        ])
+        .unwrap();
+        assert_eq!(cli.output, OutputFormat::Json);
+        let Command::Transfer(TransferCommand::Submit(args)) = cli.command else { panic!("wrong command") };
+        assert_eq!(args.legs.len(), 2);
+        assert_eq!(args.legs[1].debit, 2);
+        assert!(args.pending);
+        assert_eq!(args.timeout_ms, 500);
+        assert_eq!(args.id, None);
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for argv in [
+            vec!["ledger", "transfer", "submit", "--asset", "CNY", "--leg", "1:2", "--idempotency-key", "k"],
+            vec!["ledger", "transfer", "submit", "--asset", "CNY", "--idempotency-key", "k"],
+            vec!["ledger", "account", "get", "-5"],
+            vec!["ledger", "account", "create", "--id", "1", "--asset", "C", "--code", "1", "--meta", "novalue"],
+            vec!["ledger", "transfer", "post", "9", "--idempotency-key", "k", "--amount", "1e3"],
+        ] {
+            let error = Cli::try_parse_from(&argv).unwrap_err();
+            assert_eq!(error.exit_code(), 2, "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn post_amounts_and_defaults() {
+        let cli = Cli::try_parse_from([
+            "ledger", "transfer", "post", "0x10", "--idempotency-key", "k", "--amount", "1.5", "--amount", "2",
+        ])
+        .unwrap();
+        let Command::Transfer(TransferCommand::Post { pending_id, amounts, .. }) = cli.command else {
+            panic!("wrong command")
+        };
+        assert_eq!(pending_id, 16);
+        assert_eq!(amounts.len(), 2);
+    }
+}

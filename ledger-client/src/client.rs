@@ -1,0 +1,458 @@
+//! `LedgerClient`: typed calls, leader discovery and safe retries over cached gRPC channels.
+
+use crate::convert;
+use crate::endpoints::Endpoints;
+use crate::error::ClientError;
+use crate::ids::encode_id;
+use crate::retry::{Backoff, Disposition, classify};
+use crate::types::*;
+use futures::{Stream, StreamExt};
+use ledger_proto::api;
+use std::error::Error as _;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::Status;
+use tonic::transport::Channel;
+
+type Grpc = api::ledger_client::LedgerClient<Channel>;
+
+/// Entries committed on one account from the moment of subscription. The stream ends with an
+/// error when the connection breaks; resubscribe and fill the gap with `list_account_entries`
+/// from the last `timestamp_ns` seen.
+pub type AccountWatch = Pin<Box<dyn Stream<Item = Result<AccountEntry, ClientError>> + Send>>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Per attempt, from sending the request to the whole response (or, for `watch_account`,
+    /// to the stream's headers).
+    pub request_timeout: Duration,
+    /// Retries after the first attempt; a call makes at most `max_retries + 1` attempts.
+    pub max_retries: u32,
+    pub backoff: Backoff,
+    pub connect_timeout: Duration,
+    /// Both directions. A full CreateTransfers request (8,190 transfers) can exceed tonic's 4 MiB
+    /// default decode limit by far.
+    pub max_message_size_bytes: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> ClientConfig {
+        ClientConfig {
+            request_timeout: Duration::from_secs(10),
+            max_retries: 8,
+            backoff: Backoff::default(),
+            connect_timeout: Duration::from_secs(2),
+            max_message_size_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallKind {
+    /// A failed read changes nothing: exhausted retries are always `Unavailable`.
+    Read,
+    /// A failed write may have been applied: exhausted retries after a maybe are `Unknown`.
+    Write,
+    /// Server stream: no gRPC deadline (it would cut the stream), only the timeout to headers.
+    Stream,
+}
+
+/// Cheap to clone: every clone shares the endpoint list and the channel cache.
+#[derive(Clone)]
+pub struct LedgerClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ClientConfig,
+    endpoints: Endpoints,
+}
+
+impl std::fmt::Debug for LedgerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerClient")
+            .field("endpoints", &self.inner.endpoints.list())
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+impl LedgerClient {
+    /// Validates the endpoints (e.g. "http://127.0.0.1:7070"); connects lazily on first use.
+    pub fn connect(endpoints: Vec<String>) -> Result<LedgerClient, ClientError> {
+        LedgerClient::connect_with(endpoints, ClientConfig::default())
+    }
+
+    pub fn connect_with(endpoints: Vec<String>, config: ClientConfig) -> Result<LedgerClient, ClientError> {
+        let endpoints = Endpoints::new(endpoints, config.connect_timeout)?;
+        Ok(LedgerClient { inner: Arc::new(Inner { config, endpoints }) })
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// Known endpoints, including those learned from leader redirects.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.inner.endpoints.list()
+    }
+
+    // ---- writes: one result per item, in input order ----
+
+    pub async fn create_assets(&self, assets: Vec<NewAsset>) -> Result<Vec<WriteResult>, ClientError> {
+        if assets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let request = api::CreateAssetsRequest { assets: assets.iter().map(convert::asset_to_proto).collect() };
+        let response = self
+            .call("CreateAssets", CallKind::Write, None, request, |mut grpc, request| async move {
+                grpc.create_assets(request).await
+            })
+            .await?;
+        convert::write_results_from_proto(response.results, assets.len()).map_err(ClientError::Protocol)
+    }
+
+    pub async fn create_accounts(&self, accounts: Vec<NewAccount>) -> Result<Vec<WriteResult>, ClientError> {
+        if accounts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let request =
+            api::CreateAccountsRequest { accounts: accounts.iter().map(convert::account_to_proto).collect() };
+        let response = self
+            .call("CreateAccounts", CallKind::Write, None, request, |mut grpc, request| async move {
+                grpc.create_accounts(request).await
+            })
+            .await?;
+        convert::write_results_from_proto(response.results, accounts.len()).map_err(ClientError::Protocol)
+    }
+
+    pub async fn create_transfers(&self, transfers: Vec<NewTransfer>) -> Result<Vec<WriteResult>, ClientError> {
+        if transfers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let request =
+            api::CreateTransfersRequest { transfers: transfers.iter().map(convert::transfer_to_proto).collect() };
+        let response = self
+            .call("CreateTransfers", CallKind::Write, None, request, |mut grpc, request| async move {
+                grpc.create_transfers(request).await
+            })
+            .await?;
+        convert::write_results_from_proto(response.results, transfers.len()).map_err(ClientError::Protocol)
+    }
+
+    /// `(account id, target status, reason)`. Retried like the other writes: setting a status is
+    /// a "set", not a toggle, so a repeat is harmless (except that a repeated close may answer
+    /// `account_status_invalid` when the first attempt already closed the account).
+    pub async fn set_account_status(
+        &self,
+        changes: Vec<(u128, AccountStatus, String)>,
+    ) -> Result<Vec<WriteResult>, ClientError> {
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let request = api::SetAccountStatusRequest {
+            changes: changes
+                .iter()
+                .map(|(id, status, reason)| api::AccountStatusChange {
+                    account_id: encode_id(*id),
+                    status: convert::account_status_to_proto(*status),
+                    reason: reason.clone(),
+                })
+                .collect(),
+        };
+        let response = self
+            .call("SetAccountStatus", CallKind::Write, None, request, |mut grpc, request| async move {
+                grpc.set_account_status(request).await
+            })
+            .await?;
+        convert::write_results_from_proto(response.results, changes.len()).map_err(ClientError::Protocol)
+    }
+
+    // ---- reads ----
+
+    /// The assets found, in request order; codes not found are left out.
+    pub async fn lookup_assets(&self, codes: Vec<String>) -> Result<Vec<AssetRecord>, ClientError> {
+        let request = api::LookupAssetsRequest { codes };
+        let response = self
+            .call("LookupAssets", CallKind::Read, None, request, |mut grpc, request| async move {
+                grpc.lookup_assets(request).await
+            })
+            .await?;
+        decode_all(response.assets, convert::asset_record_from_proto)
+    }
+
+    /// The accounts found, in request order; ids not found are left out.
+    pub async fn lookup_accounts(&self, ids: Vec<u128>) -> Result<Vec<AccountRecord>, ClientError> {
+        let request = api::LookupAccountsRequest { ids: ids.into_iter().map(encode_id).collect() };
+        let response = self
+            .call("LookupAccounts", CallKind::Read, None, request, |mut grpc, request| async move {
+                grpc.lookup_accounts(request).await
+            })
+            .await?;
+        decode_all(response.accounts, convert::account_record_from_proto)
+    }
+
+    /// The transfers found, in request order; ids not found are left out.
+    pub async fn lookup_transfers(&self, ids: Vec<u128>) -> Result<Vec<TransferRecord>, ClientError> {
+        let request = api::LookupTransfersRequest { ids: ids.into_iter().map(encode_id).collect() };
+        let response = self
+            .call("LookupTransfers", CallKind::Read, None, request, |mut grpc, request| async move {
+                grpc.lookup_transfers(request).await
+            })
+            .await?;
+        decode_all(response.transfers, convert::transfer_record_from_proto)
+    }
+
+    pub async fn lookup_account(&self, id: u128) -> Result<Option<AccountRecord>, ClientError> {
+        let records = self.lookup_accounts(vec![id]).await?;
+        Ok(records.into_iter().find(|r| r.account.id == id))
+    }
+
+    pub async fn lookup_transfer(&self, id: u128) -> Result<Option<TransferRecord>, ClientError> {
+        let records = self.lookup_transfers(vec![id]).await?;
+        Ok(records.into_iter().find(|r| r.transfer.id == id))
+    }
+
+    /// What the key is bound to, or `None` if it was never used.
+    pub async fn get_transfer_by_idempotency_key(
+        &self,
+        idempotency_key: &str,
+    ) -> Result<Option<IdempotencyRecord>, ClientError> {
+        let request = api::GetTransferByIdempotencyKeyRequest { idempotency_key: idempotency_key.to_string() };
+        let response = self
+            .call("GetTransferByIdempotencyKey", CallKind::Read, None, request, |mut grpc, request| async move {
+                grpc.get_transfer_by_idempotency_key(request).await
+            })
+            .await?;
+        convert::idempotency_record_from_proto(response).map_err(protocol)
+    }
+
+    pub async fn get_account_by_external_ref(&self, external_ref: &str) -> Result<Option<AccountRecord>, ClientError> {
+        let request = api::GetAccountByExternalRefRequest { external_ref: external_ref.to_string() };
+        let response = self
+            .call("GetAccountByExternalRef", CallKind::Read, None, request, |mut grpc, request| async move {
+                grpc.get_account_by_external_ref(request).await
+            })
+            .await?;
+        response.account.map(convert::account_record_from_proto).transpose().map_err(protocol)
+    }
+
+    /// One page of an account's entries strictly after `cursor_timestamp_ns` (strictly before it
+    /// when `reverse`); cursor 0 starts at the beginning (or the end). `limit` 1..=1000, 0 = 100.
+    pub async fn list_account_entries(
+        &self,
+        account_id: u128,
+        cursor_timestamp_ns: u64,
+        limit: u32,
+        reverse: bool,
+    ) -> Result<EntriesPage, ClientError> {
+        let request =
+            api::ListAccountEntriesRequest { account_id: encode_id(account_id), cursor_timestamp_ns, limit, reverse };
+        let response = self
+            .call("ListAccountEntries", CallKind::Read, None, request, |mut grpc, request| async move {
+                grpc.list_account_entries(request).await
+            })
+            .await?;
+        convert::entries_page_from_proto(response).map_err(protocol)
+    }
+
+    /// Balances as of the last entry at or before `timestamp_ns`.
+    pub async fn get_balance_at(&self, account_id: u128, timestamp_ns: u64) -> Result<BalanceAt, ClientError> {
+        let request = api::GetBalanceAtRequest { account_id: encode_id(account_id), timestamp_ns };
+        let response = self
+            .call("GetBalanceAt", CallKind::Read, None, request, |mut grpc, request| async move {
+                grpc.get_balance_at(request).await
+            })
+            .await?;
+        convert::balance_at_from_proto(response).map_err(protocol)
+    }
+
+    /// Subscribes to the entries committed on `account_id` from now on. Subscribing is retried
+    /// like a read; a stream broken later ends with an error and is not resumed (the API has no
+    /// cursor to resume from without a gap).
+    pub async fn watch_account(&self, account_id: u128) -> Result<AccountWatch, ClientError> {
+        let request = api::WatchAccountRequest { account_id: encode_id(account_id) };
+        let stream = self
+            .call("WatchAccount", CallKind::Stream, None, request, |mut grpc, request| async move {
+                grpc.watch_account(request).await
+            })
+            .await?;
+        Ok(Box::pin(stream.map(|item| match item {
+            Ok(entry) => convert::entry_from_proto(entry).map_err(protocol),
+            Err(status) => Err(stream_error(&status)),
+        })))
+    }
+
+    /// The status of whichever node answers first (the preferred endpoint).
+    pub async fn cluster_status(&self) -> Result<ClusterStatus, ClientError> {
+        self.cluster_status_inner(None).await
+    }
+
+    /// The status as seen by one known endpoint (no failover to other nodes).
+    pub async fn cluster_status_of(&self, endpoint: &str) -> Result<ClusterStatus, ClientError> {
+        let endpoint = self.known_endpoint(endpoint)?;
+        self.cluster_status_inner(Some(&endpoint)).await
+    }
+
+    async fn cluster_status_inner(&self, pinned: Option<&str>) -> Result<ClusterStatus, ClientError> {
+        let response = self
+            .call("ClusterStatus", CallKind::Read, pinned, api::ClusterStatusRequest {}, |mut grpc, request| async move {
+                grpc.cluster_status(request).await
+            })
+            .await?;
+        Ok(convert::cluster_status_from_proto(response))
+    }
+
+    pub async fn state_hash(&self) -> Result<StateHash, ClientError> {
+        self.state_hash_inner(None).await
+    }
+
+    /// The state hash of one known endpoint: compare replicas at equal `applied_index`.
+    pub async fn state_hash_of(&self, endpoint: &str) -> Result<StateHash, ClientError> {
+        let endpoint = self.known_endpoint(endpoint)?;
+        self.state_hash_inner(Some(&endpoint)).await
+    }
+
+    async fn state_hash_inner(&self, pinned: Option<&str>) -> Result<StateHash, ClientError> {
+        let response = self
+            .call("GetStateHash", CallKind::Read, pinned, api::GetStateHashRequest {}, |mut grpc, request| async move {
+                grpc.get_state_hash(request).await
+            })
+            .await?;
+        Ok(StateHash { applied_index: response.applied_index, state_hash: response.state_hash })
+    }
+
+    fn known_endpoint(&self, endpoint: &str) -> Result<String, ClientError> {
+        let endpoint = crate::retry::normalize_endpoint(endpoint);
+        if self.inner.endpoints.list().contains(&endpoint) {
+            Ok(endpoint)
+        } else {
+            Err(ClientError::InvalidEndpoint { endpoint, reason: "not one of the client's endpoints".into() })
+        }
+    }
+
+    /// One RPC with retries. `pinned` sends every attempt to that endpoint (no rotation, no
+    /// redirects). Returns `Rejected` for a definite gRPC error at once; after the last retry,
+    /// `Unknown` if a write may have been applied, else `Unavailable`.
+    async fn call<Req, Resp, F, Fut>(
+        &self,
+        rpc: &'static str,
+        kind: CallKind,
+        pinned: Option<&str>,
+        request: Req,
+        send: F,
+    ) -> Result<Resp, ClientError>
+    where
+        Req: Clone,
+        F: Fn(Grpc, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
+    {
+        let config = &self.inner.config;
+        let endpoints = &self.inner.endpoints;
+        let attempts_max = config.max_retries.saturating_add(1);
+        let mut maybe_applied = false;
+        let mut last_error = String::new();
+        let mut backoff_count: u32 = 0;
+
+        for attempt in 1..=attempts_max {
+            let url = pinned.map_or_else(|| endpoints.preferred(), str::to_string);
+            let grpc = Grpc::new(endpoints.channel(&url)?)
+                .max_decoding_message_size(config.max_message_size_bytes)
+                .max_encoding_message_size(config.max_message_size_bytes);
+            let mut grpc_request = tonic::Request::new(request.clone());
+            if kind != CallKind::Stream {
+                // Tell the server too, so it can drop work nobody waits for.
+                grpc_request.set_timeout(config.request_timeout);
+            }
+
+            let status = match tokio::time::timeout(config.request_timeout, send(grpc, grpc_request)).await {
+                Ok(Ok(response)) => {
+                    if pinned.is_none() {
+                        endpoints.prefer(&url);
+                    }
+                    return Ok(response.into_inner());
+                }
+                Ok(Err(status)) => status,
+                Err(_elapsed) => {
+                    Status::deadline_exceeded(format!("no answer within {:?}", config.request_timeout))
+                }
+            };
+            let disposition = classify(&status);
+            last_error = format!("{url}: {}", describe(&status));
+            if disposition == Disposition::Fatal {
+                tracing::debug!(rpc, %url, code = ?status.code(), message = status.message(), "rejected");
+                return Err(ClientError::Rejected { code: status.code(), message: status.message().to_string() });
+            }
+            maybe_applied |= disposition == Disposition::RetryMaybeApplied;
+            if attempt == attempts_max {
+                break;
+            }
+
+            // Where next, and whether to wait first.
+            let redirected = match (&disposition, pinned) {
+                (Disposition::RetryNotApplied { leader: Some(leader) }, None) if *leader != url => {
+                    endpoints.redirect(leader)
+                }
+                _ => false,
+            };
+            if redirected {
+                // The follower named the leader: go there at once.
+                tracing::debug!(rpc, attempt, from = %url, to = %endpoints.preferred(), "leader redirect");
+                continue;
+            }
+            if pinned.is_none() {
+                endpoints.rotate_after(&url);
+            }
+            let delay = config.backoff.delay(backoff_count);
+            backoff_count = backoff_count.saturating_add(1);
+            tracing::debug!(rpc, attempt, error = %last_error, delay_ms = delay.as_millis() as u64, "retrying");
+            tokio::time::sleep(delay).await;
+        }
+
+        tracing::warn!(rpc, attempts = attempts_max, error = %last_error, maybe_applied, "giving up");
+        if maybe_applied && kind == CallKind::Write {
+            Err(ClientError::Unknown { attempts: attempts_max, last_error })
+        } else {
+            Err(ClientError::Unavailable { attempts: attempts_max, last_error })
+        }
+    }
+}
+
+fn decode_all<P, T>(
+    items: Vec<P>,
+    decode: impl Fn(P) -> Result<T, crate::error::ParseError>,
+) -> Result<Vec<T>, ClientError> {
+    items.into_iter().map(|item| decode(item).map_err(protocol)).collect()
+}
+
+/// A response that does not decode breaks the contract: not the caller's input error.
+fn protocol(error: crate::error::ParseError) -> ClientError {
+    ClientError::protocol(error)
+}
+
+/// A mid-stream failure: definite errors stay `Rejected`; anything transient is `Unavailable`
+/// (a watch has no commit outcome to be unsure about).
+fn stream_error(status: &Status) -> ClientError {
+    match classify(status) {
+        Disposition::Fatal => ClientError::Rejected { code: status.code(), message: status.message().to_string() },
+        _ => ClientError::Unavailable { attempts: 1, last_error: describe(status) },
+    }
+}
+
+/// Code, message and the transport cause (e.g. "Connection refused"), which tonic keeps only in
+/// the source chain.
+fn describe(status: &Status) -> String {
+    let mut text = format!("{:?}: {}", status.code(), status.message());
+    let mut source = status.source();
+    while let Some(error) = source {
+        let cause = error.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+        source = error.source();
+    }
+    text
+}
