@@ -1,0 +1,199 @@
+//! Wire types to ledger inputs, ledger records to wire types.
+
+use ledger_proto::api as pb;
+
+use crate::ledger::amount::{DecimalInput, format_minor};
+use crate::ledger::result::{ItemResult, ResultCode};
+use crate::ledger::types::*;
+
+/// 16 big-endian bytes, or empty for zero. Anything else is ID_INVALID.
+pub fn id(bytes: &[u8]) -> Result<u128, ResultCode> {
+    match bytes.len() {
+        0 => Ok(0),
+        16 => Ok(u128::from_be_bytes(bytes.try_into().expect("16 bytes"))),
+        _ => Err(ResultCode::IdInvalid),
+    }
+}
+
+pub fn id_bytes(id: u128) -> Vec<u8> {
+    id.to_be_bytes().to_vec()
+}
+
+pub fn asset_input(a: &pb::Asset) -> AssetInput {
+    AssetInput { code: a.code.clone(), scale: a.scale }
+}
+
+pub fn account_input(a: &pb::Account) -> Result<AccountInput, ResultCode> {
+    let overdraft_limit = match a.overdraft_limit.as_str() {
+        "" => None,
+        text => Some(DecimalInput::parse(text).map_err(|_| ResultCode::OverdraftLimitInvalid)?),
+    };
+    Ok(AccountInput {
+        id: id(&a.id)?,
+        asset: a.asset.clone(),
+        code: a.code,
+        debits_must_not_exceed_credits: a.debits_must_not_exceed_credits,
+        credits_must_not_exceed_debits: a.credits_must_not_exceed_debits,
+        overdraft_limit,
+        metadata: a.metadata.clone(),
+        external_ref: if a.external_ref.is_empty() { None } else { Some(a.external_ref.clone()) },
+    })
+}
+
+pub fn transfer_kind(kind: i32) -> Result<TransferKind, ResultCode> {
+    match pb::TransferKind::try_from(kind).map_err(|_| ResultCode::KindInvalid)? {
+        pb::TransferKind::Posted => Ok(TransferKind::Posted),
+        pb::TransferKind::Pending => Ok(TransferKind::Pending),
+        pb::TransferKind::PostPending => Ok(TransferKind::PostPending),
+        pb::TransferKind::VoidPending => Ok(TransferKind::VoidPending),
+    }
+}
+
+pub fn transfer_input(t: &pb::Transfer) -> Result<TransferInput, ItemResult> {
+    let plain = |code| ItemResult::new(code);
+    let mut legs = Vec::with_capacity(t.legs.len());
+    for (index, leg) in t.legs.iter().enumerate() {
+        let at = |code| ItemResult::at_leg(code, index.min(crate::ledger::limits::TRANSFER_LEGS_MAX - 1));
+        legs.push(LegInput {
+            debit_account_id: id(&leg.debit_account_id).map_err(at)?,
+            credit_account_id: id(&leg.credit_account_id).map_err(at)?,
+            amount: DecimalInput::parse(&leg.amount).map_err(at)?,
+        });
+    }
+    let mut post_amounts = Vec::with_capacity(t.post_amounts.len());
+    for (index, amount) in t.post_amounts.iter().enumerate() {
+        let at = |code| ItemResult::at_leg(code, index.min(crate::ledger::limits::TRANSFER_LEGS_MAX - 1));
+        post_amounts.push(DecimalInput::parse(amount).map_err(at)?);
+    }
+    Ok(TransferInput {
+        id: id(&t.id).map_err(plain)?,
+        idempotency_key: t.idempotency_key.clone(),
+        asset: t.asset.clone(),
+        kind: transfer_kind(t.kind).map_err(plain)?,
+        legs,
+        pending_id: id(&t.pending_id).map_err(plain)?,
+        timeout_ms: t.timeout_ms,
+        post_amounts,
+        code: t.code,
+    })
+}
+
+pub fn status_change_input(c: &pb::AccountStatusChange) -> Result<StatusChangeInput, ResultCode> {
+    let status = match pb::AccountStatus::try_from(c.status) {
+        Ok(pb::AccountStatus::Active) => AccountStatus::Active,
+        Ok(pb::AccountStatus::Frozen) => AccountStatus::Frozen,
+        Ok(pb::AccountStatus::Closed) => AccountStatus::Closed,
+        Ok(pb::AccountStatus::Unspecified) | Err(_) => return Err(ResultCode::AccountStatusInvalid),
+    };
+    Ok(StatusChangeInput { account_id: id(&c.account_id)?, status, reason: c.reason.clone() })
+}
+
+pub fn write_result(index: usize, r: &ItemResult) -> pb::WriteResult {
+    pb::WriteResult {
+        index: index as u32,
+        code: r.code.as_u32() as i32,
+        timestamp_ns: r.timestamp_ns,
+        leg_index: r.leg_index.map(u32::from),
+        replay: r.replay,
+        id: if r.id == 0 { Vec::new() } else { id_bytes(r.id) },
+    }
+}
+
+pub fn balances(b: &Balances, scale: u8) -> pb::Balances {
+    pb::Balances {
+        debits_posted: format_minor(b.debits_posted, scale),
+        credits_posted: format_minor(b.credits_posted, scale),
+        debits_pending: format_minor(b.debits_pending, scale),
+        credits_pending: format_minor(b.credits_pending, scale),
+    }
+}
+
+pub fn asset_record(a: &Asset) -> pb::AssetRecord {
+    pb::AssetRecord { asset: Some(pb::Asset { code: a.code.clone(), scale: u32::from(a.scale) }), timestamp_ns: a.timestamp_ns }
+}
+
+pub fn account_record(a: &Account, scale: u8) -> pb::AccountRecord {
+    let status = match a.status {
+        AccountStatus::Active => pb::AccountStatus::Active,
+        AccountStatus::Frozen => pb::AccountStatus::Frozen,
+        AccountStatus::Closed => pb::AccountStatus::Closed,
+    };
+    pb::AccountRecord {
+        account: Some(pb::Account {
+            id: id_bytes(a.id),
+            asset: a.asset.clone(),
+            code: a.code,
+            debits_must_not_exceed_credits: a.debits_must_not_exceed_credits,
+            credits_must_not_exceed_debits: a.credits_must_not_exceed_debits,
+            overdraft_limit: if a.overdraft_limit_minor == 0 { String::new() } else { format_minor(a.overdraft_limit_minor, scale) },
+            metadata: a.metadata.clone(),
+            external_ref: a.external_ref.clone().unwrap_or_default(),
+        }),
+        status: status as i32,
+        balances: Some(balances(&a.balances, scale)),
+        timestamp_ns: a.timestamp_ns,
+    }
+}
+
+fn leg(l: &Leg, scale: u8) -> pb::Leg {
+    pb::Leg {
+        debit_account_id: id_bytes(l.debit_account_id),
+        credit_account_id: id_bytes(l.credit_account_id),
+        amount: format_minor(l.amount_minor, scale),
+    }
+}
+
+pub fn transfer_record(t: &Transfer, scale: u8) -> pb::TransferRecord {
+    let kind = match t.kind {
+        TransferKind::Posted => pb::TransferKind::Posted,
+        TransferKind::Pending => pb::TransferKind::Pending,
+        TransferKind::PostPending => pb::TransferKind::PostPending,
+        TransferKind::VoidPending => pb::TransferKind::VoidPending,
+    };
+    let pending_state = match t.pending_state {
+        PendingState::None => pb::PendingState::None,
+        PendingState::Pending => pb::PendingState::Pending,
+        PendingState::Posted => pb::PendingState::Posted,
+        PendingState::Voided => pb::PendingState::Voided,
+        PendingState::Expired => pb::PendingState::Expired,
+    };
+    let resolves = matches!(t.kind, TransferKind::PostPending | TransferKind::VoidPending);
+    let legs: Vec<pb::Leg> = t.legs.iter().map(|l| leg(l, scale)).collect();
+    pb::TransferRecord {
+        transfer: Some(pb::Transfer {
+            id: id_bytes(t.id),
+            idempotency_key: t.idempotency_key.clone(),
+            asset: t.asset.clone(),
+            legs: if resolves { Vec::new() } else { legs.clone() },
+            kind: kind as i32,
+            pending_id: if t.pending_id == 0 { Vec::new() } else { id_bytes(t.pending_id) },
+            timeout_ms: t.timeout_ms,
+            post_amounts: Vec::new(),
+            code: t.code,
+        }),
+        timestamp_ns: t.timestamp_ns,
+        pending_state: pending_state as i32,
+        expires_at_ns: t.expires_at_ns,
+        posted_legs: if resolves { legs } else { Vec::new() },
+    }
+}
+
+pub fn account_entry(e: &AccountEntry, scale: u8) -> pb::AccountEntry {
+    let kind = match e.kind {
+        EntryKind::Posted => pb::EntryKind::Posted,
+        EntryKind::Pending => pb::EntryKind::Pending,
+        EntryKind::PostPending => pb::EntryKind::PostPending,
+        EntryKind::VoidPending => pb::EntryKind::VoidPending,
+        EntryKind::ExpirePending => pb::EntryKind::ExpirePending,
+    };
+    pb::AccountEntry {
+        account_id: id_bytes(e.account_id),
+        timestamp_ns: e.timestamp_ns,
+        transfer_id: id_bytes(e.transfer_id),
+        leg_index: u32::from(e.leg_index),
+        kind: kind as i32,
+        is_debit: e.is_debit,
+        amount: format_minor(e.amount_minor, scale),
+        balances_after: Some(balances(&e.balances_after, scale)),
+    }
+}

@@ -1,0 +1,443 @@
+//! `ledger.v1.Ledger`: every RPC of the client API.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+
+use futures::Stream;
+use ledger_proto::api as pb;
+use ledger_proto::api::ledger_server::Ledger;
+use tokio::sync::broadcast::error::RecvError;
+use openraft::type_config::async_runtime::WatchReceiver;
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use super::status::{storage, to_status};
+use crate::ledger::limits::*;
+use crate::ledger::result::ItemResult;
+use crate::ledger::store;
+use crate::ledger::types::*;
+use crate::ledger::validate;
+use crate::service::Node;
+use crate::storage::ReadStore;
+
+pub struct LedgerService {
+    pub node: Node,
+}
+
+fn check_batch(len: usize) -> Result<(), Status> {
+    if len > BATCH_ITEMS_MAX {
+        return Err(Status::invalid_argument(format!("batch has {len} items; the limit is {BATCH_ITEMS_MAX}")));
+    }
+    Ok(())
+}
+
+fn request_id(bytes: &[u8], what: &str) -> Result<u128, Status> {
+    match convert::id(bytes) {
+        Ok(0) | Err(_) => Err(Status::invalid_argument(format!("{what} must be 16 bytes and not zero"))),
+        Ok(id) => Ok(id),
+    }
+}
+
+/// Asset scales, looked up once per request.
+struct Scales<'a> {
+    reader: &'a ReadStore<'a>,
+    known: BTreeMap<String, u8>,
+}
+
+impl<'a> Scales<'a> {
+    fn new(reader: &'a ReadStore<'a>) -> Self {
+        Scales { reader, known: BTreeMap::new() }
+    }
+    fn of(&mut self, asset: &str) -> Result<u8, Status> {
+        if let Some(scale) = self.known.get(asset) {
+            return Ok(*scale);
+        }
+        let found = store::get_asset(self.reader, asset).map_err(storage)?;
+        let scale = found.ok_or_else(|| Status::data_loss(format!("record names a missing asset {asset}")))?.scale;
+        self.known.insert(asset.to_string(), scale);
+        Ok(scale)
+    }
+}
+
+impl LedgerService {
+    /// Converts and pre-validates each item; proposes the valid ones as one command; puts every
+    /// result back at its item's position.
+    async fn write<P, I>(
+        &self,
+        items: &[P],
+        prepare: impl Fn(&P) -> Result<I, ItemResult>,
+        operation: impl FnOnce(Vec<I>) -> Operation,
+    ) -> Result<Vec<pb::WriteResult>, Status> {
+        check_batch(items.len())?;
+        let mut results: Vec<Option<ItemResult>> = vec![None; items.len()];
+        let mut positions = Vec::with_capacity(items.len());
+        let mut inputs = Vec::with_capacity(items.len());
+        for (position, item) in items.iter().enumerate() {
+            match prepare(item) {
+                Ok(input) => {
+                    positions.push(position);
+                    inputs.push(input);
+                }
+                Err(refused) => results[position] = Some(refused),
+            }
+        }
+        if !inputs.is_empty() {
+            let reply = self.node.propose(operation(inputs)).await.map_err(to_status)?;
+            if reply.results.len() != positions.len() {
+                return Err(Status::internal("state machine returned a result count that differs from the items"));
+            }
+            for (position, result) in positions.into_iter().zip(reply.results) {
+                results[position] = Some(result);
+            }
+        }
+        Ok(results
+            .iter()
+            .enumerate()
+            .map(|(i, r)| convert::write_result(i, r.as_ref().expect("every item has a result")))
+            .collect())
+    }
+
+    async fn read_barrier(&self) -> Result<(), Status> {
+        self.node.read_barrier().await.map_err(to_status)
+    }
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::AccountEntry, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl Ledger for LedgerService {
+    async fn create_assets(&self, request: Request<pb::CreateAssetsRequest>) -> Result<Response<pb::CreateAssetsResponse>, Status> {
+        let req = request.into_inner();
+        let results = self
+            .write(
+                &req.assets,
+                |a| {
+                    let input = convert::asset_input(a);
+                    validate::asset(&input).map_err(ItemResult::new)?;
+                    Ok(input)
+                },
+                Operation::CreateAssets,
+            )
+            .await?;
+        Ok(Response::new(pb::CreateAssetsResponse { results }))
+    }
+
+    async fn create_accounts(
+        &self,
+        request: Request<pb::CreateAccountsRequest>,
+    ) -> Result<Response<pb::CreateAccountsResponse>, Status> {
+        let req = request.into_inner();
+        let results = self
+            .write(
+                &req.accounts,
+                |a| {
+                    let input = convert::account_input(a).map_err(ItemResult::new)?;
+                    validate::account(&input).map_err(ItemResult::new)?;
+                    Ok(input)
+                },
+                Operation::CreateAccounts,
+            )
+            .await?;
+        Ok(Response::new(pb::CreateAccountsResponse { results }))
+    }
+
+    async fn create_transfers(
+        &self,
+        request: Request<pb::CreateTransfersRequest>,
+    ) -> Result<Response<pb::CreateTransfersResponse>, Status> {
+        let req = request.into_inner();
+        let legs: usize = req.transfers.iter().map(|t| t.legs.len()).sum();
+        if legs > BATCH_LEGS_MAX {
+            return Err(Status::invalid_argument(format!("batch has {legs} legs; the limit is {BATCH_LEGS_MAX}")));
+        }
+        let results = self
+            .write(
+                &req.transfers,
+                |t| {
+                    let input = convert::transfer_input(t).map_err(|r| ItemResult { id: convert::id(&t.id).unwrap_or(0), ..r })?;
+                    validate::transfer(&input)?;
+                    Ok(input)
+                },
+                Operation::CreateTransfers,
+            )
+            .await?;
+        Ok(Response::new(pb::CreateTransfersResponse { results }))
+    }
+
+    async fn set_account_status(
+        &self,
+        request: Request<pb::SetAccountStatusRequest>,
+    ) -> Result<Response<pb::SetAccountStatusResponse>, Status> {
+        let req = request.into_inner();
+        let results = self
+            .write(
+                &req.changes,
+                |c| {
+                    let input = convert::status_change_input(c).map_err(ItemResult::new)?;
+                    validate::status_change(&input).map_err(ItemResult::new)?;
+                    Ok(input)
+                },
+                Operation::SetAccountStatus,
+            )
+            .await?;
+        Ok(Response::new(pb::SetAccountStatusResponse { results }))
+    }
+
+    async fn lookup_assets(&self, request: Request<pb::LookupAssetsRequest>) -> Result<Response<pb::LookupAssetsResponse>, Status> {
+        let req = request.into_inner();
+        if req.codes.len() > LOOKUP_IDS_MAX {
+            return Err(Status::invalid_argument(format!("at most {LOOKUP_IDS_MAX} codes per lookup")));
+        }
+        self.read_barrier().await?;
+        let reader = self.node.reader();
+        let mut assets = Vec::new();
+        for code in &req.codes {
+            if let Some(asset) = store::get_asset(&reader, code).map_err(storage)? {
+                assets.push(convert::asset_record(&asset));
+            }
+        }
+        Ok(Response::new(pb::LookupAssetsResponse { assets }))
+    }
+
+    async fn lookup_accounts(
+        &self,
+        request: Request<pb::LookupAccountsRequest>,
+    ) -> Result<Response<pb::LookupAccountsResponse>, Status> {
+        let req = request.into_inner();
+        if req.ids.len() > LOOKUP_IDS_MAX {
+            return Err(Status::invalid_argument(format!("at most {LOOKUP_IDS_MAX} ids per lookup")));
+        }
+        let ids = req.ids.iter().map(|b| request_id(b, "account id")).collect::<Result<Vec<_>, _>>()?;
+        self.read_barrier().await?;
+        let reader = self.node.reader();
+        let mut scales = Scales::new(&reader);
+        let mut accounts = Vec::new();
+        for id in ids {
+            if let Some(account) = store::get_account(&reader, id).map_err(storage)? {
+                accounts.push(convert::account_record(&account, scales.of(&account.asset)?));
+            }
+        }
+        Ok(Response::new(pb::LookupAccountsResponse { accounts }))
+    }
+
+    async fn lookup_transfers(
+        &self,
+        request: Request<pb::LookupTransfersRequest>,
+    ) -> Result<Response<pb::LookupTransfersResponse>, Status> {
+        let req = request.into_inner();
+        if req.ids.len() > LOOKUP_IDS_MAX {
+            return Err(Status::invalid_argument(format!("at most {LOOKUP_IDS_MAX} ids per lookup")));
+        }
+        let ids = req.ids.iter().map(|b| request_id(b, "transfer id")).collect::<Result<Vec<_>, _>>()?;
+        self.read_barrier().await?;
+        let reader = self.node.reader();
+        let mut scales = Scales::new(&reader);
+        let mut transfers = Vec::new();
+        for id in ids {
+            if let Some(transfer) = store::get_transfer(&reader, id).map_err(storage)? {
+                transfers.push(convert::transfer_record(&transfer, scales.of(&transfer.asset)?));
+            }
+        }
+        Ok(Response::new(pb::LookupTransfersResponse { transfers }))
+    }
+
+    async fn get_transfer_by_idempotency_key(
+        &self,
+        request: Request<pb::GetTransferByIdempotencyKeyRequest>,
+    ) -> Result<Response<pb::GetTransferByIdempotencyKeyResponse>, Status> {
+        let key = request.into_inner().idempotency_key;
+        if !validate::idempotency_key(&key) {
+            return Err(Status::invalid_argument(format!("idempotency key must be 1..={IDEMPOTENCY_KEY_BYTES_MAX} bytes")));
+        }
+        self.read_barrier().await?;
+        let reader = self.node.reader();
+        let Some(record) = store::get_idempotency(&reader, &key).map_err(storage)? else {
+            return Ok(Response::new(pb::GetTransferByIdempotencyKeyResponse::default()));
+        };
+        let transfer = match store::get_transfer(&reader, record.transfer_id).map_err(storage)? {
+            Some(t) if record.code.is_success() => {
+                let scale = Scales::new(&reader).of(&t.asset)?;
+                Some(convert::transfer_record(&t, scale))
+            }
+            _ => None,
+        };
+        Ok(Response::new(pb::GetTransferByIdempotencyKeyResponse {
+            found: true,
+            code: record.code.as_u32() as i32,
+            transfer_id: convert::id_bytes(record.transfer_id),
+            timestamp_ns: record.timestamp_ns,
+            transfer,
+        }))
+    }
+
+    async fn get_account_by_external_ref(
+        &self,
+        request: Request<pb::GetAccountByExternalRefRequest>,
+    ) -> Result<Response<pb::GetAccountByExternalRefResponse>, Status> {
+        let external_ref = request.into_inner().external_ref;
+        if external_ref.is_empty() || external_ref.len() > EXTERNAL_REF_BYTES_MAX {
+            return Err(Status::invalid_argument(format!("external ref must be 1..={EXTERNAL_REF_BYTES_MAX} bytes")));
+        }
+        self.read_barrier().await?;
+        let reader = self.node.reader();
+        let id = store::account_id_by_external_ref(&reader, &external_ref)
+            .map_err(storage)?
+            .ok_or_else(|| Status::not_found(format!("no account has external ref {external_ref:?}")))?;
+        let account = store::get_account(&reader, id)
+            .map_err(storage)?
+            .ok_or_else(|| Status::data_loss("external ref names a missing account"))?;
+        let scale = Scales::new(&reader).of(&account.asset)?;
+        Ok(Response::new(pb::GetAccountByExternalRefResponse { account: Some(convert::account_record(&account, scale)) }))
+    }
+
+    async fn list_account_entries(
+        &self,
+        request: Request<pb::ListAccountEntriesRequest>,
+    ) -> Result<Response<pb::ListAccountEntriesResponse>, Status> {
+        let req = request.into_inner();
+        let account_id = request_id(&req.account_id, "account id")?;
+        let limit = match req.limit {
+            0 => ENTRIES_PAGE_DEFAULT,
+            n if n > ENTRIES_PAGE_MAX => {
+                return Err(Status::invalid_argument(format!("limit must be at most {ENTRIES_PAGE_MAX}")));
+            }
+            n => n,
+        } as usize;
+        self.read_barrier().await?;
+        let reader = self.node.reader();
+        let account = store::get_account(&reader, account_id)
+            .map_err(storage)?
+            .ok_or_else(|| Status::not_found("account not found"))?;
+        let scale = Scales::new(&reader).of(&account.asset)?;
+        let cursor = (req.cursor_timestamp_ns != 0).then_some(req.cursor_timestamp_ns);
+        let (after, before) = if req.reverse { (None, cursor) } else { (cursor, None) };
+        let mut entries = store::account_entries(&reader, account_id, after, before, limit, req.reverse).map_err(storage)?;
+        // A page never splits one timestamp (one transfer's legs): the cursor is a timestamp.
+        let mut next_cursor = 0;
+        if entries.len() == limit {
+            let last_ts = entries.last().expect("limit > 0").timestamp_ns;
+            let same_ts = store::account_entries(
+                &reader,
+                account_id,
+                Some(last_ts - 1),
+                Some(last_ts.saturating_add(1)),
+                2 * TRANSFER_LEGS_MAX,
+                req.reverse,
+            )
+            .map_err(storage)?;
+            entries.retain(|e| e.timestamp_ns != last_ts);
+            entries.extend(same_ts);
+            next_cursor = last_ts;
+        }
+        let entries = entries.iter().map(|e| convert::account_entry(e, scale)).collect();
+        Ok(Response::new(pb::ListAccountEntriesResponse { entries, next_cursor_timestamp_ns: next_cursor }))
+    }
+
+    async fn get_balance_at(&self, request: Request<pb::GetBalanceAtRequest>) -> Result<Response<pb::GetBalanceAtResponse>, Status> {
+        let req = request.into_inner();
+        let account_id = request_id(&req.account_id, "account id")?;
+        self.read_barrier().await?;
+        let reader = self.node.reader();
+        let account = store::get_account(&reader, account_id)
+            .map_err(storage)?
+            .ok_or_else(|| Status::not_found("account not found"))?;
+        let scale = Scales::new(&reader).of(&account.asset)?;
+        let before = req.timestamp_ns.saturating_add(1);
+        let last = store::account_entries(&reader, account_id, None, Some(before), 1, true).map_err(storage)?;
+        let (balances, as_of) = match last.first() {
+            Some(e) => (e.balances_after, e.timestamp_ns),
+            None => (Balances::default(), 0),
+        };
+        Ok(Response::new(pb::GetBalanceAtResponse {
+            balances: Some(convert::balances(&balances, scale)),
+            as_of_timestamp_ns: as_of,
+        }))
+    }
+
+    type WatchAccountStream = WatchStream;
+
+    async fn watch_account(&self, request: Request<pb::WatchAccountRequest>) -> Result<Response<WatchStream>, Status> {
+        let account_id = request_id(&request.into_inner().account_id, "account id")?;
+        let reader = self.node.reader();
+        let account = store::get_account(&reader, account_id)
+            .map_err(storage)?
+            .ok_or_else(|| Status::not_found("account not found"))?;
+        let scale = Scales::new(&reader).of(&account.asset)?;
+        let mut feed = self.node.feed.subscribe();
+        let stream = async_stream(move |tx| async move {
+            loop {
+                match feed.recv().await {
+                    Ok(batch) => {
+                        for entry in batch.iter().filter(|e| e.account_id == account_id) {
+                            if tx.send(Ok(convert::account_entry(entry, scale))).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        let _ = tx.send(Err(Status::data_loss(format!("watcher fell {n} batches behind; resubscribe and read the history")))).await;
+                        return;
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(Response::new(stream))
+    }
+
+    async fn cluster_status(&self, _: Request<pb::ClusterStatusRequest>) -> Result<Response<pb::ClusterStatusResponse>, Status> {
+        let metrics = self.node.raft.metrics().borrow_watched().clone();
+        let membership = metrics.membership_config.membership();
+        let voters: Vec<u64> = membership.voter_ids().collect();
+        let role = |id: u64| -> String {
+            if Some(id) == metrics.current_leader {
+                "leader".into()
+            } else if voters.contains(&id) {
+                "follower".into()
+            } else {
+                "learner".into()
+            }
+        };
+        let nodes = membership
+            .nodes()
+            .map(|(id, node)| pb::NodeStatus { node_id: *id, address: node.addr.clone(), role: role(*id), voter: voters.contains(id) })
+            .collect();
+        let leader_address = metrics
+            .current_leader
+            .and_then(|l| membership.get_node(&l).map(|n| n.addr.clone()))
+            .unwrap_or_default();
+        Ok(Response::new(pb::ClusterStatusResponse {
+            node_id: metrics.id,
+            role: format!("{:?}", metrics.state).to_lowercase(),
+            term: metrics.current_term,
+            leader_id: metrics.current_leader,
+            leader_address,
+            last_log_index: metrics.last_log_index.unwrap_or(0),
+            committed_index: metrics.cluster_committed.as_ref().map(|l| l.index()).unwrap_or(0),
+            applied_index: metrics.last_applied.as_ref().map(|l| l.index()).unwrap_or(0),
+            snapshot_index: metrics.snapshot.as_ref().map(|l| l.index()).unwrap_or(0),
+            nodes,
+        }))
+    }
+
+    async fn get_state_hash(&self, _: Request<pb::GetStateHashRequest>) -> Result<Response<pb::GetStateHashResponse>, Status> {
+        let db = self.node.db.clone();
+        let (applied_index, hash) = tokio::task::spawn_blocking(move || crate::raft::state_machine::state_hash(&db))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(storage)?;
+        let state_hash = hash.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Response::new(pb::GetStateHashResponse { applied_index, state_hash }))
+    }
+}
+
+/// A stream fed by a task through a bounded channel.
+fn async_stream<F, Fut>(body: F) -> WatchStream
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<pb::AccountEntry, Status>>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    tokio::spawn(body(tx));
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}

@@ -1,0 +1,9 @@
+//! The gRPC API: decodes requests, refuses malformed input before it costs a Raft round trip,
+//! maps results and errors to the wire. No ledger rule lives here.
+
+pub mod convert;
+pub mod grpc;
+pub mod status;
+
+/// Largest request or response message.
+pub const MESSAGE_BYTES_MAX: usize = 32 << 20;

@@ -1,0 +1,11 @@
+//! A ledger replica. Layers, each knowing only the one below it:
+//! `api` (gRPC) → `service` (admission, reads) → `raft` (openraft glue) → `ledger` (the rules)
+//! over `storage` (RocksDB).
+
+pub mod ledger;
+pub mod codec;
+pub mod raft;
+pub mod storage;
+pub mod api;
+pub mod server;
+pub mod service;

@@ -1,0 +1,201 @@
+//! The Raft log on RocksDB, with group commit: `append` writes its batch without syncing and
+//! hands the completion to one flusher thread, which syncs the WAL once for every append
+//! queued meanwhile. Completions are reported only after the fsync (openraft's contract).
+
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::thread;
+
+use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
+use openraft::{OptionalSend, RaftLogReader};
+use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
+
+use super::{Entry, LogId, TypeConfig, Vote};
+use crate::codec;
+use crate::storage::db::{Cf, Db, cf, to_io};
+
+/// Appends waiting for the flusher at most; `append` blocks (backpressure) beyond it.
+const FLUSH_QUEUE_MAX: usize = 4_096;
+
+const KEY_VOTE: &[u8] = b"vote";
+const KEY_LAST_PURGED: &[u8] = b"last_purged";
+const KEY_COMMITTED: &[u8] = b"committed";
+
+#[derive(Clone)]
+pub struct LogStore {
+    db: Db,
+    flush_tx: SyncSender<IOFlushed<TypeConfig>>,
+}
+
+struct EntryIndex(u64);
+impl std::fmt::Display for EntryIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "raft log entry {}", self.0)
+    }
+}
+
+impl LogStore {
+    pub fn new(db: Db) -> io::Result<LogStore> {
+        let (flush_tx, flush_rx) = sync_channel(FLUSH_QUEUE_MAX);
+        let flusher_db = db.clone();
+        thread::Builder::new().name("raft-log-flusher".into()).spawn(move || run_flusher(flusher_db, flush_rx))?;
+        Ok(LogStore { db, flush_tx })
+    }
+
+    fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &'static [u8]) -> io::Result<Option<T>> {
+        let what = format!("raft meta {}", String::from_utf8_lossy(key));
+        match self.db.get_cf(cf(&self.db, Cf::RaftMeta), key).map_err(to_io)? {
+            Some(bytes) => codec::decode(&what, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn last_entry_log_id(&self) -> io::Result<Option<LogId>> {
+        let mut iter = self.db.iterator_cf(cf(&self.db, Cf::RaftLog), IteratorMode::End);
+        match iter.next() {
+            Some(item) => {
+                let (key, value) = item.map_err(to_io)?;
+                let entry: Entry = codec::decode(&EntryIndex(index_of(&key)?), &value)?;
+                Ok(Some(entry.log_id))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A blocking WAL sync, off the async runtime's threads.
+    async fn sync_wal(&self) -> io::Result<()> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush_wal(true).map_err(to_io)).await.map_err(io::Error::other)?
+    }
+}
+
+fn index_of(key: &[u8]) -> io::Result<u64> {
+    let bytes: [u8; 8] = key
+        .try_into()
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "corrupted raft log: key is not 8 bytes"))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+fn run_flusher(db: Db, rx: Receiver<IOFlushed<TypeConfig>>) {
+    while let Ok(first) = rx.recv() {
+        let mut waiting = vec![first];
+        loop {
+            match rx.try_recv() {
+                Ok(next) => waiting.push(next),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        let result = db.flush_wal(true);
+        tracing::trace!(appends = waiting.len(), "raft log fsync");
+        for callback in waiting {
+            let outcome = match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(io::Error::other(format!("raft log fsync failed: {e}"))),
+            };
+            callback.io_completed(outcome);
+        }
+        if let Err(e) = result {
+            // A failed fsync leaves the WAL's durability unknown: stop acknowledging anything.
+            tracing::error!(error = %e, "raft log fsync failed; the flusher stops");
+            return;
+        }
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + std::fmt::Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> io::Result<Vec<Entry>> {
+        let start = match range.start_bound() {
+            Bound::Included(i) => *i,
+            Bound::Excluded(i) => i + 1,
+            Bound::Unbounded => 0,
+        };
+        let mut entries = Vec::new();
+        let mode = IteratorMode::From(&start.to_be_bytes(), Direction::Forward);
+        for item in self.db.iterator_cf(cf(&self.db, Cf::RaftLog), mode) {
+            let (key, value) = item.map_err(to_io)?;
+            let index = index_of(&key)?;
+            if !range.contains(&index) {
+                break;
+            }
+            let entry: Entry = codec::decode(&EntryIndex(index), &value)?;
+            if entry.log_id.index() != index {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, format!("raft log entry {index} holds another index")));
+            }
+            if let Some(previous) = entries.last().map(|e: &Entry| e.log_id.index()) {
+                if previous + 1 != index {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, format!("raft log has a hole before {index}")));
+                }
+            }
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+
+    async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
+        self.get_meta(KEY_VOTE)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> io::Result<LogState<TypeConfig>> {
+        let last_purged_log_id: Option<LogId> = self.get_meta(KEY_LAST_PURGED)?;
+        let last_log_id = self.last_entry_log_id()?.or_else(|| last_purged_log_id.clone());
+        Ok(LogState { last_purged_log_id, last_log_id })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> io::Result<()> {
+        self.db.put_cf(cf(&self.db, Cf::RaftMeta), KEY_VOTE, codec::encode(vote)).map_err(to_io)?;
+        self.sync_wal().await
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
+        // Not synced: after a crash the committed index is re-learned; this only lets a
+        // restarted node re-apply what it knows is committed without waiting for a leader.
+        self.db.put_cf(cf(&self.db, Cf::RaftMeta), KEY_COMMITTED, codec::encode(&committed)).map_err(to_io)
+    }
+
+    async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
+        Ok(self.get_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> io::Result<()>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = WriteBatch::default();
+        let log_cf = cf(&self.db, Cf::RaftLog);
+        for entry in entries {
+            batch.put_cf(log_cf, entry.log_id.index().to_be_bytes(), codec::encode(&entry));
+        }
+        let mut opts = WriteOptions::default();
+        opts.set_sync(false);
+        self.db.write_opt(batch, &opts).map_err(to_io)?;
+        self.flush_tx.send(callback).map_err(|_| io::Error::other("raft log flusher stopped"))
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> io::Result<()> {
+        let from = last_log_id.map(|id| id.index() + 1).unwrap_or(0);
+        // 9 bytes of 0xff sort after every 8-byte key, u64::MAX included.
+        self.db.delete_range_cf(cf(&self.db, Cf::RaftLog), from.to_be_bytes().to_vec(), vec![0xff; 9]).map_err(to_io)?;
+        self.sync_wal().await
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> io::Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(cf(&self.db, Cf::RaftMeta), KEY_LAST_PURGED, codec::encode(&log_id));
+        batch.delete_range_cf(cf(&self.db, Cf::RaftLog), 0u64.to_be_bytes(), (log_id.index() + 1).to_be_bytes());
+        // Not synced on its own: the WAL is ordered, so the next synced append covers it.
+        self.db.write(batch).map_err(to_io)
+    }
+}

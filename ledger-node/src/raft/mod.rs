@@ -1,0 +1,54 @@
+//! openraft glue: the type configuration, the log store, the state-machine adapter, snapshots,
+//! and the peer network. Knows nothing of accounts: it moves `Command`s and their responses.
+
+pub mod log_store;
+pub mod network;
+pub mod peer_service;
+pub mod snapshot;
+pub mod state_machine;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::ItemResult;
+use crate::ledger::types::{Command, Operation};
+
+openraft::declare_raft_types!(
+    pub TypeConfig:
+        D = Command,
+        R = CommandResponse,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+);
+
+pub type NodeId = u64;
+pub type Raft = openraft::Raft<TypeConfig, state_machine::StateMachine>;
+pub type LogId = openraft::type_config::alias::LogIdOf<TypeConfig>;
+pub type Entry = openraft::type_config::alias::EntryOf<TypeConfig>;
+pub type Vote = openraft::type_config::alias::VoteOf<TypeConfig>;
+pub type StoredMembership = openraft::type_config::alias::StoredMembershipOf<TypeConfig>;
+pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
+pub type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, snapshot::SnapshotFile>;
+
+/// What applying one log entry returned to its proposer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandResponse {
+    pub results: Vec<ItemResult>,
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match &self.operation {
+            Operation::CreateAssets(_) => "create_assets",
+            Operation::CreateAccounts(_) => "create_accounts",
+            Operation::CreateTransfers(_) => "create_transfers",
+            Operation::SetAccountStatus(_) => "set_account_status",
+            Operation::Tick => "tick",
+        };
+        write!(f, "{name}(items={}, proposed_at_ns={})", self.item_count(), self.proposed_at_ns)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,170 @@
+//! openraft's state machine over the ledger: each `apply` call turns every committed entry it is
+//! given into one RocksDB WriteBatch (ledger rows + applied log id + membership), written before
+//! any caller hears its result.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures::{Stream, TryStreamExt};
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend};
+use rocksdb::IteratorMode;
+use tokio::sync::broadcast;
+
+use super::snapshot::{self, KEY_APPLIED, KEY_MEMBERSHIP, SnapshotFile};
+use super::{CommandResponse, Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::codec;
+use crate::ledger::{self, Table, types::AccountEntry};
+use crate::storage::db::{Cf, Db, cf, to_io};
+use crate::storage::BatchStore;
+
+/// Committed balance changes, published after they are written (for watch streams).
+pub type EntryFeed = broadcast::Sender<Arc<Vec<AccountEntry>>>;
+/// Batches of entries kept for slow watchers before they lag.
+const ENTRY_FEED_CAPACITY: usize = 1_024;
+
+pub struct StateMachine {
+    db: Db,
+    snapshot_dir: PathBuf,
+    feed: EntryFeed,
+}
+
+impl StateMachine {
+    pub fn new(db: Db, snapshot_dir: PathBuf) -> StateMachine {
+        let (feed, _) = broadcast::channel(ENTRY_FEED_CAPACITY);
+        StateMachine { db, snapshot_dir, feed }
+    }
+
+    pub fn feed(&self) -> EntryFeed {
+        self.feed.clone()
+    }
+}
+
+fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> impl Future<Output = io::Result<T>> {
+    async move { tokio::task::spawn_blocking(f).await.map_err(io::Error::other)? }
+}
+
+/// Applies entries to the database as one write batch. Blocking.
+fn apply_batch(db: &rocksdb::DB, entries: &[Entry]) -> io::Result<(Vec<CommandResponse>, Vec<AccountEntry>)> {
+    let mut store = BatchStore::new(db);
+    let mut responses = Vec::with_capacity(entries.len());
+    let mut changes = Vec::new();
+    let mut membership = None;
+    for entry in entries {
+        match &entry.payload {
+            EntryPayload::Blank => responses.push(CommandResponse::default()),
+            EntryPayload::Normal(command) => {
+                let applied = ledger::apply(&mut store, command)?;
+                responses.push(CommandResponse { results: applied.results });
+                changes.extend(applied.entries);
+            }
+            EntryPayload::Membership(m) => {
+                membership = Some(StoredMembership::new(Some(entry.log_id.clone()), m.clone()));
+                responses.push(CommandResponse::default());
+            }
+        }
+    }
+    let last = entries.last().map(|e| e.log_id.clone());
+    let mut batch = store.into_write_batch();
+    let sm_meta = cf(db, Cf::SmMeta);
+    batch.put_cf(sm_meta, KEY_APPLIED, codec::encode(&last));
+    if let Some(m) = membership {
+        batch.put_cf(sm_meta, KEY_MEMBERSHIP, codec::encode(&m));
+    }
+    // Not synced: the Raft log holds these entries durably and shares this WAL, so the next log
+    // fsync covers this write; after a power loss the entries are re-applied from the log.
+    db.write(batch).map_err(to_io)?;
+    Ok((responses, changes))
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotFile;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> io::Result<(Option<LogId>, StoredMembership)> {
+        let db = self.db.clone();
+        snapshot::read_sm_meta(|k| db.get_cf(cf(&db, Cf::SmMeta), k).map_err(to_io))
+    }
+
+    async fn apply<Strm>(&mut self, entries: Strm) -> io::Result<()>
+    where Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend {
+        let items: Vec<EntryResponder<TypeConfig>> = entries.try_collect().await?;
+        if items.is_empty() {
+            return Ok(());
+        }
+        let (entries, responders): (Vec<Entry>, Vec<_>) = items.into_iter().unzip();
+        let db = self.db.clone();
+        let count = entries.len();
+        let (responses, changes) = blocking(move || apply_batch(&db, &entries)).await?;
+        assert_eq!(responses.len(), count, "one response per entry");
+        for (responder, response) in responders.into_iter().zip(responses) {
+            if let Some(responder) = responder {
+                responder.send(response);
+            }
+        }
+        if !changes.is_empty() {
+            // No receiver is fine: nobody is watching.
+            let _ = self.feed.send(Arc::new(changes));
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder { db: self.db.clone(), dir: self.snapshot_dir.clone() }
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, data: SnapshotFile) -> io::Result<()> {
+        let db = self.db.clone();
+        let dir = self.snapshot_dir.clone();
+        let meta = meta.clone();
+        blocking(move || {
+            snapshot::install(&db, &data.path, &meta)?;
+            let index = meta.last_log_id.as_ref().map(|id| id.index()).unwrap_or(0);
+            let path = dir.join(format!("snapshot-{index:020}.bin"));
+            if data.path != path {
+                std::fs::create_dir_all(&dir)?;
+                snapshot::publish(&data.path, &path)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_current_snapshot(&mut self) -> io::Result<Option<Snapshot>> {
+        let Some(file) = snapshot::latest(&self.snapshot_dir)? else { return Ok(None) };
+        let meta = snapshot::read_meta(&file.path)?;
+        Ok(Some(Snapshot { meta, snapshot: file }))
+    }
+}
+
+pub struct SnapshotBuilder {
+    db: Db,
+    dir: PathBuf,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    type SnapshotData = SnapshotFile;
+
+    async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
+        let db = self.db.clone();
+        let dir = self.dir.clone();
+        let (meta, file) = blocking(move || snapshot::build(&db, &dir)).await?;
+        Ok(Snapshot { meta, snapshot: file })
+    }
+}
+
+/// The applied index and a SHA-256 over every ledger row, read from one point-in-time view.
+pub fn state_hash(db: &rocksdb::DB) -> io::Result<(u64, [u8; 32])> {
+    let view = db.snapshot();
+    let (applied, _) = snapshot::read_sm_meta(|k| view.get_cf(cf(db, Cf::SmMeta), k).map_err(to_io))?;
+    let mut rows = Vec::new();
+    for table in Table::ALL {
+        for item in view.iterator_cf(cf(db, Cf::Ledger(table)), IteratorMode::Start) {
+            let (k, v) = item.map_err(to_io)?;
+            rows.push((table, k, v));
+        }
+    }
+    let hash = ledger::store::state_hash(rows.iter().map(|(t, k, v)| (*t, &k[..], &v[..])));
+    Ok((applied.map(|id| id.index()).unwrap_or(0), hash))
+}

@@ -1,0 +1,15 @@
+//! Generated gRPC types and services. Contracts live in `proto/ledger/v1/*.proto`; no logic here.
+
+pub mod ledger {
+    pub mod v1 {
+        tonic::include_proto!("ledger.v1");
+    }
+    pub mod raft {
+        pub mod v1 {
+            tonic::include_proto!("ledger.raft.v1");
+        }
+    }
+}
+
+pub use ledger::raft::v1 as raft;
+pub use ledger::v1 as api;
