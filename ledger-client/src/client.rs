@@ -367,6 +367,7 @@ impl LedgerClient {
                 grpc_request.set_timeout(config.request_timeout);
             }
 
+            tracing::trace!(rpc, attempt, %url, "sending");
             let status = match tokio::time::timeout(config.request_timeout, send(grpc, grpc_request)).await {
                 Ok(Ok(response)) => {
                     if pinned.is_none() {

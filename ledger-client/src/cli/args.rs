@@ -23,9 +23,10 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = OutputFormat::Table, global = true)]
     pub output: OutputFormat,
 
-    /// Per-attempt request timeout in milliseconds.
+    /// Per-attempt request timeout in milliseconds. (Not `--timeout-ms`: that is the pending
+    /// transfer's timeout, and clap would merge two arguments with one name.)
     #[arg(long, default_value_t = 10_000, global = true)]
-    pub timeout_ms: u64,
+    pub request_timeout_ms: u64,
 
     /// Retries after the first attempt (safe: writes are idempotent).
     #[arg(long, default_value_t = 8, global = true)]

@@ -65,6 +65,19 @@ mod tests {
         assert!(args.pending);
         assert_eq!(args.timeout_ms, 500);
         assert_eq!(args.id, None);
+        assert_eq!(cli.request_timeout_ms, 10_000, "the pending timeout must not leak into the request timeout");
+    }
+
+    #[test]
+    fn request_timeout_is_separate_from_the_pending_timeout() {
+        let cli = Cli::try_parse_from([
+            "ledger", "--request-timeout-ms", "250", "transfer", "submit", "--asset", "CNY", "--leg", "1:2:1",
+            "--idempotency-key", "k",
+        ])
+        .unwrap();
+        assert_eq!(cli.request_timeout_ms, 250);
+        let Command::Transfer(TransferCommand::Submit(args)) = cli.command else { panic!("wrong command") };
+        assert_eq!(args.timeout_ms, 0);
     }
 
     #[test]

@@ -51,7 +51,7 @@ impl Outcome {
 
 pub async fn run(cli: Cli) -> ExitCode {
     let config = ClientConfig {
-        request_timeout: Duration::from_millis(cli.timeout_ms.max(1)),
+        request_timeout: Duration::from_millis(cli.request_timeout_ms.max(1)),
         max_retries: cli.max_retries,
         ..ClientConfig::default()
     };
