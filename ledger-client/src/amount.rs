@@ -8,7 +8,9 @@ use rust_decimal::Decimal;
 /// The scale is kept ("12.50" stays 2 places), and more than 28 significant digits is an error,
 /// never a silent rounding.
 pub fn parse_amount(input: &str) -> Result<Decimal, ParseError> {
-    let syntax = || ParseError::AmountSyntax { input: input.to_string() };
+    let syntax = || ParseError::AmountSyntax {
+        input: input.to_string(),
+    };
     let unsigned = input.strip_prefix('-').unwrap_or(input);
     let (whole, fraction) = match unsigned.split_once('.') {
         Some((whole, fraction)) => (whole, Some(fraction)),
@@ -18,8 +20,9 @@ pub fn parse_amount(input: &str) -> Result<Decimal, ParseError> {
     if !digits(whole) || !fraction.is_none_or(digits) {
         return Err(syntax());
     }
-    let mut value = Decimal::from_str_exact(input)
-        .map_err(|_| ParseError::AmountOverflow { input: input.to_string() })?;
+    let mut value = Decimal::from_str_exact(input).map_err(|_| ParseError::AmountOverflow {
+        input: input.to_string(),
+    })?;
     // "-0" is zero: keep one spelling of zero so formatting never prints "-0".
     if value.is_zero() {
         value.set_sign_positive(true);
@@ -39,7 +42,11 @@ pub fn format_amount(amount: Decimal) -> String {
 /// Balances are always present in valid responses; an empty string is read as zero so an older
 /// server that omits a field does not break every lookup.
 pub(crate) fn parse_balance(input: &str) -> Result<Decimal, ParseError> {
-    if input.is_empty() { Ok(Decimal::ZERO) } else { parse_amount(input) }
+    if input.is_empty() {
+        Ok(Decimal::ZERO)
+    } else {
+        parse_amount(input)
+    }
 }
 
 #[cfg(test)]
@@ -64,7 +71,10 @@ mod tests {
 
     #[test]
     fn rejects_everything_else() {
-        for bad in ["", "-", ".5", "5.", "+5", "1e3", "1_000", " 1", "1 ", "1,5", "--1", "0x10", "NaN", "1.2.3"] {
+        for bad in [
+            "", "-", ".5", "5.", "+5", "1e3", "1_000", " 1", "1 ", "1,5", "--1", "0x10", "NaN",
+            "1.2.3",
+        ] {
             assert!(
                 matches!(parse_amount(bad), Err(ParseError::AmountSyntax { .. })),
                 "{bad:?} should be a syntax error"

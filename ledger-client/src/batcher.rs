@@ -30,17 +30,27 @@ pub struct BatcherConfig {
 
 impl Default for BatcherConfig {
     fn default() -> BatcherConfig {
-        BatcherConfig { max_batch: 8190, linger: Duration::from_millis(1), queue_capacity: 65536 }
+        BatcherConfig {
+            max_batch: 8190,
+            linger: Duration::from_millis(1),
+            queue_capacity: 65536,
+        }
     }
 }
 
 /// Sends one batch. `LedgerClient` implements it; tests substitute a fake.
 pub trait SendTransfers: Send + Sync + 'static {
-    fn send_transfers(&self, transfers: Vec<NewTransfer>) -> BoxFuture<'static, Result<Vec<WriteResult>, ClientError>>;
+    fn send_transfers(
+        &self,
+        transfers: Vec<NewTransfer>,
+    ) -> BoxFuture<'static, Result<Vec<WriteResult>, ClientError>>;
 }
 
 impl SendTransfers for LedgerClient {
-    fn send_transfers(&self, transfers: Vec<NewTransfer>) -> BoxFuture<'static, Result<Vec<WriteResult>, ClientError>> {
+    fn send_transfers(
+        &self,
+        transfers: Vec<NewTransfer>,
+    ) -> BoxFuture<'static, Result<Vec<WriteResult>, ClientError>> {
         let client = self.clone();
         Box::pin(async move { client.create_transfers(transfers).await })
     }
@@ -82,17 +92,27 @@ impl TransferBatcher {
     /// Queues one transfer and resolves to its own result (`index` 0). Waits while the queue is
     /// full. Once queued, the transfer is sent even if this future is dropped; its idempotency
     /// key makes a resubmission safe.
-    pub fn submit(&self, transfer: NewTransfer) -> impl Future<Output = Result<WriteResult, ClientError>> + Send + 'static {
+    pub fn submit(
+        &self,
+        transfer: NewTransfer,
+    ) -> impl Future<Output = Result<WriteResult, ClientError>> + Send + 'static {
         let queue = self.queue.clone();
         async move {
             let (reply, response) = oneshot::channel();
-            queue.send(Submission { transfer, reply }).await.map_err(|_| ClientError::BatcherClosed)?;
+            queue
+                .send(Submission { transfer, reply })
+                .await
+                .map_err(|_| ClientError::BatcherClosed)?;
             response.await.map_err(|_| ClientError::BatcherClosed)?
         }
     }
 }
 
-async fn run(mut queue: mpsc::Receiver<Submission>, sender: impl SendTransfers, config: BatcherConfig) {
+async fn run(
+    mut queue: mpsc::Receiver<Submission>,
+    sender: impl SendTransfers,
+    config: BatcherConfig,
+) {
     while let Some(batch) = collect_batch(&mut queue, config.max_batch, config.linger).await {
         dispatch(&sender, batch).await;
     }
@@ -125,9 +145,14 @@ async fn collect_batch(
 
 async fn dispatch(sender: &impl SendTransfers, batch: Vec<Submission>) {
     let count = batch.len();
-    let (transfers, replies): (Vec<NewTransfer>, Vec<_>) = batch.into_iter().map(|s| (s.transfer, s.reply)).unzip();
+    let (transfers, replies): (Vec<NewTransfer>, Vec<_>) =
+        batch.into_iter().map(|s| (s.transfer, s.reply)).unzip();
     tracing::trace!(count, "sending transfer batch");
-    match sender.send_transfers(transfers).await.and_then(|results| by_index(results, count)) {
+    match sender
+        .send_transfers(transfers)
+        .await
+        .and_then(|results| by_index(results, count))
+    {
         Ok(results) => {
             for (mut result, reply) in results.into_iter().zip(replies) {
                 // Each caller sent a one-transfer request as far as it can tell.
@@ -149,9 +174,9 @@ async fn dispatch(sender: &impl SendTransfers, batch: Vec<Submission>) {
 fn by_index(results: Vec<WriteResult>, count: usize) -> Result<Vec<WriteResult>, ClientError> {
     let mut slots: Vec<Option<WriteResult>> = vec![None; count];
     for result in results {
-        let slot = slots
-            .get_mut(result.index as usize)
-            .ok_or_else(|| ClientError::protocol(format!("result index {} out of range", result.index)))?;
+        let slot = slots.get_mut(result.index as usize).ok_or_else(|| {
+            ClientError::protocol(format!("result index {} out of range", result.index))
+        })?;
         if slot.replace(result).is_some() {
             return Err(ClientError::protocol("two results for one transfer"));
         }
@@ -159,7 +184,9 @@ fn by_index(results: Vec<WriteResult>, count: usize) -> Result<Vec<WriteResult>,
     slots
         .into_iter()
         .enumerate()
-        .map(|(index, slot)| slot.ok_or_else(|| ClientError::protocol(format!("no result for transfer {index}"))))
+        .map(|(index, slot)| {
+            slot.ok_or_else(|| ClientError::protocol(format!("no result for transfer {index}")))
+        })
         .collect()
 }
 
@@ -196,7 +223,11 @@ mod tests {
                     .enumerate()
                     .map(|(index, t)| WriteResult {
                         index: index as u32,
-                        code: if t.id % 2 == 0 { ResultCode::Ok } else { ResultCode::ExceedsCredits },
+                        code: if t.id % 2 == 0 {
+                            ResultCode::Ok
+                        } else {
+                            ResultCode::ExceedsCredits
+                        },
                         timestamp_ns: 1000 + t.id as u64,
                         leg_index: None,
                         replay: false,
@@ -216,31 +247,51 @@ mod tests {
         NewTransfer::posted(id, format!("key-{id}"), "CNY", vec![])
     }
 
-    async fn submit_all(batcher: &TransferBatcher, ids: std::ops::Range<u128>) -> Vec<Result<WriteResult, ClientError>> {
+    async fn submit_all(
+        batcher: &TransferBatcher,
+        ids: std::ops::Range<u128>,
+    ) -> Vec<Result<WriteResult, ClientError>> {
         futures::future::join_all(ids.map(|id| batcher.submit(transfer(id)))).await
     }
 
     #[tokio::test]
     async fn concurrent_submits_share_one_request() {
         let fake = Fake::default();
-        let config = BatcherConfig { linger: Duration::from_millis(50), ..BatcherConfig::default() };
+        let config = BatcherConfig {
+            linger: Duration::from_millis(50),
+            ..BatcherConfig::default()
+        };
         let batcher = TransferBatcher::new(fake.clone(), config);
         let results = submit_all(&batcher, 1..11).await;
         assert_eq!(*fake.batch_sizes.lock().unwrap(), vec![10]);
         for (id, result) in (1u128..11).zip(results) {
             let result = result.unwrap();
             assert_eq!(result.id, id, "each caller gets its own result");
-            assert_eq!(result.index, 0, "index remapped to the caller's single item");
+            assert_eq!(
+                result.index, 0,
+                "index remapped to the caller's single item"
+            );
             assert_eq!(result.timestamp_ns, 1000 + id as u64);
-            let expected = if id % 2 == 0 { ResultCode::Ok } else { ResultCode::ExceedsCredits };
+            let expected = if id % 2 == 0 {
+                ResultCode::Ok
+            } else {
+                ResultCode::ExceedsCredits
+            };
             assert_eq!(result.code, expected);
         }
     }
 
     #[tokio::test]
     async fn batches_never_exceed_max_batch() {
-        let fake = Fake { delay: Duration::from_millis(5), ..Fake::default() };
-        let config = BatcherConfig { max_batch: 4, linger: Duration::from_millis(20), queue_capacity: 3 };
+        let fake = Fake {
+            delay: Duration::from_millis(5),
+            ..Fake::default()
+        };
+        let config = BatcherConfig {
+            max_batch: 4,
+            linger: Duration::from_millis(20),
+            queue_capacity: 3,
+        };
         let batcher = TransferBatcher::new(fake.clone(), config);
         let results = submit_all(&batcher, 0..23).await;
         assert!(results.iter().all(Result::is_ok));
@@ -252,27 +303,57 @@ mod tests {
     #[tokio::test]
     async fn zero_linger_sends_without_waiting() {
         let fake = Fake::default();
-        let config = BatcherConfig { linger: Duration::ZERO, ..BatcherConfig::default() };
+        let config = BatcherConfig {
+            linger: Duration::ZERO,
+            ..BatcherConfig::default()
+        };
         let batcher = TransferBatcher::new(fake.clone(), config);
         let started = std::time::Instant::now();
-        assert_eq!(batcher.submit(transfer(2)).await.unwrap().code, ResultCode::Ok);
+        assert_eq!(
+            batcher.submit(transfer(2)).await.unwrap().code,
+            ResultCode::Ok
+        );
         assert!(started.elapsed() < Duration::from_secs(1));
     }
 
     #[tokio::test]
     async fn a_failed_request_fails_every_caller() {
-        let error = ClientError::Unknown { attempts: 9, last_error: "timeout".into() };
-        let fake = Fake { fail: Some(error), ..Fake::default() };
-        let batcher = TransferBatcher::new(fake, BatcherConfig { linger: Duration::from_millis(20), ..Default::default() });
+        let error = ClientError::Unknown {
+            attempts: 9,
+            last_error: "timeout".into(),
+        };
+        let fake = Fake {
+            fail: Some(error),
+            ..Fake::default()
+        };
+        let batcher = TransferBatcher::new(
+            fake,
+            BatcherConfig {
+                linger: Duration::from_millis(20),
+                ..Default::default()
+            },
+        );
         for result in submit_all(&batcher, 0..5).await {
-            assert!(matches!(result, Err(ClientError::Unknown { attempts: 9, .. })));
+            assert!(matches!(
+                result,
+                Err(ClientError::Unknown { attempts: 9, .. })
+            ));
         }
     }
 
     #[tokio::test]
     async fn a_missing_result_is_a_protocol_error_for_all() {
-        let fake = Fake { drop_last_result: true, ..Fake::default() };
-        let batcher = TransferBatcher::new(fake, BatcherConfig { linger: Duration::from_millis(20), ..Default::default() });
+        let fake = Fake {
+            drop_last_result: true,
+            ..Fake::default()
+        };
+        let batcher = TransferBatcher::new(
+            fake,
+            BatcherConfig {
+                linger: Duration::from_millis(20),
+                ..Default::default()
+            },
+        );
         for result in submit_all(&batcher, 0..3).await {
             assert!(matches!(result, Err(ClientError::Protocol(_))));
         }

@@ -85,9 +85,14 @@ impl LedgerClient {
         LedgerClient::connect_with(endpoints, ClientConfig::default())
     }
 
-    pub fn connect_with(endpoints: Vec<String>, config: ClientConfig) -> Result<LedgerClient, ClientError> {
+    pub fn connect_with(
+        endpoints: Vec<String>,
+        config: ClientConfig,
+    ) -> Result<LedgerClient, ClientError> {
         let endpoints = Endpoints::new(endpoints, config.connect_timeout)?;
-        Ok(LedgerClient { inner: Arc::new(Inner { config, endpoints }) })
+        Ok(LedgerClient {
+            inner: Arc::new(Inner { config, endpoints }),
+        })
     }
 
     pub fn config(&self) -> &ClientConfig {
@@ -101,45 +106,73 @@ impl LedgerClient {
 
     // ---- writes: one result per item, in input order ----
 
-    pub async fn create_assets(&self, assets: Vec<NewAsset>) -> Result<Vec<WriteResult>, ClientError> {
+    pub async fn create_assets(
+        &self,
+        assets: Vec<NewAsset>,
+    ) -> Result<Vec<WriteResult>, ClientError> {
         if assets.is_empty() {
             return Ok(Vec::new());
         }
-        let request = api::CreateAssetsRequest { assets: assets.iter().map(convert::asset_to_proto).collect() };
+        let request = api::CreateAssetsRequest {
+            assets: assets.iter().map(convert::asset_to_proto).collect(),
+        };
         let response = self
-            .call("CreateAssets", CallKind::Write, None, request, |mut grpc, request| async move {
-                grpc.create_assets(request).await
-            })
+            .call(
+                "CreateAssets",
+                CallKind::Write,
+                None,
+                request,
+                |mut grpc, request| async move { grpc.create_assets(request).await },
+            )
             .await?;
-        convert::write_results_from_proto(response.results, assets.len()).map_err(ClientError::Protocol)
+        convert::write_results_from_proto(response.results, assets.len())
+            .map_err(ClientError::Protocol)
     }
 
-    pub async fn create_accounts(&self, accounts: Vec<NewAccount>) -> Result<Vec<WriteResult>, ClientError> {
+    pub async fn create_accounts(
+        &self,
+        accounts: Vec<NewAccount>,
+    ) -> Result<Vec<WriteResult>, ClientError> {
         if accounts.is_empty() {
             return Ok(Vec::new());
         }
-        let request =
-            api::CreateAccountsRequest { accounts: accounts.iter().map(convert::account_to_proto).collect() };
+        let request = api::CreateAccountsRequest {
+            accounts: accounts.iter().map(convert::account_to_proto).collect(),
+        };
         let response = self
-            .call("CreateAccounts", CallKind::Write, None, request, |mut grpc, request| async move {
-                grpc.create_accounts(request).await
-            })
+            .call(
+                "CreateAccounts",
+                CallKind::Write,
+                None,
+                request,
+                |mut grpc, request| async move { grpc.create_accounts(request).await },
+            )
             .await?;
-        convert::write_results_from_proto(response.results, accounts.len()).map_err(ClientError::Protocol)
+        convert::write_results_from_proto(response.results, accounts.len())
+            .map_err(ClientError::Protocol)
     }
 
-    pub async fn create_transfers(&self, transfers: Vec<NewTransfer>) -> Result<Vec<WriteResult>, ClientError> {
+    pub async fn create_transfers(
+        &self,
+        transfers: Vec<NewTransfer>,
+    ) -> Result<Vec<WriteResult>, ClientError> {
         if transfers.is_empty() {
             return Ok(Vec::new());
         }
-        let request =
-            api::CreateTransfersRequest { transfers: transfers.iter().map(convert::transfer_to_proto).collect() };
+        let request = api::CreateTransfersRequest {
+            transfers: transfers.iter().map(convert::transfer_to_proto).collect(),
+        };
         let response = self
-            .call("CreateTransfers", CallKind::Write, None, request, |mut grpc, request| async move {
-                grpc.create_transfers(request).await
-            })
+            .call(
+                "CreateTransfers",
+                CallKind::Write,
+                None,
+                request,
+                |mut grpc, request| async move { grpc.create_transfers(request).await },
+            )
             .await?;
-        convert::write_results_from_proto(response.results, transfers.len()).map_err(ClientError::Protocol)
+        convert::write_results_from_proto(response.results, transfers.len())
+            .map_err(ClientError::Protocol)
     }
 
     /// `(account id, target status, reason)`. Retried like the other writes: setting a status is
@@ -163,11 +196,16 @@ impl LedgerClient {
                 .collect(),
         };
         let response = self
-            .call("SetAccountStatus", CallKind::Write, None, request, |mut grpc, request| async move {
-                grpc.set_account_status(request).await
-            })
+            .call(
+                "SetAccountStatus",
+                CallKind::Write,
+                None,
+                request,
+                |mut grpc, request| async move { grpc.set_account_status(request).await },
+            )
             .await?;
-        convert::write_results_from_proto(response.results, changes.len()).map_err(ClientError::Protocol)
+        convert::write_results_from_proto(response.results, changes.len())
+            .map_err(ClientError::Protocol)
     }
 
     // ---- reads ----
@@ -176,31 +214,50 @@ impl LedgerClient {
     pub async fn lookup_assets(&self, codes: Vec<String>) -> Result<Vec<AssetRecord>, ClientError> {
         let request = api::LookupAssetsRequest { codes };
         let response = self
-            .call("LookupAssets", CallKind::Read, None, request, |mut grpc, request| async move {
-                grpc.lookup_assets(request).await
-            })
+            .call(
+                "LookupAssets",
+                CallKind::Read,
+                None,
+                request,
+                |mut grpc, request| async move { grpc.lookup_assets(request).await },
+            )
             .await?;
         decode_all(response.assets, convert::asset_record_from_proto)
     }
 
     /// The accounts found, in request order; ids not found are left out.
     pub async fn lookup_accounts(&self, ids: Vec<u128>) -> Result<Vec<AccountRecord>, ClientError> {
-        let request = api::LookupAccountsRequest { ids: ids.into_iter().map(encode_id).collect() };
+        let request = api::LookupAccountsRequest {
+            ids: ids.into_iter().map(encode_id).collect(),
+        };
         let response = self
-            .call("LookupAccounts", CallKind::Read, None, request, |mut grpc, request| async move {
-                grpc.lookup_accounts(request).await
-            })
+            .call(
+                "LookupAccounts",
+                CallKind::Read,
+                None,
+                request,
+                |mut grpc, request| async move { grpc.lookup_accounts(request).await },
+            )
             .await?;
         decode_all(response.accounts, convert::account_record_from_proto)
     }
 
     /// The transfers found, in request order; ids not found are left out.
-    pub async fn lookup_transfers(&self, ids: Vec<u128>) -> Result<Vec<TransferRecord>, ClientError> {
-        let request = api::LookupTransfersRequest { ids: ids.into_iter().map(encode_id).collect() };
+    pub async fn lookup_transfers(
+        &self,
+        ids: Vec<u128>,
+    ) -> Result<Vec<TransferRecord>, ClientError> {
+        let request = api::LookupTransfersRequest {
+            ids: ids.into_iter().map(encode_id).collect(),
+        };
         let response = self
-            .call("LookupTransfers", CallKind::Read, None, request, |mut grpc, request| async move {
-                grpc.lookup_transfers(request).await
-            })
+            .call(
+                "LookupTransfers",
+                CallKind::Read,
+                None,
+                request,
+                |mut grpc, request| async move { grpc.lookup_transfers(request).await },
+            )
             .await?;
         decode_all(response.transfers, convert::transfer_record_from_proto)
     }
@@ -220,7 +277,9 @@ impl LedgerClient {
         &self,
         idempotency_key: &str,
     ) -> Result<Option<IdempotencyRecord>, ClientError> {
-        let request = api::GetTransferByIdempotencyKeyRequest { idempotency_key: idempotency_key.to_string() };
+        let request = api::GetTransferByIdempotencyKeyRequest {
+            idempotency_key: idempotency_key.to_string(),
+        };
         let response = self
             .call("GetTransferByIdempotencyKey", CallKind::Read, None, request, |mut grpc, request| async move {
                 grpc.get_transfer_by_idempotency_key(request).await
@@ -229,14 +288,36 @@ impl LedgerClient {
         convert::idempotency_record_from_proto(response).map_err(protocol)
     }
 
-    pub async fn get_account_by_external_ref(&self, external_ref: &str) -> Result<Option<AccountRecord>, ClientError> {
-        let request = api::GetAccountByExternalRefRequest { external_ref: external_ref.to_string() };
+    pub async fn get_account_by_external_ref(
+        &self,
+        external_ref: &str,
+    ) -> Result<Option<AccountRecord>, ClientError> {
+        let request = api::GetAccountByExternalRefRequest {
+            external_ref: external_ref.to_string(),
+        };
         let response = self
-            .call("GetAccountByExternalRef", CallKind::Read, None, request, |mut grpc, request| async move {
-                grpc.get_account_by_external_ref(request).await
-            })
-            .await?;
-        response.account.map(convert::account_record_from_proto).transpose().map_err(protocol)
+            .call(
+                "GetAccountByExternalRef",
+                CallKind::Read,
+                None,
+                request,
+                |mut grpc, request| async move { grpc.get_account_by_external_ref(request).await },
+            )
+            .await;
+        // The proto lets "not found" be an empty response; ledger-node answers NOT_FOUND.
+        // Both mean the same to the caller.
+        let response = match response {
+            Err(ClientError::Rejected {
+                code: tonic::Code::NotFound,
+                ..
+            }) => return Ok(None),
+            other => other?,
+        };
+        response
+            .account
+            .map(convert::account_record_from_proto)
+            .transpose()
+            .map_err(protocol)
     }
 
     /// One page of an account's entries strictly after `cursor_timestamp_ns` (strictly before it
@@ -248,23 +329,42 @@ impl LedgerClient {
         limit: u32,
         reverse: bool,
     ) -> Result<EntriesPage, ClientError> {
-        let request =
-            api::ListAccountEntriesRequest { account_id: encode_id(account_id), cursor_timestamp_ns, limit, reverse };
+        let request = api::ListAccountEntriesRequest {
+            account_id: encode_id(account_id),
+            cursor_timestamp_ns,
+            limit,
+            reverse,
+        };
         let response = self
-            .call("ListAccountEntries", CallKind::Read, None, request, |mut grpc, request| async move {
-                grpc.list_account_entries(request).await
-            })
+            .call(
+                "ListAccountEntries",
+                CallKind::Read,
+                None,
+                request,
+                |mut grpc, request| async move { grpc.list_account_entries(request).await },
+            )
             .await?;
         convert::entries_page_from_proto(response).map_err(protocol)
     }
 
     /// Balances as of the last entry at or before `timestamp_ns`.
-    pub async fn get_balance_at(&self, account_id: u128, timestamp_ns: u64) -> Result<BalanceAt, ClientError> {
-        let request = api::GetBalanceAtRequest { account_id: encode_id(account_id), timestamp_ns };
+    pub async fn get_balance_at(
+        &self,
+        account_id: u128,
+        timestamp_ns: u64,
+    ) -> Result<BalanceAt, ClientError> {
+        let request = api::GetBalanceAtRequest {
+            account_id: encode_id(account_id),
+            timestamp_ns,
+        };
         let response = self
-            .call("GetBalanceAt", CallKind::Read, None, request, |mut grpc, request| async move {
-                grpc.get_balance_at(request).await
-            })
+            .call(
+                "GetBalanceAt",
+                CallKind::Read,
+                None,
+                request,
+                |mut grpc, request| async move { grpc.get_balance_at(request).await },
+            )
             .await?;
         convert::balance_at_from_proto(response).map_err(protocol)
     }
@@ -273,11 +373,17 @@ impl LedgerClient {
     /// like a read; a stream broken later ends with an error and is not resumed (the API has no
     /// cursor to resume from without a gap).
     pub async fn watch_account(&self, account_id: u128) -> Result<AccountWatch, ClientError> {
-        let request = api::WatchAccountRequest { account_id: encode_id(account_id) };
+        let request = api::WatchAccountRequest {
+            account_id: encode_id(account_id),
+        };
         let stream = self
-            .call("WatchAccount", CallKind::Stream, None, request, |mut grpc, request| async move {
-                grpc.watch_account(request).await
-            })
+            .call(
+                "WatchAccount",
+                CallKind::Stream,
+                None,
+                request,
+                |mut grpc, request| async move { grpc.watch_account(request).await },
+            )
             .await?;
         Ok(Box::pin(stream.map(|item| match item {
             Ok(entry) => convert::entry_from_proto(entry).map_err(protocol),
@@ -296,11 +402,18 @@ impl LedgerClient {
         self.cluster_status_inner(Some(&endpoint)).await
     }
 
-    async fn cluster_status_inner(&self, pinned: Option<&str>) -> Result<ClusterStatus, ClientError> {
+    async fn cluster_status_inner(
+        &self,
+        pinned: Option<&str>,
+    ) -> Result<ClusterStatus, ClientError> {
         let response = self
-            .call("ClusterStatus", CallKind::Read, pinned, api::ClusterStatusRequest {}, |mut grpc, request| async move {
-                grpc.cluster_status(request).await
-            })
+            .call(
+                "ClusterStatus",
+                CallKind::Read,
+                pinned,
+                api::ClusterStatusRequest {},
+                |mut grpc, request| async move { grpc.cluster_status(request).await },
+            )
             .await?;
         Ok(convert::cluster_status_from_proto(response))
     }
@@ -317,11 +430,18 @@ impl LedgerClient {
 
     async fn state_hash_inner(&self, pinned: Option<&str>) -> Result<StateHash, ClientError> {
         let response = self
-            .call("GetStateHash", CallKind::Read, pinned, api::GetStateHashRequest {}, |mut grpc, request| async move {
-                grpc.get_state_hash(request).await
-            })
+            .call(
+                "GetStateHash",
+                CallKind::Read,
+                pinned,
+                api::GetStateHashRequest {},
+                |mut grpc, request| async move { grpc.get_state_hash(request).await },
+            )
             .await?;
-        Ok(StateHash { applied_index: response.applied_index, state_hash: response.state_hash })
+        Ok(StateHash {
+            applied_index: response.applied_index,
+            state_hash: response.state_hash,
+        })
     }
 
     fn known_endpoint(&self, endpoint: &str) -> Result<String, ClientError> {
@@ -329,7 +449,10 @@ impl LedgerClient {
         if self.inner.endpoints.list().contains(&endpoint) {
             Ok(endpoint)
         } else {
-            Err(ClientError::InvalidEndpoint { endpoint, reason: "not one of the client's endpoints".into() })
+            Err(ClientError::InvalidEndpoint {
+                endpoint,
+                reason: "not one of the client's endpoints".into(),
+            })
         }
     }
 
@@ -368,7 +491,12 @@ impl LedgerClient {
             }
 
             tracing::trace!(rpc, attempt, %url, "sending");
-            let status = match tokio::time::timeout(config.request_timeout, send(grpc, grpc_request)).await {
+            let status = match tokio::time::timeout(
+                config.request_timeout,
+                send(grpc, grpc_request),
+            )
+            .await
+            {
                 Ok(Ok(response)) => {
                     if pinned.is_none() {
                         endpoints.prefer(&url);
@@ -376,15 +504,19 @@ impl LedgerClient {
                     return Ok(response.into_inner());
                 }
                 Ok(Err(status)) => status,
-                Err(_elapsed) => {
-                    Status::deadline_exceeded(format!("no answer within {:?}", config.request_timeout))
-                }
+                Err(_elapsed) => Status::deadline_exceeded(format!(
+                    "no answer within {:?}",
+                    config.request_timeout
+                )),
             };
             let disposition = classify(&status);
             last_error = format!("{url}: {}", describe(&status));
             if disposition == Disposition::Fatal {
                 tracing::debug!(rpc, %url, code = ?status.code(), message = status.message(), "rejected");
-                return Err(ClientError::Rejected { code: status.code(), message: status.message().to_string() });
+                return Err(ClientError::Rejected {
+                    code: status.code(),
+                    message: status.message().to_string(),
+                });
             }
             maybe_applied |= disposition == Disposition::RetryMaybeApplied;
             if attempt == attempts_max {
@@ -393,9 +525,12 @@ impl LedgerClient {
 
             // Where next, and whether to wait first.
             let redirected = match (&disposition, pinned) {
-                (Disposition::RetryNotApplied { leader: Some(leader) }, None) if *leader != url => {
-                    endpoints.redirect(leader)
-                }
+                (
+                    Disposition::RetryNotApplied {
+                        leader: Some(leader),
+                    },
+                    None,
+                ) if *leader != url => endpoints.redirect(leader),
                 _ => false,
             };
             if redirected {
@@ -414,9 +549,15 @@ impl LedgerClient {
 
         tracing::warn!(rpc, attempts = attempts_max, error = %last_error, maybe_applied, "giving up");
         if maybe_applied && kind == CallKind::Write {
-            Err(ClientError::Unknown { attempts: attempts_max, last_error })
+            Err(ClientError::Unknown {
+                attempts: attempts_max,
+                last_error,
+            })
         } else {
-            Err(ClientError::Unavailable { attempts: attempts_max, last_error })
+            Err(ClientError::Unavailable {
+                attempts: attempts_max,
+                last_error,
+            })
         }
     }
 }
@@ -425,7 +566,10 @@ fn decode_all<P, T>(
     items: Vec<P>,
     decode: impl Fn(P) -> Result<T, crate::error::ParseError>,
 ) -> Result<Vec<T>, ClientError> {
-    items.into_iter().map(|item| decode(item).map_err(protocol)).collect()
+    items
+        .into_iter()
+        .map(|item| decode(item).map_err(protocol))
+        .collect()
 }
 
 /// A response that does not decode breaks the contract: not the caller's input error.
@@ -437,8 +581,14 @@ fn protocol(error: crate::error::ParseError) -> ClientError {
 /// (a watch has no commit outcome to be unsure about).
 fn stream_error(status: &Status) -> ClientError {
     match classify(status) {
-        Disposition::Fatal => ClientError::Rejected { code: status.code(), message: status.message().to_string() },
-        _ => ClientError::Unavailable { attempts: 1, last_error: describe(status) },
+        Disposition::Fatal => ClientError::Rejected {
+            code: status.code(),
+            message: status.message().to_string(),
+        },
+        _ => ClientError::Unavailable {
+            attempts: 1,
+            last_error: describe(status),
+        },
     }
 }
 

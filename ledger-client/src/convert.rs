@@ -10,12 +10,21 @@ use crate::types::*;
 use ledger_proto::api;
 
 pub(crate) fn asset_to_proto(asset: &NewAsset) -> api::Asset {
-    api::Asset { code: asset.code.clone(), scale: asset.scale }
+    api::Asset {
+        code: asset.code.clone(),
+        scale: asset.scale,
+    }
 }
 
 pub(crate) fn asset_record_from_proto(record: api::AssetRecord) -> Result<AssetRecord, ParseError> {
-    let asset = record.asset.ok_or(ParseError::MissingField { field: "AssetRecord.asset" })?;
-    Ok(AssetRecord { code: asset.code, scale: asset.scale, timestamp_ns: record.timestamp_ns })
+    let asset = record.asset.ok_or(ParseError::MissingField {
+        field: "AssetRecord.asset",
+    })?;
+    Ok(AssetRecord {
+        code: asset.code,
+        scale: asset.scale,
+        timestamp_ns: record.timestamp_ns,
+    })
 }
 
 pub(crate) fn account_to_proto(account: &NewAccount) -> api::Account {
@@ -26,7 +35,10 @@ pub(crate) fn account_to_proto(account: &NewAccount) -> api::Account {
         debits_must_not_exceed_credits: account.debits_must_not_exceed_credits,
         credits_must_not_exceed_debits: account.credits_must_not_exceed_debits,
         // The proto says empty means zero; None is sent as empty.
-        overdraft_limit: account.overdraft_limit.map(format_amount).unwrap_or_default(),
+        overdraft_limit: account
+            .overdraft_limit
+            .map(format_amount)
+            .unwrap_or_default(),
         metadata: account.metadata.clone(),
         external_ref: account.external_ref.clone().unwrap_or_default(),
     }
@@ -45,7 +57,11 @@ fn account_from_proto(account: api::Account) -> Result<NewAccount, ParseError> {
             Some(parse_amount(&account.overdraft_limit)?)
         },
         metadata: account.metadata,
-        external_ref: if account.external_ref.is_empty() { None } else { Some(account.external_ref) },
+        external_ref: if account.external_ref.is_empty() {
+            None
+        } else {
+            Some(account.external_ref)
+        },
     })
 }
 
@@ -63,9 +79,10 @@ fn account_status_from_proto(value: i32) -> Result<AccountStatus, ParseError> {
         Ok(api::AccountStatus::Frozen) => Ok(AccountStatus::Frozen),
         Ok(api::AccountStatus::Closed) => Ok(AccountStatus::Closed),
         // A stored account always has a status; UNSPECIFIED here is a server bug.
-        Ok(api::AccountStatus::Unspecified) | Err(_) => {
-            Err(ParseError::EnumValue { field: "AccountRecord.status", value })
-        }
+        Ok(api::AccountStatus::Unspecified) | Err(_) => Err(ParseError::EnumValue {
+            field: "AccountRecord.status",
+            value,
+        }),
     }
 }
 
@@ -79,8 +96,12 @@ fn balances_from_proto(balances: Option<api::Balances>) -> Result<Balances, Pars
     })
 }
 
-pub(crate) fn account_record_from_proto(record: api::AccountRecord) -> Result<AccountRecord, ParseError> {
-    let account = record.account.ok_or(ParseError::MissingField { field: "AccountRecord.account" })?;
+pub(crate) fn account_record_from_proto(
+    record: api::AccountRecord,
+) -> Result<AccountRecord, ParseError> {
+    let account = record.account.ok_or(ParseError::MissingField {
+        field: "AccountRecord.account",
+    })?;
     Ok(AccountRecord {
         account: account_from_proto(account)?,
         status: account_status_from_proto(record.status)?,
@@ -120,7 +141,10 @@ fn transfer_kind_from_proto(value: i32) -> Result<TransferKind, ParseError> {
         Ok(api::TransferKind::Pending) => Ok(TransferKind::Pending),
         Ok(api::TransferKind::PostPending) => Ok(TransferKind::PostPending),
         Ok(api::TransferKind::VoidPending) => Ok(TransferKind::VoidPending),
-        Err(_) => Err(ParseError::EnumValue { field: "Transfer.kind", value }),
+        Err(_) => Err(ParseError::EnumValue {
+            field: "Transfer.kind",
+            value,
+        }),
     }
 }
 
@@ -133,7 +157,12 @@ pub(crate) fn transfer_to_proto(transfer: &NewTransfer) -> api::Transfer {
         kind: transfer_kind_to_proto(transfer.kind),
         pending_id: transfer.pending_id.map(encode_id).unwrap_or_default(),
         timeout_ms: transfer.timeout_ms,
-        post_amounts: transfer.post_amounts.iter().copied().map(format_amount).collect(),
+        post_amounts: transfer
+            .post_amounts
+            .iter()
+            .copied()
+            .map(format_amount)
+            .collect(),
         code: transfer.code,
     }
 }
@@ -143,11 +172,19 @@ fn transfer_from_proto(transfer: api::Transfer) -> Result<NewTransfer, ParseErro
         id: decode_id(&transfer.id)?,
         idempotency_key: transfer.idempotency_key,
         asset: transfer.asset,
-        legs: transfer.legs.into_iter().map(leg_from_proto).collect::<Result<_, _>>()?,
+        legs: transfer
+            .legs
+            .into_iter()
+            .map(leg_from_proto)
+            .collect::<Result<_, _>>()?,
         kind: transfer_kind_from_proto(transfer.kind)?,
         pending_id: decode_optional_id(&transfer.pending_id)?,
         timeout_ms: transfer.timeout_ms,
-        post_amounts: transfer.post_amounts.iter().map(|a| parse_amount(a)).collect::<Result<_, _>>()?,
+        post_amounts: transfer
+            .post_amounts
+            .iter()
+            .map(|a| parse_amount(a))
+            .collect::<Result<_, _>>()?,
         code: transfer.code,
     })
 }
@@ -159,18 +196,29 @@ fn pending_state_from_proto(value: i32) -> Result<PendingState, ParseError> {
         Ok(api::PendingState::Posted) => Ok(PendingState::Posted),
         Ok(api::PendingState::Voided) => Ok(PendingState::Voided),
         Ok(api::PendingState::Expired) => Ok(PendingState::Expired),
-        Err(_) => Err(ParseError::EnumValue { field: "TransferRecord.pending_state", value }),
+        Err(_) => Err(ParseError::EnumValue {
+            field: "TransferRecord.pending_state",
+            value,
+        }),
     }
 }
 
-pub(crate) fn transfer_record_from_proto(record: api::TransferRecord) -> Result<TransferRecord, ParseError> {
-    let transfer = record.transfer.ok_or(ParseError::MissingField { field: "TransferRecord.transfer" })?;
+pub(crate) fn transfer_record_from_proto(
+    record: api::TransferRecord,
+) -> Result<TransferRecord, ParseError> {
+    let transfer = record.transfer.ok_or(ParseError::MissingField {
+        field: "TransferRecord.transfer",
+    })?;
     Ok(TransferRecord {
         transfer: transfer_from_proto(transfer)?,
         timestamp_ns: record.timestamp_ns,
         pending_state: pending_state_from_proto(record.pending_state)?,
         expires_at_ns: record.expires_at_ns,
-        posted_legs: record.posted_legs.into_iter().map(leg_from_proto).collect::<Result<_, _>>()?,
+        posted_legs: record
+            .posted_legs
+            .into_iter()
+            .map(leg_from_proto)
+            .collect::<Result<_, _>>()?,
     })
 }
 
@@ -184,7 +232,10 @@ pub(crate) fn idempotency_record_from_proto(
         code: ResultCode::from_i32(response.code),
         transfer_id: decode_id(&response.transfer_id)?,
         timestamp_ns: response.timestamp_ns,
-        transfer: response.transfer.map(transfer_record_from_proto).transpose()?,
+        transfer: response
+            .transfer
+            .map(transfer_record_from_proto)
+            .transpose()?,
     }))
 }
 
@@ -195,7 +246,10 @@ fn entry_kind_from_proto(value: i32) -> Result<EntryKind, ParseError> {
         Ok(api::EntryKind::PostPending) => Ok(EntryKind::PostPending),
         Ok(api::EntryKind::VoidPending) => Ok(EntryKind::VoidPending),
         Ok(api::EntryKind::ExpirePending) => Ok(EntryKind::ExpirePending),
-        Err(_) => Err(ParseError::EnumValue { field: "AccountEntry.kind", value }),
+        Err(_) => Err(ParseError::EnumValue {
+            field: "AccountEntry.kind",
+            value,
+        }),
     }
 }
 
@@ -212,14 +266,22 @@ pub(crate) fn entry_from_proto(entry: api::AccountEntry) -> Result<AccountEntry,
     })
 }
 
-pub(crate) fn entries_page_from_proto(response: api::ListAccountEntriesResponse) -> Result<EntriesPage, ParseError> {
+pub(crate) fn entries_page_from_proto(
+    response: api::ListAccountEntriesResponse,
+) -> Result<EntriesPage, ParseError> {
     Ok(EntriesPage {
-        entries: response.entries.into_iter().map(entry_from_proto).collect::<Result<_, _>>()?,
+        entries: response
+            .entries
+            .into_iter()
+            .map(entry_from_proto)
+            .collect::<Result<_, _>>()?,
         next_cursor_timestamp_ns: nonzero(response.next_cursor_timestamp_ns),
     })
 }
 
-pub(crate) fn balance_at_from_proto(response: api::GetBalanceAtResponse) -> Result<BalanceAt, ParseError> {
+pub(crate) fn balance_at_from_proto(
+    response: api::GetBalanceAtResponse,
+) -> Result<BalanceAt, ParseError> {
     Ok(BalanceAt {
         balances: balances_from_proto(response.balances)?,
         as_of_timestamp_ns: nonzero(response.as_of_timestamp_ns),
@@ -273,13 +335,22 @@ pub(crate) fn cluster_status_from_proto(response: api::ClusterStatusResponse) ->
         nodes: response
             .nodes
             .into_iter()
-            .map(|n| NodeStatus { node_id: n.node_id, address: n.address, role: n.role, voter: n.voter })
+            .map(|n| NodeStatus {
+                node_id: n.node_id,
+                address: n.address,
+                role: n.role,
+                voter: n.voter,
+            })
             .collect(),
     }
 }
 
 fn nonzero(timestamp_ns: u64) -> Option<u64> {
-    if timestamp_ns == 0 { None } else { Some(timestamp_ns) }
+    if timestamp_ns == 0 {
+        None
+    } else {
+        Some(timestamp_ns)
+    }
 }
 
 #[cfg(test)]
@@ -290,8 +361,14 @@ mod tests {
     #[test]
     fn transfer_round_trips() {
         let transfer = NewTransfer::post(7, "k", 5, vec![Decimal::new(150, 2)]).with_code(3);
-        assert_eq!(transfer_from_proto(transfer_to_proto(&transfer)).unwrap(), transfer);
-        let legs = vec![Leg::new(1, 2, Decimal::new(1, 0)), Leg::new(2, 3, Decimal::new(25, 1))];
+        assert_eq!(
+            transfer_from_proto(transfer_to_proto(&transfer)).unwrap(),
+            transfer
+        );
+        let legs = vec![
+            Leg::new(1, 2, Decimal::new(1, 0)),
+            Leg::new(2, 3, Decimal::new(25, 1)),
+        ];
         let transfer = NewTransfer::pending(9, "k2", "CNY", legs, 1000);
         let proto = transfer_to_proto(&transfer);
         assert!(proto.pending_id.is_empty());
@@ -301,12 +378,18 @@ mod tests {
 
     #[test]
     fn write_results_must_match_items() {
-        let result = |index| api::WriteResult { index, ..Default::default() };
+        let result = |index| api::WriteResult {
+            index,
+            ..Default::default()
+        };
         assert!(write_results_from_proto(vec![result(1), result(0)], 2).is_ok());
         assert!(write_results_from_proto(vec![result(0)], 2).is_err());
         assert!(write_results_from_proto(vec![result(0), result(0)], 2).is_err());
         assert!(write_results_from_proto(vec![result(2), result(0)], 2).is_err());
-        let bad_id = api::WriteResult { id: vec![1, 2, 3], ..Default::default() };
+        let bad_id = api::WriteResult {
+            id: vec![1, 2, 3],
+            ..Default::default()
+        };
         assert!(write_results_from_proto(vec![bad_id], 1).is_err());
     }
 }

@@ -32,7 +32,10 @@ struct State {
 }
 
 impl Endpoints {
-    pub(crate) fn new(urls: Vec<String>, connect_timeout: Duration) -> Result<Endpoints, ClientError> {
+    pub(crate) fn new(
+        urls: Vec<String>,
+        connect_timeout: Duration,
+    ) -> Result<Endpoints, ClientError> {
         let mut unique: Vec<String> = Vec::with_capacity(urls.len());
         for url in urls {
             let url = crate::retry::normalize_endpoint(&url);
@@ -55,14 +58,20 @@ impl Endpoints {
         }
         Ok(Endpoints {
             connect_timeout,
-            state: Mutex::new(State { urls: unique, preferred: 0, channels: HashMap::new() }),
+            state: Mutex::new(State {
+                urls: unique,
+                preferred: 0,
+                channels: HashMap::new(),
+            }),
         })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding this lock cannot leave the state inconsistent (every update is
         // a single assignment), so a poisoned lock is still usable.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub(crate) fn list(&self) -> Vec<String> {
@@ -81,7 +90,10 @@ impl Endpoints {
             return Ok(channel.clone());
         }
         let channel = Endpoint::from_shared(url.to_string())
-            .map_err(|e| ClientError::InvalidEndpoint { endpoint: url.to_string(), reason: e.to_string() })?
+            .map_err(|e| ClientError::InvalidEndpoint {
+                endpoint: url.to_string(),
+                reason: e.to_string(),
+            })?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
@@ -135,7 +147,10 @@ impl Endpoints {
 }
 
 fn validate(url: &str) -> Result<(), ClientError> {
-    let invalid = |reason: String| ClientError::InvalidEndpoint { endpoint: url.to_string(), reason };
+    let invalid = |reason: String| ClientError::InvalidEndpoint {
+        endpoint: url.to_string(),
+        reason,
+    };
     let endpoint = Endpoint::from_shared(url.to_string()).map_err(|e| invalid(e.to_string()))?;
     let uri = endpoint.uri();
     match uri.scheme_str() {
@@ -155,13 +170,24 @@ mod tests {
     use super::*;
 
     fn endpoints(urls: &[&str]) -> Endpoints {
-        Endpoints::new(urls.iter().map(|s| s.to_string()).collect(), Duration::from_secs(2)).unwrap()
+        Endpoints::new(
+            urls.iter().map(|s| s.to_string()).collect(),
+            Duration::from_secs(2),
+        )
+        .unwrap()
     }
 
     #[test]
     fn validates_and_dedups() {
-        let e = endpoints(&["http://127.0.0.1:7070", "127.0.0.1:7070", "http://127.0.0.1:7071/"]);
-        assert_eq!(e.list(), vec!["http://127.0.0.1:7070", "http://127.0.0.1:7071"]);
+        let e = endpoints(&[
+            "http://127.0.0.1:7070",
+            "127.0.0.1:7070",
+            "http://127.0.0.1:7071/",
+        ]);
+        assert_eq!(
+            e.list(),
+            vec!["http://127.0.0.1:7070", "http://127.0.0.1:7071"]
+        );
         assert!(Endpoints::new(vec![], Duration::from_secs(2)).is_err());
         assert!(Endpoints::new(vec!["https://x:1".into()], Duration::from_secs(2)).is_err());
         assert!(Endpoints::new(vec!["http://".into()], Duration::from_secs(2)).is_err());

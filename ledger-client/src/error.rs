@@ -8,7 +8,9 @@ use thiserror::Error;
 pub enum ParseError {
     #[error("id must be exactly 16 bytes, got {len_bytes}")]
     IdLength { len_bytes: usize },
-    #[error("invalid id {input:?}: expected a decimal u128 or 0x-prefixed hex of at most 32 digits")]
+    #[error(
+        "invalid id {input:?}: expected a decimal u128 or 0x-prefixed hex of at most 32 digits"
+    )]
     IdSyntax { input: String },
     #[error("invalid amount {input:?}: expected a plain decimal like 12.50 (-?[0-9]+(.[0-9]+)?)")]
     AmountSyntax { input: String },

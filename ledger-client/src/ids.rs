@@ -12,21 +12,30 @@ pub fn encode_id(id: u128) -> Vec<u8> {
 /// Decodes exactly 16 big-endian bytes. Any other length is an error, not a zero-padded id:
 /// silently padding would make two different byte strings name the same account.
 pub fn decode_id(bytes: &[u8]) -> Result<u128, ParseError> {
-    let array: [u8; ID_LEN_BYTES] = bytes
-        .try_into()
-        .map_err(|_| ParseError::IdLength { len_bytes: bytes.len() })?;
+    let array: [u8; ID_LEN_BYTES] = bytes.try_into().map_err(|_| ParseError::IdLength {
+        len_bytes: bytes.len(),
+    })?;
     Ok(u128::from_be_bytes(array))
 }
 
 /// For optional id fields (`pending_id`): empty bytes mean "none".
 pub fn decode_optional_id(bytes: &[u8]) -> Result<Option<u128>, ParseError> {
-    if bytes.is_empty() { Ok(None) } else { decode_id(bytes).map(Some) }
+    if bytes.is_empty() {
+        Ok(None)
+    } else {
+        decode_id(bytes).map(Some)
+    }
 }
 
 /// Parses a command-line id: decimal `u128`, or hex with a `0x`/`0X` prefix.
 pub fn parse_id(input: &str) -> Result<u128, ParseError> {
-    let error = || ParseError::IdSyntax { input: input.to_string() };
-    let parsed = if let Some(hex) = input.strip_prefix("0x").or_else(|| input.strip_prefix("0X")) {
+    let error = || ParseError::IdSyntax {
+        input: input.to_string(),
+    };
+    let parsed = if let Some(hex) = input
+        .strip_prefix("0x")
+        .or_else(|| input.strip_prefix("0X"))
+    {
         // from_str_radix accepts a leading '+': refuse it so only plain digits pass.
         if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(error());
@@ -78,7 +87,10 @@ mod tests {
     #[test]
     fn decode_rejects_other_lengths() {
         for len in [0usize, 1, 8, 15, 17, 32] {
-            assert_eq!(decode_id(&vec![0u8; len]), Err(ParseError::IdLength { len_bytes: len }));
+            assert_eq!(
+                decode_id(&vec![0u8; len]),
+                Err(ParseError::IdLength { len_bytes: len })
+            );
         }
         assert_eq!(decode_optional_id(&[]).unwrap(), None);
         assert_eq!(decode_optional_id(&encode_id(9)).unwrap(), Some(9));
@@ -92,11 +104,28 @@ mod tests {
         assert_eq!(parse_id("0x3e9").unwrap(), 1001);
         assert_eq!(parse_id("0XFF").unwrap(), 255);
         assert_eq!(parse_id(&u128::MAX.to_string()).unwrap(), u128::MAX);
-        assert_eq!(parse_id(&format!("0x{}", "f".repeat(32))).unwrap(), u128::MAX);
-        for bad in ["", "0x", "-1", "+1", "0x+1", "1.0", " 1", "abc", "0xg", "340282366920938463463374607431768211456"] {
+        assert_eq!(
+            parse_id(&format!("0x{}", "f".repeat(32))).unwrap(),
+            u128::MAX
+        );
+        for bad in [
+            "",
+            "0x",
+            "-1",
+            "+1",
+            "0x+1",
+            "1.0",
+            " 1",
+            "abc",
+            "0xg",
+            "340282366920938463463374607431768211456",
+        ] {
             assert!(parse_id(bad).is_err(), "{bad:?} should be rejected");
         }
-        assert!(parse_id(&format!("0x1{}", "0".repeat(32))).is_err(), "33 hex digits overflow");
+        assert!(
+            parse_id(&format!("0x1{}", "0".repeat(32))).is_err(),
+            "33 hex digits overflow"
+        );
     }
 
     #[test]

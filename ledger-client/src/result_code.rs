@@ -126,7 +126,9 @@ mod tests {
         let mut known = 0;
         for value in 0..1000 {
             let Ok(proto) = api::ResultCode::try_from(value) else {
-                assert!(matches!(ResultCode::from_i32(value), ResultCode::Unrecognized(v) if v == value));
+                assert!(
+                    matches!(ResultCode::from_i32(value), ResultCode::Unrecognized(v) if v == value)
+                );
                 continue;
             };
             known += 1;

@@ -13,19 +13,23 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 use tonic::{Code, Status};
 
-/// Response metadata key a follower sets on UNAVAILABLE to name the leader's client endpoint.
+/// Response metadata a node sets on UNAVAILABLE to name the leader's endpoint (a URL such as
+/// `http://127.0.0.1:7071`; a bare `host:port` is accepted too).
 pub const LEADER_METADATA_KEY: &str = "x-ledger-leader";
+/// Response metadata a node sets to `unknown` on UNAVAILABLE when the write was handed to Raft
+/// and its fate is not known (e.g. leadership changed while it was in flight).
+pub const OUTCOME_METADATA_KEY: &str = "x-ledger-outcome";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disposition {
     /// A definite answer (INVALID_ARGUMENT, NOT_FOUND, ...): the same request fails the same way.
     Fatal,
-    /// The request was not applied (could not connect, or a follower refused it). Retry; go to
-    /// `leader` at once when the server named one.
+    /// The request was not applied (could not connect, or a node refused it before proposing
+    /// it). Retry; go to `leader` at once when the server named one.
     RetryNotApplied { leader: Option<String> },
-    /// The request may have been applied (sent, then timed out or lost its connection). Retrying
-    /// is safe because writes are idempotent, but if no later attempt gets an answer the outcome
-    /// is unknown.
+    /// The request may have been applied (sent, then timed out or lost its connection, or the
+    /// server said so). Retrying is safe because writes are idempotent, but if no later attempt
+    /// gets an answer the outcome is unknown.
     RetryMaybeApplied,
 }
 
@@ -36,6 +40,9 @@ impl Disposition {
 }
 
 /// Classifies a failed gRPC call.
+///
+/// The contract with ledger-node: a server-sent UNAVAILABLE means "refused before proposing"
+/// (not the leader, no quorum for a read) unless it carries `x-ledger-outcome: unknown`.
 pub fn classify(status: &Status) -> Disposition {
     // Checked before the code: tonic maps connect failures to UNAVAILABLE, and only the
     // ConnectError in the source chain proves no byte of the request left this process.
@@ -44,30 +51,52 @@ pub fn classify(status: &Status) -> Disposition {
     }
     // A status built by tonic from a local transport error carries a source; one decoded from
     // the server's trailers does not. Server-sent codes mean what the server says; transport
-    // errors (stream reset, connection closed mid-call) mean "sent, fate unknown".
+    // errors (stream reset, connection closed or keep-alive timeout mid-call) mean "sent, fate
+    // unknown".
     let from_transport = status.source().is_some();
     match status.code() {
-        Code::Unavailable => match leader_hint(status) {
-            Some(leader) => Disposition::RetryNotApplied { leader },
-            // Without the redirect header we cannot tell a refusal before append from a
-            // connection lost after sending (or Raft discarding an appended entry).
-            None => Disposition::RetryMaybeApplied,
+        Code::Unavailable if from_transport || outcome_unknown(status) => {
+            Disposition::RetryMaybeApplied
+        }
+        Code::Unavailable => Disposition::RetryNotApplied {
+            leader: leader_hint(status),
         },
-        Code::DeadlineExceeded | Code::Cancelled | Code::Aborted => Disposition::RetryMaybeApplied,
-        Code::Unknown | Code::Internal if from_transport => Disposition::RetryMaybeApplied,
+        // Deadlines, cancellation, and INTERNAL / UNKNOWN (a node whose Raft or storage failed
+        // mid-write): another attempt, maybe on another node, may succeed, but this one may have
+        // been appended to the log first.
+        Code::DeadlineExceeded
+        | Code::Cancelled
+        | Code::Aborted
+        | Code::Internal
+        | Code::Unknown => Disposition::RetryMaybeApplied,
         // Never retried: InvalidArgument, PermissionDenied, Unauthenticated, NotFound, and every
-        // other code the server chose deliberately (FailedPrecondition, ResourceExhausted for
-        // an oversized message, Unimplemented, ...).
+        // other code the server chose deliberately (FailedPrecondition, ResourceExhausted for an
+        // oversized message, Unimplemented, DataLoss for a node refusing corrupt state, ...).
         _ => Disposition::Fatal,
     }
 }
 
-/// `Some(Some(url))`: the server named the leader; `Some(None)`: the header is present but empty
-/// (a follower that knows no leader yet: rotate); `None`: no header.
-fn leader_hint(status: &Status) -> Option<Option<String>> {
-    let value = status.metadata().get(LEADER_METADATA_KEY)?;
-    let text = value.to_str().ok().map(str::trim).unwrap_or("");
-    if text.is_empty() { Some(None) } else { Some(Some(normalize_endpoint(text))) }
+fn outcome_unknown(status: &Status) -> bool {
+    status
+        .metadata()
+        .get(OUTCOME_METADATA_KEY)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("unknown"))
+}
+
+/// The leader a node named, if any (an empty value means "no leader known": rotate).
+fn leader_hint(status: &Status) -> Option<String> {
+    let text = status
+        .metadata()
+        .get(LEADER_METADATA_KEY)?
+        .to_str()
+        .ok()?
+        .trim();
+    if text.is_empty() {
+        None
+    } else {
+        Some(normalize_endpoint(text))
+    }
 }
 
 /// Accepts "host:port" as well as a URL, so a server that sends a bare address still redirects.
@@ -99,7 +128,10 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Backoff {
-        Backoff { initial: Duration::from_millis(50), max: Duration::from_secs(1) }
+        Backoff {
+            initial: Duration::from_millis(50),
+            max: Duration::from_secs(1),
+        }
     }
 }
 
@@ -129,10 +161,19 @@ mod tests {
     use super::*;
     use tonic::metadata::MetadataValue;
 
-    fn with_leader(value: &'static str) -> Status {
-        let mut status = Status::unavailable("not the leader");
-        status.metadata_mut().insert(LEADER_METADATA_KEY, MetadataValue::from_static(value));
+    fn with_metadata(mut status: Status, key: &'static str, value: &'static str) -> Status {
         status
+            .metadata_mut()
+            .insert(key, MetadataValue::from_static(value));
+        status
+    }
+
+    fn with_leader(value: &'static str) -> Status {
+        with_metadata(
+            Status::unavailable("not the leader"),
+            LEADER_METADATA_KEY,
+            value,
+        )
     }
 
     #[test]
@@ -148,23 +189,75 @@ mod tests {
             Code::Unimplemented,
             Code::OutOfRange,
             Code::DataLoss,
-            Code::Internal,
-            Code::Unknown,
         ] {
-            assert_eq!(classify(&Status::new(code, "x")), Disposition::Fatal, "{code:?}");
+            assert_eq!(
+                classify(&Status::new(code, "x")),
+                Disposition::Fatal,
+                "{code:?}"
+            );
         }
     }
 
     #[test]
     fn retries_transient_failures_as_maybe_applied() {
-        for code in [Code::Unavailable, Code::DeadlineExceeded, Code::Cancelled, Code::Aborted] {
-            assert_eq!(classify(&Status::new(code, "x")), Disposition::RetryMaybeApplied, "{code:?}");
+        for code in [
+            Code::DeadlineExceeded,
+            Code::Cancelled,
+            Code::Aborted,
+            Code::Internal,
+            Code::Unknown,
+        ] {
+            assert_eq!(
+                classify(&Status::new(code, "x")),
+                Disposition::RetryMaybeApplied,
+                "{code:?}"
+            );
         }
         // A local transport error (connection reset mid-call) is Unknown with a source.
-        let reset = std::io::Error::new(std::io::ErrorKind::Other, "connection reset");
+        let reset = std::io::Error::other("connection reset");
         let status = Status::from_error(Box::new(reset));
         assert_eq!(status.code(), Code::Unknown);
         assert_eq!(classify(&status), Disposition::RetryMaybeApplied);
+        // The server says the write may have been proposed.
+        let unknown = with_metadata(
+            Status::unavailable("leader changed"),
+            OUTCOME_METADATA_KEY,
+            "unknown",
+        );
+        assert_eq!(classify(&unknown), Disposition::RetryMaybeApplied);
+        let unknown = with_metadata(with_leader("http://a:1"), OUTCOME_METADATA_KEY, "unknown");
+        assert_eq!(
+            classify(&unknown),
+            Disposition::RetryMaybeApplied,
+            "unknown wins over a redirect"
+        );
+        // A transport-level UNAVAILABLE (keep-alive timeout) after sending.
+        #[derive(Debug)]
+        struct Transport(Status);
+        impl std::fmt::Display for Transport {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("transport error")
+            }
+        }
+        impl std::error::Error for Transport {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let keep_alive = Status::from_error(Box::new(Transport(Status::unavailable(
+            "keep-alive timed out",
+        ))));
+        assert_eq!(keep_alive.code(), Code::Unavailable);
+        assert_eq!(classify(&keep_alive), Disposition::RetryMaybeApplied);
+    }
+
+    #[test]
+    fn server_unavailable_without_outcome_is_not_applied() {
+        // No leader known (election in progress) or no quorum for a read: refused before Raft.
+        assert_eq!(
+            classify(&Status::unavailable("no leader")),
+            Disposition::RetryNotApplied { leader: None }
+        );
     }
 
     #[test]
@@ -172,30 +265,45 @@ mod tests {
         let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         let status = Status::from_error(Box::new(tonic::ConnectError(Box::new(refused))));
         assert_eq!(status.code(), Code::Unavailable);
-        assert_eq!(classify(&status), Disposition::RetryNotApplied { leader: None });
+        assert_eq!(
+            classify(&status),
+            Disposition::RetryNotApplied { leader: None }
+        );
     }
 
     #[test]
     fn leader_redirects() {
         assert_eq!(
             classify(&with_leader("http://127.0.0.1:7071")),
-            Disposition::RetryNotApplied { leader: Some("http://127.0.0.1:7071".into()) }
+            Disposition::RetryNotApplied {
+                leader: Some("http://127.0.0.1:7071".into())
+            }
         );
         assert_eq!(
             classify(&with_leader("127.0.0.1:7072")),
-            Disposition::RetryNotApplied { leader: Some("http://127.0.0.1:7072".into()) }
+            Disposition::RetryNotApplied {
+                leader: Some("http://127.0.0.1:7072".into())
+            }
         );
-        assert_eq!(classify(&with_leader("")), Disposition::RetryNotApplied { leader: None });
+        assert_eq!(
+            classify(&with_leader("")),
+            Disposition::RetryNotApplied { leader: None }
+        );
         // The header only means something on UNAVAILABLE.
-        let mut status = Status::invalid_argument("bad");
-        status.metadata_mut().insert(LEADER_METADATA_KEY, MetadataValue::from_static("http://x:1"));
+        let status = with_metadata(
+            Status::invalid_argument("bad"),
+            LEADER_METADATA_KEY,
+            "http://x:1",
+        );
         assert_eq!(classify(&status), Disposition::Fatal);
     }
 
     #[test]
     fn backoff_doubles_to_cap_with_bounded_jitter() {
         let backoff = Backoff::default();
-        let ceilings: Vec<u64> = (0..8).map(|r| backoff.ceiling(r).as_millis() as u64).collect();
+        let ceilings: Vec<u64> = (0..8)
+            .map(|r| backoff.ceiling(r).as_millis() as u64)
+            .collect();
         assert_eq!(ceilings, vec![50, 100, 200, 400, 800, 1000, 1000, 1000]);
         assert_eq!(backoff.ceiling(u32::MAX), Duration::from_secs(1));
         for retry in 0..10 {

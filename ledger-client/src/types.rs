@@ -16,7 +16,10 @@ pub struct NewAsset {
 
 impl NewAsset {
     pub fn new(code: impl Into<String>, scale: u32) -> NewAsset {
-        NewAsset { code: code.into(), scale }
+        NewAsset {
+            code: code.into(),
+            scale,
+        }
     }
 }
 
@@ -44,7 +47,12 @@ pub struct NewAccount {
 impl NewAccount {
     /// A plain account with no balance constraints; set the other fields with struct update.
     pub fn new(id: u128, asset: impl Into<String>, code: u32) -> NewAccount {
-        NewAccount { id, asset: asset.into(), code, ..NewAccount::default() }
+        NewAccount {
+            id,
+            asset: asset.into(),
+            code,
+            ..NewAccount::default()
+        }
     }
 }
 
@@ -92,7 +100,11 @@ pub struct Leg {
 
 impl Leg {
     pub fn new(debit: u128, credit: u128, amount: Decimal) -> Leg {
-        Leg { debit, credit, amount }
+        Leg {
+            debit,
+            credit,
+            amount,
+        }
     }
 }
 

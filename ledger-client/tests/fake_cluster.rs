@@ -20,6 +20,10 @@ enum Mode {
     Follower,
     /// Answers every write with INVALID_ARGUMENT.
     Invalid,
+    /// UNAVAILABLE without a leader (election in progress): refused before Raft.
+    NoLeader,
+    /// UNAVAILABLE with `x-ledger-outcome: unknown` (leader changed mid-write).
+    OutcomeUnknown,
 }
 
 #[derive(Default)]
@@ -50,30 +54,58 @@ impl FakeNode {
             Mode::Leader => Ok(()),
             Mode::Follower => {
                 let mut status = Status::unavailable("not the leader");
-                status.metadata_mut().insert("x-ledger-leader", self.leader_url.parse().unwrap());
+                status
+                    .metadata_mut()
+                    .insert("x-ledger-leader", self.leader_url.parse().unwrap());
                 Err(status)
             }
             Mode::Invalid => Err(Status::invalid_argument("request breaks a bound")),
+            Mode::NoLeader => Err(Status::unavailable("not the leader; leader: unknown")),
+            Mode::OutcomeUnknown => {
+                let mut status = Status::unavailable("commit outcome unknown: leader changed");
+                status
+                    .metadata_mut()
+                    .insert("x-ledger-outcome", "unknown".parse().unwrap());
+                Err(status)
+            }
         }
     }
 }
 
 #[tonic::async_trait]
 impl api::ledger_server::Ledger for FakeNode {
-    async fn create_assets(&self, request: Request<api::CreateAssetsRequest>) -> Result<Response<api::CreateAssetsResponse>, Status> {
+    async fn create_assets(
+        &self,
+        request: Request<api::CreateAssetsRequest>,
+    ) -> Result<Response<api::CreateAssetsResponse>, Status> {
         self.gate()?;
         let results = (0..request.into_inner().assets.len())
-            .map(|i| api::WriteResult { index: i as u32, code: api::ResultCode::Exists as i32, timestamp_ns: 5, ..Default::default() })
+            .map(|i| api::WriteResult {
+                index: i as u32,
+                code: api::ResultCode::Exists as i32,
+                timestamp_ns: 5,
+                ..Default::default()
+            })
             .collect();
         Ok(Response::new(api::CreateAssetsResponse { results }))
     }
-    async fn create_accounts(&self, _: Request<api::CreateAccountsRequest>) -> Result<Response<api::CreateAccountsResponse>, Status> {
+    async fn create_accounts(
+        &self,
+        _: Request<api::CreateAccountsRequest>,
+    ) -> Result<Response<api::CreateAccountsResponse>, Status> {
         unimplemented()
     }
-    async fn create_transfers(&self, request: Request<api::CreateTransfersRequest>) -> Result<Response<api::CreateTransfersResponse>, Status> {
+    async fn create_transfers(
+        &self,
+        request: Request<api::CreateTransfersRequest>,
+    ) -> Result<Response<api::CreateTransfersResponse>, Status> {
         self.gate()?;
         let transfers = request.into_inner().transfers;
-        self.shared.batch_sizes.lock().unwrap().push(transfers.len());
+        self.shared
+            .batch_sizes
+            .lock()
+            .unwrap()
+            .push(transfers.len());
         let mut results = Vec::new();
         {
             let mut applied = self.shared.applied.lock().unwrap();
@@ -87,7 +119,11 @@ impl api::ledger_server::Ledger for FakeNode {
                 let fails = transfer.legs.first().is_some_and(|leg| leg.amount == "13");
                 results.push(api::WriteResult {
                     index: index as u32,
-                    code: if fails { api::ResultCode::ExceedsCredits as i32 } else { api::ResultCode::Ok as i32 },
+                    code: if fails {
+                        api::ResultCode::ExceedsCredits as i32
+                    } else {
+                        api::ResultCode::Ok as i32
+                    },
                     timestamp_ns,
                     leg_index: fails.then_some(0),
                     replay,
@@ -95,19 +131,32 @@ impl api::ledger_server::Ledger for FakeNode {
                 });
             }
         }
-        let hang = self.shared.hang_after_apply.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+        let hang = self
+            .shared
+            .hang_after_apply
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
         if hang {
             tokio::time::sleep(Duration::from_secs(30)).await;
         }
         Ok(Response::new(api::CreateTransfersResponse { results }))
     }
-    async fn set_account_status(&self, _: Request<api::SetAccountStatusRequest>) -> Result<Response<api::SetAccountStatusResponse>, Status> {
+    async fn set_account_status(
+        &self,
+        _: Request<api::SetAccountStatusRequest>,
+    ) -> Result<Response<api::SetAccountStatusResponse>, Status> {
         unimplemented()
     }
-    async fn lookup_assets(&self, _: Request<api::LookupAssetsRequest>) -> Result<Response<api::LookupAssetsResponse>, Status> {
+    async fn lookup_assets(
+        &self,
+        _: Request<api::LookupAssetsRequest>,
+    ) -> Result<Response<api::LookupAssetsResponse>, Status> {
         unimplemented()
     }
-    async fn lookup_accounts(&self, request: Request<api::LookupAccountsRequest>) -> Result<Response<api::LookupAccountsResponse>, Status> {
+    async fn lookup_accounts(
+        &self,
+        request: Request<api::LookupAccountsRequest>,
+    ) -> Result<Response<api::LookupAccountsResponse>, Status> {
         self.gate()?;
         let accounts = request
             .into_inner()
@@ -136,7 +185,10 @@ impl api::ledger_server::Ledger for FakeNode {
             .collect();
         Ok(Response::new(api::LookupAccountsResponse { accounts }))
     }
-    async fn lookup_transfers(&self, _: Request<api::LookupTransfersRequest>) -> Result<Response<api::LookupTransfersResponse>, Status> {
+    async fn lookup_transfers(
+        &self,
+        _: Request<api::LookupTransfersRequest>,
+    ) -> Result<Response<api::LookupTransfersResponse>, Status> {
         unimplemented()
     }
     async fn get_transfer_by_idempotency_key(
@@ -157,11 +209,18 @@ impl api::ledger_server::Ledger for FakeNode {
     ) -> Result<Response<api::ListAccountEntriesResponse>, Status> {
         unimplemented()
     }
-    async fn get_balance_at(&self, _: Request<api::GetBalanceAtRequest>) -> Result<Response<api::GetBalanceAtResponse>, Status> {
+    async fn get_balance_at(
+        &self,
+        _: Request<api::GetBalanceAtRequest>,
+    ) -> Result<Response<api::GetBalanceAtResponse>, Status> {
         unimplemented()
     }
-    type WatchAccountStream = futures::stream::BoxStream<'static, Result<api::AccountEntry, Status>>;
-    async fn watch_account(&self, request: Request<api::WatchAccountRequest>) -> Result<Response<Self::WatchAccountStream>, Status> {
+    type WatchAccountStream =
+        futures::stream::BoxStream<'static, Result<api::AccountEntry, Status>>;
+    async fn watch_account(
+        &self,
+        request: Request<api::WatchAccountRequest>,
+    ) -> Result<Response<Self::WatchAccountStream>, Status> {
         self.gate()?;
         let account_id = request.into_inner().account_id;
         let entries: Vec<Result<api::AccountEntry, Status>> = (1..=3u64)
@@ -180,12 +239,21 @@ impl api::ledger_server::Ledger for FakeNode {
             .collect();
         Ok(Response::new(Box::pin(futures::stream::iter(entries))))
     }
-    async fn cluster_status(&self, _: Request<api::ClusterStatusRequest>) -> Result<Response<api::ClusterStatusResponse>, Status> {
+    async fn cluster_status(
+        &self,
+        _: Request<api::ClusterStatusRequest>,
+    ) -> Result<Response<api::ClusterStatusResponse>, Status> {
         unimplemented()
     }
-    async fn get_state_hash(&self, _: Request<api::GetStateHashRequest>) -> Result<Response<api::GetStateHashResponse>, Status> {
+    async fn get_state_hash(
+        &self,
+        _: Request<api::GetStateHashRequest>,
+    ) -> Result<Response<api::GetStateHashResponse>, Status> {
         self.shared.calls.fetch_add(1, Ordering::SeqCst);
-        Ok(Response::new(api::GetStateHashResponse { applied_index: 9, state_hash: "ab".into() }))
+        Ok(Response::new(api::GetStateHashResponse {
+            applied_index: 9,
+            state_hash: "ab".into(),
+        }))
     }
 }
 
@@ -203,13 +271,24 @@ fn serve(listener: tokio::net::TcpListener, node: FakeNode) {
     let service = api::ledger_server::LedgerServer::new(node)
         .max_decoding_message_size(MESSAGE_SIZE_MAX_BYTES)
         .max_encoding_message_size(MESSAGE_SIZE_MAX_BYTES);
-    tokio::spawn(tonic::transport::Server::builder().add_service(service).serve_with_incoming(incoming));
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(incoming),
+    );
 }
 
 async fn node(mode: Mode, leader_url: &str) -> (String, Arc<Shared>) {
     let (listener, url) = listener().await;
     let shared = Arc::new(Shared::default());
-    serve(listener, FakeNode { mode, leader_url: leader_url.to_string(), shared: shared.clone() });
+    serve(
+        listener,
+        FakeNode {
+            mode,
+            leader_url: leader_url.to_string(),
+            shared: shared.clone(),
+        },
+    );
     (url, shared)
 }
 
@@ -225,13 +304,21 @@ fn fast_config() -> ClientConfig {
     ClientConfig {
         request_timeout: Duration::from_millis(300),
         max_retries: 3,
-        backoff: Backoff { initial: Duration::from_millis(5), max: Duration::from_millis(20) },
+        backoff: Backoff {
+            initial: Duration::from_millis(5),
+            max: Duration::from_millis(20),
+        },
         ..ClientConfig::default()
     }
 }
 
 fn transfer(n: u128, amount: &str) -> NewTransfer {
-    NewTransfer::posted(n, format!("key-{n}"), "CNY", vec![Leg::new(1, 2, parse_amount(amount).unwrap())])
+    NewTransfer::posted(
+        n,
+        format!("key-{n}"),
+        "CNY",
+        vec![Leg::new(1, 2, parse_amount(amount).unwrap())],
+    )
 }
 
 #[tokio::test]
@@ -239,14 +326,20 @@ async fn follows_leader_redirect_and_learns_the_endpoint() {
     let (leader, leader_state) = node(Mode::Leader, "").await;
     let (follower, follower_state) = node(Mode::Follower, &leader).await;
     let client = LedgerClient::connect_with(vec![follower.clone()], fast_config()).unwrap();
-    let results = client.create_transfers(vec![transfer(1, "1.00")]).await.unwrap();
+    let results = client
+        .create_transfers(vec![transfer(1, "1.00")])
+        .await
+        .unwrap();
     assert_eq!(results[0].code, ResultCode::Ok);
     assert_eq!(results[0].id, 1);
     assert_eq!(follower_state.calls.load(Ordering::SeqCst), 1);
     assert_eq!(leader_state.calls.load(Ordering::SeqCst), 1);
     assert_eq!(client.endpoints(), vec![follower, leader]);
     // The leader is now preferred: no second trip through the follower.
-    client.create_transfers(vec![transfer(2, "1.00")]).await.unwrap();
+    client
+        .create_transfers(vec![transfer(2, "1.00")])
+        .await
+        .unwrap();
     assert_eq!(follower_state.calls.load(Ordering::SeqCst), 1);
 }
 
@@ -254,7 +347,10 @@ async fn follows_leader_redirect_and_learns_the_endpoint() {
 async fn fails_over_from_a_dead_node() {
     let (leader, _) = node(Mode::Leader, "").await;
     let client = LedgerClient::connect_with(vec![dead_url().await, leader], fast_config()).unwrap();
-    let results = client.create_assets(vec![NewAsset::new("CNY", 2)]).await.unwrap();
+    let results = client
+        .create_assets(vec![NewAsset::new("CNY", 2)])
+        .await
+        .unwrap();
     assert_eq!(results[0].code, ResultCode::Exists);
     assert!(results[0].is_success());
 }
@@ -263,17 +359,69 @@ async fn fails_over_from_a_dead_node() {
 async fn invalid_argument_is_not_retried() {
     let (url, state) = node(Mode::Invalid, "").await;
     let client = LedgerClient::connect_with(vec![url], fast_config()).unwrap();
-    let error = client.create_transfers(vec![transfer(1, "1")]).await.unwrap_err();
-    assert!(matches!(error, ClientError::Rejected { code: tonic::Code::InvalidArgument, .. }), "{error:?}");
+    let error = client
+        .create_transfers(vec![transfer(1, "1")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ClientError::Rejected {
+                code: tonic::Code::InvalidArgument,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
     assert_eq!(state.calls.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
 async fn nothing_reachable_is_unavailable() {
-    let client = LedgerClient::connect_with(vec![dead_url().await, dead_url().await], fast_config()).unwrap();
-    let error = client.create_transfers(vec![transfer(1, "1")]).await.unwrap_err();
-    assert!(matches!(error, ClientError::Unavailable { attempts: 4, .. }), "{error:?}");
+    let client =
+        LedgerClient::connect_with(vec![dead_url().await, dead_url().await], fast_config())
+            .unwrap();
+    let error = client
+        .create_transfers(vec![transfer(1, "1")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ClientError::Unavailable { attempts: 4, .. }),
+        "{error:?}"
+    );
     assert!(error.is_definitely_not_applied());
+}
+
+#[tokio::test]
+async fn refusals_before_raft_are_unavailable_and_server_unknowns_are_unknown() {
+    let (url, state) = node(Mode::NoLeader, "").await;
+    let client = LedgerClient::connect_with(vec![url], fast_config()).unwrap();
+    let error = client
+        .create_transfers(vec![transfer(1, "1")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ClientError::Unavailable { attempts: 4, .. }),
+        "{error:?}"
+    );
+    assert_eq!(state.calls.load(Ordering::SeqCst), 4);
+
+    let (url, _) = node(Mode::OutcomeUnknown, "").await;
+    let client = LedgerClient::connect_with(vec![url], fast_config()).unwrap();
+    let error = client
+        .create_transfers(vec![transfer(1, "1")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ClientError::Unknown { attempts: 4, .. }),
+        "{error:?}"
+    );
+    // A read has no commit outcome to be unsure about.
+    let error = client.lookup_accounts(vec![7]).await.unwrap_err();
+    assert!(
+        matches!(error, ClientError::Unavailable { attempts: 4, .. }),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]
@@ -281,11 +429,16 @@ async fn timeouts_after_sending_are_unknown() {
     let (url, state) = node(Mode::Leader, "").await;
     state.hang_after_apply.store(100, Ordering::SeqCst);
     let client = LedgerClient::connect_with(vec![url], fast_config()).unwrap();
-    let error = client.create_transfers(vec![transfer(1, "1")]).await.unwrap_err();
-    assert!(matches!(error, ClientError::Unknown { attempts: 4, .. }), "{error:?}");
+    let error = client
+        .create_transfers(vec![transfer(1, "1")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ClientError::Unknown { attempts: 4, .. }),
+        "{error:?}"
+    );
     assert!(!error.is_definitely_not_applied());
     assert_eq!(state.calls.load(Ordering::SeqCst), 4);
-    // A read that times out is just unavailable: nothing to be unsure about.
 }
 
 #[tokio::test]
@@ -293,9 +446,15 @@ async fn a_retry_after_a_lost_reply_gets_the_replayed_result() {
     let (url, state) = node(Mode::Leader, "").await;
     state.hang_after_apply.store(1, Ordering::SeqCst);
     let client = LedgerClient::connect_with(vec![url], fast_config()).unwrap();
-    let results = client.create_transfers(vec![transfer(9, "1")]).await.unwrap();
+    let results = client
+        .create_transfers(vec![transfer(9, "1")])
+        .await
+        .unwrap();
     assert_eq!(results[0].code, ResultCode::Ok);
-    assert!(results[0].replay, "the second attempt must see the first one's result");
+    assert!(
+        results[0].replay,
+        "the second attempt must see the first one's result"
+    );
     assert_eq!(state.calls.load(Ordering::SeqCst), 2);
 }
 
@@ -303,31 +462,50 @@ async fn a_retry_after_a_lost_reply_gets_the_replayed_result() {
 async fn batcher_coalesces_over_the_wire() {
     let (url, state) = node(Mode::Leader, "").await;
     let client = LedgerClient::connect(vec![url]).unwrap();
-    let batcher = client.batcher(BatcherConfig { linger: Duration::from_millis(20), ..BatcherConfig::default() });
-    let submits = (1..=2000u128).map(|n| batcher.submit(transfer(n, if n == 77 { "13" } else { "1" })));
+    let batcher = client.batcher(BatcherConfig {
+        linger: Duration::from_millis(20),
+        ..BatcherConfig::default()
+    });
+    let submits =
+        (1..=2000u128).map(|n| batcher.submit(transfer(n, if n == 77 { "13" } else { "1" })));
     let results = futures::future::join_all(submits).await;
     for (n, result) in (1..=2000u128).zip(results) {
         let result = result.unwrap();
         assert_eq!(result.id, n);
         assert_eq!(result.index, 0);
-        let expected = if n == 77 { ResultCode::ExceedsCredits } else { ResultCode::Ok };
+        let expected = if n == 77 {
+            ResultCode::ExceedsCredits
+        } else {
+            ResultCode::Ok
+        };
         assert_eq!(result.code, expected);
     }
     let sizes = state.batch_sizes.lock().unwrap().clone();
     assert_eq!(sizes.iter().sum::<usize>(), 2000);
-    assert!(sizes.len() < 20, "expected few large batches, got {sizes:?}");
+    assert!(
+        sizes.len() < 20,
+        "expected few large batches, got {sizes:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_full_request_fits_the_message_limit() {
     let (url, _) = node(Mode::Leader, "").await;
     let client = LedgerClient::connect(vec![url]).unwrap();
-    let legs: Vec<Leg> = (0..16).map(|i| Leg::new(u128::MAX - i, i + 1, parse_amount("12345.67").unwrap())).collect();
-    let transfers: Vec<NewTransfer> =
-        (1..=8190u128).map(|n| NewTransfer::posted(n, format!("big-{n}"), "CNY", legs.clone())).collect();
+    let legs: Vec<Leg> = (0..16)
+        .map(|i| Leg::new(u128::MAX - i, i + 1, parse_amount("12345.67").unwrap()))
+        .collect();
+    let transfers: Vec<NewTransfer> = (1..=8190u128)
+        .map(|n| NewTransfer::posted(n, format!("big-{n}"), "CNY", legs.clone()))
+        .collect();
     let results = client.create_transfers(transfers).await.unwrap();
     assert_eq!(results.len(), 8190);
-    assert!(results.iter().enumerate().all(|(i, r)| r.index as usize == i && r.is_success()));
+    assert!(
+        results
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r.index as usize == i && r.is_success())
+    );
 }
 
 #[tokio::test]
@@ -338,9 +516,15 @@ async fn watch_streams_entries_then_reports_the_break() {
     let mut watch = client.watch_account(7).await.unwrap();
     for n in 1..=3u64 {
         let entry = watch.next().await.unwrap().unwrap();
-        assert_eq!((entry.account_id, entry.timestamp_ns, entry.transfer_id), (7, n, 100 + n as u128));
+        assert_eq!(
+            (entry.account_id, entry.timestamp_ns, entry.transfer_id),
+            (7, n, 100 + n as u128)
+        );
     }
-    assert!(matches!(watch.next().await, Some(Err(ClientError::Unavailable { .. }))));
+    assert!(matches!(
+        watch.next().await,
+        Some(Err(ClientError::Unavailable { .. }))
+    ));
 }
 
 // ---- the `ledger` binary ----
@@ -348,11 +532,16 @@ async fn watch_streams_entries_then_reports_the_break() {
 fn ledger(args: &[&str]) -> (i32, String, String) {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"))
         .args(args)
-        .env_remove("LEDGER_ENDPOINT").env("RUST_LOG", std::env::var("CLI_LOG").unwrap_or_default())
+        .env_remove("LEDGER_ENDPOINT")
+        .env("RUST_LOG", std::env::var("CLI_LOG").unwrap_or_default())
         .output()
         .unwrap();
     let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
-    (output.status.code().unwrap(), text(output.stdout), text(output.stderr))
+    (
+        output.status.code().unwrap(),
+        text(output.stdout),
+        text(output.stderr),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -370,8 +559,11 @@ async fn cli_exit_codes_and_json() {
     };
     let args = |s: &str| s.split(' ').map(str::to_string).collect::<Vec<_>>();
 
-    let (code, stdout, stderr) =
-        run(args("transfer submit --asset CNY --leg 1:2:10.00 --idempotency-key order-1")).await.unwrap();
+    let (code, stdout, stderr) = run(args(
+        "transfer submit --asset CNY --leg 1:2:10.00 --idempotency-key order-1",
+    ))
+    .await
+    .unwrap();
     assert_eq!(code, 0, "{stderr}");
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let result = &json["results"][0];
@@ -382,11 +574,22 @@ async fn cli_exit_codes_and_json() {
     assert!(result["timestamp_time"].as_str().unwrap().ends_with('Z'));
 
     // Same command again: same derived id, replayed result, still success.
-    let (code, stdout, _) = run(args("transfer submit --asset CNY --leg 1:2:10.00 --idempotency-key order-1")).await.unwrap();
+    let (code, stdout, _) = run(args(
+        "transfer submit --asset CNY --leg 1:2:10.00 --idempotency-key order-1",
+    ))
+    .await
+    .unwrap();
     assert_eq!(code, 0);
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&stdout).unwrap()["results"][0]["replay"], true);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout).unwrap()["results"][0]["replay"],
+        true
+    );
 
-    let (code, stdout, _) = run(args("transfer submit --asset CNY --leg 1:2:13 --idempotency-key order-2")).await.unwrap();
+    let (code, stdout, _) = run(args(
+        "transfer submit --asset CNY --leg 1:2:13 --idempotency-key order-2",
+    ))
+    .await
+    .unwrap();
     assert_eq!(code, 1);
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(json["results"][0]["code"], "exceeds_credits");
@@ -406,7 +609,11 @@ async fn cli_exit_codes_and_json() {
     assert_eq!((code, stdout.as_str()), (1, ""));
     assert!(stderr.contains("account 8 not found"), "{stderr}");
 
-    let (code, _, stderr) = run(args("transfer submit --asset CNY --leg 1:2 --idempotency-key k")).await.unwrap();
+    let (code, _, stderr) = run(args(
+        "transfer submit --asset CNY --leg 1:2 --idempotency-key k",
+    ))
+    .await
+    .unwrap();
     assert_eq!(code, 2);
     assert!(stderr.contains("DEBIT_ID:CREDIT_ID:AMOUNT"), "{stderr}");
 
@@ -419,7 +626,14 @@ async fn cli_exit_codes_and_json() {
 
     let dead = dead_url().await;
     let (code, _, stderr) = tokio::task::spawn_blocking(move || {
-        ledger(&["--endpoint", &dead, "--max-retries", "1", "cluster", "state-hash"])
+        ledger(&[
+            "--endpoint",
+            &dead,
+            "--max-retries",
+            "1",
+            "cluster",
+            "state-hash",
+        ])
     })
     .await
     .unwrap();
@@ -434,17 +648,26 @@ async fn cli_exit_codes_and_json() {
     .await
     .unwrap();
     assert_eq!(code, 0);
-    assert!(stdout.contains("state_hash") && stdout.contains("ab"), "{stdout}");
+    assert!(
+        stdout.contains("state_hash") && stdout.contains("ab"),
+        "{stdout}"
+    );
 
     if std::env::var_os("SHOW_TABLES").is_some() {
-        for a in ["account get 7", "transfer submit --asset CNY --leg 1:2:13 --idempotency-key order-3", "watch 7"] {
+        for a in [
+            "account get 7",
+            "transfer submit --asset CNY --leg 1:2:13 --idempotency-key order-3",
+            "watch 7",
+        ] {
             let endpoint = leader.clone();
             let a = a.to_string();
             let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
                 let mut argv = vec!["--endpoint", endpoint.as_str()];
                 argv.extend(a.split(' '));
                 ledger(&argv)
-            }).await.unwrap();
+            })
+            .await
+            .unwrap();
             eprintln!("--- exit {code}\n{stdout}{stderr}");
         }
     }

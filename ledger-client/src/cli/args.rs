@@ -6,9 +6,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use rust_decimal::Decimal;
 
 #[derive(Debug, Parser)]
-#[command(name = "ledger", version, about = "Command-line client for the ledger (gRPC ledger.v1.Ledger).")]
-#[command(after_help = "IDs: decimal u128 or 0x-prefixed hex. Amounts: plain decimals like 12.50.\n\
-Exit status: 0 every result ok/exists, 1 some item failed or was not found, 2 usage or transport error.")]
+#[command(
+    name = "ledger",
+    version,
+    about = "Command-line client for the ledger (gRPC ledger.v1.Ledger)."
+)]
+#[command(
+    after_help = "IDs: decimal u128 or 0x-prefixed hex. Amounts: plain decimals like 12.50.\n\
+Exit status: 0 every result ok/exists, 1 some item failed or was not found, 2 usage or transport error."
+)]
 pub struct Cli {
     /// Node endpoint URL; repeat or comma-separate for several nodes (the client follows the leader).
     #[arg(
@@ -73,7 +79,9 @@ pub enum AssetCommand {
         #[arg(long)]
         scale: u32,
     },
-    Get { code: String },
+    Get {
+        code: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,7 +93,9 @@ pub enum AccountCommand {
         id: u128,
     },
     /// Look an account up by its external reference.
-    ByRef { external_ref: String },
+    ByRef {
+        external_ref: String,
+    },
     /// Refuse debits (credits are still accepted).
     Freeze(StatusArgs),
     Unfreeze(StatusArgs),

@@ -22,7 +22,10 @@ pub fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .try_init();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("ledger: error: cannot start the async runtime: {error}");
@@ -45,49 +48,118 @@ mod tests {
     #[test]
     fn endpoints_repeat_and_split_on_commas() {
         let cli = Cli::try_parse_from([
-            "ledger", "--endpoint", "http://a:1,http://b:1", "--endpoint", "http://c:1", "cluster", "status",
+            "ledger",
+            "--endpoint",
+            "http://a:1,http://b:1",
+            "--endpoint",
+            "http://c:1",
+            "cluster",
+            "status",
         ])
         .unwrap();
-        assert_eq!(cli.endpoints, vec!["http://a:1", "http://b:1", "http://c:1"]);
+        assert_eq!(
+            cli.endpoints,
+            vec!["http://a:1", "http://b:1", "http://c:1"]
+        );
     }
 
     #[test]
     fn transfer_submit_parses_legs() {
         let cli = Cli::try_parse_from([
-            "ledger", "transfer", "submit", "--asset", "CNY", "--leg", "1:2:10.00", "--leg", "0x2:3:1",
-            "--idempotency-key", "k1", "--pending", "--timeout-ms", "500", "--output", "json",
+            "ledger",
+            "transfer",
+            "submit",
+            "--asset",
+            "CNY",
+            "--leg",
+            "1:2:10.00",
+            "--leg",
+            "0x2:3:1",
+            "--idempotency-key",
+            "k1",
+            "--pending",
+            "--timeout-ms",
+            "500",
+            "--output",
+            "json",
         ])
         .unwrap();
         assert_eq!(cli.output, OutputFormat::Json);
-        let Command::Transfer(TransferCommand::Submit(args)) = cli.command else { panic!("wrong command") };
+        let Command::Transfer(TransferCommand::Submit(args)) = cli.command else {
+            panic!("wrong command")
+        };
         assert_eq!(args.legs.len(), 2);
         assert_eq!(args.legs[1].debit, 2);
         assert!(args.pending);
         assert_eq!(args.timeout_ms, 500);
         assert_eq!(args.id, None);
-        assert_eq!(cli.request_timeout_ms, 10_000, "the pending timeout must not leak into the request timeout");
+        assert_eq!(
+            cli.request_timeout_ms, 10_000,
+            "the pending timeout must not leak into the request timeout"
+        );
     }
 
     #[test]
     fn request_timeout_is_separate_from_the_pending_timeout() {
         let cli = Cli::try_parse_from([
-            "ledger", "--request-timeout-ms", "250", "transfer", "submit", "--asset", "CNY", "--leg", "1:2:1",
-            "--idempotency-key", "k",
+            "ledger",
+            "--request-timeout-ms",
+            "250",
+            "transfer",
+            "submit",
+            "--asset",
+            "CNY",
+            "--leg",
+            "1:2:1",
+            "--idempotency-key",
+            "k",
         ])
         .unwrap();
         assert_eq!(cli.request_timeout_ms, 250);
-        let Command::Transfer(TransferCommand::Submit(args)) = cli.command else { panic!("wrong command") };
+        let Command::Transfer(TransferCommand::Submit(args)) = cli.command else {
+            panic!("wrong command")
+        };
         assert_eq!(args.timeout_ms, 0);
     }
 
     #[test]
     fn bad_values_are_usage_errors() {
         for argv in [
-            vec!["ledger", "transfer", "submit", "--asset", "CNY", "--leg", "1:2", "--idempotency-key", "k"],
-            vec!["ledger", "transfer", "submit", "--asset", "CNY", "--idempotency-key", "k"],
+            vec![
+                "ledger",
+                "transfer",
+                "submit",
+                "--asset",
+                "CNY",
+                "--leg",
+                "1:2",
+                "--idempotency-key",
+                "k",
+            ],
+            vec![
+                "ledger",
+                "transfer",
+                "submit",
+                "--asset",
+                "CNY",
+                "--idempotency-key",
+                "k",
+            ],
             vec!["ledger", "account", "get", "-5"],
-            vec!["ledger", "account", "create", "--id", "1", "--asset", "C", "--code", "1", "--meta", "novalue"],
-            vec!["ledger", "transfer", "post", "9", "--idempotency-key", "k", "--amount", "1e3"],
+            vec![
+                "ledger", "account", "create", "--id", "1", "--asset", "C", "--code", "1",
+                "--meta", "novalue",
+            ],
+            vec![
+                "ledger",
+                "transfer",
+                "post",
+                "9",
+                "--idempotency-key",
+                "k",
+                "--amount",
+                "1e3",
+            ],
         ] {
             let error = Cli::try_parse_from(&argv).unwrap_err();
             assert_eq!(error.exit_code(), 2, "{argv:?}");
@@ -97,10 +169,24 @@ mod tests {
     #[test]
     fn post_amounts_and_defaults() {
         let cli = Cli::try_parse_from([
-            "ledger", "transfer", "post", "0x10", "--idempotency-key", "k", "--amount", "1.5", "--amount", "2",
+            "ledger",
+            "transfer",
+            "post",
+            "0x10",
+            "--idempotency-key",
+            "k",
+            "--amount",
+            "1.5",
+            "--amount",
+            "2",
         ])
         .unwrap();
-        let Command::Transfer(TransferCommand::Post { pending_id, amounts, .. }) = cli.command else {
+        let Command::Transfer(TransferCommand::Post {
+            pending_id,
+            amounts,
+            ..
+        }) = cli.command
+        else {
             panic!("wrong command")
         };
         assert_eq!(pending_id, 16);

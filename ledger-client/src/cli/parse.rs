@@ -17,18 +17,27 @@ pub fn parse_amount_arg(input: &str) -> Result<Decimal, ParseError> {
 /// `DEBIT_ID:CREDIT_ID:AMOUNT`, e.g. `1001:2002:12.50` or `0x3e9:0x7d2:1`.
 pub fn parse_leg_arg(input: &str) -> Result<Leg, ParseError> {
     let mut parts = input.split(':');
-    let (Some(debit), Some(credit), Some(amount), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(debit), Some(credit), Some(amount), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(ParseError::LegSyntax { input: input.to_string() });
+        return Err(ParseError::LegSyntax {
+            input: input.to_string(),
+        });
     };
-    Ok(Leg { debit: parse_id(debit)?, credit: parse_id(credit)?, amount: parse_amount(amount)? })
+    Ok(Leg {
+        debit: parse_id(debit)?,
+        credit: parse_id(credit)?,
+        amount: parse_amount(amount)?,
+    })
 }
 
 /// `KEY=VALUE`; the value may contain '=' and may be empty, the key may not.
 pub fn parse_meta_arg(input: &str) -> Result<(String, String), ParseError> {
     match input.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
-        _ => Err(ParseError::MetadataSyntax { input: input.to_string() }),
+        _ => Err(ParseError::MetadataSyntax {
+            input: input.to_string(),
+        }),
     }
 }
 
@@ -43,19 +52,36 @@ mod tests {
         assert_eq!(leg.amount.to_string(), "12.50");
         let leg = parse_leg_arg("0x10:0xff:1").unwrap();
         assert_eq!((leg.debit, leg.credit), (16, 255));
-        for bad in ["", "1:2", "1:2:3:4", "1::3", ":2:3", "1:2:", "a:2:3", "1:2:x", "1:2:1e3", "1:2:-"] {
+        for bad in [
+            "", "1:2", "1:2:3:4", "1::3", ":2:3", "1:2:", "a:2:3", "1:2:x", "1:2:1e3", "1:2:-",
+        ] {
             assert!(parse_leg_arg(bad).is_err(), "{bad:?} should be rejected");
         }
-        assert!(matches!(parse_leg_arg("1:2"), Err(ParseError::LegSyntax { .. })));
-        assert!(matches!(parse_leg_arg("x:2:1"), Err(ParseError::IdSyntax { .. })));
-        assert!(matches!(parse_leg_arg("1:2:1.2.3"), Err(ParseError::AmountSyntax { .. })));
+        assert!(matches!(
+            parse_leg_arg("1:2"),
+            Err(ParseError::LegSyntax { .. })
+        ));
+        assert!(matches!(
+            parse_leg_arg("x:2:1"),
+            Err(ParseError::IdSyntax { .. })
+        ));
+        assert!(matches!(
+            parse_leg_arg("1:2:1.2.3"),
+            Err(ParseError::AmountSyntax { .. })
+        ));
     }
 
     #[test]
     fn metadata() {
-        assert_eq!(parse_meta_arg("phone=+86 138").unwrap(), ("phone".into(), "+86 138".into()));
+        assert_eq!(
+            parse_meta_arg("phone=+86 138").unwrap(),
+            ("phone".into(), "+86 138".into())
+        );
         assert_eq!(parse_meta_arg("a=b=c").unwrap(), ("a".into(), "b=c".into()));
-        assert_eq!(parse_meta_arg("empty=").unwrap(), ("empty".into(), String::new()));
+        assert_eq!(
+            parse_meta_arg("empty=").unwrap(),
+            ("empty".into(), String::new())
+        );
         assert!(parse_meta_arg("=v").is_err());
         assert!(parse_meta_arg("novalue").is_err());
     }

@@ -43,7 +43,11 @@ pub fn table(node: &Node) -> String {
 pub fn line(node: &Node) -> String {
     let mut pairs = Vec::new();
     flatten(&mut pairs, "", node);
-    pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn columns(out: &mut String, rows: &[Node]) {
@@ -64,14 +68,26 @@ fn columns(out: &mut String, rows: &[Node]) {
         }
     }
     let cell = |row: &Vec<(String, String)>, header: &str| {
-        row.iter().find(|(k, _)| k == header).map_or_else(|| "-".to_string(), |(_, v)| v.clone())
+        row.iter()
+            .find(|(k, _)| k == header)
+            .map_or_else(|| "-".to_string(), |(_, v)| v.clone())
     };
     let widths: Vec<usize> = headers
         .iter()
-        .map(|h| rows.iter().map(|r| cell(r, h).len()).chain([h.len()]).max().unwrap_or(0))
+        .map(|h| {
+            rows.iter()
+                .map(|r| cell(r, h).len())
+                .chain([h.len()])
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let join = |cells: Vec<String>| {
-        let line: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let line: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         format!("{}\n", line.join("  ").trim_end())
     };
     out.push_str(&join(headers.clone()));
@@ -89,16 +105,34 @@ fn flatten(out: &mut Vec<(String, String)>, prefix: &str, node: &Node) {
                 out.push((prefix.to_string(), "-".into()));
             }
             for (key, value) in fields {
-                let key = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                let key = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
                 flatten(out, &key, value);
             }
         }
-        Node::Array(items) if items.iter().all(|i| !matches!(i, Node::Object(_) | Node::Array(_))) => {
+        Node::Array(items)
+            if items
+                .iter()
+                .all(|i| !matches!(i, Node::Object(_) | Node::Array(_))) =>
+        {
             let joined = items.iter().map(text).collect::<Vec<_>>().join(",");
-            out.push((prefix.to_string(), if joined.is_empty() { "-".into() } else { joined }));
+            out.push((
+                prefix.to_string(),
+                if joined.is_empty() {
+                    "-".into()
+                } else {
+                    joined
+                },
+            ));
         }
         Node::Array(_) => {
-            out.push((prefix.to_string(), serde_json::to_string(node).unwrap_or_default()));
+            out.push((
+                prefix.to_string(),
+                serde_json::to_string(node).unwrap_or_default(),
+            ));
         }
         scalar => out.push((prefix.to_string(), text(scalar))),
     }
@@ -131,6 +165,9 @@ mod tests {
             table(&doc),
             "id                      7\nbalances.debits_posted  1.00\n\nresults:\ncode  leg_index\nok    -\n"
         );
-        assert_eq!(line(&doc), "id=7 balances.debits_posted=1.00 results=[{\"code\":\"ok\",\"leg_index\":null}]");
+        assert_eq!(
+            line(&doc),
+            "id=7 balances.debits_posted=1.00 results=[{\"code\":\"ok\",\"leg_index\":null}]"
+        );
     }
 }

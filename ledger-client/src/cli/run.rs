@@ -29,14 +29,22 @@ struct Outcome {
 
 impl Outcome {
     fn ok(document: Node) -> Outcome {
-        Outcome { document: Some(document), exit: EXIT_OK, message: None }
+        Outcome {
+            document: Some(document),
+            exit: EXIT_OK,
+            message: None,
+        }
     }
 
     fn writes(results: &[WriteResult]) -> Outcome {
         let failed = results.iter().filter(|r| !r.is_success()).count();
         Outcome {
             document: Some(view::write_results(results)),
-            exit: if failed == 0 { EXIT_OK } else { EXIT_ITEM_FAILED },
+            exit: if failed == 0 {
+                EXIT_OK
+            } else {
+                EXIT_ITEM_FAILED
+            },
             message: (failed > 0).then(|| format!("{failed} of {} item(s) failed", results.len())),
         }
     }
@@ -44,7 +52,11 @@ impl Outcome {
     fn found(document: Option<Node>, what: String) -> Outcome {
         match document {
             Some(document) => Outcome::ok(document),
-            None => Outcome { document: None, exit: EXIT_ITEM_FAILED, message: Some(format!("{what} not found")) },
+            None => Outcome {
+                document: None,
+                exit: EXIT_ITEM_FAILED,
+                message: Some(format!("{what} not found")),
+            },
         }
     }
 }
@@ -55,7 +67,12 @@ pub async fn run(cli: Cli) -> ExitCode {
         max_retries: cli.max_retries,
         ..ClientConfig::default()
     };
-    let endpoints: Vec<String> = cli.endpoints.iter().map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect();
+    let endpoints: Vec<String> = cli
+        .endpoints
+        .iter()
+        .map(|e| e.trim().to_string())
+        .filter(|e| !e.is_empty())
+        .collect();
     let client = match LedgerClient::connect_with(endpoints, config) {
         Ok(client) => client,
         Err(error) => return fail(&error),
@@ -78,6 +95,14 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
             ExitCode::from(outcome.exit)
         }
+        Err(ClientError::Rejected {
+            code: tonic::Code::NotFound,
+            message,
+        }) => {
+            // The object the command names does not exist: an item failure, not a usage error.
+            eprintln!("ledger: not found: {message}");
+            ExitCode::from(EXIT_ITEM_FAILED)
+        }
         Err(error) => fail(&error),
     }
 }
@@ -85,7 +110,9 @@ pub async fn run(cli: Cli) -> ExitCode {
 fn fail(error: &ClientError) -> ExitCode {
     eprintln!("ledger: error: {error}");
     if let ClientError::Unknown { .. } = error {
-        eprintln!("ledger: re-run the same command (same idempotency key / same fields) to learn the outcome");
+        eprintln!(
+            "ledger: re-run the same command (same idempotency key / same fields) to learn the outcome"
+        );
     }
     ExitCode::from(EXIT_ERROR)
 }
@@ -105,7 +132,11 @@ async fn asset(client: &LedgerClient, command: AssetCommand) -> Result<Outcome, 
             Outcome::writes(&client.create_assets(vec![NewAsset { code, scale }]).await?)
         }
         AssetCommand::Get { code } => {
-            let found = client.lookup_assets(vec![code.clone()]).await?.into_iter().find(|a| a.code == code);
+            let found = client
+                .lookup_assets(vec![code.clone()])
+                .await?
+                .into_iter()
+                .find(|a| a.code == code);
             Outcome::found(found.as_ref().map(view::asset), format!("asset {code}"))
         }
     })
@@ -113,7 +144,10 @@ async fn asset(client: &LedgerClient, command: AssetCommand) -> Result<Outcome, 
 
 async fn account(client: &LedgerClient, command: AccountCommand) -> Result<Outcome, ClientError> {
     let set_status = |id: u128, status: AccountStatus, reason: String| async move {
-        client.set_account_status(vec![(id, status, reason)]).await.map(|r| Outcome::writes(&r))
+        client
+            .set_account_status(vec![(id, status, reason)])
+            .await
+            .map(|r| Outcome::writes(&r))
     };
     Ok(match command {
         AccountCommand::Create(args) => {
@@ -135,13 +169,29 @@ async fn account(client: &LedgerClient, command: AccountCommand) -> Result<Outco
         }
         AccountCommand::ByRef { external_ref } => {
             let found = client.get_account_by_external_ref(&external_ref).await?;
-            Outcome::found(found.as_ref().map(view::account), format!("account with external ref {external_ref:?}"))
+            Outcome::found(
+                found.as_ref().map(view::account),
+                format!("account with external ref {external_ref:?}"),
+            )
         }
-        AccountCommand::Freeze(args) => set_status(args.id, AccountStatus::Frozen, args.reason).await?,
-        AccountCommand::Unfreeze(args) => set_status(args.id, AccountStatus::Active, args.reason).await?,
-        AccountCommand::Close(args) => set_status(args.id, AccountStatus::Closed, args.reason).await?,
-        AccountCommand::ListTransfers { id, limit, cursor_timestamp_ns, reverse } => {
-            let page = client.list_account_entries(id, cursor_timestamp_ns, limit, reverse).await?;
+        AccountCommand::Freeze(args) => {
+            set_status(args.id, AccountStatus::Frozen, args.reason).await?
+        }
+        AccountCommand::Unfreeze(args) => {
+            set_status(args.id, AccountStatus::Active, args.reason).await?
+        }
+        AccountCommand::Close(args) => {
+            set_status(args.id, AccountStatus::Closed, args.reason).await?
+        }
+        AccountCommand::ListTransfers {
+            id,
+            limit,
+            cursor_timestamp_ns,
+            reverse,
+        } => {
+            let page = client
+                .list_account_entries(id, cursor_timestamp_ns, limit, reverse)
+                .await?;
             Outcome::ok(view::entries_page(&page))
         }
         AccountCommand::BalanceAt { id, timestamp_ns } => {
@@ -153,24 +203,50 @@ async fn account(client: &LedgerClient, command: AccountCommand) -> Result<Outco
 
 async fn transfer(client: &LedgerClient, command: TransferCommand) -> Result<Outcome, ClientError> {
     let submit = |transfer: NewTransfer| async move {
-        client.create_transfers(vec![transfer]).await.map(|r| Outcome::writes(&r))
+        client
+            .create_transfers(vec![transfer])
+            .await
+            .map(|r| Outcome::writes(&r))
     };
     Ok(match command {
         TransferCommand::Submit(args) => {
-            let id = args.id.unwrap_or_else(|| transfer_id_from_key(&args.idempotency_key));
+            let id = args
+                .id
+                .unwrap_or_else(|| transfer_id_from_key(&args.idempotency_key));
             let transfer = if args.pending {
-                NewTransfer::pending(id, args.idempotency_key, args.asset, args.legs, args.timeout_ms)
+                NewTransfer::pending(
+                    id,
+                    args.idempotency_key,
+                    args.asset,
+                    args.legs,
+                    args.timeout_ms,
+                )
             } else {
                 // Sent as given: the server answers timeout_reserved_for_pending if it is set.
-                NewTransfer { timeout_ms: args.timeout_ms, ..NewTransfer::posted(id, args.idempotency_key, args.asset, args.legs) }
+                NewTransfer {
+                    timeout_ms: args.timeout_ms,
+                    ..NewTransfer::posted(id, args.idempotency_key, args.asset, args.legs)
+                }
             };
             submit(transfer.with_code(args.code)).await?
         }
-        TransferCommand::Post { pending_id, idempotency_key, id, amounts, code } => {
+        TransferCommand::Post {
+            pending_id,
+            idempotency_key,
+            id,
+            amounts,
+            code,
+        } => {
             let id = id.unwrap_or_else(|| transfer_id_from_key(&idempotency_key));
-            submit(NewTransfer::post(id, idempotency_key, pending_id, amounts).with_code(code)).await?
+            submit(NewTransfer::post(id, idempotency_key, pending_id, amounts).with_code(code))
+                .await?
         }
-        TransferCommand::Void { pending_id, idempotency_key, id, code } => {
+        TransferCommand::Void {
+            pending_id,
+            idempotency_key,
+            id,
+            code,
+        } => {
             let id = id.unwrap_or_else(|| transfer_id_from_key(&idempotency_key));
             submit(NewTransfer::void(id, idempotency_key, pending_id).with_code(code)).await?
         }
@@ -179,7 +255,9 @@ async fn transfer(client: &LedgerClient, command: TransferCommand) -> Result<Out
             Outcome::found(found.as_ref().map(view::transfer), format!("transfer {id}"))
         }
         TransferCommand::ByKey { idempotency_key } => {
-            let record = client.get_transfer_by_idempotency_key(&idempotency_key).await?;
+            let record = client
+                .get_transfer_by_idempotency_key(&idempotency_key)
+                .await?;
             let exit = match &record {
                 Some(record) if record.code.is_success() => EXIT_OK,
                 _ => EXIT_ITEM_FAILED,
@@ -191,7 +269,11 @@ async fn transfer(client: &LedgerClient, command: TransferCommand) -> Result<Out
                 }
                 Some(_) => None,
             };
-            Outcome { document: Some(view::idempotency(&idempotency_key, record.as_ref())), exit, message }
+            Outcome {
+                document: Some(view::idempotency(&idempotency_key, record.as_ref())),
+                exit,
+                message,
+            }
         }
     })
 }
@@ -212,15 +294,25 @@ async fn cluster(client: &LedgerClient, command: ClusterCommand) -> Result<Outco
     let endpoints = client.endpoints();
     let answers = futures::future::join_all(endpoints.iter().map(|endpoint| async move {
         let answer = if state_hash {
-            client.state_hash_of(endpoint).await.map(|h| view::state_hash(&h))
+            client
+                .state_hash_of(endpoint)
+                .await
+                .map(|h| view::state_hash(&h))
         } else {
-            client.cluster_status_of(endpoint).await.map(|s| view::cluster_status(&s))
+            client
+                .cluster_status_of(endpoint)
+                .await
+                .map(|s| view::cluster_status(&s))
         };
         answer.map_err(|e| e.to_string())
     }))
     .await;
     let failed = answers.iter().filter(|a| a.is_err()).count();
-    let nodes: Vec<Node> = endpoints.iter().zip(answers).map(|(e, a)| view::per_endpoint(e, a)).collect();
+    let nodes: Vec<Node> = endpoints
+        .iter()
+        .zip(answers)
+        .map(|(e, a)| view::per_endpoint(e, a))
+        .collect();
     Ok(Outcome {
         document: Some(view::object! { "endpoints" => nodes }),
         exit: if failed == 0 { EXIT_OK } else { EXIT_ERROR },
@@ -243,7 +335,10 @@ async fn watch(client: &LedgerClient, id: u128, output: OutputFormat) -> ExitCod
                 };
                 let mut stdout = std::io::stdout().lock();
                 // Flush per entry: a watcher piped into another program must see it now.
-                if writeln!(stdout, "{text}").and_then(|()| stdout.flush()).is_err() {
+                if writeln!(stdout, "{text}")
+                    .and_then(|()| stdout.flush())
+                    .is_err()
+                {
                     return ExitCode::from(EXIT_OK); // Reader went away (e.g. `| head -1`).
                 }
             }

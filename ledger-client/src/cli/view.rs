@@ -104,11 +104,16 @@ pub fn amount(value: Decimal) -> Node {
 fn timestamp(fields: &mut Vec<(String, Node)>, stem: &str, timestamp_ns: Option<u64>) {
     let timestamp_ns = timestamp_ns.filter(|&ns| ns != 0);
     fields.push((format!("{stem}_ns"), timestamp_ns.into()));
-    fields.push((format!("{stem}_time"), timestamp_ns.map(rfc3339_from_ns).into()));
+    fields.push((
+        format!("{stem}_time"),
+        timestamp_ns.map(rfc3339_from_ns).into(),
+    ));
 }
 
 fn with_timestamp(node: Node, stem: &str, timestamp_ns: Option<u64>) -> Node {
-    let Node::Object(mut fields) = node else { return node };
+    let Node::Object(mut fields) = node else {
+        return node;
+    };
     timestamp(&mut fields, stem, timestamp_ns);
     Node::Object(fields)
 }
@@ -155,7 +160,13 @@ pub fn balances(balances: &Balances) -> Node {
 
 pub fn account(record: &AccountRecord) -> Node {
     let account = &record.account;
-    let metadata = Node::Object(account.metadata.iter().map(|(k, v)| (k.clone(), Node::from(v.as_str()))).collect());
+    let metadata = Node::Object(
+        account
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), Node::from(v.as_str())))
+            .collect(),
+    );
     let node = object! {
         "id" => id(account.id),
         "asset" => account.asset.as_str(),
@@ -206,7 +217,10 @@ pub fn idempotency(key: &str, record: Option<&IdempotencyRecord>) -> Node {
         "transfer_id" => id(record.transfer_id),
     };
     let node = with_timestamp(node, "timestamp", Some(record.timestamp_ns));
-    extend(node, object! { "transfer" => record.transfer.as_ref().map(transfer) })
+    extend(
+        node,
+        object! { "transfer" => record.transfer.as_ref().map(transfer) },
+    )
 }
 
 pub fn entry(entry: &AccountEntry) -> Node {
@@ -230,7 +244,11 @@ pub fn entries_page(page: &EntriesPage) -> Node {
 }
 
 pub fn balance_at(account_id: u128, timestamp_ns: u64, result: &BalanceAt) -> Node {
-    let node = with_timestamp(object! { "account_id" => id(account_id) }, "timestamp", Some(timestamp_ns));
+    let node = with_timestamp(
+        object! { "account_id" => id(account_id) },
+        "timestamp",
+        Some(timestamp_ns),
+    );
     let node = extend(node, object! { "balances" => balances(&result.balances) });
     with_timestamp(node, "as_of_timestamp", result.as_of_timestamp_ns)
 }
@@ -298,7 +316,10 @@ mod tests {
 
     #[test]
     fn absent_timestamps_are_null() {
-        let result = BalanceAt { balances: Balances::default(), as_of_timestamp_ns: None };
+        let result = BalanceAt {
+            balances: Balances::default(),
+            as_of_timestamp_ns: None,
+        };
         let json = serde_json::to_value(balance_at(7, 5, &result)).unwrap();
         assert_eq!(json["as_of_timestamp_ns"], serde_json::Value::Null);
         assert_eq!(json["as_of_timestamp_time"], serde_json::Value::Null);
