@@ -85,12 +85,15 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
+    // tonic's own TCP_NODELAY setting does not apply to a listener we bind ourselves; without it,
+    // small responses wait out delayed ACKs (~40 ms per read).
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tracing::info!(node_id = config.node_id, listen = %config.listen, data_dir = %config.data_dir.display(), "ledger node serving");
     println!("ledger-node {} serving on {} (data dir {})", config.node_id, config.listen, config.data_dir.display());
     tonic::transport::Server::builder()
         .add_service(ledger)
         .add_service(peer)
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .context("serving gRPC")?;
     ticker.abort();
