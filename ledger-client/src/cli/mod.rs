@@ -14,11 +14,12 @@ use std::process::ExitCode;
 pub fn main() -> ExitCode {
     // Usage errors exit 2 (clap's convention, which matches ours); --help and --version exit 0.
     let cli = args::Cli::parse();
-    // Logs go to stderr so stdout stays machine-readable; quiet unless RUST_LOG says otherwise.
+    // Logs go to stderr so stdout stays machine-readable. Off unless RUST_LOG asks: errors are
+    // already reported once, in plain words, by `run`.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
         )
         .with_writer(std::io::stderr)
         .try_init();
