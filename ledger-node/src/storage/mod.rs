@@ -7,3 +7,6 @@ pub mod rocks_store;
 
 pub use db::{Cf, Db, open};
 pub use rocks_store::{BatchStore, ReadStore};
+
+#[cfg(test)]
+mod tests;
