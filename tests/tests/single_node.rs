@@ -357,3 +357,23 @@ async fn holds_expire_on_time_and_frozen_accounts_cannot_pay() {
     assert_eq!(at.balances.credits_posted, d("100.00"));
     assert_eq!(c.lookup_transfer(2).await.unwrap().unwrap().transfer.kind, TransferKind::Pending);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchers_see_committed_entries_of_their_account_only() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let node = DevNode::start(&dir.path().join("node"));
+    let c = client(&node).await;
+    setup(&c).await;
+    let mut watch = c.watch_account(MERCHANT).await.unwrap();
+    ok(&c.create_transfers(vec![NewTransfer::posted(1, "fund", CNY, vec![Leg::new(TOPUP, PAYER, d("10.00"))])]).await.unwrap());
+    ok(&c.create_transfers(vec![NewTransfer::posted(2, "pay", CNY, vec![Leg::new(PAYER, MERCHANT, d("4.00"))])]).await.unwrap());
+    let entry = tokio::time::timeout(std::time::Duration::from_secs(5), watch.next())
+        .await
+        .expect("an entry within 5 s")
+        .expect("stream open")
+        .expect("entry");
+    // The first transfer never touched the merchant: the first entry it sees is the payment.
+    assert_eq!((entry.account_id, entry.transfer_id, entry.is_debit, entry.amount), (MERCHANT, 2, false, d("4.00")));
+    assert_eq!(entry.balances_after.credits_posted, d("4.00"));
+}

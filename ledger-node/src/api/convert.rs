@@ -197,3 +197,48 @@ pub fn account_entry(e: &AccountEntry, scale: u8) -> pb::AccountEntry {
         balances_after: Some(balances(&e.balances_after, scale)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_16_bytes_or_empty() {
+        assert_eq!(id(&[]), Ok(0));
+        assert_eq!(id(&7u128.to_be_bytes()), Ok(7));
+        assert_eq!(id(&[1, 2, 3]), Err(ResultCode::IdInvalid));
+        assert_eq!(id(&[0; 17]), Err(ResultCode::IdInvalid));
+    }
+
+    #[test]
+    fn status_changes_need_a_known_target_status() {
+        let change = |status: i32| pb::AccountStatusChange { account_id: 5u128.to_be_bytes().to_vec(), status, reason: String::new() };
+        assert_eq!(status_change_input(&change(pb::AccountStatus::Unspecified as i32)), Err(ResultCode::AccountStatusInvalid));
+        assert_eq!(status_change_input(&change(42)), Err(ResultCode::AccountStatusInvalid));
+        assert_eq!(status_change_input(&change(pb::AccountStatus::Frozen as i32)).map(|c| c.status), Ok(AccountStatus::Frozen));
+    }
+
+    #[test]
+    fn transfers_decode_with_the_failing_leg_named() {
+        let leg = |amount: &str| pb::Leg {
+            debit_account_id: 1u128.to_be_bytes().to_vec(),
+            credit_account_id: 2u128.to_be_bytes().to_vec(),
+            amount: amount.into(),
+        };
+        let transfer = |legs, kind| pb::Transfer { id: 9u128.to_be_bytes().to_vec(), idempotency_key: "k".into(), asset: "CNY".into(), legs, kind, ..Default::default() };
+        let refused = transfer_input(&transfer(vec![leg("1.00"), leg("2.x")], 0)).unwrap_err();
+        assert_eq!((refused.code, refused.leg_index), (ResultCode::AmountInvalid, Some(1)));
+        let refused = transfer_input(&transfer(vec![leg("-2")], 0)).unwrap_err();
+        assert_eq!((refused.code, refused.leg_index), (ResultCode::AmountNegative, Some(0)));
+        assert_eq!(transfer_input(&transfer(vec![leg("1")], 7)).unwrap_err().code, ResultCode::KindInvalid);
+        let ok = transfer_input(&transfer(vec![leg("1.50")], pb::TransferKind::Pending as i32)).unwrap();
+        assert_eq!((ok.kind, ok.legs[0].amount), (TransferKind::Pending, DecimalInput { digits: 15, scale: 1 }));
+    }
+
+    #[test]
+    fn balances_format_with_the_asset_scale() {
+        let b = Balances { debits_posted: 12345, credits_posted: 5, debits_pending: 0, credits_pending: 100 };
+        let wire = balances(&b, 2);
+        assert_eq!((wire.debits_posted.as_str(), wire.credits_posted.as_str(), wire.credits_pending.as_str()), ("123.45", "0.05", "1.00"));
+    }
+}

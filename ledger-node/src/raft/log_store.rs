@@ -5,6 +5,7 @@
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::Arc;
 use std::thread;
 
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
@@ -25,7 +26,24 @@ const KEY_COMMITTED: &[u8] = b"committed";
 #[derive(Clone)]
 pub struct LogStore {
     db: Db,
-    flush_tx: SyncSender<IOFlushed<TypeConfig>>,
+    flusher: Arc<Flusher>,
+}
+
+/// The flusher thread and its queue. Dropping the last handle closes the queue and joins the
+/// thread, so the database it holds is closed before anyone goes on (closing RocksDB in a
+/// detached thread while the process exits aborts in RocksDB's static destructors).
+struct Flusher {
+    tx: Option<SyncSender<IOFlushed<TypeConfig>>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 struct EntryIndex(u64);
@@ -39,8 +57,9 @@ impl LogStore {
     pub fn new(db: Db) -> io::Result<LogStore> {
         let (flush_tx, flush_rx) = sync_channel(FLUSH_QUEUE_MAX);
         let flusher_db = db.clone();
-        thread::Builder::new().name("raft-log-flusher".into()).spawn(move || run_flusher(flusher_db, flush_rx))?;
-        Ok(LogStore { db, flush_tx })
+        let thread =
+            thread::Builder::new().name("raft-log-flusher".into()).spawn(move || run_flusher(flusher_db, flush_rx))?;
+        Ok(LogStore { db, flusher: Arc::new(Flusher { tx: Some(flush_tx), thread: Some(thread) }) })
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &'static [u8]) -> io::Result<Option<T>> {
@@ -181,7 +200,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut opts = WriteOptions::default();
         opts.set_sync(false);
         self.db.write_opt(batch, &opts).map_err(to_io)?;
-        self.flush_tx.send(callback).map_err(|_| io::Error::other("raft log flusher stopped"))
+        let tx = self.flusher.tx.as_ref().expect("the queue closes only when the last handle drops");
+        tx.send(callback).map_err(|_| io::Error::other("raft log flusher stopped"))
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> io::Result<()> {
