@@ -64,11 +64,13 @@ pub fn set_status(store: &mut impl Store, input: &StatusChangeInput, clock: &mut
         return Ok(ItemResult::new(ResultCode::AccountNotFound));
     };
     let result = |code| ItemResult { id: input.account_id, ..ItemResult::new(code) };
-    if account.status == AccountStatus::Closed {
-        return Ok(result(ResultCode::AccountClosed));
-    }
+    // Asking for the status the account already has changes nothing and succeeds, so a retried
+    // freeze or close is not mistaken for a failure (timestamp_ns stays 0: nothing happened).
     if account.status == input.status {
         return Ok(result(ResultCode::Ok));
+    }
+    if account.status == AccountStatus::Closed {
+        return Ok(result(ResultCode::AccountClosed));
     }
     if input.status == AccountStatus::Closed {
         let b = account.balances;
