@@ -76,7 +76,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     }
     let ticker = tokio::spawn(node.clone().run_expiry_ticker());
 
-    let ledger = LedgerServer::new(LedgerService { node: node.clone() })
+    let ledger = LedgerServer::new(LedgerService::new(node.clone()))
         .max_decoding_message_size(MESSAGE_BYTES_MAX)
         .max_encoding_message_size(MESSAGE_BYTES_MAX);
     let peer = RaftPeerServer::new(PeerService { raft: raft.clone(), snapshot_dir })

@@ -20,8 +20,27 @@ use crate::ledger::validate;
 use crate::service::Node;
 use crate::storage::ReadStore;
 
+/// Open watch streams per node at most; more get RESOURCE_EXHAUSTED.
+pub const WATCHERS_MAX: usize = 1_024;
+
 pub struct LedgerService {
     pub node: Node,
+    /// Watch streams open now.
+    pub watchers: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl LedgerService {
+    pub fn new(node: Node) -> LedgerService {
+        LedgerService { node, watchers: Default::default() }
+    }
+}
+
+/// Counts one open watch stream for as long as it lives.
+struct WatcherSlot(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+impl Drop for WatcherSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 fn check_batch(len: usize) -> Result<(), Status> {
@@ -363,10 +382,22 @@ impl Ledger for LedgerService {
             .map_err(storage)?
             .ok_or_else(|| Status::not_found("account not found"))?;
         let scale = Scales::new(&reader).of(&account.asset)?;
+        use std::sync::atomic::Ordering;
+        if self.watchers.fetch_add(1, Ordering::Relaxed) >= WATCHERS_MAX {
+            self.watchers.fetch_sub(1, Ordering::Relaxed);
+            return Err(Status::resource_exhausted(format!("this node serves at most {WATCHERS_MAX} watch streams")));
+        }
+        let slot = WatcherSlot(self.watchers.clone());
         let mut feed = self.node.feed.subscribe();
         let stream = async_stream(move |tx| async move {
+            let _slot = slot;
             loop {
-                match feed.recv().await {
+                let received = tokio::select! {
+                    // A client that went away frees its slot now, not at the next entry.
+                    _ = tx.closed() => return,
+                    received = feed.recv() => received,
+                };
+                match received {
                     Ok(batch) => {
                         for entry in batch.iter().filter(|e| e.account_id == account_id) {
                             if tx.send(Ok(convert::account_entry(entry, scale))).await.is_err() {
