@@ -4,7 +4,7 @@
 
 use std::io;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
@@ -17,7 +17,7 @@ use super::{CommandResponse, Entry, LogId, Snapshot, SnapshotMeta, StoredMembers
 use crate::codec;
 use crate::ledger::{self, Table, types::AccountEntry};
 use crate::storage::db::{Cf, Db, cf, to_io};
-use crate::storage::BatchStore;
+use crate::storage::{BatchStore, ROW_CACHE_ROWS_MAX, RowCache};
 
 /// Committed balance changes, published after they are written (for watch streams).
 pub type EntryFeed = broadcast::Sender<Arc<Vec<AccountEntry>>>;
@@ -28,12 +28,14 @@ pub struct StateMachine {
     db: Db,
     snapshot_dir: PathBuf,
     feed: EntryFeed,
+    cache: Arc<Mutex<RowCache>>,
 }
 
 impl StateMachine {
     pub fn new(db: Db, snapshot_dir: PathBuf) -> StateMachine {
         let (feed, _) = broadcast::channel(ENTRY_FEED_CAPACITY);
-        StateMachine { db, snapshot_dir, feed }
+        let cache = Arc::new(Mutex::new(RowCache::new(ROW_CACHE_ROWS_MAX)));
+        StateMachine { db, snapshot_dir, feed, cache }
     }
 
     pub fn feed(&self) -> EntryFeed {
@@ -54,10 +56,11 @@ const BATCH_WRITES_MAX: usize = 500_000;
 /// many, each carrying the log id of its last entry. Blocking.
 fn apply_batch(
     db: &rocksdb::DB,
+    cache: &Mutex<RowCache>,
     entries: &[Entry],
     batch_writes_max: usize,
 ) -> io::Result<(Vec<CommandResponse>, Vec<AccountEntry>)> {
-    let mut store = BatchStore::new(db);
+    let mut store = BatchStore::with_cache(db, cache);
     let mut responses = Vec::with_capacity(entries.len());
     let mut changes = Vec::new();
     let mut membership = None;
@@ -76,15 +79,22 @@ fn apply_batch(
         }
         let last = position + 1 == entries.len();
         if last || store.write_count() >= batch_writes_max {
-            write_applied(db, std::mem::replace(&mut store, BatchStore::new(db)), &entry.log_id, membership.take())?;
+            let full = std::mem::replace(&mut store, BatchStore::with_cache(db, cache));
+            write_applied(db, cache, full, &entry.log_id, membership.take())?;
         }
     }
     Ok((responses, changes))
 }
 
 /// Writes the ledger rows with the applied log id (and membership) in one WriteBatch.
-fn write_applied(db: &rocksdb::DB, store: BatchStore<'_>, applied: &LogId, membership: Option<StoredMembership>) -> io::Result<()> {
-    let mut batch = store.into_write_batch();
+fn write_applied(
+    db: &rocksdb::DB,
+    cache: &Mutex<RowCache>,
+    store: BatchStore<'_>,
+    applied: &LogId,
+    membership: Option<StoredMembership>,
+) -> io::Result<()> {
+    let (mut batch, cached) = store.into_parts();
     let sm_meta = cf(db, Cf::SmMeta);
     batch.put_cf(sm_meta, KEY_APPLIED, codec::encode(&Some(applied.clone())));
     if let Some(m) = membership {
@@ -92,7 +102,15 @@ fn write_applied(db: &rocksdb::DB, store: BatchStore<'_>, applied: &LogId, membe
     }
     // Not synced: the Raft log holds these entries durably and shares this WAL, so the next log
     // fsync covers this write; after a power loss the entries are re-applied from the log.
-    db.write(batch).map_err(to_io)
+    let written = db.write(batch).map_err(to_io);
+    let mut cache = cache.lock().expect("row cache lock");
+    match written {
+        Ok(()) => cache.apply(cached),
+        // The rows read into the cache during this batch are committed ones; still, after a
+        // failed write nothing about the batch is trusted.
+        Err(_) => cache.clear(),
+    }
+    written
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -111,9 +129,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             return Ok(());
         }
         let (entries, responders): (Vec<Entry>, Vec<_>) = items.into_iter().unzip();
-        let db = self.db.clone();
+        let (db, cache) = (self.db.clone(), self.cache.clone());
         let count = entries.len();
-        let (responses, changes) = blocking(move || apply_batch(&db, &entries, BATCH_WRITES_MAX)).await?;
+        let (responses, changes) = blocking(move || apply_batch(&db, &cache, &entries, BATCH_WRITES_MAX)).await?;
         assert_eq!(responses.len(), count, "one response per entry");
         for (responder, response) in responders.into_iter().zip(responses) {
             if let Some(responder) = responder {
@@ -132,11 +150,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, data: SnapshotFile) -> io::Result<()> {
-        let db = self.db.clone();
+        let (db, cache) = (self.db.clone(), self.cache.clone());
         let dir = self.snapshot_dir.clone();
         let meta = meta.clone();
         blocking(move || {
-            snapshot::install(&db, &data.path, &meta)?;
+            // Whatever happens to the install, the cached rows may no longer be the state's.
+            cache.lock().expect("row cache lock").clear();
+            let installed = snapshot::install(&db, &data.path, &meta);
+            cache.lock().expect("row cache lock").clear();
+            installed?;
             let index = meta.last_log_id.as_ref().map(|id| id.index()).unwrap_or(0);
             let path = dir.join(format!("snapshot-{index:020}.bin"));
             if data.path != path {
@@ -209,8 +231,9 @@ mod tests {
     fn split_batches_match_one_batch() {
         let (one, split) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let (db_one, db_split) = (crate::storage::open(one.path()).unwrap(), crate::storage::open(split.path()).unwrap());
-        let (results_one, _) = apply_batch(&db_one, &entries(), BATCH_WRITES_MAX).unwrap();
-        let (results_split, _) = apply_batch(&db_split, &entries(), 1).unwrap();
+        let cache = || Mutex::new(RowCache::new(2));
+        let (results_one, _) = apply_batch(&db_one, &cache(), &entries(), BATCH_WRITES_MAX).unwrap();
+        let (results_split, _) = apply_batch(&db_split, &cache(), &entries(), 1).unwrap();
         assert_eq!(results_one, results_split);
         assert_eq!(state_hash(&db_one).unwrap(), state_hash(&db_split).unwrap());
         assert_eq!(state_hash(&db_split).unwrap().0, 5, "applied index of the last entry");

@@ -1,11 +1,12 @@
 //! The RocksDB store must hold exactly the bytes the in-memory reference store holds after the
-//! same commands, however the commands are grouped into write batches. This is what lets the
+//! same commands, however the commands are grouped into write batches and whatever the row cache
+//! holds. This is what lets the
 //! ledger's in-memory property tests speak for the real storage, and it exercises the overlay's
 //! reads and merged scans (expiry, history) inside one batch.
 
 use proptest::prelude::*;
 
-use super::{BatchStore, open};
+use super::{BatchStore, RowCache, open};
 use crate::ledger::amount::DecimalInput;
 use crate::ledger::store::{MemStore, state_hash};
 use crate::ledger::types::*;
@@ -83,6 +84,7 @@ proptest! {
     fn rocksdb_store_matches_the_in_memory_store(
         steps in prop::collection::vec(command_strategy(), 1..40),
         group in 1usize..5,
+        cache_rows in 1usize..12,
     ) {
         let mut commands = setup_commands();
         let mut now = 3_000u64;
@@ -101,13 +103,17 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let db = open(dir.path()).unwrap();
         let mut rocks_results = Vec::new();
+        // A row cache so small that it is cleared often: it must never change a result.
+        let cache = std::sync::Mutex::new(RowCache::new(cache_rows));
         // Several commands per write batch, as one Raft apply does.
         for chunk in commands.chunks(group) {
-            let mut batch = BatchStore::new(&db);
+            let mut batch = BatchStore::with_cache(&db, &cache);
             for command in chunk {
                 rocks_results.push(apply(&mut batch, command).unwrap().results);
             }
-            db.write(batch.into_write_batch()).unwrap();
+            let (write, cached) = batch.into_parts();
+            db.write(write).unwrap();
+            cache.lock().unwrap().apply(cached);
         }
         prop_assert_eq!(&rocks_results, &memory_results);
         prop_assert_eq!(rocks_hash(&db), memory.state_hash());
