@@ -58,13 +58,13 @@ fn request_id(bytes: &[u8], what: &str) -> Result<u128, Status> {
 }
 
 /// Asset scales, looked up once per request.
-struct Scales<'a> {
-    reader: &'a ReadStore<'a>,
+struct Scales<'r, 's> {
+    reader: &'r ReadStore<'s>,
     known: BTreeMap<String, u8>,
 }
 
-impl<'a> Scales<'a> {
-    fn new(reader: &'a ReadStore<'a>) -> Self {
+impl<'r, 's> Scales<'r, 's> {
+    fn new(reader: &'r ReadStore<'s>) -> Self {
         Scales { reader, known: BTreeMap::new() }
     }
     fn of(&mut self, asset: &str) -> Result<u8, Status> {
@@ -118,6 +118,30 @@ impl LedgerService {
 
     async fn read_barrier(&self) -> Result<(), Status> {
         self.node.read_barrier().await.map_err(to_status)
+    }
+
+    /// A linearizable lookup by id: bounded, decoded, found records in request order.
+    async fn lookup<T, W>(
+        &self,
+        raw_ids: &[Vec<u8>],
+        what: &str,
+        get: impl for<'r> Fn(&ReadStore<'r>, u128) -> std::io::Result<Option<T>>,
+        to_wire: impl for<'r, 's> Fn(&T, &mut Scales<'r, 's>) -> Result<W, Status>,
+    ) -> Result<Vec<W>, Status> {
+        if raw_ids.len() > LOOKUP_IDS_MAX {
+            return Err(Status::invalid_argument(format!("at most {LOOKUP_IDS_MAX} ids per lookup")));
+        }
+        let ids = raw_ids.iter().map(|b| request_id(b, what)).collect::<Result<Vec<_>, _>>()?;
+        self.read_barrier().await?;
+        let reader = self.node.reader();
+        let mut scales = Scales::new(&reader);
+        let mut found = Vec::new();
+        for id in ids {
+            if let Some(record) = get(&reader, id).map_err(storage)? {
+                found.push(to_wire(&record, &mut scales)?);
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -222,20 +246,11 @@ impl Ledger for LedgerService {
         &self,
         request: Request<pb::LookupAccountsRequest>,
     ) -> Result<Response<pb::LookupAccountsResponse>, Status> {
-        let req = request.into_inner();
-        if req.ids.len() > LOOKUP_IDS_MAX {
-            return Err(Status::invalid_argument(format!("at most {LOOKUP_IDS_MAX} ids per lookup")));
-        }
-        let ids = req.ids.iter().map(|b| request_id(b, "account id")).collect::<Result<Vec<_>, _>>()?;
-        self.read_barrier().await?;
-        let reader = self.node.reader();
-        let mut scales = Scales::new(&reader);
-        let mut accounts = Vec::new();
-        for id in ids {
-            if let Some(account) = store::get_account(&reader, id).map_err(storage)? {
-                accounts.push(convert::account_record(&account, scales.of(&account.asset)?));
-            }
-        }
+        let accounts = self
+            .lookup(&request.into_inner().ids, "account id", |r, id| store::get_account(r, id), |a: &Account, scales| {
+                Ok(convert::account_record(a, scales.of(&a.asset)?))
+            })
+            .await?;
         Ok(Response::new(pb::LookupAccountsResponse { accounts }))
     }
 
@@ -243,20 +258,11 @@ impl Ledger for LedgerService {
         &self,
         request: Request<pb::LookupTransfersRequest>,
     ) -> Result<Response<pb::LookupTransfersResponse>, Status> {
-        let req = request.into_inner();
-        if req.ids.len() > LOOKUP_IDS_MAX {
-            return Err(Status::invalid_argument(format!("at most {LOOKUP_IDS_MAX} ids per lookup")));
-        }
-        let ids = req.ids.iter().map(|b| request_id(b, "transfer id")).collect::<Result<Vec<_>, _>>()?;
-        self.read_barrier().await?;
-        let reader = self.node.reader();
-        let mut scales = Scales::new(&reader);
-        let mut transfers = Vec::new();
-        for id in ids {
-            if let Some(transfer) = store::get_transfer(&reader, id).map_err(storage)? {
-                transfers.push(convert::transfer_record(&transfer, scales.of(&transfer.asset)?));
-            }
-        }
+        let transfers = self
+            .lookup(&request.into_inner().ids, "transfer id", |r, id| store::get_transfer(r, id), |t: &Transfer, scales| {
+                Ok(convert::transfer_record(t, scales.of(&t.asset)?))
+            })
+            .await?;
         Ok(Response::new(pb::LookupTransfersResponse { transfers }))
     }
 
