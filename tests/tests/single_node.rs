@@ -169,8 +169,10 @@ async fn a_kill_9_under_load_loses_no_acknowledged_transfer_and_applies_none_twi
                 attempted.extend(batch.iter().map(|t| t.id));
                 let ids: Vec<u128> = batch.iter().map(|t| t.id).collect();
                 if let Ok(results) = c.create_transfers(batch).await {
+                    assert_eq!(results.len(), ids.len());
                     for (id, r) in ids.into_iter().zip(results) {
-                        assert_eq!(r.code, ResultCode::Ok, "{r:?}");
+                        // Requests are coalesced server-side: each caller must get its own results.
+                        assert_eq!((r.code, r.id), (ResultCode::Ok, id), "{r:?}");
                         acked.push(id);
                     }
                 }

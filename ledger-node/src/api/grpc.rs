@@ -17,7 +17,8 @@ use crate::ledger::result::ItemResult;
 use crate::ledger::store;
 use crate::ledger::types::*;
 use crate::ledger::validate;
-use crate::service::Node;
+use crate::service::group_commit::GroupCommit;
+use crate::service::{Node, ServiceError};
 use crate::storage::ReadStore;
 
 /// Open watch streams per node at most; more get RESOURCE_EXHAUSTED.
@@ -25,13 +26,16 @@ pub const WATCHERS_MAX: usize = 1_024;
 
 pub struct LedgerService {
     pub node: Node,
+    /// Coalesces concurrent transfer requests into shared Raft entries.
+    pub transfers: GroupCommit,
     /// Watch streams open now.
     pub watchers: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl LedgerService {
+    /// Must run inside a Tokio runtime (starts the group-commit task).
     pub fn new(node: Node) -> LedgerService {
-        LedgerService { node, watchers: Default::default() }
+        LedgerService { transfers: GroupCommit::start(node.clone()), node, watchers: Default::default() }
     }
 }
 
@@ -79,14 +83,22 @@ impl<'r, 's> Scales<'r, 's> {
 }
 
 impl LedgerService {
-    /// Converts and pre-validates each item; proposes the valid ones as one command; puts every
-    /// result back at its item's position.
-    async fn write<P, I>(
+    /// Proposes one command of `operation` and returns its results.
+    async fn propose<I>(&self, inputs: Vec<I>, operation: impl FnOnce(Vec<I>) -> Operation) -> Result<Vec<ItemResult>, ServiceError> {
+        Ok(self.node.propose(operation(inputs)).await?.results)
+    }
+
+    /// Converts and pre-validates each item; submits the valid ones; puts every result back at
+    /// its item's position.
+    async fn write<P, I, F>(
         &self,
         items: &[P],
         prepare: impl Fn(&P) -> Result<I, ItemResult>,
-        operation: impl FnOnce(Vec<I>) -> Operation,
-    ) -> Result<Vec<pb::WriteResult>, Status> {
+        submit: impl FnOnce(Vec<I>) -> F,
+    ) -> Result<Vec<pb::WriteResult>, Status>
+    where
+        F: Future<Output = Result<Vec<ItemResult>, ServiceError>>,
+    {
         check_batch(items.len())?;
         let mut results: Vec<Option<ItemResult>> = vec![None; items.len()];
         let mut positions = Vec::with_capacity(items.len());
@@ -101,11 +113,11 @@ impl LedgerService {
             }
         }
         if !inputs.is_empty() {
-            let reply = self.node.propose(operation(inputs)).await.map_err(to_status)?;
-            if reply.results.len() != positions.len() {
+            let replies = submit(inputs).await.map_err(to_status)?;
+            if replies.len() != positions.len() {
                 return Err(Status::internal("state machine returned a result count that differs from the items"));
             }
-            for (position, result) in positions.into_iter().zip(reply.results) {
+            for (position, result) in positions.into_iter().zip(replies) {
                 results[position] = Some(result);
             }
         }
@@ -159,7 +171,7 @@ impl Ledger for LedgerService {
                     validate::asset(&input).map_err(ItemResult::new)?;
                     Ok(input)
                 },
-                Operation::CreateAssets,
+                |inputs| self.propose(inputs, Operation::CreateAssets),
             )
             .await?;
         Ok(Response::new(pb::CreateAssetsResponse { results }))
@@ -178,7 +190,7 @@ impl Ledger for LedgerService {
                     validate::account(&input).map_err(ItemResult::new)?;
                     Ok(input)
                 },
-                Operation::CreateAccounts,
+                |inputs| self.propose(inputs, Operation::CreateAccounts),
             )
             .await?;
         Ok(Response::new(pb::CreateAccountsResponse { results }))
@@ -201,7 +213,7 @@ impl Ledger for LedgerService {
                     validate::transfer(&input)?;
                     Ok(input)
                 },
-                Operation::CreateTransfers,
+                |inputs| self.transfers.submit(inputs),
             )
             .await?;
         Ok(Response::new(pb::CreateTransfersResponse { results }))
@@ -220,7 +232,7 @@ impl Ledger for LedgerService {
                     validate::status_change(&input).map_err(ItemResult::new)?;
                     Ok(input)
                 },
-                Operation::SetAccountStatus,
+                |inputs| self.propose(inputs, Operation::SetAccountStatus),
             )
             .await?;
         Ok(Response::new(pb::SetAccountStatusResponse { results }))

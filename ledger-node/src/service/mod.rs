@@ -1,6 +1,8 @@
 //! Admission and reads: turns API calls into replicated commands (stamped with the leader's
 //! clock), waits for their results, and serves linearizable reads from the local state.
 
+pub mod group_commit;
+
 use std::io;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -47,6 +49,19 @@ pub struct Node {
     pub raft: Raft,
     pub db: Db,
     pub feed: EntryFeed,
+}
+
+impl ServiceError {
+    /// The same error for another waiter of one coalesced proposal.
+    pub fn duplicate(&self) -> ServiceError {
+        match self {
+            ServiceError::NotLeader { leader_addr } => ServiceError::NotLeader { leader_addr: leader_addr.clone() },
+            ServiceError::Unknown(why) => ServiceError::Unknown(why.clone()),
+            ServiceError::NoQuorum(why) => ServiceError::NoQuorum(why.clone()),
+            ServiceError::Fatal(why) => ServiceError::Fatal(why.clone()),
+            ServiceError::Storage(e) => ServiceError::Storage(io::Error::new(e.kind(), e.to_string())),
+        }
+    }
 }
 
 impl Node {
