@@ -13,6 +13,9 @@ pub mod transfer;
 pub mod types;
 pub mod validate;
 
+#[cfg(test)]
+mod invariants;
+
 pub use apply::{Applied, apply};
 pub use result::{ItemResult, ResultCode};
 pub use store::{MemStore, Store, Table};
