@@ -15,6 +15,8 @@ pub mod validate;
 
 #[cfg(test)]
 mod invariants;
+#[cfg(test)]
+mod result_codes;
 
 pub use apply::{Applied, apply};
 pub use result::{ItemResult, ResultCode};
