@@ -1,0 +1,243 @@
+//! Linearizability per account, Wing–Gong–Lowe style (as Knossos and Porcupine do it).
+//!
+//! Each account is an object whose state is its balance. A transfer is `add(-amount)` on its
+//! debit account and `add(+amount)` on its credit account; a read of all balances is `read(v)` on
+//! each account. Ok operations must take effect once, between their invoke and completion;
+//! unknown (info) ones may take effect once at any time after their invoke, or never; failed ones
+//! never. The search looks for an order that respects real time and explains every read; it
+//! memoizes (taken set, balance) pairs and gives up, undecided, after a step budget.
+//! Per-object linearizability composes (Herlihy & Wing), so accounts are checked one at a time;
+//! the bank checker covers the totals across accounts.
+
+use std::collections::{BTreeMap, HashSet};
+
+use super::Verdict;
+use crate::history::{AccountId, Amount, Completed, Op, Outcome};
+
+/// Search steps per account before the checker answers "undecided".
+pub const STEPS_PER_ACCOUNT_MAX: u64 = 5_000_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Add(Amount),
+    Read(Amount),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Call {
+    /// Index in the history, for reports.
+    history_index: usize,
+    invoke_ns: u64,
+    complete_ns: u64,
+    required: bool,
+    kind: Kind,
+}
+
+fn calls_of(ops: &[Completed], account: AccountId) -> Vec<Call> {
+    let mut calls = Vec::new();
+    for (history_index, op) in ops.iter().enumerate() {
+        let required = match op.outcome {
+            Outcome::Ok => true,
+            Outcome::Info => false,
+            Outcome::Fail | Outcome::Invoke => continue,
+        };
+        let kind = match &op.op {
+            Op::Transfer { from, to, amount, .. } if *from == account => Kind::Add(-amount),
+            Op::Transfer { to, amount, .. } if *to == account => Kind::Add(*amount),
+            Op::Read { balances: Some(b) } if required => match b.get(&account) {
+                Some(v) => Kind::Read(*v),
+                None => continue,
+            },
+            _ => continue,
+        };
+        calls.push(Call { history_index, invoke_ns: op.invoke_ns, complete_ns: op.complete_ns, required, kind });
+    }
+    calls
+}
+
+/// The outcome of one account's search.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Search {
+    Linearizable,
+    /// No order explains the history: the history indexes of the operations that could not be
+    /// placed at the deepest point the search reached.
+    NotLinearizable { stuck_at: Vec<usize> },
+    Undecided,
+}
+
+pub fn search_account(ops: &[Completed], account: AccountId, initial: Amount) -> Search {
+    let calls = calls_of(ops, account);
+    let n = calls.len();
+    let mut taken = vec![false; n];
+    let mut required_left = calls.iter().filter(|c| c.required).count();
+    let words = n.div_ceil(64);
+    let mut memo: HashSet<(Vec<u64>, Amount)> = HashSet::new();
+    let bits = |taken: &[bool]| {
+        let mut v = vec![0u64; words];
+        for (i, t) in taken.iter().enumerate() {
+            if *t {
+                v[i / 64] |= 1 << (i % 64);
+            }
+        }
+        v
+    };
+    // An untaken call may go next only if no untaken required call completed before it began.
+    // Adds commute: when no read can go next, every untaken read began after the required add
+    // that completes first ended, so that add precedes them all and may be taken first without
+    // losing any order that matters. This keeps many concurrent transfers from exploding.
+    let candidates = |taken: &[bool]| -> Vec<usize> {
+        let horizon = (0..n).filter(|&i| !taken[i] && calls[i].required).map(|i| calls[i].complete_ns).min().unwrap_or(u64::MAX);
+        let all: Vec<usize> = (0..n).filter(|&i| !taken[i] && calls[i].invoke_ns <= horizon).collect();
+        if all.iter().any(|&i| matches!(calls[i].kind, Kind::Read(_))) {
+            return all;
+        }
+        let first = all.iter().copied().filter(|&i| calls[i].required).min_by_key(|&i| calls[i].complete_ns);
+        match first {
+            Some(i) => vec![i],
+            None => all,
+        }
+    };
+    struct Frame {
+        balance: Amount,
+        chosen: Option<usize>,
+        candidates: Vec<usize>,
+        next: usize,
+    }
+    let mut stack = vec![Frame { balance: initial, chosen: None, candidates: candidates(&taken), next: 0 }];
+    let (mut steps, mut deepest, mut stuck_at) = (0u64, 0usize, Vec::new());
+    while let Some(top) = stack.last_mut() {
+        if required_left == 0 {
+            return Search::Linearizable;
+        }
+        steps += 1;
+        if steps > STEPS_PER_ACCOUNT_MAX {
+            return Search::Undecided;
+        }
+        if top.next >= top.candidates.len() {
+            if stack.len() > deepest {
+                deepest = stack.len();
+                stuck_at = stack.last().map(|f| f.candidates.iter().map(|&i| calls[i].history_index).collect()).unwrap_or_default();
+            }
+            let frame = stack.pop().expect("non-empty");
+            if let Some(i) = frame.chosen {
+                taken[i] = false;
+                if calls[i].required {
+                    required_left += 1;
+                }
+            }
+            continue;
+        }
+        let i = top.candidates[top.next];
+        top.next += 1;
+        let balance = match calls[i].kind {
+            Kind::Add(delta) => top.balance + delta,
+            Kind::Read(v) if v == top.balance => top.balance,
+            Kind::Read(_) => continue,
+        };
+        taken[i] = true;
+        if !memo.insert((bits(&taken), balance)) {
+            taken[i] = false;
+            continue;
+        }
+        if calls[i].required {
+            required_left -= 1;
+        }
+        let next = candidates(&taken);
+        stack.push(Frame { balance, chosen: Some(i), candidates: next, next: 0 });
+    }
+    Search::NotLinearizable { stuck_at }
+}
+
+pub fn check(ops: &[Completed], initial: &BTreeMap<AccountId, Amount>) -> Verdict {
+    let mut verdict = Verdict::new("linearizable");
+    let mut undecided = false;
+    for (account, balance) in initial {
+        match search_account(ops, *account, *balance) {
+            Search::Linearizable => {}
+            Search::Undecided => undecided = true,
+            Search::NotLinearizable { stuck_at } => {
+                let involved: Vec<String> = stuck_at.iter().take(8).map(|&i| format!("#{i} {:?} {:?}", ops[i].outcome, ops[i].op)).collect();
+                verdict.anomaly(format!("account {account}: no order of its operations explains its reads; could not place: {}", involved.join("; ")));
+            }
+        }
+    }
+    if undecided && verdict.valid == Some(true) {
+        verdict.valid = None;
+    }
+    verdict
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(invoke_ns: u64, complete_ns: u64, outcome: Outcome, op: Op) -> Completed {
+        Completed { process: 0, invoke_ns, complete_ns, outcome, op, ledger_timestamp_ns: None }
+    }
+    fn transfer(id: u64, amount: Amount) -> Op {
+        Op::Transfer { id, key: format!("k{id}"), from: 1, to: 2, amount }
+    }
+    fn read(a: Amount, b: Amount) -> Op {
+        Op::Read { balances: Some(BTreeMap::from([(1, a), (2, b)])) }
+    }
+    fn initial() -> BTreeMap<AccountId, Amount> {
+        BTreeMap::from([(1, 100), (2, 0)])
+    }
+
+    #[test]
+    fn sequential_and_concurrent_histories_pass() {
+        let history = [op(1, 2, Outcome::Ok, transfer(1, 10)), op(3, 4, Outcome::Ok, read(90, 10))];
+        assert_eq!(check(&history, &initial()).valid, Some(true));
+        // A read concurrent with a transfer may see it or not.
+        for seen in [(100, 0), (90, 10)] {
+            let history = [op(1, 5, Outcome::Ok, transfer(1, 10)), op(2, 3, Outcome::Ok, read(seen.0, seen.1))];
+            assert_eq!(check(&history, &initial()).valid, Some(true), "{seen:?}");
+        }
+        // An unknown transfer may have happened, or not, but only once.
+        for seen in [(100, 0), (90, 10)] {
+            let history = [op(1, u64::MAX, Outcome::Info, transfer(1, 10)), op(5, 6, Outcome::Ok, read(seen.0, seen.1))];
+            assert_eq!(check(&history, &initial()).valid, Some(true), "{seen:?}");
+        }
+    }
+
+    #[test]
+    fn a_stale_read_after_an_acknowledged_transfer_fails() {
+        let history = [op(1, 2, Outcome::Ok, transfer(1, 10)), op(3, 4, Outcome::Ok, read(100, 0))];
+        let verdict = check(&history, &initial());
+        assert_eq!(verdict.valid, Some(false));
+        assert!(verdict.anomalies[0].contains("account 1"), "{verdict:?}");
+    }
+
+    #[test]
+    fn a_read_that_goes_back_in_time_fails() {
+        // The second read, after the first saw the transfer, does not.
+        let history = [
+            op(1, 10, Outcome::Ok, transfer(1, 10)),
+            op(2, 3, Outcome::Ok, read(90, 10)),
+            op(4, 5, Outcome::Ok, read(100, 0)),
+        ];
+        assert_eq!(check(&history, &initial()).valid, Some(false));
+    }
+
+    #[test]
+    fn a_doubly_applied_unknown_transfer_fails() {
+        let history = [op(1, u64::MAX, Outcome::Info, transfer(1, 10)), op(5, 6, Outcome::Ok, read(80, 20))];
+        assert_eq!(check(&history, &initial()).valid, Some(false));
+    }
+
+    #[test]
+    fn a_failed_transfer_must_not_show() {
+        let history = [op(1, 2, Outcome::Fail, transfer(1, 10)), op(3, 4, Outcome::Ok, read(90, 10))];
+        assert_eq!(check(&history, &initial()).valid, Some(false));
+    }
+
+    #[test]
+    fn many_concurrent_operations_are_decided() {
+        // 40 concurrent transfers of 1 and a read after all of them: balance must be exact.
+        let mut history: Vec<Completed> = (0..40).map(|i| op(i, 100 + i, Outcome::Ok, transfer(i, 1))).collect();
+        history.push(op(200, 201, Outcome::Ok, read(60, 40)));
+        assert_eq!(check(&history, &initial()).valid, Some(true));
+        history.push(op(202, 203, Outcome::Ok, read(61, 39)));
+        assert_eq!(check(&history, &initial()).valid, Some(false));
+    }
+}

@@ -1,0 +1,9 @@
+//! The fault-injection suite: what a run records (`history`) and how it is judged (`checker`).
+//!
+//! A history is what the clients saw, Jepsen-style: every operation is *invoked*, then completes
+//! *ok* (it happened), *fail* (it definitely did not happen) or *info* (unknown: a timeout or a
+//! lost connection; it may have happened, once). Checkers never trust the system under test
+//! beyond what the history and a final read show.
+
+pub mod checker;
+pub mod history;
