@@ -7,3 +7,5 @@
 
 pub mod checker;
 pub mod history;
+pub mod report;
+pub mod schedule;

@@ -1,0 +1,207 @@
+//! The nemesis schedule: which fault happens when, derived from a seed alone, so a failing run is
+//! replayed by giving its seed again. Faults alternate with quiet periods; everything is healed
+//! before the end, leaving time for the cluster to converge before the final reads.
+
+use serde::{Deserialize, Serialize};
+
+/// SplitMix64: a tiny, seedable, portable generator (the schedule must not depend on a crate's
+/// algorithm changing between versions).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `low..=high`.
+    pub fn range(&mut self, low: u64, high: u64) -> u64 {
+        assert!(low <= high);
+        low + ((u128::from(self.next_u64()) * u128::from(high - low + 1)) >> 64) as u64
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Nemesis {
+    Kill,
+    Pause,
+    Partition,
+    Membership,
+    Corrupt,
+}
+
+impl Nemesis {
+    pub fn parse(name: &str) -> Option<Nemesis> {
+        Some(match name {
+            "kill" => Nemesis::Kill,
+            "pause" => Nemesis::Pause,
+            "partition" => Nemesis::Partition,
+            "membership" => Nemesis::Membership,
+            "corrupt" => Nemesis::Corrupt,
+            _ => return None,
+        })
+    }
+}
+
+/// Which nodes a fault hits, by position in the node list (resolved to the leader at run time
+/// where it says so).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "target")]
+pub enum Target {
+    Leader,
+    Random { node: usize },
+    Majority { nodes: Vec<usize> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "shape")]
+pub enum PartitionShape {
+    /// The leader alone on one side.
+    IsolateLeader,
+    /// A random majority and minority.
+    Halves { minority: Vec<usize> },
+    /// One node sees both sides; the sides do not see each other.
+    Bridge { bridge: usize },
+    /// Each node sees only its neighbours.
+    Ring,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "fault")]
+pub enum Fault {
+    /// SIGKILL, restarted when the window ends.
+    Kill { target: Target },
+    /// SIGSTOP, SIGCONT when the window ends.
+    Pause { target: Target },
+    Partition { shape: PartitionShape },
+    /// Remove a node and add it back (as a new id) when the window ends.
+    Membership { node: usize },
+    /// Flip one byte of a stopped node's data file, then restart it: it must refuse or rebuild.
+    Corrupt { node: usize },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub fault: Fault,
+}
+
+/// Quiet time before the first fault and after the last heal, for a baseline and convergence.
+pub const QUIET_EDGE_MS: u64 = 5_000;
+
+fn pick_nodes(rng: &mut Rng, nodes: usize, count: usize) -> Vec<usize> {
+    let mut all: Vec<usize> = (0..nodes).collect();
+    for i in (1..all.len()).rev() {
+        all.swap(i, rng.range(0, i as u64) as usize);
+    }
+    let mut picked: Vec<usize> = all.into_iter().take(count).collect();
+    picked.sort_unstable();
+    picked
+}
+
+/// The schedule for `nemeses` over `time_limit_ms` with `nodes` nodes.
+pub fn plan(seed: u64, nemeses: &[Nemesis], nodes: usize, time_limit_ms: u64) -> Vec<Window> {
+    assert!(nodes >= 1);
+    let mut rng = Rng::new(seed);
+    let mut windows = Vec::new();
+    if nemeses.is_empty() {
+        return windows;
+    }
+    let mut now = QUIET_EDGE_MS;
+    let last_heal = time_limit_ms.saturating_sub(QUIET_EDGE_MS);
+    let majority = nodes / 2 + 1;
+    loop {
+        let length = rng.range(2_000, 8_000);
+        if now + length > last_heal {
+            break;
+        }
+        let nemesis = nemeses[rng.range(0, nemeses.len() as u64 - 1) as usize];
+        let random = |rng: &mut Rng| rng.range(0, nodes as u64 - 1) as usize;
+        let target = |rng: &mut Rng| match rng.range(0, 2) {
+            0 => Target::Leader,
+            1 => Target::Random { node: random(rng) },
+            _ => Target::Majority { nodes: pick_nodes(rng, nodes, majority) },
+        };
+        let fault = match nemesis {
+            Nemesis::Kill => Fault::Kill { target: target(&mut rng) },
+            Nemesis::Pause => Fault::Pause { target: target(&mut rng) },
+            Nemesis::Partition => Fault::Partition {
+                shape: match rng.range(0, 3) {
+                    0 => PartitionShape::IsolateLeader,
+                    1 => PartitionShape::Halves { minority: pick_nodes(&mut rng, nodes, nodes - majority) },
+                    2 => PartitionShape::Bridge { bridge: random(&mut rng) },
+                    _ => PartitionShape::Ring,
+                },
+            },
+            Nemesis::Membership => Fault::Membership { node: random(&mut rng) },
+            Nemesis::Corrupt => Fault::Corrupt { node: random(&mut rng) },
+        };
+        windows.push(Window { start_ms: now, end_ms: now + length, fault });
+        now += length + rng.range(1_000, 5_000);
+    }
+    windows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Nemesis; 5] = [Nemesis::Kill, Nemesis::Pause, Nemesis::Partition, Nemesis::Membership, Nemesis::Corrupt];
+
+    #[test]
+    fn the_same_seed_gives_the_same_schedule() {
+        assert_eq!(plan(7, &ALL, 5, 120_000), plan(7, &ALL, 5, 120_000));
+        assert_ne!(plan(7, &ALL, 5, 120_000), plan(8, &ALL, 5, 120_000));
+    }
+
+    #[test]
+    fn windows_do_not_overlap_and_heal_before_the_end() {
+        for seed in 0..50 {
+            let windows = plan(seed, &ALL, 5, 60_000);
+            assert!(!windows.is_empty(), "seed {seed}");
+            assert!(windows[0].start_ms >= QUIET_EDGE_MS);
+            for pair in windows.windows(2) {
+                assert!(pair[0].end_ms < pair[1].start_ms, "seed {seed}: {pair:?}");
+            }
+            assert!(windows.last().unwrap().end_ms <= 60_000 - QUIET_EDGE_MS);
+        }
+    }
+
+    #[test]
+    fn targets_are_valid_nodes_and_majorities_are_majorities() {
+        for seed in 0..200 {
+            for w in plan(seed, &ALL, 5, 60_000) {
+                let check = |n: usize| assert!(n < 5, "seed {seed}: node {n}");
+                match w.fault {
+                    Fault::Kill { target } | Fault::Pause { target } => match target {
+                        Target::Random { node } => check(node),
+                        Target::Majority { nodes } => {
+                            assert_eq!(nodes.len(), 3);
+                            nodes.iter().copied().for_each(check);
+                        }
+                        Target::Leader => {}
+                    },
+                    Fault::Partition { shape: PartitionShape::Halves { minority } } => assert_eq!(minority.len(), 2),
+                    Fault::Partition { shape: PartitionShape::Bridge { bridge } } => check(bridge),
+                    Fault::Partition { .. } => {}
+                    Fault::Membership { node } | Fault::Corrupt { node } => check(node),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_asked_nemeses_appear() {
+        for w in plan(3, &[Nemesis::Pause], 3, 60_000) {
+            assert!(matches!(w.fault, Fault::Pause { .. }), "{w:?}");
+        }
+        assert!(plan(3, &[], 3, 60_000).is_empty());
+    }
+}
