@@ -17,6 +17,10 @@ use tonic::Status;
 use tonic::transport::Channel;
 
 type Grpc = api::ledger_client::LedgerClient<Channel>;
+type ClusterGrpc = api::cluster_client::ClusterClient<Channel>;
+
+/// How long a snapshot may take to build on the node when forced.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Entries committed on one account from the moment of subscription. The stream ends with an
 /// error when the connection breaks; resubscribe and fill the gap with `list_account_entries`
@@ -418,6 +422,151 @@ impl LedgerClient {
         Ok(convert::cluster_status_from_proto(response))
     }
 
+    /// The status of the node at `url`, which need not be one of the client's endpoints (e.g. a
+    /// member named by `cluster_status`). One attempt, no failover.
+    pub async fn cluster_status_at(&self, url: &str) -> Result<ClusterStatus, ClientError> {
+        let url = crate::retry::normalize_endpoint(url);
+        let channel = tonic::transport::Endpoint::from_shared(url.clone())
+            .map_err(|e| ClientError::InvalidEndpoint {
+                endpoint: url.clone(),
+                reason: e.to_string(),
+            })?
+            .connect_timeout(self.inner.config.connect_timeout)
+            .connect_lazy();
+        let timeout = self.inner.config.request_timeout;
+        let mut grpc = Grpc::new(channel);
+        let call = grpc.cluster_status(api::ClusterStatusRequest {});
+        match tokio::time::timeout(timeout, call).await {
+            Ok(Ok(response)) => Ok(convert::cluster_status_from_proto(response.into_inner())),
+            Ok(Err(status)) => Err(ClientError::Unavailable {
+                attempts: 1,
+                last_error: format!("{url}: {}", describe(&status)),
+            }),
+            Err(_) => Err(ClientError::Unavailable {
+                attempts: 1,
+                last_error: format!("{url}: no answer within {timeout:?}"),
+            }),
+        }
+    }
+
+    /// Forms a new cluster of the first endpoint's node and `members` (`(id, peer URL)`), every
+    /// one a voter. Sent to the first endpoint only (initialising another node would form
+    /// another cluster). Refused (`Rejected` FAILED_PRECONDITION) if any node already holds
+    /// Raft state: a cluster is initialised once.
+    pub async fn init_cluster(
+        &self,
+        members: Vec<(u64, String)>,
+    ) -> Result<MembershipChange, ClientError> {
+        let first = self.inner.endpoints.list()[0].clone();
+        let request = api::InitClusterRequest {
+            members: members
+                .into_iter()
+                .map(|(node_id, peer_address)| api::MemberAddress {
+                    node_id,
+                    peer_address,
+                })
+                .collect(),
+        };
+        let response = self
+            .cluster_call(
+                "InitCluster",
+                CallKind::Write,
+                Some(&first),
+                request,
+                self.inner.config.request_timeout,
+                |mut grpc, request| async move { grpc.init_cluster(request).await },
+            )
+            .await?;
+        Ok(convert::membership_change_from_proto(response))
+    }
+
+    /// Adds node `node_id`, reachable by peers at `peer_address`, as a learner. Idempotent:
+    /// `changed` is false when it already is a member at that address.
+    pub async fn add_learner(
+        &self,
+        node_id: u64,
+        peer_address: &str,
+    ) -> Result<MembershipChange, ClientError> {
+        let request = api::AddLearnerRequest {
+            node_id,
+            peer_address: peer_address.to_string(),
+        };
+        let response = self
+            .cluster_call(
+                "AddLearner",
+                CallKind::Write,
+                None,
+                request,
+                self.inner.config.request_timeout,
+                |mut grpc, request| async move { grpc.add_learner(request).await },
+            )
+            .await?;
+        Ok(convert::membership_change_from_proto(response))
+    }
+
+    /// Makes learner `node_id` a voter once it has caught up, waiting up to `wait` for it.
+    pub async fn promote_voter(
+        &self,
+        node_id: u64,
+        wait: Duration,
+    ) -> Result<MembershipChange, ClientError> {
+        let request = api::PromoteVoterRequest {
+            node_id,
+            wait_ms: wait.as_millis().min(u64::MAX as u128) as u64,
+            max_lag_entries: 0,
+        };
+        let response = self
+            .cluster_call(
+                "PromoteVoter",
+                CallKind::Write,
+                None,
+                request,
+                self.inner.config.request_timeout + wait,
+                |mut grpc, request| async move { grpc.promote_voter(request).await },
+            )
+            .await?;
+        Ok(convert::membership_change_from_proto(response))
+    }
+
+    /// Removes node `node_id` (voter or learner) from the cluster; its id is retired.
+    pub async fn remove_node(&self, node_id: u64) -> Result<MembershipChange, ClientError> {
+        let response = self
+            .cluster_call(
+                "RemoveNode",
+                CallKind::Write,
+                None,
+                api::RemoveNodeRequest { node_id },
+                self.inner.config.request_timeout,
+                |mut grpc, request| async move { grpc.remove_node(request).await },
+            )
+            .await?;
+        Ok(convert::membership_change_from_proto(response))
+    }
+
+    /// Makes the node at `endpoint` (one of the client's endpoints) build a snapshot now and,
+    /// with `purge_log`, delete the log entries it covers.
+    pub async fn trigger_snapshot(
+        &self,
+        endpoint: &str,
+        purge_log: bool,
+    ) -> Result<SnapshotTaken, ClientError> {
+        let endpoint = self.known_endpoint(endpoint)?;
+        let response = self
+            .cluster_call(
+                "TriggerSnapshot",
+                CallKind::Read,
+                Some(&endpoint),
+                api::TriggerSnapshotRequest { purge_log },
+                SNAPSHOT_TIMEOUT,
+                |mut grpc, request| async move { grpc.trigger_snapshot(request).await },
+            )
+            .await?;
+        Ok(SnapshotTaken {
+            snapshot_index: response.snapshot_index,
+            purged_index: response.purged_index,
+        })
+    }
+
     pub async fn state_hash(&self) -> Result<StateHash, ClientError> {
         self.state_hash_inner(None).await
     }
@@ -472,6 +621,53 @@ impl LedgerClient {
         F: Fn(Grpc, tonic::Request<Req>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
     {
+        let max = self.inner.config.max_message_size_bytes;
+        let make = move |channel| {
+            Grpc::new(channel)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max)
+        };
+        let timeout = self.inner.config.request_timeout;
+        self.call_with(rpc, kind, pinned, request, timeout, make, send)
+            .await
+    }
+
+    /// A call to the `Cluster` service (operators): same retries and leader following.
+    async fn cluster_call<Req, Resp, F, Fut>(
+        &self,
+        rpc: &'static str,
+        kind: CallKind,
+        pinned: Option<&str>,
+        request: Req,
+        timeout: Duration,
+        send: F,
+    ) -> Result<Resp, ClientError>
+    where
+        Req: Clone,
+        F: Fn(ClusterGrpc, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
+    {
+        self.call_with(rpc, kind, pinned, request, timeout, ClusterGrpc::new, send)
+            .await
+    }
+
+    /// `call` with the client type (`make`) and the per-attempt timeout chosen by the caller.
+    #[allow(clippy::too_many_arguments)]
+    async fn call_with<C, Req, Resp, F, Fut>(
+        &self,
+        rpc: &'static str,
+        kind: CallKind,
+        pinned: Option<&str>,
+        request: Req,
+        request_timeout: Duration,
+        make: impl Fn(Channel) -> C,
+        send: F,
+    ) -> Result<Resp, ClientError>
+    where
+        Req: Clone,
+        F: Fn(C, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
+    {
         let config = &self.inner.config;
         let endpoints = &self.inner.endpoints;
         let attempts_max = config.max_retries.saturating_add(1);
@@ -481,21 +677,15 @@ impl LedgerClient {
 
         for attempt in 1..=attempts_max {
             let url = pinned.map_or_else(|| endpoints.preferred(), str::to_string);
-            let grpc = Grpc::new(endpoints.channel(&url)?)
-                .max_decoding_message_size(config.max_message_size_bytes)
-                .max_encoding_message_size(config.max_message_size_bytes);
+            let grpc = make(endpoints.channel(&url)?);
             let mut grpc_request = tonic::Request::new(request.clone());
             if kind != CallKind::Stream {
                 // Tell the server too, so it can drop work nobody waits for.
-                grpc_request.set_timeout(config.request_timeout);
+                grpc_request.set_timeout(request_timeout);
             }
 
             tracing::trace!(rpc, attempt, %url, "sending");
-            let status = match tokio::time::timeout(
-                config.request_timeout,
-                send(grpc, grpc_request),
-            )
-            .await
+            let status = match tokio::time::timeout(request_timeout, send(grpc, grpc_request)).await
             {
                 Ok(Ok(response)) => {
                     if pinned.is_none() {
@@ -504,10 +694,9 @@ impl LedgerClient {
                     return Ok(response.into_inner());
                 }
                 Ok(Err(status)) => status,
-                Err(_elapsed) => Status::deadline_exceeded(format!(
-                    "no answer within {:?}",
-                    config.request_timeout
-                )),
+                Err(_elapsed) => {
+                    Status::deadline_exceeded(format!("no answer within {request_timeout:?}"))
+                }
             };
             let disposition = classify(&status);
             last_error = format!("{url}: {}", describe(&status));

@@ -332,16 +332,29 @@ pub(crate) fn cluster_status_from_proto(response: api::ClusterStatusResponse) ->
         committed_index: response.committed_index,
         applied_index: response.applied_index,
         snapshot_index: response.snapshot_index,
-        nodes: response
-            .nodes
-            .into_iter()
-            .map(|n| NodeStatus {
-                node_id: n.node_id,
-                address: n.address,
-                role: n.role,
-                voter: n.voter,
-            })
-            .collect(),
+        nodes: response.nodes.into_iter().map(node_status_from_proto).collect(),
+        purged_index: response.purged_index,
+        error: (!response.error.is_empty()).then_some(response.error),
+        retired_node_ids: response.retired_node_ids,
+    }
+}
+
+fn node_status_from_proto(n: api::NodeStatus) -> NodeStatus {
+    NodeStatus {
+        node_id: n.node_id,
+        address: n.address,
+        role: n.role,
+        voter: n.voter,
+        peer_address: n.peer_address,
+        matched_index: n.matched_index,
+        lag_entries: n.lag_entries,
+    }
+}
+
+pub(crate) fn membership_change_from_proto(response: api::MembershipResponse) -> MembershipChange {
+    MembershipChange {
+        changed: response.changed,
+        nodes: response.nodes.into_iter().map(node_status_from_proto).collect(),
     }
 }
 

@@ -339,6 +339,12 @@ pub struct NodeStatus {
     /// "leader", "follower", "candidate", "learner", "shutdown".
     pub role: String,
     pub voter: bool,
+    /// Where peers reach the node (`address` is where clients do).
+    pub peer_address: String,
+    /// Known only from the leader: the last log index the leader knows the node holds, and how
+    /// many entries that is behind the leader's log.
+    pub matched_index: Option<u64>,
+    pub lag_entries: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -353,6 +359,28 @@ pub struct ClusterStatus {
     pub applied_index: u64,
     pub snapshot_index: u64,
     pub nodes: Vec<NodeStatus>,
+    /// Log entries up to this index are deleted (covered by the snapshot).
+    pub purged_index: u64,
+    /// Set when the node's Raft stopped (e.g. corrupted storage): it serves nothing else.
+    pub error: Option<String>,
+    /// Ids the node saw as members that are members no more: never to be reused.
+    pub retired_node_ids: Vec<u64>,
+}
+
+/// The outcome of a membership change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipChange {
+    /// False when the cluster already was as asked (e.g. a retry of a change that succeeded).
+    pub changed: bool,
+    /// The membership afterwards.
+    pub nodes: Vec<NodeStatus>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotTaken {
+    pub snapshot_index: u64,
+    /// 0: nothing purged.
+    pub purged_index: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

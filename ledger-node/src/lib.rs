@@ -4,6 +4,7 @@
 
 pub mod ledger;
 pub mod codec;
+pub mod config;
 pub mod raft;
 pub mod storage;
 pub mod api;

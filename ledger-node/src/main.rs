@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use ledger_node::server::{self, NodeConfig};
+use ledger_node::config::{NodeConfig, StartArgs};
+use ledger_node::server;
 
 #[derive(Parser)]
 #[command(name = "ledger-node", version, about = "A replicated double-entry ledger node")]
@@ -23,6 +24,14 @@ enum Command {
         /// Address for clients (and peers).
         #[arg(long, env = "LEDGER_LISTEN", default_value = "127.0.0.1:7070")]
         listen: SocketAddr,
+    },
+    /// Run one member of a cluster (README: "Run a 3-node cluster on one machine").
+    Start {
+        /// TOML file with any of the keys below (flags and environment variables win over it).
+        #[arg(long, env = "LEDGER_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        args: StartArgs,
     },
 }
 
@@ -44,16 +53,9 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     init_tracing();
-    match Cli::parse().command {
-        Command::Dev { data_dir, listen } => {
-            let config = NodeConfig {
-                node_id: 1,
-                listen,
-                advertise: format!("http://{listen}"),
-                data_dir,
-                bootstrap_single: true,
-            };
-            server::run(config, shutdown_signal()).await
-        }
-    }
+    let config = match Cli::parse().command {
+        Command::Dev { data_dir, listen } => NodeConfig::dev(data_dir, listen),
+        Command::Start { config, args } => args.resolve(config.as_deref())?,
+    };
+    server::run(config, shutdown_signal()).await
 }

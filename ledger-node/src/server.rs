@@ -1,103 +1,221 @@
-//! Start-up and shutdown of one replica: open storage, start Raft, serve gRPC.
+//! Start-up and shutdown of one replica: check the data dir's identity, open storage, start Raft,
+//! form the cluster when asked (once), serve gRPC (clients, operators and peers).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use ledger_proto::api::cluster_server::ClusterServer;
 use ledger_proto::api::ledger_server::LedgerServer;
 use ledger_proto::raft::raft_peer_server::RaftPeerServer;
-use openraft::{BasicNode, SnapshotPolicy};
+use tokio::sync::{oneshot, watch};
 
 use crate::api::MESSAGE_BYTES_MAX;
+use crate::api::cluster::ClusterService;
 use crate::api::grpc::LedgerService;
+pub use crate::config::NodeConfig;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{Network, PEER_MESSAGE_BYTES_MAX};
 use crate::raft::peer_service::PeerService;
 use crate::raft::state_machine::StateMachine;
-use crate::raft::{NodeId, Raft};
-use crate::service::Node;
+use crate::raft::{NodeAddr, Raft};
+use crate::service::identity::{self, IdsSeen};
+use crate::service::{Node, ServiceError};
 use crate::storage;
 
-pub struct NodeConfig {
-    pub node_id: NodeId,
-    pub listen: SocketAddr,
-    /// The address peers and redirected clients use to reach this node (`http://host:port`).
-    pub advertise: String,
-    pub data_dir: PathBuf,
-    /// Form a single-member cluster on first start (dev mode).
-    pub bootstrap_single: bool,
-}
-
-/// Raft timing for this class of machine: 2 cores, a disk whose fsync costs 0.2-2.4 ms, all
-/// replicas possibly on one host. Elections are slow enough not to fire under a loaded apply,
-/// fast enough for failover well under 3 s.
-pub fn raft_config() -> anyhow::Result<openraft::Config> {
-    let config = openraft::Config {
-        cluster_name: "ledger".into(),
-        heartbeat_interval: 100,
-        election_timeout_min: 600,
-        election_timeout_max: 1_200,
-        max_payload_entries: 1_000,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(50_000),
-        max_in_snapshot_log_to_keep: 1_000,
-        purge_batch_size: 1_024,
-        install_snapshot_timeout: 60_000,
-        ..Default::default()
-    };
-    Ok(config.validate()?)
-}
+/// How often a bootstrapping node retries peers that do not answer yet.
+const BOOTSTRAP_RETRY: Duration = Duration::from_secs(1);
 
 pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let identity = identity::load_or_create(&config.data_dir, config.node_id, &config.cluster_name)?;
+    let ids_seen = IdsSeen::load(&config.data_dir)?;
     let db = storage::open(&config.data_dir.join("db")).context("opening the database")?;
     let snapshot_dir = config.data_dir.join("snapshots");
     let log_store = LogStore::new(db.clone())?;
+    let appended_bytes = log_store.appended_bytes();
     let state_machine = StateMachine::new(db.clone(), snapshot_dir.clone());
     let feed = state_machine.feed();
-    let raft: Raft = Raft::new(config.node_id, Arc::new(raft_config()?), Network, log_store, state_machine)
+    let network = Network::default();
+    let peers = network.channels.clone();
+    let raft: Raft = Raft::new(config.node_id, Arc::new(config.raft_config()?), network, log_store, state_machine)
         .await
         .context("starting raft")?;
-
-    if config.bootstrap_single && !raft.is_initialized().await? {
-        let members = BTreeMap::from([(config.node_id, BasicNode { addr: config.advertise.clone() })]);
-        raft.initialize(members).await.context("initialising the single-node cluster")?;
-        tracing::info!(node_id = config.node_id, "initialised a new single-node cluster");
+    let me = NodeAddr { peer: config.peer_advertise.clone(), api: config.advertise.clone(), incarnation: identity.incarnation };
+    let initialized = raft.is_initialized().await?;
+    if config.bootstrap && initialized {
+        bail!(
+            "refusing --bootstrap: the data dir {} already holds Raft state (node {} of a cluster); a cluster is \
+             initialised once: start this node without --bootstrap",
+            config.data_dir.display(),
+            config.node_id
+        );
     }
-    let node = Node { id: config.node_id, raft: raft.clone(), db: db.clone(), feed };
-    if config.bootstrap_single {
+    let node = Node {
+        id: config.node_id,
+        raft: raft.clone(),
+        db: db.clone(),
+        feed,
+        peers,
+        cluster_name: config.cluster_name.clone(),
+        ids_seen: Arc::new(Mutex::new(ids_seen)),
+    };
+
+    if config.dev_single {
+        if !initialized {
+            raft.initialize(BTreeMap::from([(config.node_id, me.clone())]))
+                .await
+                .context("initialising the single-node cluster")?;
+            tracing::info!(node_id = config.node_id, "initialised a new single-node cluster");
+        }
+        // Dev mode serves only once it leads: a client that connects can write at once.
         raft.wait(Some(Duration::from_secs(30)))
             .current_leader(config.node_id, "single node elects itself")
             .await
             .context("waiting for the node to become leader")?;
     }
-    let ticker = tokio::spawn(node.clone().run_expiry_ticker());
+    let tasks = [
+        tokio::spawn(node.clone().run_expiry_ticker()),
+        tokio::spawn(node.clone().record_member_ids()),
+        tokio::spawn(node.clone().run_log_size_snapshots(appended_bytes, config.raft.snapshot_log_bytes)),
+        tokio::spawn(watch_fatal(raft.clone())),
+    ];
 
     let ledger = LedgerServer::new(LedgerService::new(node.clone()))
         .max_decoding_message_size(MESSAGE_BYTES_MAX)
         .max_encoding_message_size(MESSAGE_BYTES_MAX);
-    let peer = RaftPeerServer::new(PeerService { raft: raft.clone(), snapshot_dir })
-        .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
-        .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX);
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
-    // tonic's own TCP_NODELAY setting does not apply to a listener we bind ourselves; without it,
-    // small responses wait out delayed ACKs (~40 ms per read).
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    tracing::info!(node_id = config.node_id, listen = %config.listen, data_dir = %config.data_dir.display(), "ledger node serving");
+    let cluster = ClusterServer::new(ClusterService { node: node.clone(), me: me.clone() });
+    let peer = RaftPeerServer::new(PeerService {
+        raft: raft.clone(),
+        snapshot_dir,
+        node_id: config.node_id,
+        incarnation: identity.incarnation,
+        peer_address: config.peer_advertise.clone(),
+        api_address: config.advertise.clone(),
+        cluster_name: config.cluster_name.clone(),
+    })
+    .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
+    .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX);
+
+    // One signal stops every server: the caller's shutdown, or a failed bootstrap.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (failed_tx, mut failed_rx) = oneshot::channel::<anyhow::Error>();
+    {
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+    }
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    let client_listener = bind(config.listen).await?;
+    let peer_listener = match config.peer_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    tracing::info!(
+        node_id = config.node_id,
+        incarnation = format!("{:x}", identity.incarnation),
+        listen = %config.listen,
+        peer_listen = ?config.peer_listen,
+        advertise = %config.advertise,
+        data_dir = %config.data_dir.display(),
+        "ledger node serving"
+    );
     println!("ledger-node {} serving on {} (data dir {})", config.node_id, config.listen, config.data_dir.display());
-    tonic::transport::Server::builder()
-        .add_service(ledger)
-        .add_service(peer)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
-        .context("serving gRPC")?;
-    ticker.abort();
+
+    if config.bootstrap {
+        let (node, me, others) = (node.clone(), me.clone(), config.peers.iter().map(|p| (p.node_id, p.peer_address.clone())).collect());
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = bootstrap(node, me, others).await {
+                let _ = failed_tx.send(e);
+                let _ = stop_tx.send(true);
+            }
+        });
+    }
+
+    type Serving = std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
+    let clients = tonic::transport::Server::builder().add_service(ledger).add_service(cluster);
+    let (serve_clients, serve_peers): (Serving, Serving) = match peer_listener {
+        None => (
+            Box::pin(clients.add_service(peer).serve_with_incoming_shutdown(client_listener, stopped(stop_rx.clone()))),
+            Box::pin(async { Ok(()) }),
+        ),
+        Some(listener) => (
+            Box::pin(clients.serve_with_incoming_shutdown(client_listener, stopped(stop_rx.clone()))),
+            Box::pin(
+                tonic::transport::Server::builder()
+                    .add_service(peer)
+                    .serve_with_incoming_shutdown(listener, stopped(stop_rx.clone())),
+            ),
+        ),
+    };
+    let (clients_served, peers_served) = tokio::join!(serve_clients, serve_peers);
+    for task in tasks {
+        task.abort();
+    }
     tracing::info!("shutting down raft");
     raft.shutdown().await.map_err(|e| anyhow::anyhow!("raft shutdown: {e}"))?;
+    clients_served.context("serving clients")?;
+    peers_served.context("serving peers")?;
+    if let Ok(e) = failed_rx.try_recv() {
+        return Err(e.context("bootstrap failed"));
+    }
     Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<tonic::transport::server::TcpIncoming> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    // tonic's own TCP_NODELAY setting does not apply to a listener we bind ourselves; without it,
+    // small responses wait out delayed ACKs (~40 ms per read).
+    Ok(tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)))
+}
+
+/// Forms the cluster of this node and `others`, retrying while some peer does not answer yet
+/// (peers may start in any order). Any other refusal ends the node: it must not run half-formed.
+async fn bootstrap(node: Node, me: NodeAddr, others: Vec<(u64, String)>) -> anyhow::Result<()> {
+    let mut waited = 0u64;
+    loop {
+        match node.init_cluster(me.clone(), &others).await {
+            Ok(_) => {
+                tracing::info!(members = others.len() + 1, "bootstrapped a new cluster");
+                return Ok(());
+            }
+            Err(ServiceError::Unavailable(why)) => {
+                if waited % 10 == 0 {
+                    tracing::info!(reason = %why, "bootstrap: waiting for peers");
+                }
+                waited += 1;
+                tokio::time::sleep(BOOTSTRAP_RETRY).await;
+            }
+            Err(e) => return Err(anyhow::anyhow!("{e}")),
+        }
+    }
+}
+
+/// Logs, once, that Raft stopped (a storage error such as a corrupted log entry): the node goes
+/// on answering status calls, and refuses everything else.
+async fn watch_fatal(raft: Raft) {
+    use openraft::type_config::async_runtime::WatchReceiver;
+    let mut metrics = raft.metrics();
+    loop {
+        if let Err(fatal) = &metrics.borrow_watched().running_state {
+            tracing::error!(
+                error = %fatal,
+                "raft stopped: this node serves no reads or writes; if its data is corrupted, wipe its data dir \
+                 and add it back under a new id (README: replace a node)"
+            );
+            return;
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
 }

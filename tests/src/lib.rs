@@ -108,6 +108,180 @@ impl Drop for DevNode {
     }
 }
 
+/// One `ledger-node start` process of a multi-node cluster, on its own loopback port (clients and
+/// peers share it) and its own data dir.
+pub struct ClusterNode {
+    pub id: u64,
+    pub data_dir: PathBuf,
+    pub port: u16,
+    log_path: PathBuf,
+    child: Option<Child>,
+    /// Flags given on every start (e.g. Raft tuning).
+    extra_args: Vec<String>,
+}
+
+impl ClusterNode {
+    /// Starts node `id` on a fresh port; with `bootstrap`, it forms a new cluster of itself and
+    /// those peers on this first start. Returns once the port accepts connections (the node may
+    /// not be in a cluster yet).
+    pub fn start(id: u64, data_dir: &Path, bootstrap: Option<&[(u64, String)]>, extra_args: &[&str]) -> ClusterNode {
+        let mut node = ClusterNode {
+            id,
+            data_dir: data_dir.to_path_buf(),
+            port: free_port(),
+            log_path: data_dir.with_extension("log"),
+            child: None,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+        };
+        let mut args = Vec::new();
+        if let Some(peers) = bootstrap {
+            args.push("--bootstrap".to_string());
+            for (peer_id, url) in peers {
+                args.push("--peer".into());
+                args.push(format!("{peer_id}={url}"));
+            }
+        }
+        node.spawn(&args);
+        node
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    fn command(&self, once: &[String]) -> Command {
+        let mut command = Command::new(binary("ledger-node"));
+        command
+            .args(["start", "--node-id", &self.id.to_string(), "--data-dir"])
+            .arg(&self.data_dir)
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(&self.extra_args)
+            .args(once)
+            .env("LEDGER_LOG", "info,openraft=warn");
+        command
+    }
+
+    fn spawn(&mut self, once: &[String]) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).expect("node log file");
+        let child = self
+            .command(once)
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn ledger-node start");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("ledger-node {} exited with {status}; log:\n{}", self.id, self.log());
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("ledger-node {} did not serve within 60 s; log:\n{}", self.id, self.log());
+    }
+
+    /// Runs the node with `once` added, to completion (for starts that must be refused).
+    pub fn run_to_exit(&self, once: &[&str]) -> Output {
+        assert!(self.child.is_none(), "stop the node first");
+        self.command(&once.iter().map(|s| s.to_string()).collect::<Vec<_>>()).output().expect("run ledger-node")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// SIGKILL: no shutdown code runs, as in a crash.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL ledger-node");
+            child.wait().expect("reap ledger-node");
+        }
+    }
+
+    /// Starts the node again on the same data dir and port (never with --bootstrap).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart a node that is stopped");
+        self.spawn(&[]);
+    }
+
+    /// Deletes the node's data dir (the node must be stopped): a disk lost for good.
+    pub fn wipe(&mut self) {
+        assert!(self.child.is_none(), "wipe a node that is stopped");
+        std::fs::remove_dir_all(&self.data_dir).expect("wipe the data dir");
+    }
+}
+
+impl Drop for ClusterNode {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// N `ledger-node start` processes in one temp dir. Node ids are handed out once, from 1 up.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub nodes: Vec<ClusterNode>,
+    next_id: u64,
+    extra_args: Vec<String>,
+}
+
+impl Cluster {
+    /// Starts `n` nodes; node 1 bootstraps the cluster of all of them (`--bootstrap --peer ...`).
+    pub fn bootstrap(n: u64, extra_args: &[&str]) -> Cluster {
+        let mut cluster = Cluster::empty(extra_args);
+        // Peers first: they wait, empty, for the bootstrapping node to contact them.
+        let peers: Vec<ClusterNode> = (2..=n)
+            .map(|id| ClusterNode::start(id, &cluster.dir.path().join(format!("node{id}")), None, extra_args))
+            .collect();
+        let members: Vec<(u64, String)> = peers.iter().map(|p| (p.id, p.endpoint())).collect();
+        let first = ClusterNode::start(1, &cluster.dir.path().join("node1"), Some(&members), extra_args);
+        cluster.nodes.push(first);
+        cluster.nodes.extend(peers);
+        cluster.next_id = n + 1;
+        cluster
+    }
+
+    /// No nodes yet; `start_node` adds them.
+    pub fn empty(extra_args: &[&str]) -> Cluster {
+        Cluster {
+            dir: tempfile::Builder::new().prefix("ledger-cluster-").tempdir().expect("temp dir"),
+            nodes: Vec::new(),
+            next_id: 1,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// Starts a node with the next unused id (with `bootstrap`, it forms a cluster of itself).
+    pub fn start_node(&mut self, bootstrap: bool) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let extra: Vec<&str> = self.extra_args.iter().map(String::as_str).collect();
+        let node = ClusterNode::start(id, &self.dir.path().join(format!("node{id}")), bootstrap.then_some(&[][..]), &extra);
+        self.nodes.push(node);
+        id
+    }
+
+    pub fn node(&mut self, id: u64) -> &mut ClusterNode {
+        self.nodes.iter_mut().find(|n| n.id == id).unwrap_or_else(|| panic!("no node {id}"))
+    }
+
+    /// Endpoints of the running nodes.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.nodes.iter().filter(|n| n.is_running()).map(ClusterNode::endpoint).collect()
+    }
+
+    pub fn logs(&self) -> String {
+        self.nodes.iter().map(|n| format!("==== node {} ====\n{}\n", n.id, n.log())).collect()
+    }
+}
+
 /// Runs the `ledger` CLI against `endpoint` with `--output json`.
 pub fn cli(endpoint: &str, args: &[&str]) -> Output {
     Command::new(binary("ledger"))

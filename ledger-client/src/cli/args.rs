@@ -1,6 +1,6 @@
 //! Command-line syntax (clap derive). Parsing of ids, legs, amounts and metadata is in `parse`.
 
-use super::parse::{parse_amount_arg, parse_id_arg, parse_leg_arg, parse_meta_arg};
+use super::parse::{parse_amount_arg, parse_id_arg, parse_leg_arg, parse_member_arg, parse_meta_arg};
 use crate::types::Leg;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use rust_decimal::Decimal;
@@ -221,9 +221,40 @@ pub struct TransferSubmitArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {
-    /// Raft role, term, indexes and members.
+    /// Raft role, term, indexes of the answering node, and of every member (each one is asked).
     Status {
-        /// Ask every --endpoint instead of the first that answers.
+        /// Ask every --endpoint instead (no fan-out to members).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Form a new cluster of the first --endpoint's node and every --peer, all voters. Once:
+    /// refused when any of them already holds Raft state.
+    Init {
+        /// Another initial member, ID=PEER_URL; repeatable.
+        #[arg(long = "peer", value_parser = parse_member_arg)]
+        peers: Vec<(u64, String)>,
+    },
+    /// Add a node as a learner (it receives the log, but does not vote). The node must be
+    /// running on an empty data dir with this id; ids are never reused.
+    AddLearner {
+        node_id: u64,
+        /// Where peers reach it, e.g. http://127.0.0.1:7073.
+        peer_address: String,
+    },
+    /// Make a learner a voter, once it has caught up with the leader.
+    Promote {
+        node_id: u64,
+        /// How long to wait for it to catch up.
+        #[arg(long, default_value_t = 300)]
+        wait_secs: u64,
+    },
+    /// Remove a node (voter or learner) from the cluster for good.
+    Remove { node_id: u64 },
+    /// Build a snapshot on the first --endpoint's node now (every --endpoint with --all).
+    Snapshot {
+        /// Also delete the log entries the snapshot covers.
+        #[arg(long)]
+        purge: bool,
         #[arg(long)]
         all: bool,
     },

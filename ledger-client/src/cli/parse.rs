@@ -86,3 +86,20 @@ mod tests {
         assert!(parse_meta_arg("novalue").is_err());
     }
 }
+
+/// `ID=PEER_URL`, e.g. `2=http://127.0.0.1:7071`: a cluster member for `cluster init`.
+pub fn parse_member_arg(input: &str) -> Result<(u64, String), String> {
+    let (id, url) = input
+        .split_once('=')
+        .ok_or_else(|| format!("invalid member {input:?}: expected ID=PEER_URL"))?;
+    let id: u64 = id
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid member {input:?}: the id is not a number"))?;
+    if id == 0 || url.trim().is_empty() {
+        return Err(format!(
+            "invalid member {input:?}: ids start at 1 and the URL is required"
+        ));
+    }
+    Ok((id, crate::retry::normalize_endpoint(url)))
+}

@@ -282,12 +282,33 @@ async fn cluster(client: &LedgerClient, command: ClusterCommand) -> Result<Outco
     let (all, state_hash) = match command {
         ClusterCommand::Status { all } => (all, false),
         ClusterCommand::StateHash { all } => (all, true),
+        ClusterCommand::Init { peers } => {
+            return Ok(Outcome::ok(view::membership_change(&client.init_cluster(peers).await?)));
+        }
+        ClusterCommand::AddLearner {
+            node_id,
+            peer_address,
+        } => {
+            let peer_address = crate::retry::normalize_endpoint(&peer_address);
+            let change = client.add_learner(node_id, &peer_address).await?;
+            return Ok(Outcome::ok(view::membership_change(&change)));
+        }
+        ClusterCommand::Promote { node_id, wait_secs } => {
+            let change = client
+                .promote_voter(node_id, Duration::from_secs(wait_secs))
+                .await?;
+            return Ok(Outcome::ok(view::membership_change(&change)));
+        }
+        ClusterCommand::Remove { node_id } => {
+            return Ok(Outcome::ok(view::membership_change(&client.remove_node(node_id).await?)));
+        }
+        ClusterCommand::Snapshot { purge, all } => return snapshot(client, purge, all).await,
     };
     if !all {
         return Ok(Outcome::ok(if state_hash {
             view::state_hash(&client.state_hash().await?)
         } else {
-            view::cluster_status(&client.cluster_status().await?)
+            cluster_overview(client).await?
         }));
     }
     // Every endpoint, concurrently; one unreachable node must not hide the others.
@@ -307,17 +328,61 @@ async fn cluster(client: &LedgerClient, command: ClusterCommand) -> Result<Outco
         answer.map_err(|e| e.to_string())
     }))
     .await;
+    Ok(per_endpoint(&endpoints, answers))
+}
+
+fn per_endpoint(endpoints: &[String], answers: Vec<Result<Node, String>>) -> Outcome {
     let failed = answers.iter().filter(|a| a.is_err()).count();
     let nodes: Vec<Node> = endpoints
         .iter()
         .zip(answers)
         .map(|(e, a)| view::per_endpoint(e, a))
         .collect();
-    Ok(Outcome {
+    Outcome {
         document: Some(view::object! { "endpoints" => nodes }),
         exit: if failed == 0 { EXIT_OK } else { EXIT_ERROR },
         message: (failed > 0).then(|| format!("{failed} endpoint(s) did not answer")),
-    })
+    }
+}
+
+/// The answering node's status, with every member's own numbers (each member is asked at its
+/// client address) and the leader's view of replication (matched index, lag).
+async fn cluster_overview(client: &LedgerClient) -> Result<Node, ClientError> {
+    let here = client.cluster_status().await?;
+    let leader = if here.role == "leader" {
+        Some(here.clone())
+    } else if !here.leader_address.is_empty() {
+        client.cluster_status_at(&here.leader_address).await.ok()
+    } else {
+        None
+    };
+    let members = leader.as_ref().unwrap_or(&here).nodes.clone();
+    let answers = futures::future::join_all(
+        members
+            .iter()
+            .map(|m| async move { client.cluster_status_at(&m.address).await.map_err(|e| e.to_string()) }),
+    )
+    .await;
+    Ok(view::cluster_overview(&here, &members, &answers))
+}
+
+async fn snapshot(client: &LedgerClient, purge: bool, all: bool) -> Result<Outcome, ClientError> {
+    let endpoints = client.endpoints();
+    let targets = if all { endpoints.clone() } else { endpoints[..1].to_vec() };
+    if !all {
+        return Ok(Outcome::ok(view::snapshot_taken(
+            &client.trigger_snapshot(&targets[0], purge).await?,
+        )));
+    }
+    let answers = futures::future::join_all(targets.iter().map(|endpoint| async move {
+        client
+            .trigger_snapshot(endpoint, purge)
+            .await
+            .map(|t| view::snapshot_taken(&t))
+            .map_err(|e| e.to_string())
+    }))
+    .await;
+    Ok(per_endpoint(&targets, answers))
 }
 
 async fn watch(client: &LedgerClient, id: u128, output: OutputFormat) -> ExitCode {

@@ -253,19 +253,74 @@ pub fn balance_at(account_id: u128, timestamp_ns: u64, result: &BalanceAt) -> No
     with_timestamp(node, "as_of_timestamp", result.as_of_timestamp_ns)
 }
 
-pub fn cluster_status(status: &ClusterStatus) -> Node {
-    let nodes: Vec<Node> = status
-        .nodes
+fn member(n: &NodeStatus) -> Node {
+    object! {
+        "node_id" => n.node_id,
+        "address" => n.address.as_str(),
+        "role" => n.role.as_str(),
+        "voter" => n.voter,
+        "peer_address" => n.peer_address.as_str(),
+        "matched_index" => n.matched_index,
+        "lag_entries" => n.lag_entries,
+    }
+}
+
+pub fn membership_change(change: &MembershipChange) -> Node {
+    object! {
+        "changed" => change.changed,
+        "nodes" => change.nodes.iter().map(member).collect::<Vec<_>>(),
+    }
+}
+
+pub fn snapshot_taken(taken: &SnapshotTaken) -> Node {
+    object! { "snapshot_index" => taken.snapshot_index, "purged_index" => taken.purged_index }
+}
+
+/// `cluster status`: the answering node's fields (as `cluster_status`), and per member its
+/// membership row plus its own numbers, or the error that kept it from answering.
+pub fn cluster_overview(
+    here: &ClusterStatus,
+    members: &[NodeStatus],
+    answers: &[Result<ClusterStatus, String>],
+) -> Node {
+    let nodes: Vec<Node> = members
         .iter()
-        .map(|n| {
-            object! {
-                "node_id" => n.node_id,
-                "address" => n.address.as_str(),
-                "role" => n.role.as_str(),
-                "voter" => n.voter,
+        .zip(answers)
+        .map(|(m, answer)| {
+            let row = member(m);
+            match answer {
+                Ok(s) => extend(
+                    row,
+                    object! {
+                        "own_role" => s.role.as_str(),
+                        "term" => s.term,
+                        "last_log_index" => s.last_log_index,
+                        "committed_index" => s.committed_index,
+                        "applied_index" => s.applied_index,
+                        "snapshot_index" => s.snapshot_index,
+                        "purged_index" => s.purged_index,
+                        "error" => s.error.as_deref(),
+                    },
+                ),
+                Err(e) => extend(row, object! { "error" => e.as_str() }),
             }
         })
         .collect();
+    let mut status = here.clone();
+    status.nodes.clear();
+    let Node::Object(mut fields) = cluster_status(&status) else {
+        unreachable!("cluster_status is an object")
+    };
+    for (key, value) in fields.iter_mut() {
+        if key == "nodes" {
+            *value = Node::Array(nodes.clone());
+        }
+    }
+    Node::Object(fields)
+}
+
+pub fn cluster_status(status: &ClusterStatus) -> Node {
+    let nodes: Vec<Node> = status.nodes.iter().map(member).collect();
     object! {
         "node_id" => status.node_id,
         "role" => status.role.as_str(),
@@ -276,6 +331,9 @@ pub fn cluster_status(status: &ClusterStatus) -> Node {
         "committed_index" => status.committed_index,
         "applied_index" => status.applied_index,
         "snapshot_index" => status.snapshot_index,
+        "purged_index" => status.purged_index,
+        "error" => status.error.as_deref(),
+        "retired_node_ids" => status.retired_node_ids.iter().map(|id| Node::from(*id)).collect::<Vec<_>>(),
         "nodes" => nodes,
     }
 }

@@ -437,24 +437,15 @@ impl Ledger for LedgerService {
     async fn cluster_status(&self, _: Request<pb::ClusterStatusRequest>) -> Result<Response<pb::ClusterStatusResponse>, Status> {
         let metrics = self.node.raft.metrics().borrow_watched().clone();
         let membership = metrics.membership_config.membership();
-        let voters: Vec<u64> = membership.voter_ids().collect();
-        let role = |id: u64| -> String {
-            if Some(id) == metrics.current_leader {
-                "leader".into()
-            } else if voters.contains(&id) {
-                "follower".into()
-            } else {
-                "learner".into()
-            }
-        };
-        let nodes = membership
-            .nodes()
-            .map(|(id, node)| pb::NodeStatus { node_id: *id, address: node.addr.clone(), role: role(*id), voter: voters.contains(id) })
-            .collect();
         let leader_address = metrics
             .current_leader
-            .and_then(|l| membership.get_node(&l).map(|n| n.addr.clone()))
+            .and_then(|l| membership.get_node(&l).map(|n| n.api.clone()))
             .unwrap_or_default();
+        let members = super::cluster::member_rows(&self.node);
+        let retired_node_ids = {
+            let seen = self.node.ids_seen.lock().unwrap_or_else(|p| p.into_inner());
+            seen.ids().iter().copied().filter(|id| !members.iter().any(|m| m.node_id == *id)).collect()
+        };
         Ok(Response::new(pb::ClusterStatusResponse {
             node_id: metrics.id,
             role: format!("{:?}", metrics.state).to_lowercase(),
@@ -465,7 +456,10 @@ impl Ledger for LedgerService {
             committed_index: metrics.cluster_committed.as_ref().map(|l| l.index()).unwrap_or(0),
             applied_index: metrics.last_applied.as_ref().map(|l| l.index()).unwrap_or(0),
             snapshot_index: metrics.snapshot.as_ref().map(|l| l.index()).unwrap_or(0),
-            nodes,
+            nodes: members,
+            purged_index: metrics.purged.as_ref().map(|l| l.index()).unwrap_or(0),
+            error: metrics.running_state.as_ref().err().map(|e| e.to_string()).unwrap_or_default(),
+            retired_node_ids,
         }))
     }
 

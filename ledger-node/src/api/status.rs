@@ -27,6 +27,8 @@ pub fn to_status(e: ServiceError) -> Status {
             status
         }
         ServiceError::NoQuorum(why) => Status::unavailable(why),
+        ServiceError::Unavailable(why) => Status::unavailable(why),
+        ServiceError::Refused(why) => Status::failed_precondition(why),
         ServiceError::Fatal(why) => Status::internal(format!("node stopped serving: {why}")),
         ServiceError::Storage(e) if e.kind() == std::io::ErrorKind::InvalidData => {
             Status::data_loss(format!("refusing to serve corrupted state: {e}"))

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::sync::Arc;
 use std::thread;
@@ -27,6 +28,9 @@ const KEY_COMMITTED: &[u8] = b"committed";
 pub struct LogStore {
     db: Db,
     flusher: Arc<Flusher>,
+    /// Bytes appended since start: drives the size-based snapshot trigger (entries vary from a
+    /// few hundred bytes to megabytes, so an entry count alone bounds the log poorly).
+    appended_bytes: Arc<AtomicU64>,
 }
 
 /// The flusher thread and its queue. Dropping the last handle closes the queue and joins the
@@ -59,7 +63,16 @@ impl LogStore {
         let flusher_db = db.clone();
         let thread =
             thread::Builder::new().name("raft-log-flusher".into()).spawn(move || run_flusher(flusher_db, flush_rx))?;
-        Ok(LogStore { db, flusher: Arc::new(Flusher { tx: Some(flush_tx), thread: Some(thread) }) })
+        Ok(LogStore {
+            db,
+            flusher: Arc::new(Flusher { tx: Some(flush_tx), thread: Some(thread) }),
+            appended_bytes: Arc::default(),
+        })
+    }
+
+    /// Counter of the bytes appended to the log since this store was opened.
+    pub fn appended_bytes(&self) -> Arc<AtomicU64> {
+        self.appended_bytes.clone()
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &'static [u8]) -> io::Result<Option<T>> {
@@ -194,9 +207,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut batch = WriteBatch::default();
         let log_cf = cf(&self.db, Cf::RaftLog);
+        let mut bytes = 0u64;
         for entry in entries {
-            batch.put_cf(log_cf, entry.log_id.index().to_be_bytes(), codec::encode(&entry));
+            let value = codec::encode(&entry);
+            bytes += value.len() as u64;
+            batch.put_cf(log_cf, entry.log_id.index().to_be_bytes(), value);
         }
+        self.appended_bytes.fetch_add(bytes, Ordering::Relaxed);
         let mut opts = WriteOptions::default();
         opts.set_sync(false);
         self.db.write_opt(batch, &opts).map_err(to_io)?;

@@ -19,8 +19,21 @@ openraft::declare_raft_types!(
         D = Command,
         R = CommandResponse,
         NodeId = u64,
-        Node = openraft::BasicNode,
+        Node = NodeAddr,
 );
+
+/// A member as the membership records it: where to reach it, and which data dir answers there.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeAddr {
+    /// URL of its peer service (`ledger.raft.v1.RaftPeer`).
+    pub peer: String,
+    /// URL of its client service (`ledger.v1.Ledger`), handed to redirected clients.
+    pub api: String,
+    /// Random id of its data dir. Peer messages carry it, and a node answering with another
+    /// (the id wiped and restarted, or a different node on a reused address) refuses them: a
+    /// member that lost its log must never count towards a quorum again.
+    pub incarnation: u64,
+}
 
 pub type NodeId = u64;
 pub type Raft = openraft::Raft<TypeConfig, state_machine::StateMachine>;

@@ -1,30 +1,53 @@
 //! The client side of the peer transport: openraft's RPCs as CRC-guarded postcard payloads over
-//! gRPC (`ledger.raft.v1.RaftPeer`). One lazily connected channel per peer.
+//! gRPC (`ledger.raft.v1.RaftPeer`). One cached channel per peer address.
+//!
+//! Every message names the node it is meant for (id and data-dir incarnation); the receiver
+//! refuses one meant for another node, and the sender treats that as "unreachable", never as an
+//! answer. AppendEntries messages are cut to `APPEND_BYTES_MAX` (the rest goes in the next one).
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ledger_proto::raft::raft_peer_client::RaftPeerClient;
-use ledger_proto::raft::{RaftMessage, SnapshotChunk};
+use ledger_proto::raft::{NodeInfoRequest, NodeInfoResponse, RaftMessage, SnapshotChunk};
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
-use openraft::{BasicNode, OptionalSend, RaftNetworkV2};
+use openraft::{ErrorSubject, ErrorVerb, OptionalSend, RaftNetworkV2, StorageError};
 use tokio::io::AsyncReadExt;
 use tonic::transport::{Channel, Endpoint};
 
+use super::{LogId, NodeAddr, NodeId, Snapshot, TypeConfig, Vote};
 use super::snapshot::SnapshotFile;
-use super::{NodeId, Snapshot, TypeConfig, Vote};
 use crate::codec;
 
 /// Bytes of snapshot data per chunk.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
-/// Largest peer message (an AppendEntries of a full batch of large transfers).
+/// Largest peer message accepted (either direction).
 pub const PEER_MESSAGE_BYTES_MAX: usize = 64 << 20;
+/// An AppendEntries carries at most this many bytes of entries (at least one entry): half the
+/// message bound, so encoding overhead can never push it over.
+pub const APPEND_BYTES_MAX: usize = 32 << 20;
+/// Peer addresses with a cached channel at most (members come and go; the cache must not grow).
+const CHANNELS_MAX: usize = 256;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// openraft asks for appends within one heartbeat interval; a large append on a loaded host
+/// (write + fsync on the follower) takes longer, and cutting it off would only resend it.
+const APPEND_TIMEOUT_MIN: Duration = Duration::from_secs(2);
+/// Time per byte of an append on top of `APPEND_TIMEOUT_MIN` (~20 MB/s, a slow disk).
+const APPEND_NANOS_PER_BYTE: u64 = 50;
 
-pub fn message(payload: Vec<u8>) -> RaftMessage {
+/// A message for `target` (id and incarnation): the receiver checks both.
+pub fn message_to(payload: Vec<u8>, target: NodeId, incarnation: u64) -> RaftMessage {
     let crc32 = crc32fast::hash(&payload);
-    RaftMessage { payload, crc32 }
+    RaftMessage { payload, crc32, target_node_id: target, target_incarnation: incarnation }
+}
+
+/// A reply (its sender was checked by the request).
+pub fn message(payload: Vec<u8>) -> RaftMessage {
+    message_to(payload, 0, 0)
 }
 
 pub fn open_message<T: serde::de::DeserializeOwned>(what: &str, m: &RaftMessage) -> std::io::Result<T> {
@@ -34,23 +57,77 @@ pub fn open_message<T: serde::de::DeserializeOwned>(what: &str, m: &RaftMessage)
     codec::decode(&format!("peer {what}"), &m.payload)
 }
 
+/// One lazily connected channel per peer URL, shared by replication, follower reads and joins.
 #[derive(Clone, Default)]
-pub struct Network;
+pub struct PeerChannels {
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl PeerChannels {
+    pub fn client(&self, url: &str) -> Result<RaftPeerClient<Channel>, String> {
+        let channel = {
+            let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+            match channels.get(url) {
+                Some(channel) => channel.clone(),
+                None => {
+                    let channel = Endpoint::from_shared(url.to_string())
+                        .map_err(|e| format!("bad peer address {url:?}: {e}"))?
+                        .connect_timeout(CONNECT_TIMEOUT)
+                        .tcp_nodelay(true)
+                        .connect_lazy();
+                    if channels.len() >= CHANNELS_MAX {
+                        channels.clear();
+                    }
+                    channels.insert(url.to_string(), channel.clone());
+                    channel
+                }
+            }
+        };
+        Ok(RaftPeerClient::new(channel)
+            .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX))
+    }
+
+    /// Who answers at `url`.
+    pub async fn node_info(&self, url: &str, timeout: Duration) -> Result<NodeInfoResponse, String> {
+        let mut client = self.client(url)?;
+        match tokio::time::timeout(timeout, client.node_info(NodeInfoRequest {})).await {
+            Ok(Ok(reply)) => Ok(reply.into_inner()),
+            Ok(Err(status)) => Err(format!("{url}: {}", status.message())),
+            Err(_) => Err(format!("{url}: no answer within {timeout:?}")),
+        }
+    }
+
+    /// Asks the leader for a read index (the log id to apply before a linearizable read).
+    pub async fn read_index(&self, leader_id: NodeId, leader: &NodeAddr, timeout: Duration) -> Result<LogId, String> {
+        let mut client = self.client(&leader.peer)?;
+        let request = message_to(codec::encode(&()), leader_id, leader.incarnation);
+        let reply = match tokio::time::timeout(timeout, client.read_index(request)).await {
+            Ok(Ok(reply)) => reply.into_inner(),
+            Ok(Err(status)) => return Err(format!("read index from node {leader_id}: {}", status.message())),
+            Err(_) => return Err(format!("read index from node {leader_id}: no answer within {timeout:?}")),
+        };
+        open_message("read index", &reply).map_err(|e| e.to_string())
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct Network {
+    pub channels: PeerChannels,
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
-    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
-        let channel = Endpoint::from_shared(node.addr.clone())
-            .map(|e| e.connect_timeout(Duration::from_secs(2)).connect_lazy())
-            .map_err(|e| e.to_string());
-        PeerClient { target, channel }
+    async fn new_client(&mut self, target: NodeId, node: &NodeAddr) -> PeerClient {
+        PeerClient { target, node: node.clone(), channels: self.channels.clone() }
     }
 }
 
 pub struct PeerClient {
     target: NodeId,
-    channel: Result<Channel, String>,
+    node: NodeAddr,
+    channels: PeerChannels,
 }
 
 fn unreachable(e: impl std::fmt::Display) -> Unreachable<TypeConfig> {
@@ -59,29 +136,48 @@ fn unreachable(e: impl std::fmt::Display) -> Unreachable<TypeConfig> {
 
 impl PeerClient {
     fn client(&self) -> Result<RaftPeerClient<Channel>, Unreachable<TypeConfig>> {
-        let channel = self.channel.clone().map_err(unreachable)?;
-        Ok(RaftPeerClient::new(channel)
-            .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
-            .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX))
+        self.channels.client(&self.node.peer).map_err(unreachable)
     }
 
-    async fn call<Req, Resp, F, Fut>(&self, what: &str, request: &Req, ttl: Duration, send: F) -> Result<Resp, RPCError<TypeConfig>>
+    fn message(&self, payload: Vec<u8>) -> RaftMessage {
+        message_to(payload, self.target, self.node.incarnation)
+    }
+
+    async fn call<Resp, F, Fut>(&self, what: &str, request: RaftMessage, ttl: Duration, send: F) -> Result<Resp, RPCError<TypeConfig>>
     where
-        Req: serde::Serialize,
         Resp: serde::de::DeserializeOwned,
         F: FnOnce(RaftPeerClient<Channel>, RaftMessage) -> Fut,
         Fut: Future<Output = Result<tonic::Response<RaftMessage>, tonic::Status>>,
     {
         let client = self.client()?;
-        let reply = tokio::time::timeout(ttl, send(client, message(codec::encode(request))))
+        let reply = tokio::time::timeout(ttl, send(client, request))
             .await
-            .map_err(|_| RPCError::Unreachable(unreachable(format!("{what} to node {} timed out", self.target))))?;
-        let reply = reply.map_err(|status| match status.code() {
-            tonic::Code::Unavailable | tonic::Code::Unknown => RPCError::Unreachable(unreachable(status.message())),
-            _ => RPCError::Network(NetworkError::from_string(format!("{what}: {status}"))),
+            .map_err(|_| RPCError::Unreachable(unreachable(format!("{what} to node {} timed out after {ttl:?}", self.target))))?;
+        // Every refusal (down, wrong node, stopped Raft) backs off rather than retrying hot.
+        let reply = reply.map_err(|status| {
+            RPCError::Unreachable(unreachable(format!("{what} to node {}: {:?} {}", self.target, status.code(), status.message())))
         })?;
         open_message(what, reply.get_ref()).map_err(|e| RPCError::Network(NetworkError::new(&e)))
     }
+}
+
+/// Encodes `rpc`, keeping only as many entries as fit `APPEND_BYTES_MAX` (at least one).
+/// Returns the message and the log id of the last entry cut off, if any were.
+fn encode_append(mut rpc: AppendEntriesRequest<TypeConfig>) -> (Vec<u8>, Option<LogId>) {
+    let mut bytes = 0usize;
+    let mut keep = rpc.entries.len();
+    for (i, entry) in rpc.entries.iter().enumerate() {
+        // Size of our own plain data: cannot fail; if it did, count it as too large.
+        bytes += postcard::experimental::serialized_size(entry).unwrap_or(APPEND_BYTES_MAX);
+        if bytes > APPEND_BYTES_MAX && i > 0 {
+            keep = i;
+            break;
+        }
+    }
+    let cut = keep < rpc.entries.len();
+    rpc.entries.truncate(keep);
+    let last_sent = if cut { rpc.entries.last().map(|e| e.log_id.clone()) } else { None };
+    (codec::encode(&rpc), last_sent)
 }
 
 impl RaftNetworkV2<TypeConfig> for PeerClient {
@@ -92,12 +188,20 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.call("append_entries", &rpc, option.hard_ttl(), |mut c, m| async move { c.append_entries(m).await })
-            .await
+        let (payload, cut_after) = encode_append(rpc);
+        let ttl = option.hard_ttl().max(APPEND_TIMEOUT_MIN + Duration::from_nanos(payload.len() as u64 * APPEND_NANOS_PER_BYTE));
+        let reply: AppendEntriesResponse<TypeConfig> =
+            self.call("append_entries", self.message(payload), ttl, |mut c, m| async move { c.append_entries(m).await }).await?;
+        Ok(match (reply, cut_after) {
+            // The follower took everything it was sent, which was a prefix of what was asked.
+            (AppendEntriesResponse::Success, Some(last_sent)) => AppendEntriesResponse::PartialSuccess(Some(last_sent)),
+            (reply, _) => reply,
+        })
     }
 
     async fn vote(&mut self, rpc: VoteRequest<TypeConfig>, option: RPCOption) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.call("vote", &rpc, option.hard_ttl(), |mut c, m| async move { c.vote(m).await }).await
+        let request = self.message(codec::encode(&rpc));
+        self.call("vote", request, option.hard_ttl(), |mut c, m| async move { c.vote(m).await }).await
     }
 
     async fn full_snapshot(
@@ -105,15 +209,22 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         vote: Vote,
         snapshot: Snapshot,
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
-        _option: RPCOption,
+        option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         let mut client = self.client()?;
         let path = snapshot.snapshot.path.clone();
-        let header = message(codec::encode(&(vote, snapshot.meta)));
+        let signature = snapshot.meta.signature();
+        let header = self.message(codec::encode(&(vote, snapshot.meta)));
         let (tx, rx) = tokio::sync::mpsc::channel::<SnapshotChunk>(4);
+        // Streams the file and checks it against its own trailing checksum on the way: a snapshot
+        // corrupted on this disk is never passed on as if it were good.
         let reader = tokio::spawn(async move {
             let mut file = tokio::fs::File::open(&path).await?;
+            let len = file.metadata().await?.len();
             let mut total = crc32fast::Hasher::new();
+            let mut own = crc32fast::Hasher::new();
+            let mut sent: u64 = 0;
+            let mut trailer = Vec::with_capacity(4);
             let mut header = Some(header);
             loop {
                 let mut data = vec![0u8; SNAPSHOT_CHUNK_BYTES];
@@ -127,7 +238,21 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
                 }
                 data.truncate(filled);
                 total.update(&data);
+                // The file's last 4 bytes are the CRC-32 of everything before them.
+                let body_end = len.saturating_sub(4);
+                let body_here = body_end.saturating_sub(sent).min(filled as u64) as usize;
+                own.update(&data[..body_here]);
+                trailer.extend_from_slice(&data[body_here..]);
+                sent += filled as u64;
                 let last = filled < SNAPSHOT_CHUNK_BYTES;
+                if last {
+                    if sent != len || trailer.len() != 4 || own.clone().finalize().to_le_bytes()[..] != trailer[..] {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("corrupted snapshot {}: checksum mismatch while sending", path.display()),
+                        ));
+                    }
+                }
                 let chunk = SnapshotChunk {
                     header: header.take(),
                     crc32: crc32fast::hash(&data),
@@ -140,7 +265,8 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
                 }
             }
         });
-        let send = client.install_snapshot(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let ttl = option.hard_ttl();
+        let send = tokio::time::timeout(ttl, client.install_snapshot(tokio_stream::wrappers::ReceiverStream::new(rx)));
         let reply = tokio::select! {
             closed = cancel => {
                 reader.abort();
@@ -150,10 +276,67 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         };
         match reader.await {
             Ok(Ok(())) => {}
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                // Our own snapshot is bad: a storage error stops this node's Raft (it must not
+                // lead with a corrupted disk); the operator rebuilds it from its peers.
+                tracing::error!(error = %e, "refusing to send a corrupted snapshot");
+                return Err(StreamingError::StorageError(StorageError::from_io_error(
+                    ErrorSubject::Snapshot(Some(signature)),
+                    ErrorVerb::Read,
+                    e,
+                )));
+            }
             Ok(Err(e)) => return Err(StreamingError::Network(NetworkError::new(&e))),
             Err(e) => return Err(StreamingError::Network(NetworkError::from_string(e))),
         }
-        let reply = reply.map_err(|status| StreamingError::Unreachable(unreachable(status)))?;
+        let reply = reply.map_err(|_| StreamingError::Unreachable(unreachable(format!("snapshot to node {} took over {ttl:?}", self.target))))?;
+        let reply = reply.map_err(|status| {
+            StreamingError::Unreachable(unreachable(format!("snapshot to node {}: {:?} {}", self.target, status.code(), status.message())))
+        })?;
         open_message("snapshot response", reply.get_ref()).map_err(|e| StreamingError::Network(NetworkError::new(&e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{EntryPayload, LogId as RaftLogId};
+
+    use super::*;
+    use crate::ledger::types::{AssetInput, Command, Operation};
+
+    fn entry(index: u64, code_bytes: usize) -> super::super::Entry {
+        let command = Command {
+            proposed_at_ns: index,
+            operation: Operation::CreateAssets(vec![AssetInput { code: "A".repeat(code_bytes), scale: 2 }]),
+        };
+        let leader = openraft::impls::leader_id_adv::LeaderId { term: 1, node_id: 1 };
+        super::super::Entry { log_id: RaftLogId::new(leader, index), payload: EntryPayload::Normal(command) }
+    }
+
+    fn request(entries: Vec<super::super::Entry>) -> AppendEntriesRequest<TypeConfig> {
+        let leader = openraft::impls::leader_id_adv::LeaderId { term: 1, node_id: 1 };
+        AppendEntriesRequest { vote: Vote::new_committed(1, 1), prev_log_id: Some(RaftLogId::new(leader, 0)), entries, leader_commit: None }
+    }
+
+    #[test]
+    fn large_appends_are_cut_to_a_prefix_that_fits() {
+        let (bytes, cut) = encode_append(request((1..=3).map(|i| entry(i, 10)).collect()));
+        assert!(cut.is_none());
+        let decoded: AppendEntriesRequest<TypeConfig> = codec::decode(&"test", &bytes).unwrap();
+        assert_eq!(decoded.entries.len(), 3);
+
+        // Three entries of 12 MiB: two fit 32 MiB, the third waits for the next message.
+        let big = 12 << 20;
+        let (bytes, cut) = encode_append(request((1..=3).map(|i| entry(i, big)).collect()));
+        let decoded: AppendEntriesRequest<TypeConfig> = codec::decode(&"test", &bytes).unwrap();
+        assert_eq!(decoded.entries.len(), 2);
+        assert_eq!(cut.map(|id| id.index()), Some(2));
+        assert!(bytes.len() < PEER_MESSAGE_BYTES_MAX);
+
+        // One entry larger than the bound still goes (alone): the log must move.
+        let (bytes, cut) = encode_append(request(vec![entry(1, 40 << 20), entry(2, 1)]));
+        let decoded: AppendEntriesRequest<TypeConfig> = codec::decode(&"test", &bytes).unwrap();
+        assert_eq!(decoded.entries.len(), 1);
+        assert_eq!(cut.map(|id| id.index()), Some(1));
     }
 }

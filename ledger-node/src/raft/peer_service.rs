@@ -1,40 +1,76 @@
-//! The server side of the peer transport: hands openraft's RPCs to the local Raft.
+//! The server side of the peer transport: hands openraft's RPCs to the local Raft, after
+//! checking that each message is meant for this node (id and data-dir incarnation).
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ledger_proto::raft::raft_peer_server::RaftPeer;
-use ledger_proto::raft::{RaftMessage, SnapshotChunk};
+use ledger_proto::raft::{NodeInfoRequest, NodeInfoResponse, RaftMessage, SnapshotChunk};
+use openraft::ReadPolicy;
+use openraft::errors::{LinearizableReadError, RaftError};
 use openraft::raft::{AppendEntriesRequest, VoteRequest};
 use tokio::io::AsyncWriteExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::network::{message, open_message};
 use super::snapshot::SnapshotFile;
-use super::{Raft, Snapshot, SnapshotMeta, TypeConfig, Vote};
+use super::{NodeId, Raft, Snapshot, SnapshotMeta, TypeConfig, Vote};
 use crate::codec;
 
 pub struct PeerService {
     pub raft: Raft,
     pub snapshot_dir: PathBuf,
+    pub node_id: NodeId,
+    pub incarnation: u64,
+    pub peer_address: String,
+    pub api_address: String,
+    pub cluster_name: String,
 }
 
 fn bad_message(e: std::io::Error) -> Status {
     Status::invalid_argument(e.to_string())
 }
 
+/// Raft refused or stopped: the sender backs off and retries (maybe elsewhere).
+fn raft_error(e: impl std::fmt::Display) -> Status {
+    Status::unavailable(format!("raft: {e}"))
+}
+
+impl PeerService {
+    /// Refuses a message meant for another node: another id, or this id in another data dir
+    /// (a wiped node must not answer for the member whose log it lost).
+    fn check_target(&self, m: &RaftMessage) -> Result<(), Status> {
+        if m.target_node_id != 0 && m.target_node_id != self.node_id {
+            return Err(Status::failed_precondition(format!(
+                "this is node {}, not node {}: the address now belongs to another node",
+                self.node_id, m.target_node_id
+            )));
+        }
+        if m.target_incarnation != 0 && m.target_incarnation != self.incarnation {
+            return Err(Status::failed_precondition(format!(
+                "node {} was re-created (data dir incarnation {:x}, the cluster knows {:x}): it lost its \
+                 state and cannot rejoin under its old id; add it back under a new id",
+                self.node_id, self.incarnation, m.target_incarnation
+            )));
+        }
+        Ok(())
+    }
+}
+
 #[tonic::async_trait]
 impl RaftPeer for PeerService {
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.check_target(request.get_ref())?;
         let rpc: VoteRequest<TypeConfig> = open_message("vote", request.get_ref()).map_err(bad_message)?;
-        let reply = self.raft.vote(rpc).await.map_err(|e| Status::internal(e.to_string()))?;
+        let reply = self.raft.vote(rpc).await.map_err(raft_error)?;
         Ok(Response::new(message(codec::encode(&reply))))
     }
 
     async fn append_entries(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.check_target(request.get_ref())?;
         let rpc: AppendEntriesRequest<TypeConfig> =
             open_message("append_entries", request.get_ref()).map_err(bad_message)?;
-        let reply = self.raft.append_entries(rpc).await.map_err(|e| Status::internal(e.to_string()))?;
+        let reply = self.raft.append_entries(rpc).await.map_err(raft_error)?;
         Ok(Response::new(message(codec::encode(&reply))))
     }
 
@@ -43,22 +79,75 @@ impl RaftPeer for PeerService {
         tokio::fs::create_dir_all(&self.snapshot_dir).await.map_err(|e| Status::internal(e.to_string()))?;
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let path = self.snapshot_dir.join(format!("incoming-{nanos}.tmp"));
-        let result = receive(&mut stream, &path).await;
+        let result = receive(&mut stream, &path, |h| self.check_target(h)).await;
         let (vote, meta) = match result {
             Ok(parts) => parts,
             Err(status) => {
                 let _ = tokio::fs::remove_file(&path).await;
+                tracing::warn!(error = %status.message(), "snapshot refused");
                 return Err(status);
             }
         };
-        let snapshot = Snapshot { meta, snapshot: SnapshotFile { path } };
-        let reply = self.raft.install_full_snapshot(vote, snapshot).await.map_err(|e| Status::internal(e.to_string()))?;
+        // The file must check out before Raft sees it: a failed install is a storage error that
+        // stops this node, while a refused transfer is only retried.
+        let verify_path = path.clone();
+        let verified = tokio::task::spawn_blocking(move || super::snapshot::verify(&verify_path)).await;
+        match verified {
+            Ok(Ok(file_meta)) if file_meta == meta => {}
+            Ok(Ok(_)) => {
+                let _ = tokio::fs::remove_file(&path).await;
+                return Err(Status::data_loss("snapshot file meta differs from its header"));
+            }
+            Ok(Err(e)) => {
+                let _ = tokio::fs::remove_file(&path).await;
+                tracing::warn!(error = %e, "received snapshot is corrupted; refused");
+                return Err(Status::data_loss(e.to_string()));
+            }
+            Err(e) => return Err(Status::internal(e.to_string())),
+        }
+        tracing::info!(last_log_id = ?meta.last_log_id, "snapshot received; installing");
+        let snapshot = Snapshot { meta, snapshot: SnapshotFile { path: path.clone() } };
+        let reply = self.raft.install_full_snapshot(vote, snapshot).await;
+        // Installed snapshots are renamed into place; anything left here is a refused one.
+        let _ = tokio::fs::remove_file(&path).await;
+        let reply = reply.map_err(raft_error)?;
         Ok(Response::new(message(codec::encode(&reply))))
+    }
+
+    async fn node_info(&self, _: Request<NodeInfoRequest>) -> Result<Response<NodeInfoResponse>, Status> {
+        let initialized = self.raft.is_initialized().await.map_err(raft_error)?;
+        Ok(Response::new(NodeInfoResponse {
+            node_id: self.node_id,
+            incarnation: self.incarnation,
+            peer_address: self.peer_address.clone(),
+            api_address: self.api_address.clone(),
+            initialized,
+            cluster_name: self.cluster_name.clone(),
+        }))
+    }
+
+    async fn read_index(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.check_target(request.get_ref())?;
+        // Confirms leadership with a quorum (ReadIndex), like a read on the leader itself.
+        let linearizer = match self.raft.get_read_linearizer(ReadPolicy::ReadIndex).await {
+            Ok(l) => l,
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(_))) => {
+                return Err(Status::unavailable("not the leader"));
+            }
+            Err(e) => return Err(raft_error(e)),
+        };
+        let read_log_id = linearizer.read_log_id().log_id().clone();
+        Ok(Response::new(message(codec::encode(&read_log_id))))
     }
 }
 
-/// Writes the streamed snapshot to `path`, checking every chunk's CRC and the whole file's.
-async fn receive(stream: &mut Streaming<SnapshotChunk>, path: &PathBuf) -> Result<(Vote, SnapshotMeta), Status> {
+/// Writes the streamed snapshot to `path`, checking the header's addressee, every chunk's CRC
+/// and the whole file's.
+async fn receive(
+    stream: &mut Streaming<SnapshotChunk>,
+    path: &PathBuf,
+    check_target: impl Fn(&RaftMessage) -> Result<(), Status>,
+) -> Result<(Vote, SnapshotMeta), Status> {
     let io = |e: std::io::Error| Status::internal(e.to_string());
     let mut file = tokio::fs::File::create(path).await.map_err(io)?;
     let mut total = crc32fast::Hasher::new();
@@ -66,7 +155,11 @@ async fn receive(stream: &mut Streaming<SnapshotChunk>, path: &PathBuf) -> Resul
     loop {
         let chunk = stream.message().await?.ok_or_else(|| Status::invalid_argument("snapshot stream ended early"))?;
         if let Some(h) = &chunk.header {
+            check_target(h)?;
             header = Some(open_message("snapshot header", h).map_err(bad_message)?);
+        }
+        if header.is_none() {
+            return Err(Status::invalid_argument("snapshot stream must start with its header"));
         }
         if crc32fast::hash(&chunk.data) != chunk.crc32 {
             return Err(Status::data_loss("snapshot chunk checksum mismatch"));

@@ -1,22 +1,31 @@
 //! Admission and reads: turns API calls into replicated commands (stamped with the leader's
 //! clock), waits for their results, and serves linearizable reads from the local state.
 
+pub mod cluster;
 pub mod group_commit;
+pub mod identity;
 
 use std::io;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use openraft::ReadPolicy;
 use openraft::errors::{ClientWriteError, ForwardToLeader, LinearizableReadError, RaftError};
+use openraft::raft::linearizable_read::{Linearizer, ReadLogId};
 
 use crate::ledger::store;
 use crate::ledger::types::{Command, Operation};
+use crate::raft::network::PeerChannels;
 use crate::raft::state_machine::EntryFeed;
 use crate::raft::{CommandResponse, NodeId, Raft, TypeConfig};
 use crate::storage::{Db, ReadStore};
 
 /// How often the leader checks for holds to expire when no writes come.
 const EXPIRY_CHECK_INTERVAL_MS: u64 = 200;
+/// A follower serving a read asks the leader for a read index for at most this long...
+const READ_INDEX_TIMEOUT: Duration = Duration::from_secs(2);
+/// ...and then waits at most this long to apply up to it; else the client is sent to the leader.
+const FOLLOWER_APPLY_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -33,10 +42,16 @@ pub enum ServiceError {
     Fatal(String),
     #[error("storage: {0}")]
     Storage(#[from] io::Error),
+    /// Refused for good as asked (an operator error: a reused id, a node of another cluster).
+    #[error("{0}")]
+    Refused(String),
+    /// Not possible right now, nothing changed (a peer did not answer, a change in progress).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
-fn not_leader(f: &ForwardToLeader<TypeConfig>) -> ServiceError {
-    ServiceError::NotLeader { leader_addr: f.leader_node.as_ref().map(|n| n.addr.clone()) }
+pub(crate) fn not_leader(f: &ForwardToLeader<TypeConfig>) -> ServiceError {
+    ServiceError::NotLeader { leader_addr: f.leader_node.as_ref().map(|n| n.api.clone()) }
 }
 
 pub fn now_ns() -> u64 {
@@ -49,6 +64,11 @@ pub struct Node {
     pub raft: Raft,
     pub db: Db,
     pub feed: EntryFeed,
+    /// Channels to peers (follower reads ask the leader; joins ask the joining node).
+    pub peers: PeerChannels,
+    pub cluster_name: String,
+    /// Every node id this node has seen in a membership (ids are never reused).
+    pub ids_seen: Arc<Mutex<identity::IdsSeen>>,
 }
 
 impl ServiceError {
@@ -60,6 +80,8 @@ impl ServiceError {
             ServiceError::NoQuorum(why) => ServiceError::NoQuorum(why.clone()),
             ServiceError::Fatal(why) => ServiceError::Fatal(why.clone()),
             ServiceError::Storage(e) => ServiceError::Storage(io::Error::new(e.kind(), e.to_string())),
+            ServiceError::Refused(why) => ServiceError::Refused(why.clone()),
+            ServiceError::Unavailable(why) => ServiceError::Unavailable(why.clone()),
         }
     }
 }
@@ -80,12 +102,38 @@ impl Node {
     }
 
     /// Waits until this node's state reflects every write acknowledged before the call (ReadIndex).
+    /// On a follower: asks the leader for its read index, then waits to apply up to it; if that
+    /// cannot be done quickly, the client is sent to the leader instead.
     pub async fn read_barrier(&self) -> Result<(), ServiceError> {
         match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
             Ok(_) => Ok(()),
-            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => Err(not_leader(&f)),
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => self.follower_read_barrier(&f).await,
             Err(RaftError::APIError(e)) => Err(ServiceError::NoQuorum(e.to_string())),
             Err(RaftError::Fatal(f)) => Err(ServiceError::Fatal(f.to_string())),
+        }
+    }
+
+    async fn follower_read_barrier(&self, f: &ForwardToLeader<TypeConfig>) -> Result<(), ServiceError> {
+        let (Some(leader_id), Some(leader)) = (f.leader_id, f.leader_node.as_ref()) else {
+            return Err(not_leader(f));
+        };
+        let read_log_id = match self.peers.read_index(leader_id, leader, READ_INDEX_TIMEOUT).await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::debug!(error = %e, "follower read: no read index; redirecting");
+                return Err(not_leader(f));
+            }
+        };
+        // The read index is a committed log id of the leader's term: once this node has applied
+        // that index, its state holds every write acknowledged before the read began.
+        let linearizer = Linearizer::new(self.id, ReadLogId::from_log_id(read_log_id), None);
+        match linearizer.try_await_ready(&self.raft, Some(FOLLOWER_APPLY_WAIT)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(state)) => {
+                tracing::debug!(read_index = state.read_log_id().index(), "follower read: applying too slowly; redirecting");
+                Err(not_leader(f))
+            }
+            Err(fatal) => Err(ServiceError::Fatal(fatal.to_string())),
         }
     }
 

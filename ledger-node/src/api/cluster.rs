@@ -1,0 +1,113 @@
+//! `ledger.v1.Cluster`: membership changes and forced snapshots, for operators. Also the member
+//! rows shared with `Ledger.ClusterStatus`.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use ledger_proto::api as pb;
+use ledger_proto::api::cluster_server::Cluster;
+use openraft::type_config::async_runtime::WatchReceiver;
+use tonic::{Request, Response, Status};
+
+use super::status::to_status;
+use crate::config::check_url;
+use crate::raft::{NodeAddr, NodeId};
+use crate::service::cluster::{Changed, PROMOTE_LAG_MAX};
+use crate::service::{Node, ServiceError};
+
+pub struct ClusterService {
+    pub node: Node,
+    /// This node as a member (for `InitCluster`).
+    pub me: NodeAddr,
+}
+
+/// One row per member, as this node sees the membership; replication progress only on the leader.
+pub fn member_rows(node: &Node) -> Vec<pb::NodeStatus> {
+    let metrics = node.raft.metrics().borrow_watched().clone();
+    let membership = metrics.membership_config.membership();
+    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+    let last_log = metrics.last_log_index.unwrap_or(0);
+    membership
+        .nodes()
+        .map(|(id, addr)| {
+            let role = if Some(*id) == metrics.current_leader {
+                "leader"
+            } else if voters.contains(id) {
+                "follower"
+            } else {
+                "learner"
+            };
+            // The leader's own entry is its last log; others' are what replication confirmed.
+            let matched = metrics.replication.as_ref().map(|r| {
+                if *id == metrics.id { last_log } else { r.get(id).cloned().flatten().map(|l| l.index()).unwrap_or(0) }
+            });
+            pb::NodeStatus {
+                node_id: *id,
+                address: addr.api.clone(),
+                role: role.into(),
+                voter: voters.contains(id),
+                peer_address: addr.peer.clone(),
+                matched_index: matched,
+                lag_entries: matched.map(|m| last_log.saturating_sub(m)),
+            }
+        })
+        .collect()
+}
+
+fn peer_url(url: &str) -> Result<String, Status> {
+    check_url(url).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+fn node_id(id: u64) -> Result<NodeId, Status> {
+    if id == 0 { Err(Status::invalid_argument("node ids start at 1")) } else { Ok(id) }
+}
+
+impl ClusterService {
+    fn answer(&self, changed: Result<Changed, ServiceError>) -> Result<Response<pb::MembershipResponse>, Status> {
+        let Changed(changed) = changed.map_err(to_status)?;
+        Ok(Response::new(pb::MembershipResponse { changed, nodes: member_rows(&self.node) }))
+    }
+}
+
+#[tonic::async_trait]
+impl Cluster for ClusterService {
+    async fn init_cluster(&self, request: Request<pb::InitClusterRequest>) -> Result<Response<pb::MembershipResponse>, Status> {
+        let req = request.into_inner();
+        if req.members.len() > 64 {
+            return Err(Status::invalid_argument("at most 64 initial members"));
+        }
+        let others = req
+            .members
+            .iter()
+            .map(|m| Ok((node_id(m.node_id)?, peer_url(&m.peer_address)?)))
+            .collect::<Result<Vec<_>, Status>>()?;
+        let changed = self.node.init_cluster(self.me.clone(), &others).await;
+        self.answer(changed)
+    }
+
+    async fn add_learner(&self, request: Request<pb::AddLearnerRequest>) -> Result<Response<pb::MembershipResponse>, Status> {
+        let req = request.into_inner();
+        let changed = self.node.add_learner(node_id(req.node_id)?, &peer_url(&req.peer_address)?).await;
+        self.answer(changed)
+    }
+
+    async fn promote_voter(&self, request: Request<pb::PromoteVoterRequest>) -> Result<Response<pb::MembershipResponse>, Status> {
+        let req = request.into_inner();
+        let max_lag = if req.max_lag_entries == 0 { PROMOTE_LAG_MAX } else { req.max_lag_entries };
+        let changed = self.node.promote(node_id(req.node_id)?, Duration::from_millis(req.wait_ms), max_lag).await;
+        self.answer(changed)
+    }
+
+    async fn remove_node(&self, request: Request<pb::RemoveNodeRequest>) -> Result<Response<pb::MembershipResponse>, Status> {
+        let changed = self.node.remove(node_id(request.into_inner().node_id)?).await;
+        self.answer(changed)
+    }
+
+    async fn trigger_snapshot(
+        &self,
+        request: Request<pb::TriggerSnapshotRequest>,
+    ) -> Result<Response<pb::TriggerSnapshotResponse>, Status> {
+        let (snapshot_index, purged_index) = self.node.snapshot_now(request.into_inner().purge_log).await.map_err(to_status)?;
+        Ok(Response::new(pb::TriggerSnapshotResponse { snapshot_index, purged_index }))
+    }
+}

@@ -1,0 +1,431 @@
+//! The configuration of `ledger-node start`: a TOML file (`--config`), every key of which can
+//! also be set by an environment variable and by a flag. A flag wins over the environment, which
+//! wins over the file, which wins over the default.
+//!
+//! ```toml
+//! node_id = 1                            # LEDGER_NODE_ID, --node-id; required, never reused
+//! listen = "127.0.0.1:7070"              # clients (and peers, unless peer_listen is set)
+//! peer_listen = "127.0.0.1:7080"         # optional: a separate port for Raft peers
+//! advertise = "http://127.0.0.1:7070"    # how clients reach this node; default http://<listen>
+//! peer_advertise = "http://127.0.0.1:7080"  # how peers reach it; default http://<peer_listen>
+//! data_dir = "./data/node1"
+//! cluster_name = "ledger"                # nodes of another cluster are refused when joining
+//! bootstrap = false                      # form a new cluster on the first start (once)
+//! peers = ["2=http://127.0.0.1:7071", "3=http://127.0.0.1:7072"]  # initial members, with bootstrap
+//!
+//! [raft]                                 # tuning; defaults in `RaftTuning::default` with reasons
+//! heartbeat_ms = 100
+//! election_timeout_min_ms = 400
+//! election_timeout_max_ms = 800
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::Deserialize;
+
+use crate::raft::NodeId;
+
+/// The flags of `ledger-node start`; each may also come from the environment or the file.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StartArgs {
+    /// This node's id: a positive integer unique in the cluster's whole history.
+    #[arg(long, env = "LEDGER_NODE_ID")]
+    pub node_id: Option<NodeId>,
+    /// Address to serve clients on (and peers, unless --peer-listen is given). Default 127.0.0.1:7070.
+    #[arg(long, env = "LEDGER_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Separate address to serve Raft peers on. Default: the client address serves peers too.
+    #[arg(long, env = "LEDGER_PEER_LISTEN")]
+    pub peer_listen: Option<SocketAddr>,
+    /// URL clients use to reach this node (sent in leader redirects). Default http://<listen>.
+    #[arg(long, env = "LEDGER_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// URL peers use to reach this node. Default http://<peer_listen>, or --advertise when peers
+    /// share the client port.
+    #[arg(long, env = "LEDGER_PEER_ADVERTISE")]
+    pub peer_advertise: Option<String>,
+    /// Where the database, snapshots and the node's identity live. Default ./data.
+    #[arg(long, env = "LEDGER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Name of the cluster; a node of another cluster is refused when joining. Default "ledger".
+    #[arg(long, env = "LEDGER_CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
+    /// On the first start of the first node only: form a new cluster of this node and --peer.
+    /// Refused when the data dir already holds Raft state.
+    #[arg(long, env = "LEDGER_BOOTSTRAP", num_args = 0..=1, default_missing_value = "true")]
+    pub bootstrap: Option<bool>,
+    /// An initial member for --bootstrap, as ID=PEER_URL; repeat, or comma-separate in the env.
+    #[arg(long = "peer", env = "LEDGER_PEERS", value_delimiter = ',')]
+    pub peers: Option<Vec<String>>,
+    #[command(flatten)]
+    #[serde(default)]
+    pub raft: RaftArgs,
+}
+
+/// Raft tuning keys (`[raft]` in the file).
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftArgs {
+    /// Leader heartbeat interval. Default 100.
+    #[arg(long = "raft-heartbeat-ms", env = "LEDGER_RAFT_HEARTBEAT_MS")]
+    pub heartbeat_ms: Option<u64>,
+    /// A follower that hears no leader for a random time in [min, max] starts an election.
+    /// Default 400..800.
+    #[arg(long = "raft-election-timeout-min-ms", env = "LEDGER_RAFT_ELECTION_TIMEOUT_MIN_MS")]
+    pub election_timeout_min_ms: Option<u64>,
+    #[arg(long = "raft-election-timeout-max-ms", env = "LEDGER_RAFT_ELECTION_TIMEOUT_MAX_MS")]
+    pub election_timeout_max_ms: Option<u64>,
+    /// Build a snapshot after this many log entries since the last one.
+    #[arg(long = "raft-snapshot-entries", env = "LEDGER_RAFT_SNAPSHOT_ENTRIES")]
+    pub snapshot_entries: Option<u64>,
+    /// Build a snapshot after this many bytes of log since the last one (whichever comes first).
+    #[arg(long = "raft-snapshot-log-bytes", env = "LEDGER_RAFT_SNAPSHOT_LOG_BYTES")]
+    pub snapshot_log_bytes: Option<u64>,
+    /// Log entries kept behind a snapshot, so a follower a little behind needs no snapshot.
+    #[arg(long = "raft-keep-entries-after-snapshot", env = "LEDGER_RAFT_KEEP_ENTRIES_AFTER_SNAPSHOT")]
+    pub keep_entries_after_snapshot: Option<u64>,
+    /// Entries per AppendEntries message at most (messages are also cut at 32 MiB).
+    #[arg(long = "raft-max-payload-entries", env = "LEDGER_RAFT_MAX_PAYLOAD_ENTRIES")]
+    pub max_payload_entries: Option<u64>,
+    /// A follower further behind than this many entries is sent a snapshot instead of entries.
+    #[arg(long = "raft-replication-lag-threshold", env = "LEDGER_RAFT_REPLICATION_LAG_THRESHOLD")]
+    pub replication_lag_threshold: Option<u64>,
+    /// Time to send and install one snapshot before the leader gives up and retries.
+    #[arg(long = "raft-snapshot-timeout-ms", env = "LEDGER_RAFT_SNAPSHOT_TIMEOUT_MS")]
+    pub snapshot_timeout_ms: Option<u64>,
+}
+
+/// Raft tuning with every value resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftTuning {
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    pub snapshot_entries: u64,
+    pub snapshot_log_bytes: u64,
+    pub keep_entries_after_snapshot: u64,
+    pub max_payload_entries: u64,
+    pub replication_lag_threshold: u64,
+    pub snapshot_timeout_ms: u64,
+}
+
+/// Defaults for this class of machine: 2 cores, fsync 0.2-2.4 ms, possibly every replica on one
+/// host (README "Configuration" repeats the reasons).
+impl Default for RaftTuning {
+    fn default() -> RaftTuning {
+        RaftTuning {
+            // A follower starts an election only after 4-8 missed heartbeats, so a loaded host
+            // (apply batches of 40+ ms, fsyncs stalled by compaction) does not cause spurious
+            // elections.
+            heartbeat_ms: 100,
+            // Failover = a follower's timeout (0.4-0.8 s, randomised so candidates rarely split
+            // the vote) + the leader lease the other voters honour (openraft: the max timeout,
+            // 0.8 s; a candidate refused because of it tries again after another timeout) + one
+            // vote round and the new leader's first commit: measured 0.9-2 s on loopback, within
+            // the 3 s target. 0.6-1.2 s measured 1.8-3.5 s: too slow.
+            election_timeout_min_ms: 400,
+            election_timeout_max_ms: 800,
+            // A snapshot is a full copy of the state: build one only after enough log that the
+            // copy is worth it, and before the log grows large on disk. With 1-transfer entries
+            // 100,000 entries are ~30 MiB; with group-committed entries (up to 8,190 transfers
+            // each) the 1 GiB bound comes first.
+            snapshot_entries: 100_000,
+            snapshot_log_bytes: 1 << 30,
+            // Entries can be large (group commit): keep few behind a snapshot.
+            keep_entries_after_snapshot: 500,
+            // Entries are often large; messages are cut at 32 MiB anyway.
+            max_payload_entries: 1_000,
+            // Above the kept entries: a follower that lost less than the snapshot interval
+            // catches up from the log; one further behind gets the snapshot.
+            replication_lag_threshold: 150_000,
+            // Shipping and installing a snapshot of ~10^6 transfers takes tens of seconds here.
+            snapshot_timeout_ms: 600_000,
+        }
+    }
+}
+
+impl RaftArgs {
+    fn or(self, other: RaftArgs) -> RaftArgs {
+        RaftArgs {
+            heartbeat_ms: self.heartbeat_ms.or(other.heartbeat_ms),
+            election_timeout_min_ms: self.election_timeout_min_ms.or(other.election_timeout_min_ms),
+            election_timeout_max_ms: self.election_timeout_max_ms.or(other.election_timeout_max_ms),
+            snapshot_entries: self.snapshot_entries.or(other.snapshot_entries),
+            snapshot_log_bytes: self.snapshot_log_bytes.or(other.snapshot_log_bytes),
+            keep_entries_after_snapshot: self.keep_entries_after_snapshot.or(other.keep_entries_after_snapshot),
+            max_payload_entries: self.max_payload_entries.or(other.max_payload_entries),
+            replication_lag_threshold: self.replication_lag_threshold.or(other.replication_lag_threshold),
+            snapshot_timeout_ms: self.snapshot_timeout_ms.or(other.snapshot_timeout_ms),
+        }
+    }
+
+    fn resolve(self) -> RaftTuning {
+        let d = RaftTuning::default();
+        RaftTuning {
+            heartbeat_ms: self.heartbeat_ms.unwrap_or(d.heartbeat_ms),
+            election_timeout_min_ms: self.election_timeout_min_ms.unwrap_or(d.election_timeout_min_ms),
+            election_timeout_max_ms: self.election_timeout_max_ms.unwrap_or(d.election_timeout_max_ms),
+            snapshot_entries: self.snapshot_entries.unwrap_or(d.snapshot_entries),
+            snapshot_log_bytes: self.snapshot_log_bytes.unwrap_or(d.snapshot_log_bytes),
+            keep_entries_after_snapshot: self.keep_entries_after_snapshot.unwrap_or(d.keep_entries_after_snapshot),
+            max_payload_entries: self.max_payload_entries.unwrap_or(d.max_payload_entries),
+            replication_lag_threshold: self.replication_lag_threshold.unwrap_or(d.replication_lag_threshold),
+            snapshot_timeout_ms: self.snapshot_timeout_ms.unwrap_or(d.snapshot_timeout_ms),
+        }
+    }
+}
+
+/// An initial member given to `--bootstrap`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSpec {
+    pub node_id: NodeId,
+    pub peer_address: String,
+}
+
+impl std::str::FromStr for PeerSpec {
+    type Err = anyhow::Error;
+    fn from_str(text: &str) -> anyhow::Result<PeerSpec> {
+        let (id, url) = text.trim().split_once('=').with_context(|| format!("peer {text:?}: expected ID=PEER_URL"))?;
+        let node_id: NodeId = id.trim().parse().with_context(|| format!("peer {text:?}: the id is not a number"))?;
+        if node_id == 0 {
+            bail!("peer {text:?}: node ids start at 1");
+        }
+        Ok(PeerSpec { node_id, peer_address: check_url(url.trim())? })
+    }
+}
+
+/// Everything `server::run` needs, resolved and checked.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub node_id: NodeId,
+    pub listen: SocketAddr,
+    /// `None`: peers are served on `listen`.
+    pub peer_listen: Option<SocketAddr>,
+    /// URL clients (and redirected clients) use.
+    pub advertise: String,
+    /// URL peers use.
+    pub peer_advertise: String,
+    pub data_dir: PathBuf,
+    pub cluster_name: String,
+    pub bootstrap: bool,
+    pub peers: Vec<PeerSpec>,
+    pub raft: RaftTuning,
+    /// Dev mode: form a single-member cluster when the data dir is new, and serve clients only
+    /// once this node leads it.
+    pub dev_single: bool,
+}
+
+/// Accepts `http://host:port` (a trailing slash is dropped); refuses anything else.
+pub fn check_url(url: &str) -> anyhow::Result<String> {
+    let url = url.trim().trim_end_matches('/');
+    let Some(rest) = url.strip_prefix("http://") else { bail!("address {url:?} must start with http://") };
+    let (host, port) = rest.rsplit_once(':').with_context(|| format!("address {url:?} has no port"))?;
+    if host.is_empty() || port.parse::<u16>().is_err() || rest.contains('/') {
+        bail!("address {url:?} must be http://HOST:PORT");
+    }
+    Ok(url.to_string())
+}
+
+fn default_url(addr: SocketAddr, key: &str) -> anyhow::Result<String> {
+    if addr.ip().is_unspecified() {
+        bail!("{key} is not set and the listen address {addr} is not one peers or clients can dial: set {key}");
+    }
+    Ok(format!("http://{addr}"))
+}
+
+impl StartArgs {
+    /// Merges flags/env (`self`) over the file named by `config` (if any) and resolves defaults.
+    pub fn resolve(self, config: Option<&Path>) -> anyhow::Result<NodeConfig> {
+        let file = match config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str::<StartArgs>(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => StartArgs::default(),
+        };
+        let node_id = self.node_id.or(file.node_id).context("node_id is required (--node-id, LEDGER_NODE_ID or the file)")?;
+        if node_id == 0 {
+            bail!("node_id must be at least 1");
+        }
+        let listen = self.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7070)));
+        let peer_listen = self.peer_listen.or(file.peer_listen).filter(|p| *p != listen);
+        let advertise = match self.advertise.or(file.advertise) {
+            Some(url) => check_url(&url)?,
+            None => default_url(listen, "advertise")?,
+        };
+        let peer_advertise = match (self.peer_advertise.or(file.peer_advertise), peer_listen) {
+            (Some(url), _) => check_url(&url)?,
+            (None, Some(peer)) => default_url(peer, "peer_advertise")?,
+            (None, None) => advertise.clone(),
+        };
+        let peers = self
+            .peers
+            .or(file.peers)
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| p.parse())
+            .collect::<anyhow::Result<Vec<PeerSpec>>>()?;
+        let bootstrap = self.bootstrap.or(file.bootstrap).unwrap_or(false);
+        let mut ids: Vec<NodeId> = peers.iter().map(|p| p.node_id).collect();
+        ids.push(node_id);
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            bail!("peers and node_id name the same id twice");
+        }
+        let raft = self.raft.or(file.raft).resolve();
+        check_tuning(&raft)?;
+        let cluster_name = self.cluster_name.or(file.cluster_name).unwrap_or_else(|| "ledger".into());
+        if cluster_name.is_empty() || cluster_name.len() > 64 {
+            bail!("cluster_name must be 1..=64 bytes");
+        }
+        Ok(NodeConfig {
+            node_id,
+            listen,
+            peer_listen,
+            advertise,
+            peer_advertise,
+            data_dir: self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data")),
+            cluster_name,
+            bootstrap,
+            peers,
+            raft,
+            dev_single: false,
+        })
+    }
+}
+
+fn check_tuning(t: &RaftTuning) -> anyhow::Result<()> {
+    if t.heartbeat_ms == 0 || t.election_timeout_min_ms < 3 * t.heartbeat_ms {
+        bail!("raft: election_timeout_min_ms must be at least 3 heartbeats (heartbeat_ms > 0)");
+    }
+    if t.election_timeout_max_ms <= t.election_timeout_min_ms {
+        bail!("raft: election_timeout_max_ms must be above election_timeout_min_ms");
+    }
+    if t.snapshot_entries == 0 || t.snapshot_log_bytes == 0 || t.max_payload_entries == 0 || t.snapshot_timeout_ms == 0 {
+        bail!("raft: snapshot_entries, snapshot_log_bytes, max_payload_entries and snapshot_timeout_ms must be positive");
+    }
+    Ok(())
+}
+
+impl NodeConfig {
+    /// `ledger-node dev`: one node, id 1, its own single-member cluster.
+    pub fn dev(data_dir: PathBuf, listen: SocketAddr) -> NodeConfig {
+        let advertise = format!("http://{listen}");
+        NodeConfig {
+            node_id: 1,
+            listen,
+            peer_listen: None,
+            peer_advertise: advertise.clone(),
+            advertise,
+            data_dir,
+            cluster_name: "ledger".into(),
+            bootstrap: false,
+            peers: Vec::new(),
+            raft: RaftTuning::default(),
+            dev_single: true,
+        }
+    }
+
+    /// openraft's configuration from the tuning.
+    pub fn raft_config(&self) -> anyhow::Result<openraft::Config> {
+        let t = &self.raft;
+        let config = openraft::Config {
+            cluster_name: self.cluster_name.clone(),
+            heartbeat_interval: t.heartbeat_ms,
+            election_timeout_min: t.election_timeout_min_ms,
+            election_timeout_max: t.election_timeout_max_ms,
+            max_payload_entries: t.max_payload_entries,
+            replication_lag_threshold: t.replication_lag_threshold,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(t.snapshot_entries),
+            max_in_snapshot_log_to_keep: t.keep_entries_after_snapshot,
+            // Purging is one delete_range: no reason to do it in small steps.
+            purge_batch_size: 1_024,
+            install_snapshot_timeout: t.snapshot_timeout_ms,
+            ..Default::default()
+        };
+        Ok(config.validate()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        start: StartArgs,
+    }
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("ledger-node").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_defaults_fill_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(
+            &file,
+            r#"
+node_id = 2
+listen = "127.0.0.1:7171"
+data_dir = "/var/lib/ledger"
+peers = ["1=http://127.0.0.1:7170/"]
+[raft]
+heartbeat_ms = 50
+election_timeout_min_ms = 300
+election_timeout_max_ms = 600
+"#,
+        )
+        .unwrap();
+        let cli = parse(&["--config", file.to_str().unwrap(), "--listen", "127.0.0.1:7272", "--raft-heartbeat-ms", "60"]);
+        let config = cli.start.resolve(cli.config.as_deref()).unwrap();
+        assert_eq!(config.node_id, 2);
+        assert_eq!(config.listen.to_string(), "127.0.0.1:7272");
+        assert_eq!(config.advertise, "http://127.0.0.1:7272");
+        assert_eq!(config.peer_advertise, "http://127.0.0.1:7272", "peers share the client port by default");
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/ledger"));
+        assert_eq!(config.peers, vec![PeerSpec { node_id: 1, peer_address: "http://127.0.0.1:7170".into() }]);
+        assert_eq!(config.raft.heartbeat_ms, 60);
+        assert_eq!(config.raft.election_timeout_min_ms, 300);
+        assert_eq!(config.raft.snapshot_entries, RaftTuning::default().snapshot_entries);
+        assert!(!config.bootstrap);
+        config.raft_config().unwrap();
+    }
+
+    #[test]
+    fn a_separate_peer_port_gets_its_own_address() {
+        let cli = parse(&["--node-id", "3", "--listen", "127.0.0.1:7070", "--peer-listen", "127.0.0.1:7080", "--bootstrap"]);
+        let config = cli.start.resolve(None).unwrap();
+        assert_eq!(config.peer_listen.map(|a| a.to_string()).as_deref(), Some("127.0.0.1:7080"));
+        assert_eq!(config.peer_advertise, "http://127.0.0.1:7080");
+        assert_eq!(config.advertise, "http://127.0.0.1:7070");
+        assert!(config.bootstrap);
+    }
+
+    #[test]
+    fn bad_input_is_refused_with_a_reason() {
+        let refuse = |args: &[&str]| parse(args).start.resolve(None).unwrap_err().to_string();
+        assert!(refuse(&[]).contains("node_id is required"));
+        assert!(refuse(&["--node-id", "0"]).contains("at least 1"));
+        assert!(refuse(&["--node-id", "1", "--peer", "1=http://a:1"]).contains("same id twice"));
+        assert!(refuse(&["--node-id", "1", "--peer", "2=a:1"]).contains("http://"));
+        assert!(refuse(&["--node-id", "1", "--peer", "x=http://a:1"]).contains("not a number"));
+        assert!(refuse(&["--node-id", "1", "--listen", "0.0.0.0:7070"]).contains("set advertise"));
+        assert!(refuse(&["--node-id", "1", "--raft-heartbeat-ms", "500"]).contains("3 heartbeats"));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "node_id = 1\nlisten_typo = \"x\"\n").unwrap();
+        let err = parse(&[]).start.resolve(Some(&file)).unwrap_err();
+        assert!(format!("{err:#}").contains("listen_typo"), "{err:#}");
+    }
+}
