@@ -37,7 +37,7 @@ enum Command {
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LEDGER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,openraft::core::heartbeat=error"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 

@@ -161,7 +161,7 @@ impl ClusterNode {
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .args(&self.extra_args)
             .args(once)
-            .env("LEDGER_LOG", "info,openraft=warn");
+            .env("LEDGER_LOG", "info,openraft=warn,openraft::core::heartbeat=error");
         command
     }
 
@@ -209,6 +209,12 @@ impl ClusterNode {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "restart a node that is stopped");
         self.spawn(&[]);
+    }
+
+    /// The node's snapshot files (`<data_dir>/snapshots/*.bin`).
+    pub fn snapshot_files(&self) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(self.data_dir.join("snapshots")) else { return Vec::new() };
+        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "bin")).collect()
     }
 
     /// Deletes the node's data dir (the node must be stopped): a disk lost for good.

@@ -59,7 +59,7 @@ async fn wait_leader(cluster: &Cluster, timeout: Duration) -> u64 {
     while Instant::now() < deadline {
         for endpoint in cluster.endpoints() {
             if let Ok(status) = client.cluster_status_at(&endpoint).await {
-                if status.role == "leader" {
+                if status.role == "leader" && status.error.is_none() {
                     return status.node_id;
                 }
             }
@@ -76,6 +76,16 @@ async fn wait_converged(cluster: &Cluster, timeout: Duration) -> (u64, String) {
     let deadline = Instant::now() + timeout;
     let mut last = Vec::new();
     while Instant::now() < deadline {
+        // Cheap first: the applied indexes must agree before hashing the whole state is worth it.
+        let mut applied = Vec::new();
+        for endpoint in &endpoints {
+            applied.push(client.cluster_status_at(endpoint).await.map(|s| s.applied_index).unwrap_or(0));
+        }
+        if applied.windows(2).any(|w| w[0] != w[1]) {
+            last = applied.iter().map(|a| (*a, String::new())).collect();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
         let mut hashes = Vec::new();
         for endpoint in &endpoints {
             match client.state_hash_of(endpoint).await {
@@ -473,6 +483,53 @@ async fn a_follower_restarted_after_its_peers_purged_their_logs_catches_up_by_sn
     verify_exactly_once(&client, &attempts).await;
 }
 
+/// A snapshot corrupted on the leader's disk is caught when the leader reads it to ship it to a
+/// new node: that leader stops serving (its status names the error), another takes over and
+/// ships its own snapshot, and the corrupted node is replaced under a new id. Nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_snapshot_is_refused_and_its_node_replaced() {
+    let _serial = serial();
+    let mut cluster = Cluster::bootstrap(3, &[]);
+    let leader = wait_leader(&cluster, Duration::from_secs(20)).await;
+    let client = patient_client(cluster.endpoints());
+    setup_accounts(&client).await;
+    let four = cluster.start_node(false);
+    let load = Load::start(cluster.endpoints(), 4, "corrupt");
+    tokio::time::sleep(Duration::from_secs(1) + soak()).await;
+    let attempts = load.stop().await;
+    for endpoint in cluster.endpoints().into_iter().filter(|e| *e != cluster.node(four).endpoint()) {
+        client.trigger_snapshot(&endpoint, true).await.unwrap();
+    }
+    let files = cluster.node(leader).snapshot_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let mut bytes = std::fs::read(&files[0]).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&files[0], bytes).unwrap();
+
+    // Node 4 needs a snapshot (the log is purged): the leader reads its corrupted file.
+    let admin = patient_client(cluster.endpoints());
+    assert!(admin.add_learner(four, &cluster.node(four).endpoint()).await.unwrap().changed);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let error = loop {
+        let status = admin.cluster_status_at(&cluster.node(leader).endpoint()).await.unwrap();
+        if let Some(error) = status.error {
+            break error;
+        }
+        assert!(Instant::now() < deadline, "the leader did not refuse its corrupted snapshot\n{}", cluster.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(error.contains("corrupted snapshot"), "{error}");
+    // Its Raft stopped: it serves no reads (the client goes elsewhere), and another node leads.
+    let new_leader = wait_leader(&cluster, Duration::from_secs(20)).await;
+    assert_ne!(new_leader, leader);
+    assert!(admin.promote_voter(four, Duration::from_secs(60)).await.unwrap().changed);
+    assert!(admin.remove_node(leader).await.unwrap().changed);
+    cluster.node(leader).kill9();
+    wait_converged(&cluster, Duration::from_secs(60)).await;
+    verify_exactly_once(&patient_client(cluster.endpoints()), &attempts).await;
+}
+
 /// Measurement (not run by default): catch-up time of a wiped node re-added under a new id after
 /// `LEDGER_CATCHUP_TRANSFERS` transfers (default 1,000,000), and the 3-node write throughput
 /// while loading them.
@@ -522,6 +579,11 @@ async fn measure_catch_up_of_a_wiped_node() {
         total as f64 / load_time.as_secs_f64()
     );
     let (applied, _) = wait_converged(&cluster, Duration::from_secs(300)).await;
+    // A long-running cluster has snapshotted and purged its log: the new node gets a snapshot.
+    for endpoint in cluster.endpoints() {
+        let taken = client.trigger_snapshot(&endpoint, true).await.unwrap();
+        println!("SNAPSHOT at {endpoint}: {taken:?}");
+    }
     // The node whose disk is lost is replaced by a fresh one under a new id.
     let victim = cluster.nodes.iter().map(|n| n.id).find(|id| *id != 1).unwrap();
     cluster.node(victim).kill9();
