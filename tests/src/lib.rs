@@ -254,6 +254,23 @@ impl Cluster {
         cluster
     }
 
+    /// Starts `n` empty nodes and forms the cluster with `ledger cluster init` sent to node 1.
+    pub fn init_with_cli(n: u64, extra_args: &[&str]) -> Cluster {
+        let mut cluster = Cluster::empty(extra_args);
+        for _ in 0..n {
+            cluster.start_node(false);
+        }
+        let mut args = vec!["cluster".to_string(), "init".to_string()];
+        for node in &cluster.nodes[1..] {
+            args.push("--peer".into());
+            args.push(format!("{}={}", node.id, node.endpoint()));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = cli(&cluster.nodes[0].endpoint(), &args);
+        assert!(output.status.success(), "cluster init: {}\n{}", String::from_utf8_lossy(&output.stderr), cluster.logs());
+        cluster
+    }
+
     /// No nodes yet; `start_node` adds them.
     pub fn empty(extra_args: &[&str]) -> Cluster {
         Cluster {

@@ -448,7 +448,11 @@ async fn membership_changes_under_load_lose_no_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_restarted_after_its_peers_purged_their_logs_catches_up_by_snapshot() {
     let _serial = serial();
-    let mut cluster = Cluster::bootstrap(3, &[]);
+    // This cluster is formed by `ledger cluster init`, which works once only.
+    let mut cluster = Cluster::init_with_cli(3, &[]);
+    let again = cli(&cluster.nodes[0].endpoint(), &["cluster", "init"]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already belongs to a cluster"), "{}", String::from_utf8_lossy(&again.stderr));
     let leader = wait_leader(&cluster, Duration::from_secs(20)).await;
     let client = patient_client(cluster.endpoints());
     setup_accounts(&client).await;
