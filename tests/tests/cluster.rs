@@ -534,6 +534,50 @@ async fn a_corrupted_snapshot_is_refused_and_its_node_replaced() {
     verify_exactly_once(&patient_client(cluster.endpoints()), &attempts).await;
 }
 
+/// A log entry corrupted on a follower's disk (its CRC no longer matches, while RocksDB's own
+/// block checksums are intact) is refused: the node will not start on it and says why. It is
+/// rebuilt from its peers under a new id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_log_entry_is_refused_and_its_node_rebuilt_from_peers() {
+    let _serial = serial();
+    let mut cluster = Cluster::bootstrap(3, &[]);
+    let leader = wait_leader(&cluster, Duration::from_secs(20)).await;
+    let client = patient_client(cluster.endpoints());
+    setup_accounts(&client).await;
+    let load = Load::start(cluster.endpoints(), 4, "corrupt-log");
+    tokio::time::sleep(Duration::from_secs(1) + soak()).await;
+    let attempts = load.stop().await;
+    wait_converged(&cluster, Duration::from_secs(30)).await;
+
+    let victim = cluster.nodes.iter().map(|n| n.id).find(|id| *id != leader).unwrap();
+    cluster.node(victim).kill9();
+    let corrupted_index = {
+        use ledger_node::storage::db::{Cf, cf};
+        let db = ledger_node::storage::open(&cluster.node(victim).data_dir.join("db")).unwrap();
+        let log = cf(&db, Cf::RaftLog);
+        let (key, value) = db.iterator_cf(log, rocksdb::IteratorMode::End).next().unwrap().unwrap();
+        let mut value = value.to_vec();
+        let last = value.len() - 1;
+        value[last] ^= 0x01;
+        db.put_cf(log, &key, value).unwrap();
+        db.flush_wal(true).unwrap();
+        u64::from_be_bytes(key[..8].try_into().unwrap())
+    };
+    let refused = cluster.node(victim).run_to_exit(&[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "a node must not start on a corrupted log");
+    assert!(stderr.contains(&format!("corrupted raft log entry {corrupted_index}")), "{stderr}");
+
+    // Rebuilt from its peers: a fresh node under a new id replaces it.
+    let fresh = cluster.start_node(false);
+    let admin = patient_client(cluster.endpoints());
+    assert!(admin.add_learner(fresh, &cluster.node(fresh).endpoint()).await.unwrap().changed);
+    assert!(admin.promote_voter(fresh, Duration::from_secs(60)).await.unwrap().changed);
+    assert!(admin.remove_node(victim).await.unwrap().changed);
+    wait_converged(&cluster, Duration::from_secs(60)).await;
+    verify_exactly_once(&patient_client(cluster.endpoints()), &attempts).await;
+}
+
 /// Measurement (not run by default): catch-up time of a wiped node re-added under a new id after
 /// `LEDGER_CATCHUP_TRANSFERS` transfers (default 1,000,000), and the 3-node write throughput
 /// while loading them.
