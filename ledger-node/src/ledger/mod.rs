@@ -14,9 +14,7 @@ pub mod types;
 pub mod validate;
 
 #[cfg(test)]
-mod invariants;
-#[cfg(test)]
-mod result_codes;
+mod tests;
 
 pub use apply::{Applied, apply};
 pub use result::{ItemResult, ResultCode};

@@ -1,0 +1,80 @@
+//! Idempotency keys: a retry with the same key and content returns the first result, marked as
+//! a replay, and moves nothing, whatever happened since.
+
+use super::fixtures::*;
+use crate::ledger::result::ResultCode as R;
+use crate::ledger::store;
+use crate::ledger::types::*;
+
+#[test]
+fn a_replay_returns_the_first_result_and_moves_nothing() {
+    let mut l = Ledger::world();
+    let first = l.ok(transfer(posted(30, &[(BANK, SHOP, 100)])));
+    l.ok(transfer(posted(31, &[(BANK, SHOP, 5)])));
+    let again = l.changes_nothing(transfer(posted(30, &[(BANK, SHOP, 100)])));
+    assert_eq!(again, crate::ledger::ItemResult { replay: true, ..first });
+    assert_eq!(l.b(SHOP).1, 100 + 105, "moved once");
+}
+
+#[test]
+fn a_replay_of_a_failed_first_attempt_returns_the_failure_even_once_it_would_succeed() {
+    let mut l = Ledger::world();
+    let first = l.one(transfer(posted(30, &[(WALLET, SHOP, 10_000)])));
+    assert_eq!((first.code, first.leg_index), (R::ExceedsCredits, Some(0)));
+    // WALLET now has enough; the retry still answers what happened the first time.
+    l.ok(transfer(posted(31, &[(BANK, WALLET, 10_000)])));
+    let again = l.changes_nothing(transfer(posted(30, &[(WALLET, SHOP, 10_000)])));
+    assert_eq!(again, crate::ledger::ItemResult { replay: true, ..first });
+    assert!(l.find_transfer(30).is_none());
+}
+
+#[test]
+fn a_replay_within_the_same_batch_moves_once() {
+    let mut l = Ledger::world();
+    let t = posted(30, &[(BANK, SHOP, 100)]);
+    let results = l.apply(transfers(vec![t.clone(), t])).results;
+    assert_eq!((results[0].code, results[0].replay), (R::Ok, false));
+    assert_eq!(results[1], crate::ledger::ItemResult { replay: true, ..results[0] });
+    assert_eq!(l.b(SHOP).1, 200);
+}
+
+#[test]
+fn a_replayed_post_does_not_post_twice() {
+    let mut l = Ledger::world();
+    l.ok(transfer(pending(30, &[(BANK, SHOP, 1_000)], 0)));
+    let first = l.ok(transfer(post(31, 30, &[400])));
+    let again = l.changes_nothing(transfer(post(31, 30, &[400])));
+    assert_eq!((again.code, again.replay, again.timestamp_ns), (R::Ok, true, first.timestamp_ns));
+    assert_eq!(l.b(BANK), (10_100 + 400, 0, 0, 0));
+}
+
+#[test]
+fn a_conflicting_retry_keeps_the_first_binding() {
+    let mut l = Ledger::world();
+    let first = l.ok(transfer(posted(30, &[(BANK, SHOP, 100)])));
+    l.refuses(transfer(TransferInput { code: 7, ..posted(30, &[(BANK, SHOP, 100)]) }), R::IdempotencyKeyConflict, None);
+    let record = store::get_idempotency(&l.store, "key-30").unwrap().unwrap();
+    assert_eq!((record.transfer_id, record.code, record.timestamp_ns), (30, R::Ok, first.timestamp_ns));
+    assert!(l.changes_nothing(transfer(posted(30, &[(BANK, SHOP, 100)]))).replay);
+}
+
+#[test]
+fn a_malformed_transfer_does_not_bind_its_key() {
+    // Refused before it is recorded: the corrected request may reuse the key.
+    let mut l = Ledger::world();
+    l.refuses(transfer(posted(30, &[])), R::LegsEmpty, None);
+    assert!(store::get_idempotency(&l.store, "key-30").unwrap().is_none());
+    let r = l.ok(transfer(posted(30, &[(BANK, SHOP, 100)])));
+    assert!(!r.replay);
+}
+
+#[test]
+fn a_failure_after_validation_binds_its_key_and_takes_a_timestamp() {
+    let mut l = Ledger::world();
+    let before = l.last_timestamp();
+    let r = l.one(transfer(post(30, 99, &[])));
+    assert_eq!(r.code, R::PendingTransferNotFound);
+    assert!(r.timestamp_ns > before);
+    let record = store::get_idempotency(&l.store, "key-30").unwrap().unwrap();
+    assert_eq!((record.code, record.timestamp_ns, record.transfer_id), (r.code, r.timestamp_ns, 30));
+}

@@ -1,0 +1,15 @@
+//! Tests of the ledger state machine over the in-memory store: no Raft, no RocksDB.
+//! `fixtures` builds commands and a small harness; each other file tests one concern.
+
+mod fixtures;
+
+mod account_status;
+mod balance_limits;
+mod entries;
+mod expiry;
+mod idempotency;
+mod multi_leg;
+mod properties;
+mod result_codes;
+mod timestamps;
+mod two_phase;
