@@ -73,3 +73,15 @@ fn entry_pages_by_time_window_limit_and_direction() {
     assert_eq!(page(Some(u64::MAX), None, 100, false), Vec::<u128>::new());
     assert_eq!(l.entries(3).len(), 1);
 }
+
+#[test]
+fn the_largest_account_id_has_its_entries_and_its_neighbour_none_of_them() {
+    // The page's end key for u128::MAX cannot be "the next account": it is built otherwise.
+    let mut l = Ledger::new();
+    l.all_ok(accounts(vec![account(u128::MAX, "CNY"), account(u128::MAX - 1, "CNY")]));
+    l.ok(transfer(posted(10, &[(u128::MAX, u128::MAX - 1, 100)])));
+    l.ok(transfer(posted(11, &[(u128::MAX, u128::MAX - 1, 200)])));
+    let ids = |id| l.entries(id).iter().map(|e| (e.account_id, e.transfer_id)).collect::<Vec<_>>();
+    assert_eq!(ids(u128::MAX), [(u128::MAX, 10), (u128::MAX, 11)]);
+    assert_eq!(ids(u128::MAX - 1), [(u128::MAX - 1, 10), (u128::MAX - 1, 11)]);
+}

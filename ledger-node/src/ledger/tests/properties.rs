@@ -14,8 +14,8 @@
 //! IDEMPOTENCY_KEY_CONFLICT); a command of retries only changes no balance and no transfer
 //! (beyond holds that expire at its start).
 //! At the end: every account's entries replay to its balances, leg by leg; and (c) the same
-//! log applied to two fresh stores, and from a snapshot taken after a random prefix, gives the
-//! same results, byte-identical stores and the same state hash.
+//! log applied to two fresh stores (one through the log encoding), and from a snapshot taken
+//! after a random prefix, gives the same results, byte-identical stores and the same state hash.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -506,8 +506,11 @@ fn check_entries(store: &MemStore) -> Result<(), TestCaseError> {
 fn check_determinism(run: &Run, cut: usize) -> Result<(), TestCaseError> {
     let replay = |store: &mut MemStore, commands: &[Command]| -> Vec<Applied> { commands.iter().map(|c| apply(store, c).unwrap()).collect() };
     let same = |a: &[Applied], b: &[Applied]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.results == y.results && x.entries == y.entries);
+    // The second replica gets the commands as a follower does: encoded into the log and back.
+    let logged: Vec<Command> = run.commands.iter().map(|c| crate::codec::decode(&"command", &crate::codec::encode(c)).unwrap()).collect();
+    prop_assert!(logged == run.commands, "a command changed through the log encoding");
     let (mut one, mut two) = (MemStore::default(), MemStore::default());
-    let (applied_one, applied_two) = (replay(&mut one, &run.commands), replay(&mut two, &run.commands));
+    let (applied_one, applied_two) = (replay(&mut one, &run.commands), replay(&mut two, &logged));
     prop_assert!(same(&applied_one, &run.results) && same(&applied_two, &run.results), "a replica gave other results");
     prop_assert!(one == run.store && two == run.store, "a replica's bytes differ");
     prop_assert_eq!(one.state_hash(), two.state_hash());
@@ -523,7 +526,11 @@ fn check_determinism(run: &Run, cut: usize) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    // 64 cases by default (well under a second in release); PROPTEST_CASES=n for a longer hunt.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(64),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn random_command_sequences_keep_every_invariant(scenario in scenario()) {

@@ -577,3 +577,73 @@ fn results_in_a_batch_are_independent() {
     let stored: Vec<u128> = [30, 31, 32, 33, 34, 35].into_iter().filter(|&id| l.find_transfer(id).is_some()).collect();
     assert_eq!(stored, [30, 32, 35]);
 }
+
+// ---- coverage ----
+
+/// The test of each code. The match is exhaustive, so a new ResultCode does not compile until
+/// it is given a test here (or declared wire-only).
+fn test_of(code: R) -> Option<&'static str> {
+    Some(match code {
+        R::Ok => "ok_creates_the_asset_account_transfer_and_status",
+        R::Exists => "exists_for_an_asset_or_account_created_before_with_the_same_fields",
+        R::ExistsWithDifferentFields => "exists_with_different_fields_for_each_differing_creation_field",
+        R::IdMustNotBeZero => "id_must_not_be_zero_for_accounts_transfers_legs_and_status_changes",
+        R::IdAlreadyUsed => "id_already_used_by_a_transfer_with_another_key",
+        R::IdempotencyKeyConflict => "idempotency_key_conflict_when_a_key_is_reused_with_other_content",
+        R::IdempotencyKeyInvalid => "idempotency_key_invalid_when_empty_or_over_128_bytes",
+        R::AssetNotFound => "asset_not_found_for_an_account_or_a_transfer",
+        R::AssetCodeInvalid => "asset_code_invalid_unless_1_to_16_of_uppercase_digits_underscore",
+        R::AssetScaleOutOfRange => "asset_scale_out_of_range_above_18",
+        R::AccountNotFound => "account_not_found_for_a_status_change",
+        R::DebitAccountNotFound => "debit_account_not_found",
+        R::CreditAccountNotFound => "credit_account_not_found",
+        R::AssetMismatch => "asset_mismatch_for_a_leg_or_for_a_post_naming_another_asset",
+        R::AccountsMustBeDifferent => "accounts_must_be_different_within_a_leg",
+        R::LegsEmpty => "legs_empty",
+        R::LegsTooMany => "legs_too_many_above_64",
+        R::AmountInvalid | R::AmountNegative => "amount_invalid_negative_and_overflow_from_parsing",
+        R::AmountZero => "amount_zero",
+        R::AmountScaleExceeded => "amount_scale_exceeded_for_a_leg_or_a_post_amount",
+        R::AmountOverflow => "amount_overflow_when_minor_units_exceed_128_bits",
+        R::AccountFrozen => "account_frozen_for_debits_and_for_posting_a_hold_it_pays",
+        R::AccountClosed => "account_closed_for_debits_credits_and_status_changes",
+        R::ExceedsCredits => "exceeds_credits_counts_posted_debits_and_holds",
+        R::ExceedsDebits => "exceeds_debits_counts_posted_credits_and_holds",
+        R::OverflowsBalance => "overflows_balance_when_a_balance_would_pass_128_bits",
+        R::PendingTransferNotFound => "pending_transfer_not_found",
+        R::PendingTransferNotPending => "pending_transfer_not_pending_for_a_posted_transfer_or_a_post",
+        R::PendingTransferAlreadyPosted => "pending_transfer_already_posted",
+        R::PendingTransferAlreadyVoided => "pending_transfer_already_voided",
+        R::PendingTransferExpired => "pending_transfer_expired_once_expired",
+        R::PostAmountExceedsPending => "post_amount_exceeds_pending",
+        R::PostAmountsMismatch => "post_amounts_mismatch_unless_one_per_leg_on_a_post",
+        R::TimeoutReservedForPending => "timeout_reserved_for_pending",
+        R::FlagsAreMutuallyExclusive => "flags_are_mutually_exclusive",
+        R::MetadataInvalid => "metadata_invalid_over_16_entries_or_bad_key_or_value_sizes",
+        R::ExternalRefInvalid => "external_ref_invalid_when_empty_or_over_128_bytes",
+        R::ExternalRefAlreadyUsed => "external_ref_already_used_by_another_account",
+        R::BalanceNotZero => "balance_not_zero_when_closing_with_posted_or_held_money",
+        R::AccountCodeMustNotBeZero => "account_code_must_not_be_zero",
+        R::OverdraftLimitInvalid => "overdraft_limit_invalid_without_the_debit_flag_or_finer_than_the_asset",
+        R::LegsNotAllowed => "legs_not_allowed_on_post_or_void",
+        R::PendingIdInvalid => "pending_id_invalid_on_a_new_transfer_or_missing_on_a_post",
+        R::TimeoutTooLarge => "timeout_too_large_above_2_pow_31_ms",
+        R::ReasonInvalid => "reason_invalid_over_256_bytes",
+        // Made only when decoding the wire format: tested in the API layer.
+        R::IdInvalid | R::AccountStatusInvalid | R::KindInvalid => return None,
+    })
+}
+
+#[test]
+fn every_result_code_has_a_test_in_this_file() {
+    // Every variant, by its serialized index (one byte each below 128).
+    let codes: Vec<R> = (0u8..128).map_while(|i| postcard::from_bytes::<R>(&[i]).ok()).collect();
+    assert_eq!(codes.len(), 49);
+    assert!(codes.iter().enumerate().all(|(i, c)| c.as_u32() == i as u32), "wire numbers follow the variants");
+    let source = include_str!("result_codes.rs");
+    for code in codes {
+        if let Some(test) = test_of(code) {
+            assert!(source.contains(&format!("#[test]\nfn {test}()")), "{code:?}: no test named {test}");
+        }
+    }
+}

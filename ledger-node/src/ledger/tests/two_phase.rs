@@ -76,3 +76,12 @@ fn a_resolved_hold_with_a_timeout_never_expires() {
     assert!(tick.entries.is_empty());
     assert_eq!((l.all_balances(), l.transfer(30).pending_state), (balances, PendingState::Voided));
 }
+
+#[test]
+fn a_hold_may_be_posted_in_the_command_that_places_it() {
+    let mut l = two_payees();
+    let results = l.all_ok(transfers(vec![pending(30, &[(2, 3, 500)], 1), post(31, 30, &[200])]));
+    assert!(results[0].timestamp_ns < results[1].timestamp_ns);
+    assert_eq!(l.b(3), (0, 200, 0, 3_000));
+    assert!(!l.has_expiry_key(&l.transfer(30)));
+}
