@@ -568,9 +568,20 @@ async fn a_corrupted_log_entry_is_refused_and_its_node_rebuilt_from_peers() {
     assert!(!refused.status.success(), "a node must not start on a corrupted log");
     assert!(stderr.contains(&format!("corrupted raft log entry {corrupted_index}")), "{stderr}");
 
+    // With one voter down, removing a live one would leave no live majority: refused. (The
+    // leader counts a voter live for 1 s after its last acknowledgement.)
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let admin = patient_client(cluster.endpoints());
+    let live_follower = cluster.nodes.iter().map(|n| n.id).find(|id| *id != leader && *id != victim).unwrap();
+    match admin.remove_node(live_follower).await {
+        Err(ClientError::Rejected { code: tonic::Code::FailedPrecondition, message }) => {
+            assert!(message.contains("no majority"), "{message}")
+        }
+        other => panic!("a change that leaves no live majority must be refused, got {other:?}"),
+    }
+
     // Rebuilt from its peers: a fresh node under a new id replaces it.
     let fresh = cluster.start_node(false);
-    let admin = patient_client(cluster.endpoints());
     assert!(admin.add_learner(fresh, &cluster.node(fresh).endpoint()).await.unwrap().changed);
     assert!(admin.promote_voter(fresh, Duration::from_secs(60)).await.unwrap().changed);
     assert!(admin.remove_node(victim).await.unwrap().changed);

@@ -22,6 +22,11 @@ const PROMOTE_WAIT_MAX: Duration = Duration::from_secs(3_600);
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(600);
 const PURGE_WAIT: Duration = Duration::from_secs(30);
 
+/// A voter that acknowledged the leader within this long counts as live for the quorum check:
+/// 10 heartbeats. Short on purpose: a voter that died a moment ago must not count, because a
+/// change that cannot commit leaves the cluster in a joint configuration it cannot leave.
+const LIVE_HORIZON: Duration = Duration::from_secs(1);
+
 /// The membership as (id, address, voter) rows, voters first.
 pub fn members(node: &Node) -> Vec<(NodeId, NodeAddr, bool)> {
     let metrics = node.raft.metrics().borrow_watched().clone();
@@ -56,6 +61,37 @@ impl Node {
         let leader_addr =
             metrics.current_leader.and_then(|l| metrics.membership_config.membership().get_node(&l).map(|n| n.api.clone()));
         Err(ServiceError::NotLeader { leader_addr })
+    }
+
+    /// Voters known to be up: the leader itself, and those that acknowledged it recently.
+    fn live_nodes(&self) -> BTreeSet<NodeId> {
+        use openraft::Instant as _;
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let mut live = BTreeSet::from([self.id]);
+        if let Some(heartbeats) = &metrics.heartbeat {
+            for (id, acked) in heartbeats {
+                if acked.as_ref().is_some_and(|at| at.elapsed() < LIVE_HORIZON) {
+                    live.insert(*id);
+                }
+            }
+        }
+        live
+    }
+
+    /// Refuses a voter change whose new voter set has no majority of live nodes: the change
+    /// (joint consensus needs both majorities) could not commit, and the cluster would stop
+    /// taking writes until the dead voters came back.
+    fn check_quorum_after(&self, new_voters: &BTreeSet<NodeId>) -> Result<(), ServiceError> {
+        let live = self.live_nodes();
+        let live_count = new_voters.intersection(&live).count();
+        if live_count * 2 <= new_voters.len() {
+            let dead: Vec<&NodeId> = new_voters.difference(&live).collect();
+            return Err(ServiceError::Refused(format!(
+                "after this change the voters would be {new_voters:?}, of which {dead:?} are not answering: no majority \
+                 could commit it and the cluster would stop; bring them back (or remove dead voters first)"
+            )));
+        }
+        Ok(())
     }
 
     /// Asks the node at `peer_address` who it is; it must be `expected`, of this cluster, and
@@ -172,6 +208,9 @@ impl Node {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let mut new_voters: BTreeSet<NodeId> = members(self).into_iter().filter(|(_, _, v)| *v).map(|(m, _, _)| m).collect();
+        new_voters.insert(id);
+        self.check_quorum_after(&new_voters)?;
         tracing::info!(id, "promoting a learner to voter");
         self.raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false).await.map_err(write_error)?;
         Ok(Changed(true))
@@ -185,6 +224,8 @@ impl Node {
             if members.iter().filter(|(_, _, v)| *v).count() == 1 {
                 return Err(ServiceError::Refused(format!("node {id} is the last voter: a cluster cannot remove it")));
             }
+            let new_voters: BTreeSet<NodeId> = members.iter().filter(|(m, _, v)| *v && *m != id).map(|(m, _, _)| *m).collect();
+            self.check_quorum_after(&new_voters)?;
             ChangeMembers::RemoveVoters(BTreeSet::from([id]))
         } else {
             ChangeMembers::RemoveNodes(BTreeSet::from([id]))
