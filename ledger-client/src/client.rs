@@ -39,7 +39,14 @@ pub struct ClientConfig {
     /// Both directions. A full CreateTransfers request (8,190 transfers) can exceed tonic's 4 MiB
     /// default decode limit by far.
     pub max_message_size_bytes: usize,
+    /// `None` (the default): every read is linearizable. `Some(d)`: reads accept state up to `d`
+    /// old (1 ms..=60 s), so a follower that heard from the leader within `d` serves them from
+    /// its own state without a round trip to the leader. Writes are unaffected.
+    pub max_staleness: Option<Duration>,
 }
+
+/// Request metadata carrying `ClientConfig::max_staleness` in milliseconds.
+pub const STALENESS_METADATA_KEY: &str = "x-ledger-max-staleness-ms";
 
 impl Default for ClientConfig {
     fn default() -> ClientConfig {
@@ -49,6 +56,7 @@ impl Default for ClientConfig {
             backoff: Backoff::default(),
             connect_timeout: Duration::from_secs(2),
             max_message_size_bytes: 32 * 1024 * 1024,
+            max_staleness: None,
         }
     }
 }
@@ -682,6 +690,12 @@ impl LedgerClient {
             if kind != CallKind::Stream {
                 // Tell the server too, so it can drop work nobody waits for.
                 grpc_request.set_timeout(request_timeout);
+            }
+            if let (CallKind::Read, Some(staleness)) = (kind, config.max_staleness) {
+                let ms = staleness.as_millis().clamp(1, 60_000) as u64;
+                grpc_request
+                    .metadata_mut()
+                    .insert(STALENESS_METADATA_KEY, ms.into());
             }
 
             tracing::trace!(rpc, attempt, %url, "sending");

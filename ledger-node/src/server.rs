@@ -18,7 +18,7 @@ use crate::api::grpc::LedgerService;
 pub use crate::config::NodeConfig;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{Network, PEER_MESSAGE_BYTES_MAX};
-use crate::raft::peer_service::PeerService;
+use crate::raft::peer_service::{LeaderContact, PeerService};
 use crate::raft::state_machine::StateMachine;
 use crate::raft::{NodeAddr, Raft};
 use crate::service::identity::{self, IdsSeen};
@@ -41,6 +41,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     let feed = state_machine.feed();
     let network = Network::default();
     let peers = network.channels.clone();
+    let leader_contact = Arc::new(LeaderContact::default());
     let raft: Raft = Raft::new(config.node_id, Arc::new(config.raft_config()?), network, log_store, state_machine)
         .await
         .context("starting raft")?;
@@ -62,6 +63,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         peers,
         cluster_name: config.cluster_name.clone(),
         ids_seen: Arc::new(Mutex::new(ids_seen)),
+        leader_contact: leader_contact.clone(),
     };
 
     if config.dev_single {
@@ -90,6 +92,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     let cluster = ClusterServer::new(ClusterService { node: node.clone(), me: me.clone() });
     let peer = RaftPeerServer::new(PeerService {
         raft: raft.clone(),
+        leader_contact,
         snapshot_dir,
         node_id: config.node_id,
         incarnation: identity.incarnation,

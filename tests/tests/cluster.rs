@@ -307,6 +307,26 @@ async fn a_three_node_cluster_from_the_cli_serves_through_any_node_and_survives_
 
     let before = wait_converged(&cluster, Duration::from_secs(20)).await;
 
+    // Opt-in bounded staleness: a follower answers from its own state while it has heard from a
+    // leader within the bound, and refuses once it has not.
+    let stale_config = ClientConfig {
+        request_timeout: Duration::from_millis(500),
+        max_retries: 1,
+        max_staleness: Some(Duration::from_millis(1_500)),
+        ..ClientConfig::default()
+    };
+    let stale_reader = LedgerClient::connect_with(vec![cluster.node(follower).endpoint()], stale_config).unwrap();
+    for id in [first, second, third].into_iter().filter(|id| *id != follower) {
+        cluster.node(id).kill9();
+    }
+    let account = stale_reader.lookup_account(4).await.expect("a recent follower serves a bounded-stale read");
+    assert_eq!(account.unwrap().balances.credits_posted, d("20.00"));
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    match stale_reader.lookup_account(4).await {
+        Err(ClientError::Unavailable { .. }) => {}
+        other => panic!("a follower cut off for longer than the bound must not answer: {other:?}"),
+    }
+
     // Every node killed at once, all restarted: the same state, and writes go on.
     for node in cluster.nodes.iter_mut() {
         node.kill9();

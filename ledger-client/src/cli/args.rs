@@ -38,6 +38,11 @@ pub struct Cli {
     #[arg(long, default_value_t = 8, global = true)]
     pub max_retries: u32,
 
+    /// Accept reads up to this many milliseconds stale (1..=60000): a follower may answer from
+    /// its own state without asking the leader. Default: linearizable reads.
+    #[arg(long, global = true, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub max_staleness_ms: Option<u64>,
+
     #[command(subcommand)]
     pub command: Command,
 }

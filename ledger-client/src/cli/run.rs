@@ -65,6 +65,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     let config = ClientConfig {
         request_timeout: Duration::from_millis(cli.request_timeout_ms.max(1)),
         max_retries: cli.max_retries,
+        max_staleness: cli.max_staleness_ms.map(Duration::from_millis),
         ..ClientConfig::default()
     };
     let endpoints: Vec<String> = cli

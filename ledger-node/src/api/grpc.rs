@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
+use std::time::Duration;
 
 use futures::Stream;
 use ledger_proto::api as pb;
@@ -44,6 +45,19 @@ struct WatcherSlot(std::sync::Arc<std::sync::atomic::AtomicUsize>);
 impl Drop for WatcherSlot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Request metadata: the client accepts a read up to this many milliseconds stale (1..=60,000),
+/// which a follower may then serve from its own state without asking the leader.
+pub const STALENESS_HEADER: &str = "x-ledger-max-staleness-ms";
+const STALENESS_MAX_MS: u64 = 60_000;
+
+fn max_staleness<T>(request: &Request<T>) -> Result<Option<Duration>, Status> {
+    let Some(value) = request.metadata().get(STALENESS_HEADER) else { return Ok(None) };
+    match value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+        Some(ms @ 1..=STALENESS_MAX_MS) => Ok(Some(Duration::from_millis(ms))),
+        _ => Err(Status::invalid_argument(format!("{STALENESS_HEADER} must be 1..={STALENESS_MAX_MS}"))),
     }
 }
 
@@ -128,13 +142,19 @@ impl LedgerService {
             .collect())
     }
 
-    async fn read_barrier(&self) -> Result<(), Status> {
-        self.node.read_barrier().await.map_err(to_status)
+    /// Linearizable unless the client accepts bounded staleness (`x-ledger-max-staleness-ms`).
+    async fn read_barrier(&self, staleness: Option<Duration>) -> Result<(), Status> {
+        match staleness {
+            None => self.node.read_barrier().await,
+            Some(max) => self.node.bounded_read_barrier(max).await,
+        }
+        .map_err(to_status)
     }
 
     /// A linearizable lookup by id: bounded, decoded, found records in request order.
     async fn lookup<T, W>(
         &self,
+        staleness: Option<Duration>,
         raw_ids: &[Vec<u8>],
         what: &str,
         get: impl for<'r> Fn(&ReadStore<'r>, u128) -> std::io::Result<Option<T>>,
@@ -144,7 +164,7 @@ impl LedgerService {
             return Err(Status::invalid_argument(format!("at most {LOOKUP_IDS_MAX} ids per lookup")));
         }
         let ids = raw_ids.iter().map(|b| request_id(b, what)).collect::<Result<Vec<_>, _>>()?;
-        self.read_barrier().await?;
+        self.read_barrier(staleness).await?;
         let reader = self.node.reader();
         let mut scales = Scales::new(&reader);
         let mut found = Vec::new();
@@ -239,11 +259,12 @@ impl Ledger for LedgerService {
     }
 
     async fn lookup_assets(&self, request: Request<pb::LookupAssetsRequest>) -> Result<Response<pb::LookupAssetsResponse>, Status> {
+        let staleness = max_staleness(&request)?;
         let req = request.into_inner();
         if req.codes.len() > LOOKUP_IDS_MAX {
             return Err(Status::invalid_argument(format!("at most {LOOKUP_IDS_MAX} codes per lookup")));
         }
-        self.read_barrier().await?;
+        self.read_barrier(staleness).await?;
         let reader = self.node.reader();
         let mut assets = Vec::new();
         for code in &req.codes {
@@ -259,7 +280,7 @@ impl Ledger for LedgerService {
         request: Request<pb::LookupAccountsRequest>,
     ) -> Result<Response<pb::LookupAccountsResponse>, Status> {
         let accounts = self
-            .lookup(&request.into_inner().ids, "account id", |r, id| store::get_account(r, id), |a: &Account, scales| {
+            .lookup(max_staleness(&request)?, &request.into_inner().ids, "account id", |r, id| store::get_account(r, id), |a: &Account, scales| {
                 Ok(convert::account_record(a, scales.of(&a.asset)?))
             })
             .await?;
@@ -271,7 +292,7 @@ impl Ledger for LedgerService {
         request: Request<pb::LookupTransfersRequest>,
     ) -> Result<Response<pb::LookupTransfersResponse>, Status> {
         let transfers = self
-            .lookup(&request.into_inner().ids, "transfer id", |r, id| store::get_transfer(r, id), |t: &Transfer, scales| {
+            .lookup(max_staleness(&request)?, &request.into_inner().ids, "transfer id", |r, id| store::get_transfer(r, id), |t: &Transfer, scales| {
                 Ok(convert::transfer_record(t, scales.of(&t.asset)?))
             })
             .await?;
@@ -282,11 +303,12 @@ impl Ledger for LedgerService {
         &self,
         request: Request<pb::GetTransferByIdempotencyKeyRequest>,
     ) -> Result<Response<pb::GetTransferByIdempotencyKeyResponse>, Status> {
+        let staleness = max_staleness(&request)?;
         let key = request.into_inner().idempotency_key;
         if !validate::idempotency_key(&key) {
             return Err(Status::invalid_argument(format!("idempotency key must be 1..={IDEMPOTENCY_KEY_BYTES_MAX} bytes")));
         }
-        self.read_barrier().await?;
+        self.read_barrier(staleness).await?;
         let reader = self.node.reader();
         let Some(record) = store::get_idempotency(&reader, &key).map_err(storage)? else {
             return Ok(Response::new(pb::GetTransferByIdempotencyKeyResponse::default()));
@@ -311,11 +333,12 @@ impl Ledger for LedgerService {
         &self,
         request: Request<pb::GetAccountByExternalRefRequest>,
     ) -> Result<Response<pb::GetAccountByExternalRefResponse>, Status> {
+        let staleness = max_staleness(&request)?;
         let external_ref = request.into_inner().external_ref;
         if external_ref.is_empty() || external_ref.len() > EXTERNAL_REF_BYTES_MAX {
             return Err(Status::invalid_argument(format!("external ref must be 1..={EXTERNAL_REF_BYTES_MAX} bytes")));
         }
-        self.read_barrier().await?;
+        self.read_barrier(staleness).await?;
         let reader = self.node.reader();
         let id = store::account_id_by_external_ref(&reader, &external_ref)
             .map_err(storage)?
@@ -331,6 +354,7 @@ impl Ledger for LedgerService {
         &self,
         request: Request<pb::ListAccountEntriesRequest>,
     ) -> Result<Response<pb::ListAccountEntriesResponse>, Status> {
+        let staleness = max_staleness(&request)?;
         let req = request.into_inner();
         let account_id = request_id(&req.account_id, "account id")?;
         let limit = match req.limit {
@@ -340,7 +364,7 @@ impl Ledger for LedgerService {
             }
             n => n,
         } as usize;
-        self.read_barrier().await?;
+        self.read_barrier(staleness).await?;
         let reader = self.node.reader();
         let account = store::get_account(&reader, account_id)
             .map_err(storage)?
@@ -371,9 +395,10 @@ impl Ledger for LedgerService {
     }
 
     async fn get_balance_at(&self, request: Request<pb::GetBalanceAtRequest>) -> Result<Response<pb::GetBalanceAtResponse>, Status> {
+        let staleness = max_staleness(&request)?;
         let req = request.into_inner();
         let account_id = request_id(&req.account_id, "account id")?;
-        self.read_barrier().await?;
+        self.read_barrier(staleness).await?;
         let reader = self.node.reader();
         let account = store::get_account(&reader, account_id)
             .map_err(storage)?

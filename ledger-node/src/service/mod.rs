@@ -10,12 +10,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use openraft::ReadPolicy;
+use openraft::type_config::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, ForwardToLeader, LinearizableReadError, RaftError};
 use openraft::raft::linearizable_read::{Linearizer, ReadLogId};
 
 use crate::ledger::store;
 use crate::ledger::types::{Command, Operation};
 use crate::raft::network::PeerChannels;
+use crate::raft::peer_service::LeaderContact;
 use crate::raft::state_machine::EntryFeed;
 use crate::raft::{CommandResponse, NodeId, Raft, TypeConfig};
 use crate::storage::{Db, ReadStore};
@@ -69,6 +71,8 @@ pub struct Node {
     pub cluster_name: String,
     /// Every node id this node has seen in a membership (ids are never reused).
     pub ids_seen: Arc<Mutex<identity::IdsSeen>>,
+    /// When a leader last reached this node (bounded-staleness reads).
+    pub leader_contact: Arc<LeaderContact>,
 }
 
 impl ServiceError {
@@ -111,6 +115,22 @@ impl Node {
             Err(RaftError::APIError(e)) => Err(ServiceError::NoQuorum(e.to_string())),
             Err(RaftError::Fatal(f)) => Err(ServiceError::Fatal(f.to_string())),
         }
+    }
+
+    /// For a read that accepts state up to `max_staleness` old: a follower that heard from the
+    /// leader within that time, and has applied everything that leader had then told it was
+    /// committed, serves it from its own state at once. Anything else is a linearizable read.
+    pub async fn bounded_read_barrier(&self, max_staleness: Duration) -> Result<(), ServiceError> {
+        if !self.raft.is_leader() {
+            let metrics = self.raft.metrics().borrow_watched().clone();
+            let committed = metrics.cluster_committed.as_ref().map(|l| l.index()).unwrap_or(0);
+            let applied = metrics.last_applied.as_ref().map(|l| l.index()).unwrap_or(0);
+            let fresh = self.leader_contact.age().is_some_and(|age| age <= max_staleness);
+            if fresh && metrics.current_leader.is_some() && applied >= committed {
+                return Ok(());
+            }
+        }
+        self.read_barrier().await
     }
 
     async fn follower_read_barrier(&self, f: &ForwardToLeader<TypeConfig>) -> Result<(), ServiceError> {
