@@ -332,7 +332,11 @@ pub(crate) fn cluster_status_from_proto(response: api::ClusterStatusResponse) ->
         committed_index: response.committed_index,
         applied_index: response.applied_index,
         snapshot_index: response.snapshot_index,
-        nodes: response.nodes.into_iter().map(node_status_from_proto).collect(),
+        nodes: response
+            .nodes
+            .into_iter()
+            .map(node_status_from_proto)
+            .collect(),
         purged_index: response.purged_index,
         error: (!response.error.is_empty()).then_some(response.error),
         retired_node_ids: response.retired_node_ids,
@@ -354,7 +358,11 @@ fn node_status_from_proto(n: api::NodeStatus) -> NodeStatus {
 pub(crate) fn membership_change_from_proto(response: api::MembershipResponse) -> MembershipChange {
     MembershipChange {
         changed: response.changed,
-        nodes: response.nodes.into_iter().map(node_status_from_proto).collect(),
+        nodes: response
+            .nodes
+            .into_iter()
+            .map(node_status_from_proto)
+            .collect(),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Command-line syntax (clap derive). Parsing of ids, legs, amounts and metadata is in `parse`.
 
-use super::parse::{parse_amount_arg, parse_id_arg, parse_leg_arg, parse_member_arg, parse_meta_arg};
+use super::parse::{
+    parse_amount_arg, parse_id_arg, parse_leg_arg, parse_member_arg, parse_meta_arg,
+};
 use crate::types::Leg;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use rust_decimal::Decimal;

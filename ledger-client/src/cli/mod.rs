@@ -48,19 +48,66 @@ mod tests {
 
     #[test]
     fn cluster_admin_commands_parse() {
-        let cli = Cli::try_parse_from(["ledger", "cluster", "init", "--peer", "2=127.0.0.1:7071/", "--peer", "3=http://b:1"]).unwrap();
-        let Command::Cluster(ClusterCommand::Init { peers }) = cli.command else { panic!("wrong command") };
-        assert_eq!(peers, vec![(2, "http://127.0.0.1:7071".to_string()), (3, "http://b:1".to_string())]);
-        assert!(Cli::try_parse_from(["ledger", "cluster", "init", "--peer", "0=http://a:1"]).is_err());
-        assert!(Cli::try_parse_from(["ledger", "cluster", "init", "--peer", "http://a:1"]).is_err());
-        let cli = Cli::try_parse_from(["ledger", "cluster", "promote", "4", "--wait-secs", "9"]).unwrap();
-        assert!(matches!(cli.command, Command::Cluster(ClusterCommand::Promote { node_id: 4, wait_secs: 9 })));
-        let cli = Cli::try_parse_from(["ledger", "cluster", "add-learner", "5", "http://a:1"]).unwrap();
-        assert!(matches!(cli.command, Command::Cluster(ClusterCommand::AddLearner { node_id: 5, .. })));
-        let cli = Cli::try_parse_from(["ledger", "--max-staleness-ms", "250", "account", "get", "1"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "ledger",
+            "cluster",
+            "init",
+            "--peer",
+            "2=127.0.0.1:7071/",
+            "--peer",
+            "3=http://b:1",
+        ])
+        .unwrap();
+        let Command::Cluster(ClusterCommand::Init { peers }) = cli.command else {
+            panic!("wrong command")
+        };
+        assert_eq!(
+            peers,
+            vec![
+                (2, "http://127.0.0.1:7071".to_string()),
+                (3, "http://b:1".to_string())
+            ]
+        );
+        assert!(
+            Cli::try_parse_from(["ledger", "cluster", "init", "--peer", "0=http://a:1"]).is_err()
+        );
+        assert!(
+            Cli::try_parse_from(["ledger", "cluster", "init", "--peer", "http://a:1"]).is_err()
+        );
+        let cli =
+            Cli::try_parse_from(["ledger", "cluster", "promote", "4", "--wait-secs", "9"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Cluster(ClusterCommand::Promote {
+                node_id: 4,
+                wait_secs: 9
+            })
+        ));
+        let cli =
+            Cli::try_parse_from(["ledger", "cluster", "add-learner", "5", "http://a:1"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Cluster(ClusterCommand::AddLearner { node_id: 5, .. })
+        ));
+        let cli =
+            Cli::try_parse_from(["ledger", "--max-staleness-ms", "250", "account", "get", "1"])
+                .unwrap();
         assert_eq!(cli.max_staleness_ms, Some(250));
-        assert!(Cli::try_parse_from(["ledger", "--max-staleness-ms", "0", "account", "get", "1"]).is_err());
-        assert!(Cli::try_parse_from(["ledger", "--max-staleness-ms", "60001", "account", "get", "1"]).is_err());
+        assert!(
+            Cli::try_parse_from(["ledger", "--max-staleness-ms", "0", "account", "get", "1"])
+                .is_err()
+        );
+        assert!(
+            Cli::try_parse_from([
+                "ledger",
+                "--max-staleness-ms",
+                "60001",
+                "account",
+                "get",
+                "1"
+            ])
+            .is_err()
+        );
     }
 
     #[test]

@@ -284,7 +284,9 @@ async fn cluster(client: &LedgerClient, command: ClusterCommand) -> Result<Outco
         ClusterCommand::Status { all } => (all, false),
         ClusterCommand::StateHash { all } => (all, true),
         ClusterCommand::Init { peers } => {
-            return Ok(Outcome::ok(view::membership_change(&client.init_cluster(peers).await?)));
+            return Ok(Outcome::ok(view::membership_change(
+                &client.init_cluster(peers).await?,
+            )));
         }
         ClusterCommand::AddLearner {
             node_id,
@@ -301,7 +303,9 @@ async fn cluster(client: &LedgerClient, command: ClusterCommand) -> Result<Outco
             return Ok(Outcome::ok(view::membership_change(&change)));
         }
         ClusterCommand::Remove { node_id } => {
-            return Ok(Outcome::ok(view::membership_change(&client.remove_node(node_id).await?)));
+            return Ok(Outcome::ok(view::membership_change(
+                &client.remove_node(node_id).await?,
+            )));
         }
         ClusterCommand::Snapshot { purge, all } => return snapshot(client, purge, all).await,
     };
@@ -358,18 +362,23 @@ async fn cluster_overview(client: &LedgerClient) -> Result<Node, ClientError> {
         None
     };
     let members = leader.as_ref().unwrap_or(&here).nodes.clone();
-    let answers = futures::future::join_all(
-        members
-            .iter()
-            .map(|m| async move { client.cluster_status_at(&m.address).await.map_err(|e| e.to_string()) }),
-    )
+    let answers = futures::future::join_all(members.iter().map(|m| async move {
+        client
+            .cluster_status_at(&m.address)
+            .await
+            .map_err(|e| e.to_string())
+    }))
     .await;
     Ok(view::cluster_overview(&here, &members, &answers))
 }
 
 async fn snapshot(client: &LedgerClient, purge: bool, all: bool) -> Result<Outcome, ClientError> {
     let endpoints = client.endpoints();
-    let targets = if all { endpoints.clone() } else { endpoints[..1].to_vec() };
+    let targets = if all {
+        endpoints.clone()
+    } else {
+        endpoints[..1].to_vec()
+    };
     if !all {
         return Ok(Outcome::ok(view::snapshot_taken(
             &client.trigger_snapshot(&targets[0], purge).await?,
