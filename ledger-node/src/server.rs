@@ -99,6 +99,10 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         peer_address: config.peer_advertise.clone(),
         api_address: config.advertise.clone(),
         cluster_name: config.cluster_name.clone(),
+        ids_seen: {
+            let seen = node.ids_seen.clone();
+            Arc::new(move || seen.lock().unwrap_or_else(|p| p.into_inner()).ids().iter().copied().collect())
+        },
     })
     .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
     .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX);

@@ -469,7 +469,8 @@ async fn membership_changes_under_load_lose_no_write() {
 async fn a_follower_restarted_after_its_peers_purged_their_logs_catches_up_by_snapshot() {
     let _serial = serial();
     // This cluster is formed by `ledger cluster init`, which works once only.
-    let mut cluster = Cluster::init_with_cli(3, &[]);
+    // A small log-size threshold: the nodes also snapshot by themselves while the load runs.
+    let mut cluster = Cluster::init_with_cli(3, &["--raft-snapshot-log-bytes", "200000"]);
     let again = cli(&cluster.nodes[0].endpoint(), &["cluster", "init"]);
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already belongs to a cluster"), "{}", String::from_utf8_lossy(&again.stderr));
@@ -482,6 +483,11 @@ async fn a_follower_restarted_after_its_peers_purged_their_logs_catches_up_by_sn
     let load = Load::start(cluster.endpoints(), 4, "snapshot");
     tokio::time::sleep(Duration::from_secs(2) + soak()).await;
     let attempts = load.stop().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.cluster_status_at(&cluster.node(leader).endpoint()).await.unwrap().snapshot_index == 0 {
+        assert!(Instant::now() < deadline, "no snapshot after 200,000 bytes of log\n{}", cluster.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     for endpoint in cluster.endpoints() {
         let taken = client.trigger_snapshot(&endpoint, true).await.unwrap();
         assert!(taken.snapshot_index > 0 && taken.purged_index > 0, "{endpoint}: {taken:?}");

@@ -58,6 +58,8 @@ pub struct PeerService {
     pub peer_address: String,
     pub api_address: String,
     pub cluster_name: String,
+    /// Node ids this node has seen in a membership (shared with the service layer's record).
+    pub ids_seen: Arc<dyn Fn() -> Vec<NodeId> + Send + Sync>,
 }
 
 fn bad_message(e: std::io::Error) -> Status {
@@ -161,6 +163,7 @@ impl RaftPeer for PeerService {
             api_address: self.api_address.clone(),
             initialized,
             cluster_name: self.cluster_name.clone(),
+            node_ids_seen: (self.ids_seen)(),
         }))
     }
 

@@ -63,6 +63,20 @@ impl Node {
         Err(ServiceError::NotLeader { leader_addr })
     }
 
+    /// Whether this node or any member that answers has ever seen `id` in a membership. Asking
+    /// the members too covers a leader that joined after `id` was retired.
+    async fn id_was_seen(&self, id: NodeId) -> bool {
+        if self.ids_seen.lock().unwrap_or_else(|p| p.into_inner()).contains(id) {
+            return true;
+        }
+        let others: Vec<NodeAddr> = members(self).into_iter().filter(|(m, _, _)| *m != self.id).map(|(_, a, _)| a).collect();
+        let answers = futures::future::join_all(
+            others.iter().map(|addr| self.peers.node_info(&addr.peer, Duration::from_secs(1))),
+        )
+        .await;
+        answers.into_iter().flatten().any(|info| info.node_ids_seen.contains(&id))
+    }
+
     /// Voters known to be up: the leader itself, and those that acknowledged it recently.
     fn live_nodes(&self) -> BTreeSet<NodeId> {
         use openraft::Instant as _;
@@ -167,7 +181,7 @@ impl Node {
                 addr.peer
             )));
         }
-        if self.ids_seen.lock().unwrap_or_else(|p| p.into_inner()).contains(id) {
+        if self.id_was_seen(id).await {
             return Err(ServiceError::Refused(format!(
                 "node id {id} was a member of this cluster before: ids are never reused, choose a new one"
             )));
