@@ -61,6 +61,11 @@ pub struct StartArgs {
     /// An initial member for --bootstrap, as ID=PEER_URL; repeat, or comma-separate in the env.
     #[arg(long = "peer", env = "LEDGER_PEERS", value_delimiter = ',')]
     pub peers: Option<Vec<String>>,
+    /// Tokens file (TOML, mode 600): `[[token]]` entries of principal, role and the SHA-256 of the
+    /// token (`ledger-node hash-token`). With it every client call needs `authorization: Bearer`
+    /// and peers must be served on --peer-listen. Without it the node serves without authentication.
+    #[arg(long, env = "LEDGER_AUTH_TOKENS_FILE")]
+    pub auth_tokens_file: Option<PathBuf>,
     #[command(flatten)]
     #[serde(default)]
     pub raft: RaftArgs,
@@ -214,6 +219,8 @@ pub struct NodeConfig {
     pub bootstrap: bool,
     pub peers: Vec<PeerSpec>,
     pub raft: RaftTuning,
+    /// `Some`: clients authenticate with bearer tokens listed in this file (api/auth.rs).
+    pub auth_tokens_file: Option<PathBuf>,
     /// Dev mode: form a single-member cluster when the data dir is new, and serve clients only
     /// once this node leads it.
     pub dev_single: bool,
@@ -283,6 +290,13 @@ impl StartArgs {
         if cluster_name.is_empty() || cluster_name.len() > 64 {
             bail!("cluster_name must be 1..=64 bytes");
         }
+        let auth_tokens_file = self.auth_tokens_file.or(file.auth_tokens_file);
+        if auth_tokens_file.is_some() && peer_listen.is_none() {
+            bail!(
+                "auth_tokens_file is set but peer_listen is not: with authentication on, Raft peers must be \
+                 served on their own port (set peer_listen)"
+            );
+        }
         Ok(NodeConfig {
             node_id,
             listen,
@@ -294,6 +308,7 @@ impl StartArgs {
             bootstrap,
             peers,
             raft,
+            auth_tokens_file,
             dev_single: false,
         })
     }
@@ -327,6 +342,7 @@ impl NodeConfig {
             bootstrap: false,
             peers: Vec::new(),
             raft: RaftTuning::default(),
+            auth_tokens_file: None,
             dev_single: true,
         }
     }
@@ -422,6 +438,7 @@ election_timeout_max_ms = 600
         assert!(refuse(&["--node-id", "1", "--peer", "x=http://a:1"]).contains("not a number"));
         assert!(refuse(&["--node-id", "1", "--listen", "0.0.0.0:7070"]).contains("set advertise"));
         assert!(refuse(&["--node-id", "1", "--raft-heartbeat-ms", "500"]).contains("3 heartbeats"));
+        assert!(refuse(&["--node-id", "1", "--auth-tokens-file", "/t.toml"]).contains("set peer_listen"));
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.toml");
         std::fs::write(&file, "node_id = 1\nlisten_typo = \"x\"\n").unwrap();

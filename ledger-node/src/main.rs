@@ -33,6 +33,8 @@ enum Command {
         #[command(flatten)]
         args: StartArgs,
     },
+    /// Reads a token on standard input and prints its SHA-256, the `sha256` of a tokens-file entry.
+    HashToken,
 }
 
 fn init_tracing() {
@@ -56,6 +58,14 @@ async fn main() -> anyhow::Result<()> {
     let config = match Cli::parse().command {
         Command::Dev { data_dir, listen } => NodeConfig::dev(data_dir, listen),
         Command::Start { config, args } => args.resolve(config.as_deref())?,
+        Command::HashToken => {
+            let mut token = String::new();
+            std::io::stdin().read_line(&mut token)?;
+            let token = token.trim_end_matches(['\n', '\r']);
+            anyhow::ensure!(!token.is_empty(), "no token on standard input");
+            println!("{}", ledger_node::api::auth::hex(&ledger_node::api::auth::token_digest(token)));
+            return Ok(());
+        }
     };
     server::run(config, shutdown_signal()).await
 }

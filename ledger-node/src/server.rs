@@ -13,6 +13,7 @@ use ledger_proto::raft::raft_peer_server::RaftPeerServer;
 use tokio::sync::{oneshot, watch};
 
 use crate::api::MESSAGE_BYTES_MAX;
+use crate::api::auth::{self, Auth, AuthLayer, TokenTable};
 use crate::api::cluster::ClusterService;
 use crate::api::grpc::LedgerService;
 pub use crate::config::NodeConfig;
@@ -121,6 +122,24 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         let _ = rx.wait_for(|stop| *stop).await;
     };
 
+    let auth = match &config.auth_tokens_file {
+        Some(path) => {
+            let auth = Auth::with_tokens(TokenTable::load(path)?);
+            tokio::spawn(reload_tokens_on_sighup(auth.clone()));
+            tokio::spawn(drain_denials(auth.clone()));
+            auth
+        }
+        None => {
+            let why = if config.dev_single { "insecure dev mode" } else { "no auth_tokens_file" };
+            tracing::warn!(
+                listen = %config.listen,
+                "{why}: client calls are NOT authenticated and traffic is plaintext; for tests and isolated networks only"
+            );
+            eprintln!("WARNING: {why}: ledger-node serves {} without authentication or TLS", config.listen);
+            Auth::disabled()
+        }
+    };
+
     let client_listener = bind(config.listen).await?;
     let peer_listener = match config.peer_listen {
         Some(addr) => Some(bind(addr).await?),
@@ -149,7 +168,8 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     }
 
     type Serving = std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
-    let clients = tonic::transport::Server::builder().add_service(ledger).add_service(cluster);
+    let clients =
+        tonic::transport::Server::builder().layer(AuthLayer { auth: auth.clone() }).add_service(ledger).add_service(cluster);
     let (serve_clients, serve_peers): (Serving, Serving) = match peer_listener {
         None => (
             Box::pin(clients.add_service(peer).serve_with_incoming_shutdown(client_listener, stopped(stop_rx.clone()))),
@@ -176,6 +196,31 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         return Err(e.context("bootstrap failed"));
     }
     Ok(())
+}
+
+/// Re-reads the tokens file on SIGHUP: tokens rotate without a restart. A bad file is refused and
+/// the tokens in force stay.
+async fn reload_tokens_on_sighup(auth: Arc<Auth>) {
+    let Some(tokens) = auth.tokens.clone() else { return };
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::error!("cannot listen for SIGHUP: tokens reload only with a restart");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match tokens.reload() {
+            Ok(count) => tracing::info!(tokens = count, "tokens file reloaded"),
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "tokens file reload refused; the previous tokens stay in force"),
+        }
+    }
+}
+
+/// Hands refused calls to the audit journal once a second (see `auth::record_denied`).
+async fn drain_denials(auth: Arc<Auth>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let _ = auth::record_denied(&auth.denials);
+    }
 }
 
 async fn bind(addr: SocketAddr) -> anyhow::Result<tonic::transport::server::TcpIncoming> {

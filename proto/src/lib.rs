@@ -13,3 +13,5 @@ pub mod ledger {
 
 pub use ledger::raft::v1 as raft;
 pub use ledger::v1 as api;
+
+include!(concat!(env!("OUT_DIR"), "/method_paths.rs"));

@@ -1,0 +1,522 @@
+//! Who may call what: bearer-token authentication and one authorization table keyed by the full
+//! gRPC method path, enforced by one tower layer in front of every client-facing service.
+//!
+//! - A path absent from [`AUTHORIZATION`] is refused (default deny): a new RPC is unreachable
+//!   until someone decides who may call it (`every_served_method_has_an_entry` fails meanwhile).
+//! - Tokens are never stored: the tokens file holds SHA-256 digests, and the node keeps them in a
+//!   map in memory. A request costs one SHA-256 of the presented token, one map lookup and a
+//!   constant-time compare of the digests; no file read. `TokenTable::reload` swaps the map
+//!   (SIGHUP), so tokens rotate without a restart.
+//! - A refused call gets `UNAUTHENTICATED` (no token, or a token the node does not know) or
+//!   `PERMISSION_DENIED` (a known principal whose role may not call the method); either way it is
+//!   counted, logged (principal, role, method; never the token) and queued for the audit journal.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context as TaskContext, Poll};
+
+use anyhow::{Context, bail};
+use futures::future::{Either, Ready, ready};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// A role a principal holds (issue 8). One role per token: a service that needs two gets two tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Creates transfers and reads transfers and balances.
+    Payments,
+    /// Offline wallet tokens: issue and sync (the `ledger.v1.Wallet` service).
+    Wallet,
+    /// Read-only queries and exports.
+    Auditor,
+    /// Assets, accounts, freezes, limits, cluster membership.
+    Admin,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Payments => "payments",
+            Role::Wallet => "wallet",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// Who may call one method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Any caller, authenticated or not (health checks, reflection).
+    Public,
+    /// An authenticated principal holding one of these roles.
+    Roles(&'static [Role]),
+    /// Raft peers only. With authentication on, peers are served on their own port
+    /// (`peer_listen`, required then), never through this layer, so here it always refuses.
+    Peer,
+}
+
+use Role::{Admin, Auditor, Payments, Wallet};
+
+const READERS: &[Role] = &[Payments, Auditor, Admin];
+const ACCOUNT_READERS: &[Role] = &[Payments, Wallet, Auditor, Admin];
+const ADMIN: &[Role] = &[Admin];
+const OPERATORS: &[Role] = &[Auditor, Admin];
+
+/// The authorization table: every served method path and who may call it. Sorted by path.
+pub const AUTHORIZATION: &[(&str, Access)] = &[
+    ("/grpc.health.v1.Health/Check", Access::Public),
+    ("/grpc.health.v1.Health/Watch", Access::Public),
+    ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", Access::Public),
+    ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", Access::Public),
+    ("/ledger.raft.v1.RaftPeer/AppendEntries", Access::Peer),
+    ("/ledger.raft.v1.RaftPeer/InstallSnapshot", Access::Peer),
+    ("/ledger.raft.v1.RaftPeer/NodeInfo", Access::Peer),
+    ("/ledger.raft.v1.RaftPeer/ReadIndex", Access::Peer),
+    ("/ledger.raft.v1.RaftPeer/Vote", Access::Peer),
+    ("/ledger.v1.Cluster/AddLearner", Access::Roles(ADMIN)),
+    ("/ledger.v1.Cluster/InitCluster", Access::Roles(ADMIN)),
+    ("/ledger.v1.Cluster/PromoteVoter", Access::Roles(ADMIN)),
+    ("/ledger.v1.Cluster/RemoveNode", Access::Roles(ADMIN)),
+    ("/ledger.v1.Cluster/TriggerSnapshot", Access::Roles(ADMIN)),
+    ("/ledger.v1.Ledger/ClusterStatus", Access::Roles(OPERATORS)),
+    ("/ledger.v1.Ledger/CreateAccounts", Access::Roles(ADMIN)),
+    ("/ledger.v1.Ledger/CreateAssets", Access::Roles(ADMIN)),
+    ("/ledger.v1.Ledger/CreateTransfers", Access::Roles(&[Payments])),
+    ("/ledger.v1.Ledger/GetAccountByExternalRef", Access::Roles(ACCOUNT_READERS)),
+    ("/ledger.v1.Ledger/GetBalanceAt", Access::Roles(READERS)),
+    ("/ledger.v1.Ledger/GetStateHash", Access::Roles(OPERATORS)),
+    ("/ledger.v1.Ledger/GetTransferByIdempotencyKey", Access::Roles(READERS)),
+    ("/ledger.v1.Ledger/ListAccountEntries", Access::Roles(READERS)),
+    ("/ledger.v1.Ledger/LookupAccounts", Access::Roles(ACCOUNT_READERS)),
+    ("/ledger.v1.Ledger/LookupAssets", Access::Roles(ACCOUNT_READERS)),
+    ("/ledger.v1.Ledger/LookupTransfers", Access::Roles(READERS)),
+    ("/ledger.v1.Ledger/SetAccountStatus", Access::Roles(ADMIN)),
+    ("/ledger.v1.Ledger/WatchAccount", Access::Roles(READERS)),
+];
+
+/// Who may call `path`; `None` (refused) for a path not in the table.
+pub fn access(path: &str) -> Option<Access> {
+    AUTHORIZATION.binary_search_by(|(p, _)| (*p).cmp(path)).ok().map(|i| AUTHORIZATION[i].1)
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub name: String,
+    pub role: Role,
+}
+
+/// Longest bearer token accepted (longer ones are refused before hashing).
+pub const TOKEN_BYTES_MAX: usize = 512;
+/// Entries in a tokens file at most.
+pub const TOKENS_MAX: usize = 10_000;
+/// Refusals waiting for the audit journal; older ones are dropped (and counted) beyond it.
+pub const DENIED_QUEUE_MAX: usize = 4_096;
+
+/// The tokens file (TOML): one `[[token]]` per principal.
+///
+/// ```toml
+/// [[token]]
+/// principal = "checkout-service"
+/// role = "payments"
+/// sha256 = "<hex SHA-256 of the token; `ledger-node hash-token` prints it>"
+/// ```
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokensFile {
+    #[serde(default)]
+    token: Vec<TokenEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenEntry {
+    principal: String,
+    role: Role,
+    sha256: String,
+}
+
+pub fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_hex_digest(text: &str) -> Option<[u8; 32]> {
+    let text = text.trim();
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Equal-time comparison: the time taken does not depend on where the inputs differ.
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+type TokenMap = HashMap<[u8; 32], Principal>;
+
+/// The principals this node knows, by token digest; reloadable while serving.
+pub struct TokenTable {
+    path: PathBuf,
+    tokens: RwLock<Arc<TokenMap>>,
+}
+
+impl TokenTable {
+    /// Reads the tokens file; refuses a file others may read or write (it names who may move
+    /// money), a malformed entry, or a digest given twice.
+    pub fn load(path: &Path) -> anyhow::Result<TokenTable> {
+        let tokens = read_tokens(path)?;
+        Ok(TokenTable { path: path.to_path_buf(), tokens: RwLock::new(Arc::new(tokens)) })
+    }
+
+    /// A table from `(principal, role, token)` triples; for tests and embedding.
+    pub fn from_tokens(entries: &[(&str, Role, &str)]) -> TokenTable {
+        let tokens = entries
+            .iter()
+            .map(|(name, role, token)| (token_digest(token), Principal { name: name.to_string(), role: *role }))
+            .collect();
+        TokenTable { path: PathBuf::new(), tokens: RwLock::new(Arc::new(tokens)) }
+    }
+
+    /// Re-reads the file; on error the current tokens stay in force.
+    pub fn reload(&self) -> anyhow::Result<usize> {
+        let tokens = read_tokens(&self.path)?;
+        let count = tokens.len();
+        *self.tokens.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(tokens);
+        Ok(count)
+    }
+
+    pub fn authenticate(&self, token: &str) -> Option<Principal> {
+        if token.is_empty() || token.len() > TOKEN_BYTES_MAX {
+            return None;
+        }
+        let digest = token_digest(token);
+        let tokens = self.tokens.read().unwrap_or_else(|p| p.into_inner()).clone();
+        // The map finds the entry by digest; the compare of the stored digest is constant-time.
+        let (stored, principal) = tokens.get_key_value(&digest)?;
+        constant_time_eq(stored, &digest).then(|| principal.clone())
+    }
+}
+
+fn read_tokens(path: &Path) -> anyhow::Result<TokenMap> {
+    check_private(path)?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading tokens file {}", path.display()))?;
+    let file: TokensFile = toml::from_str(&text).with_context(|| format!("parsing tokens file {}", path.display()))?;
+    if file.token.len() > TOKENS_MAX {
+        bail!("tokens file {}: {} entries, at most {TOKENS_MAX}", path.display(), file.token.len());
+    }
+    let mut tokens = TokenMap::new();
+    for (i, entry) in file.token.iter().enumerate() {
+        if entry.principal.is_empty() || entry.principal.len() > 128 {
+            bail!("tokens file {}: entry {}: principal must be 1..=128 bytes", path.display(), i + 1);
+        }
+        let Some(digest) = parse_hex_digest(&entry.sha256) else {
+            bail!(
+                "tokens file {}: entry {} ({}): sha256 must be 64 hex digits (`ledger-node hash-token` prints it)",
+                path.display(),
+                i + 1,
+                entry.principal
+            );
+        };
+        let principal = Principal { name: entry.principal.clone(), role: entry.role };
+        if tokens.insert(digest, principal).is_some() {
+            bail!("tokens file {}: entry {} ({}): the same token twice", path.display(), i + 1, entry.principal);
+        }
+    }
+    Ok(tokens)
+}
+
+/// Refuses a secret file that its group or others may read or write.
+pub fn check_private(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        bail!(
+            "{} has mode {:o}: a secret file must be readable by its owner only (chmod 600)",
+            path.display(),
+            mode & 0o777
+        );
+    }
+    Ok(())
+}
+
+/// One refused call, as the audit journal will record it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessDenied {
+    /// `None`: no token, or an unknown one.
+    pub principal: Option<Principal>,
+    pub method: String,
+    pub reason: &'static str,
+}
+
+/// Counts and queues refusals. Lock-free counters; the queue is bounded.
+#[derive(Default)]
+pub struct Denials {
+    pub unauthenticated_total: AtomicU64,
+    pub permission_denied_total: AtomicU64,
+    pub dropped_total: AtomicU64,
+    queue: Mutex<VecDeque<AccessDenied>>,
+}
+
+impl Denials {
+    fn push(&self, denied: AccessDenied) {
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        if queue.len() >= DENIED_QUEUE_MAX {
+            queue.pop_front();
+            self.dropped_total.fetch_add(1, Ordering::Relaxed);
+        }
+        queue.push_back(denied);
+    }
+
+    /// Takes every queued refusal, oldest first.
+    pub fn drain(&self) -> Vec<AccessDenied> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect()
+    }
+}
+
+/// Hands queued refusals to the audit journal.
+///
+/// TODO(merge with the audit branch): propose `Operation::RecordAccessDenied(Vec<AccessDeniedInput>)`
+/// (principal, role, rpc method, reason) through the node here, in batches, from a task that calls
+/// this every second. Until then the refusals are logged and counted when they happen, and drained
+/// here so the queue never grows past `DENIED_QUEUE_MAX`.
+pub fn record_denied(denials: &Denials) -> Vec<AccessDenied> {
+    denials.drain()
+}
+
+/// Authentication state shared by the layer and the node.
+pub struct Auth {
+    /// `None`: authentication is off (dev mode, `--insecure-plaintext`): every call passes.
+    pub tokens: Option<Arc<TokenTable>>,
+    pub denials: Denials,
+}
+
+impl Auth {
+    pub fn disabled() -> Arc<Auth> {
+        Arc::new(Auth { tokens: None, denials: Denials::default() })
+    }
+
+    pub fn with_tokens(tokens: TokenTable) -> Arc<Auth> {
+        Arc::new(Auth { tokens: Some(Arc::new(tokens)), denials: Denials::default() })
+    }
+
+    /// The decision for one call: `Ok` to serve it, or the status to answer with.
+    pub fn check(&self, path: &str, authorization: Option<&[u8]>) -> Result<(), tonic::Status> {
+        let Some(tokens) = &self.tokens else {
+            return Ok(());
+        };
+        let refuse = |principal: Option<Principal>, reason: &'static str| {
+            let unauthenticated = principal.is_none();
+            tracing::warn!(
+                method = path,
+                principal = principal.as_ref().map(|p| p.name.as_str()).unwrap_or("-"),
+                role = principal.as_ref().map(|p| p.role.name()).unwrap_or("-"),
+                reason,
+                "access denied"
+            );
+            let counter = if unauthenticated {
+                &self.denials.unauthenticated_total
+            } else {
+                &self.denials.permission_denied_total
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            self.denials.push(AccessDenied { principal, method: path.to_string(), reason });
+            if unauthenticated {
+                tonic::Status::unauthenticated(reason)
+            } else {
+                tonic::Status::permission_denied(format!("{reason}: {path}"))
+            }
+        };
+        let access = access(path);
+        if access == Some(Access::Public) {
+            return Ok(());
+        }
+        let token = authorization
+            .and_then(|value| std::str::from_utf8(value).ok())
+            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+            .map(str::trim);
+        let Some(token) = token else {
+            return Err(refuse(None, "no bearer token (authorization: Bearer <token>)"));
+        };
+        let Some(principal) = tokens.authenticate(token) else {
+            return Err(refuse(None, "unknown token"));
+        };
+        match access {
+            Some(Access::Roles(roles)) if roles.contains(&principal.role) => Ok(()),
+            Some(Access::Roles(_)) => Err(refuse(Some(principal), "role may not call this method")),
+            Some(Access::Peer) => Err(refuse(Some(principal), "peer method on the client port")),
+            Some(Access::Public) => Ok(()),
+            None => Err(refuse(Some(principal), "method not in the authorization table")),
+        }
+    }
+}
+
+/// The tower layer that runs [`Auth::check`] before every call.
+#[derive(Clone)]
+pub struct AuthLayer {
+    pub auth: Arc<Auth>,
+}
+
+impl<S> tower_layer::Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+    fn layer(&self, inner: S) -> AuthService<S> {
+        AuthService { inner, auth: self.auth.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    auth: Arc<Auth>,
+}
+
+impl<S, B, RB> tower_service::Service<http::Request<B>> for AuthService<S>
+where
+    S: tower_service::Service<http::Request<B>, Response = http::Response<RB>>,
+    RB: Default,
+{
+    type Response = http::Response<RB>;
+    type Error = S::Error;
+    type Future = Either<Ready<Result<http::Response<RB>, S::Error>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let authorization = request.headers().get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
+        match self.auth.check(request.uri().path(), authorization) {
+            Ok(()) => Either::Right(self.inner.call(request)),
+            Err(status) => Either::Left(ready(Ok(status.into_http()))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_sorted_and_has_no_duplicate() {
+        for pair in AUTHORIZATION.windows(2) {
+            assert!(pair[0].0 < pair[1].0, "{} before {}", pair[0].0, pair[1].0);
+        }
+    }
+
+    /// A new RPC in any .proto file fails this test until it has a row in `AUTHORIZATION`.
+    #[test]
+    fn every_served_method_has_an_entry() {
+        assert!(ledger_proto::METHOD_PATHS.len() >= 24, "the method list comes from the descriptor set");
+        let missing: Vec<&str> = ledger_proto::METHOD_PATHS.iter().copied().filter(|p| access(p).is_none()).collect();
+        assert!(missing.is_empty(), "methods with no authorization entry: {missing:?}");
+    }
+
+    #[test]
+    fn unknown_paths_are_refused() {
+        let auth = Auth::with_tokens(TokenTable::from_tokens(&[("root", Admin, "admin-token")]));
+        let err = auth.check("/ledger.v1.Ledger/DropEverything", Some(b"Bearer admin-token")).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::PermissionDenied);
+        let err = auth.check("/ledger.raft.v1.RaftPeer/Vote", Some(b"Bearer admin-token")).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::PermissionDenied, "peer methods are not served on the client port");
+    }
+
+    #[test]
+    fn each_role_reaches_exactly_its_rows() {
+        let tokens: Vec<(String, Role, String)> = [Payments, Wallet, Auditor, Admin]
+            .iter()
+            .map(|r| (r.name().to_string(), *r, format!("tok-{}", r.name())))
+            .collect();
+        let refs: Vec<(&str, Role, &str)> = tokens.iter().map(|(n, r, t)| (n.as_str(), *r, t.as_str())).collect();
+        let auth = Auth::with_tokens(TokenTable::from_tokens(&refs));
+        for path in ledger_proto::METHOD_PATHS {
+            for (_, role, token) in &tokens {
+                let header = format!("Bearer {token}");
+                let allowed = match access(path).unwrap() {
+                    Access::Public => true,
+                    Access::Roles(roles) => roles.contains(role),
+                    Access::Peer => false,
+                };
+                let got = auth.check(path, Some(header.as_bytes()));
+                assert_eq!(got.is_ok(), allowed, "{path} as {role:?}: {got:?}");
+                if let Err(status) = got {
+                    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+                }
+            }
+            let none = auth.check(path, None).unwrap_err();
+            assert_eq!(none.code(), tonic::Code::Unauthenticated, "{path} with no token");
+            let wrong = auth.check(path, Some(b"Bearer not-a-token")).unwrap_err();
+            assert_eq!(wrong.code(), tonic::Code::Unauthenticated, "{path} with a wrong token");
+        }
+        let queued = record_denied(&auth.denials);
+        assert!(
+            queued.iter().any(|d| d.principal.as_ref().map(|p| p.role) == Some(Wallet)
+                && d.method == "/ledger.v1.Ledger/CreateTransfers")
+        );
+        assert!(record_denied(&auth.denials).is_empty(), "drained");
+        assert!(
+            auth.denials.unauthenticated_total.load(Ordering::Relaxed) >= 2 * ledger_proto::METHOD_PATHS.len() as u64
+        );
+    }
+
+    #[test]
+    fn public_methods_need_no_token_and_auth_off_lets_everything_through() {
+        let auth = Auth::with_tokens(TokenTable::from_tokens(&[]));
+        auth.check("/grpc.health.v1.Health/Check", None).unwrap();
+        let off = Auth::disabled();
+        off.check("/ledger.v1.Ledger/CreateTransfers", None).unwrap();
+    }
+
+    #[test]
+    fn the_denial_queue_is_bounded() {
+        let auth = Auth::with_tokens(TokenTable::from_tokens(&[]));
+        for _ in 0..DENIED_QUEUE_MAX + 10 {
+            let _ = auth.check("/ledger.v1.Ledger/CreateTransfers", None);
+        }
+        assert_eq!(auth.denials.dropped_total.load(Ordering::Relaxed), 10);
+        assert_eq!(record_denied(&auth.denials).len(), DENIED_QUEUE_MAX);
+    }
+
+    #[test]
+    fn tokens_file_is_read_hashed_and_reloaded() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.toml");
+        let write = |token: &str| {
+            let text = format!(
+                "[[token]]\nprincipal = \"checkout\"\nrole = \"payments\"\nsha256 = \"{}\"\n",
+                hex(&token_digest(token))
+            );
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        };
+        write("first");
+        let table = TokenTable::load(&path).unwrap();
+        assert_eq!(table.authenticate("first").unwrap(), Principal { name: "checkout".into(), role: Payments });
+        assert!(table.authenticate("second").is_none());
+        write("second");
+        assert_eq!(table.reload().unwrap(), 1);
+        assert!(table.authenticate("first").is_none(), "the old token is gone after a reload");
+        assert!(table.authenticate("second").is_some());
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = TokenTable::load(&path).err().unwrap().to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+        assert!(table.reload().is_err(), "a bad reload keeps the tokens in force");
+        assert!(table.authenticate("second").is_some());
+        std::fs::write(&path, "[[token]]\nprincipal = \"x\"\nrole = \"root\"\nsha256 = \"00\"\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(format!("{:#}", TokenTable::load(&path).err().unwrap()).contains("root"));
+    }
+}

@@ -1,0 +1,137 @@
+//! Authentication and roles end to end: a real `ledger-node start` with a tokens file, raw gRPC
+//! calls of every RPC class with no token, an unknown token, the wrong role and the right role.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use ledger_e2e::{ClusterNode, free_port};
+use ledger_proto::api::cluster_client::ClusterClient;
+use ledger_proto::api::ledger_client::LedgerClient;
+use ledger_proto::api::{
+    Asset, ClusterStatusRequest, CreateAssetsRequest, CreateTransfersRequest, LookupTransfersRequest,
+    TriggerSnapshotRequest,
+};
+use tonic::Code;
+use tonic::transport::Channel;
+
+const TOKENS: &[(&str, &str, &str)] = &[
+    ("checkout", "payments", "tok-payments"),
+    ("wallets", "wallet", "tok-wallet"),
+    ("regulator", "auditor", "tok-auditor"),
+    ("ops", "admin", "tok-admin"),
+];
+
+fn sha256_hex(token: &str) -> String {
+    let out = std::process::Command::new(ledger_e2e::binary("ledger-node"))
+        .arg("hash-token")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(format!("{token}\n").as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("ledger-node hash-token");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn request<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(token) = token {
+        request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    request
+}
+
+/// One call of each RPC class, as `token`; the status code, or `Ok` for any answer that is not a
+/// refusal by the auth layer.
+async fn call(channel: &Channel, class: &str, token: Option<&str>) -> Code {
+    let mut ledger = LedgerClient::new(channel.clone());
+    let mut cluster = ClusterClient::new(channel.clone());
+    let code = |r: Result<(), tonic::Status>| r.err().map(|s| s.code()).unwrap_or(Code::Ok);
+    match class {
+        "write:payments" => {
+            code(ledger.create_transfers(request(CreateTransfersRequest { transfers: vec![] }, token)).await.map(drop))
+        }
+        "write:admin" => code(
+            ledger
+                .create_assets(request(
+                    CreateAssetsRequest { assets: vec![Asset { code: "CNY".into(), scale: 2 }] },
+                    token,
+                ))
+                .await
+                .map(drop),
+        ),
+        "read" => code(ledger.lookup_transfers(request(LookupTransfersRequest { ids: vec![] }, token)).await.map(drop)),
+        "operator" => code(ledger.cluster_status(request(ClusterStatusRequest {}, token)).await.map(drop)),
+        "membership" => {
+            code(cluster.trigger_snapshot(request(TriggerSnapshotRequest { purge_log: false }, token)).await.map(drop))
+        }
+        _ => unreachable!(),
+    }
+}
+
+fn is_refusal(code: Code) -> bool {
+    matches!(code, Code::Unauthenticated | Code::PermissionDenied)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rpc_class_refuses_no_token_unknown_token_and_wrong_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens_file = dir.path().join("tokens.toml");
+    let text: String = TOKENS
+        .iter()
+        .map(|(p, r, t)| format!("[[token]]\nprincipal = \"{p}\"\nrole = \"{r}\"\nsha256 = \"{}\"\n\n", sha256_hex(t)))
+        .collect();
+    std::fs::write(&tokens_file, text).unwrap();
+    std::fs::set_permissions(&tokens_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let peer_listen = format!("127.0.0.1:{}", free_port());
+    let node = ClusterNode::start(
+        1,
+        &dir.path().join("n1"),
+        Some(&[]),
+        &["--auth-tokens-file", tokens_file.to_str().unwrap(), "--peer-listen", &peer_listen],
+    );
+    let channel = Channel::from_shared(node.endpoint()).unwrap().connect().await.unwrap();
+    // Wait until the single-node cluster leads (the operator call answers Ok once it serves).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while call(&channel, "write:admin", Some("tok-admin")).await != Code::Ok {
+        assert!(std::time::Instant::now() < deadline, "node never served; log:\n{}", node.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // class → the roles allowed (from api/auth.rs AUTHORIZATION).
+    let classes: &[(&str, &[&str])] = &[
+        ("write:payments", &["payments"]),
+        ("write:admin", &["admin"]),
+        ("read", &["payments", "auditor", "admin"]),
+        ("operator", &["auditor", "admin"]),
+        ("membership", &["admin"]),
+    ];
+    for (class, allowed) in classes {
+        assert_eq!(call(&channel, class, None).await, Code::Unauthenticated, "{class} with no token");
+        assert_eq!(
+            call(&channel, class, Some("stolen-guess")).await,
+            Code::Unauthenticated,
+            "{class} with an unknown token"
+        );
+        for (_, role, token) in TOKENS {
+            let got = call(&channel, class, Some(token)).await;
+            if allowed.contains(role) {
+                assert!(!is_refusal(got), "{class} as {role} must pass the auth layer, got {got:?}");
+            } else {
+                assert_eq!(got, Code::PermissionDenied, "{class} as {role}");
+            }
+        }
+    }
+    let log = node.log();
+    assert!(
+        log.lines().any(|l| l.contains("access denied") && l.contains("regulator") && l.contains("CreateTransfers")),
+        "denials are logged with who tried:\n{log}"
+    );
+    for (_, _, token) in TOKENS {
+        assert!(!log.contains(token), "a token appears in the log");
+    }
+}
