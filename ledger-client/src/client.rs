@@ -43,6 +43,34 @@ pub struct ClientConfig {
     /// old (1 ms..=60 s), so a follower that heard from the leader within `d` serves them from
     /// its own state without a round trip to the leader. Writes are unaffected.
     pub max_staleness: Option<Duration>,
+    /// Sent as `authorization: Bearer <token>` on every call (nodes started with a tokens file
+    /// refuse calls without one). Never printed: its `Debug` is redacted.
+    pub token: Option<BearerToken>,
+}
+
+/// A secret bearer token; `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BearerToken(String);
+
+impl BearerToken {
+    /// Refuses a token that cannot travel in an HTTP header.
+    pub fn new(token: impl Into<String>) -> Result<BearerToken, String> {
+        let token = token.into();
+        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("a token is 1 or more visible ASCII characters".into());
+        }
+        Ok(BearerToken(token))
+    }
+
+    fn header(&self) -> tonic::metadata::MetadataValue<tonic::metadata::Ascii> {
+        format!("Bearer {}", self.0).parse().expect("checked in BearerToken::new")
+    }
+}
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerToken(<redacted>)")
+    }
 }
 
 /// Request metadata carrying `ClientConfig::max_staleness` in milliseconds.
@@ -57,6 +85,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(2),
             max_message_size_bytes: 32 * 1024 * 1024,
             max_staleness: None,
+            token: None,
         }
     }
 }
@@ -690,6 +719,9 @@ impl LedgerClient {
             if kind != CallKind::Stream {
                 // Tell the server too, so it can drop work nobody waits for.
                 grpc_request.set_timeout(request_timeout);
+            }
+            if let Some(token) = &config.token {
+                grpc_request.metadata_mut().insert("authorization", token.header());
             }
             if let (CallKind::Read, Some(staleness)) = (kind, config.max_staleness) {
                 let ms = staleness.as_millis().clamp(1, 60_000) as u64;

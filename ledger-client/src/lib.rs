@@ -53,7 +53,7 @@ pub mod types;
 
 pub use amount::{format_amount, parse_amount};
 pub use batcher::{BatcherConfig, SendTransfers, TransferBatcher};
-pub use client::{AccountWatch, ClientConfig, LedgerClient, STALENESS_METADATA_KEY};
+pub use client::{AccountWatch, BearerToken, ClientConfig, LedgerClient, STALENESS_METADATA_KEY};
 pub use endpoints::ENDPOINTS_MAX;
 pub use error::{ClientError, ParseError};
 pub use ids::{decode_id, encode_id, parse_id, transfer_id_from_key};

@@ -126,6 +126,26 @@ async fn every_rpc_class_refuses_no_token_unknown_token_and_wrong_role() {
             }
         }
     }
+    // The client crate and the CLI carry the token.
+    let config = ledger_client::ClientConfig {
+        token: Some(ledger_client::BearerToken::new("tok-auditor").unwrap()),
+        ..ledger_client::ClientConfig::default()
+    };
+    assert!(!format!("{config:?}").contains("tok-auditor"), "the token is redacted in Debug");
+    let client = ledger_client::LedgerClient::connect_with(vec![node.endpoint()], config).unwrap();
+    client.cluster_status().await.expect("an auditor reads the cluster status");
+    let cli = |token: Option<&str>| {
+        let mut command = std::process::Command::new(ledger_e2e::binary("ledger"));
+        command.args(["--endpoint", &node.endpoint(), "--max-retries", "0", "cluster", "status"]).env_remove("LEDGER_TOKEN");
+        if let Some(token) = token {
+            command.env("LEDGER_TOKEN", token);
+        }
+        command.output().unwrap()
+    };
+    assert!(cli(Some("tok-admin")).status.success());
+    let refused = cli(None);
+    assert!(!refused.status.success());
+    assert!(cli(Some("tok-wallet")).status.code() != Some(0));
     let log = node.log();
     assert!(
         log.lines().any(|l| l.contains("access denied") && l.contains("regulator") && l.contains("CreateTransfers")),

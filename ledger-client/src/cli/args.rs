@@ -45,6 +45,11 @@ pub struct Cli {
     #[arg(long, global = true, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub max_staleness_ms: Option<u64>,
 
+    /// Bearer token for nodes that require authentication (read from the environment rather than
+    /// typed on a command line others can see in `ps`).
+    #[arg(long, env = "LEDGER_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }

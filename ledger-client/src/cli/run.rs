@@ -62,7 +62,15 @@ impl Outcome {
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
+    let token = match cli.token.as_deref().map(crate::BearerToken::new).transpose() {
+        Ok(token) => token,
+        Err(why) => {
+            eprintln!("error: --token / LEDGER_TOKEN: {why}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
     let config = ClientConfig {
+        token,
         request_timeout: Duration::from_millis(cli.request_timeout_ms.max(1)),
         max_retries: cli.max_retries,
         max_staleness: cli.max_staleness_ms.map(Duration::from_millis),
