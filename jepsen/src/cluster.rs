@@ -215,11 +215,14 @@ impl Cluster {
         assert!(self.nodes[slot].child.is_none(), "flip bytes only in a stopped node's files");
         let mut files = Vec::new();
         collect_files(&self.nodes[slot].data_dir, &mut files)?;
-        files.retain(|(_, len)| *len > 0);
+        // RocksDB's data: tables, write-ahead logs (where the Raft log and recent state live),
+        // the manifest. Other files (identity, CURRENT) would only test a startup parse.
+        files.retain(|(path, len)| {
+            let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            *len > 0 && (name.ends_with(".sst") || name.ends_with(".log") || name.starts_with("MANIFEST"))
+        });
         files.sort();
-        let ssts: Vec<_> = files.iter().filter(|(p, _)| p.extension().is_some_and(|e| e == "sst")).cloned().collect();
-        let candidates = if ssts.is_empty() { files } else { ssts };
-        let Some((path, len)) = candidates.get((pick % candidates.len().max(1) as u64) as usize).cloned() else {
+        let Some((path, len)) = files.get((pick % files.len().max(1) as u64) as usize).cloned() else {
             bail!("node in slot {slot} has no data file to corrupt");
         };
         let offset = (pick >> 16) % len;

@@ -110,6 +110,7 @@ impl Drop for Network {
         // Deleting a namespace deletes its end of the veth, which deletes the pair.
         for slot in 0..self.slots {
             let _ = ip(&["netns", "del", &self.namespace(slot)]);
+            let _ = ip(&["link", "del", &self.veth(slot)]);
         }
         let _ = ip(&["link", "del", &self.bridge()]);
     }

@@ -172,7 +172,7 @@ impl FaultInjector {
             Fault::Membership { .. } => {
                 let mut done = Vec::new();
                 for &s in &slots {
-                    done.push(rebuild(cluster, client, s).await?);
+                    done.push(rebuild(cluster, s).await?);
                 }
                 done.join("; ")
             }
@@ -191,7 +191,7 @@ impl FaultInjector {
                     };
                     let old = cluster.nodes[*node].id;
                     let removed = tokio::time::timeout(Duration::from_secs(20), client.remove_node(old)).await;
-                    format!("slot {node} refused ({why}); remove {old}: {:?}; {}", removed.map(|r| r.map(|c| c.changed)), rebuild(cluster, client, *node).await?)
+                    format!("slot {node} refused ({why}); remove {old}: {:?}; {}", removed.map(|r| r.map(|c| c.changed)), rebuild(cluster, *node).await?)
                 }
             }
         };
@@ -200,17 +200,42 @@ impl FaultInjector {
     }
 }
 
-/// Rebuilds a slot from its peers under a new id: empty data dir, add as learner, promote.
-async fn rebuild(cluster: &mut Cluster, client: &LedgerClient, slot: usize) -> anyhow::Result<String> {
+/// Rebuilds a slot from its peers under a new id: empty data dir, add as learner, promote. Each
+/// step is tried against every node in turn (any may be the leader, some may be down) for 30 s.
+async fn rebuild(cluster: &mut Cluster, slot: usize) -> anyhow::Result<String> {
     let id = cluster.replace(slot)?;
     let url = cluster.nodes[slot].url();
-    let added = tokio::time::timeout(Duration::from_secs(20), client.add_learner(id, &url)).await;
-    let promoted = tokio::time::timeout(Duration::from_secs(40), client.promote_voter(id, Duration::from_secs(30))).await;
-    Ok(format!(
-        "slot {slot} rebuilt as node {id}: add-learner {:?}, promote {:?}",
-        added.map(|r| r.map(|c| c.changed).map_err(|e| e.to_string())),
-        promoted.map(|r| r.map(|c| c.changed).map_err(|e| e.to_string()))
-    ))
+    let clients: Vec<LedgerClient> = cluster.urls().into_iter().map(|u| workload::client(vec![u])).collect::<Result<_, _>>()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut added = Err("not tried".to_string());
+    'add: while Instant::now() < deadline {
+        for c in &clients {
+            match tokio::time::timeout(Duration::from_secs(10), c.add_learner(id, &url)).await {
+                Ok(Ok(change)) => {
+                    added = Ok(change.changed);
+                    break 'add;
+                }
+                Ok(Err(e)) => added = Err(e.to_string()),
+                Err(_) => added = Err("timed out".into()),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut promoted = Err("not tried".to_string());
+    'promote: while added.is_ok() && Instant::now() < deadline {
+        for c in &clients {
+            match tokio::time::timeout(Duration::from_secs(35), c.promote_voter(id, Duration::from_secs(30))).await {
+                Ok(Ok(change)) => {
+                    promoted = Ok(change.changed);
+                    break 'promote;
+                }
+                Ok(Err(e)) => promoted = Err(e.to_string()),
+                Err(_) => promoted = Err("timed out".into()),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(format!("slot {slot} rebuilt as node {id}: add-learner {added:?}, promote {promoted:?}"))
 }
 
 /// Waits until every running replica reports the same state hash at the same applied index.
