@@ -158,7 +158,7 @@ impl Node {
     }
 
     pub fn reader(&self) -> ReadStore<'_> {
-        ReadStore { db: &self.db }
+        ReadStore::new(&self.db)
     }
 
     /// On the leader, proposes a `Tick` whenever a hold's time is up, so expiry does not wait for
