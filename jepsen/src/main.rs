@@ -57,13 +57,15 @@ async fn main() -> anyhow::Result<()> {
         seed: args.seed,
         dir,
     };
-    // Ctrl-C drops the run future: the cluster's Drop kills every node and deletes the namespaces.
+    // Ctrl-C drops the run future, and with it the cluster: its Drop kills every node and
+    // deletes the namespaces (so no `process::exit` before that).
     let valid = tokio::select! {
-        result = run(options) => result?,
-        _ = tokio::signal::ctrl_c() => {
-            eprintln!("interrupted: nodes stopped, network namespaces removed");
-            std::process::exit(130);
-        }
+        result = run(options) => Some(result?),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    let Some(valid) = valid else {
+        eprintln!("interrupted: nodes stopped, network namespaces removed");
+        std::process::exit(130);
     };
     if !valid {
         std::process::exit(1);

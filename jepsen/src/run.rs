@@ -341,10 +341,17 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
     let end = FinalState { present, balances: balances.clone() };
 
     let accounts: BTreeSet<u64> = initial.keys().copied().collect();
-    let bank = checker::bank::check(&ops, &accounts, total);
-    let (durability, exactly_once) = checker::transfers::check(&ops, &initial, &end);
-    let linearizable = checker::linearizable::check(&ops, &initial);
-    let verdicts = vec![bank, durability, exactly_once, linearizable, replicas];
+    // The checkers are CPU-bound (the linearizability search can take minutes on a long run):
+    // off the async workers, so Ctrl-C is still heard.
+    let (judged_ops, judged_initial) = (ops.clone(), initial.clone());
+    let mut verdicts = tokio::task::spawn_blocking(move || {
+        let bank = checker::bank::check(&judged_ops, &accounts, total);
+        let (durability, exactly_once) = checker::transfers::check(&judged_ops, &judged_initial, &end);
+        let linearizable = checker::linearizable::check(&judged_ops, &judged_initial);
+        vec![bank, durability, exactly_once, linearizable]
+    })
+    .await?;
+    verdicts.push(replicas);
     let valid = verdicts.iter().all(|v| v.valid != Some(false));
     let (ok, fail, info) = report::counts(&ops);
 

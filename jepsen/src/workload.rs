@@ -16,6 +16,9 @@ pub const ASSET: &str = "JEP";
 const FUNDING_ACCOUNT: u128 = 1000;
 /// Retries of an info transfer with the same key (then a final one after the heal).
 const INFO_RETRIES_MAX: u32 = 2;
+/// One operation, all of the client's own retries included: past this the harness records it
+/// as unknown and moves on (a hung call must not stall the run).
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(40);
 
 /// Shared, timestamped history.
 #[derive(Clone)]
@@ -82,7 +85,9 @@ pub async fn attempt_transfer(client: &LedgerClient, recorder: &Recorder, proces
     let Op::Transfer { id, key, from, to, amount } = op else { unreachable!("a transfer") };
     recorder.record(process, Outcome::Invoke, op.clone(), None, None);
     let transfer = NewTransfer::posted(u128::from(*id), key.clone(), ASSET, vec![Leg::new(u128::from(*from), u128::from(*to), Decimal::from(*amount))]);
-    let (outcome, error, stamp) = match client.create_transfers(vec![transfer]).await {
+    let sent = tokio::time::timeout(OPERATION_TIMEOUT, client.create_transfers(vec![transfer])).await;
+    let sent = sent.unwrap_or_else(|_| Err(ClientError::Unknown { attempts: 0, last_error: format!("no answer within {OPERATION_TIMEOUT:?}") }));
+    let (outcome, error, stamp) = match sent {
         Ok(results) => match results.first() {
             Some(r) if r.is_success() => (Outcome::Ok, None, Some(r.timestamp_ns)),
             Some(r) => (Outcome::Fail, Some(r.code.to_string()), None),
@@ -114,7 +119,8 @@ pub async fn worker(
         let began = Instant::now();
         if rng.range(0, 9) < 3 {
             recorder.record(process, Outcome::Invoke, Op::Read { balances: None }, None, None);
-            match read_all(&client, accounts).await {
+            let read = tokio::time::timeout(OPERATION_TIMEOUT, read_all(&client, accounts)).await;
+            match read.unwrap_or_else(|_| Err(ClientError::Unavailable { attempts: 0, last_error: "read timed out".into() })) {
                 Ok(balances) => recorder.record(process, Outcome::Ok, Op::Read { balances: Some(balances) }, None, None),
                 // A read changes nothing: a failed one is a fail whatever happened.
                 Err(e) => recorder.record(process, Outcome::Fail, Op::Read { balances: None }, Some(e.to_string()), None),
