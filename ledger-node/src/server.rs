@@ -90,7 +90,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     let ledger = LedgerServer::new(LedgerService::new(node.clone()))
         .max_decoding_message_size(MESSAGE_BYTES_MAX)
         .max_encoding_message_size(MESSAGE_BYTES_MAX);
-    let wallet = WalletServer::new(crate::api::wallet::WalletService::from_env(node.clone()))
+    let wallet = WalletServer::new(crate::api::wallet::WalletService::from_env(node.clone(), config.dev_single))
         .max_decoding_message_size(MESSAGE_BYTES_MAX)
         .max_encoding_message_size(MESSAGE_BYTES_MAX);
     let cluster = ClusterServer::new(ClusterService { node: node.clone(), me: me.clone() });

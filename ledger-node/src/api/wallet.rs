@@ -17,8 +17,8 @@ use crate::ledger::types::Operation;
 use crate::ledger::wallet::{self, mac, sync, token};
 use crate::service::Node;
 
-/// The documented development master key. Used only when `LEDGER_WALLET_DEV_KEY=1` is set and
-/// no key is configured; never in production.
+/// The documented development master key. Used only by `ledger-node dev` (or with
+/// `LEDGER_WALLET_DEV_KEY=1`) when no key file is configured; never in production.
 pub const DEV_MASTER_KEY: &[u8] = b"ledger-dev-master-key";
 
 pub struct WalletService {
@@ -29,8 +29,8 @@ pub struct WalletService {
 
 impl WalletService {
     /// The master key comes from `LEDGER_WALLET_MASTER_KEY_FILE` (raw bytes, at least 32), or
-    /// the dev key when `LEDGER_WALLET_DEV_KEY=1`. It is never logged.
-    pub fn from_env(node: Node) -> WalletService {
+    /// the dev key in dev mode. It is never logged.
+    pub fn from_env(node: Node, dev_mode: bool) -> WalletService {
         let master_key = match std::env::var("LEDGER_WALLET_MASTER_KEY_FILE") {
             Ok(path) => match std::fs::read(&path) {
                 Ok(key) if key.len() >= 32 => Some(key),
@@ -43,7 +43,7 @@ impl WalletService {
                     None
                 }
             },
-            Err(_) if std::env::var("LEDGER_WALLET_DEV_KEY").as_deref() == Ok("1") => {
+            Err(_) if dev_mode || std::env::var("LEDGER_WALLET_DEV_KEY").as_deref() == Ok("1") => {
                 tracing::warn!("wallet: using the documented DEV master key (LEDGER_WALLET_DEV_KEY=1); not for production");
                 Some(DEV_MASTER_KEY.to_vec())
             }
