@@ -145,7 +145,7 @@ mod tests {
             assert_eq!(mirror.name(), proto.as_str_name().to_ascii_lowercase());
             assert_eq!(ResultCode::from_name(mirror.name()), Some(mirror));
         }
-        assert_eq!(known, 49);
+        assert_eq!(known, 57);
     }
 
     #[test]
