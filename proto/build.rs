@@ -4,7 +4,12 @@
 use std::fmt::Write as _;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/ledger/v1/ledger.proto", "proto/ledger/v1/cluster.proto", "proto/ledger/v1/raft.proto"];
+    let protos = [
+        "proto/ledger/v1/ledger.proto",
+        "proto/ledger/v1/cluster.proto",
+        "proto/ledger/v1/raft.proto",
+        "proto/ledger/v1/wallet.proto",
+    ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }

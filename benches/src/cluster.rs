@@ -11,6 +11,12 @@ use anyhow::{Context, bail};
 pub struct SpawnedNode {
     pub endpoint: String,
     child: Child,
+}
+
+/// The spawned nodes and their data dirs. Fields drop in order: the nodes are killed before
+/// their directories are removed.
+pub struct SpawnedCluster {
+    pub nodes: Vec<SpawnedNode>,
     _data: tempfile::TempDir,
 }
 
@@ -45,19 +51,50 @@ fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-pub fn spawn_single() -> anyhow::Result<SpawnedNode> {
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+/// Starts `nodes` nodes (1: `ledger-node dev`; more: `ledger-node start`, node 1 bootstrapping
+/// the cluster of all of them), each on its own loopback port and data dir, and waits until each
+/// accepts connections. The caller waits for a leader through the client.
+pub fn spawn(nodes: u32) -> anyhow::Result<SpawnedCluster> {
     let data = tempfile::Builder::new().prefix("ledger-bench-").tempdir()?;
-    let child = Command::new(sibling_binary("ledger-node")?)
-        .args(["dev", "--data-dir"])
-        .arg(data.path().join("node1"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("LEDGER_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("starting ledger-node")?;
-    let node = SpawnedNode { endpoint: format!("http://127.0.0.1:{port}"), child, _data: data };
+    let ports: Vec<u16> = (0..nodes).map(|_| free_port()).collect::<anyhow::Result<_>>()?;
+    let endpoint = |port: u16| format!("http://127.0.0.1:{port}");
+    let mut spawned = Vec::with_capacity(nodes as usize);
+    // Peers first: they wait, empty, for the bootstrapping node 1 to contact them.
+    for index in (0..nodes as usize).rev() {
+        let id = index + 1;
+        let mut command = Command::new(sibling_binary("ledger-node")?);
+        if nodes == 1 {
+            command.arg("dev");
+        } else {
+            command.args(["start", "--node-id", &id.to_string()]);
+            if id == 1 {
+                command.arg("--bootstrap");
+                for (peer_index, &port) in ports.iter().enumerate().skip(1) {
+                    command.args(["--peer", &format!("{}={}", peer_index + 1, endpoint(port))]);
+                }
+            }
+        }
+        let child = command
+            .arg("--data-dir")
+            .arg(data.path().join(format!("node{id}")))
+            .args(["--listen", &format!("127.0.0.1:{}", ports[index])])
+            .env("LEDGER_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting ledger-node")?;
+        spawned.push(SpawnedNode { endpoint: endpoint(ports[index]), child });
+        wait_for_port(ports[index])?;
+    }
+    spawned.reverse();
+    Ok(SpawnedCluster { nodes: spawned, _data: data })
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn wait_for_port(port: u16) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if Instant::now() > deadline {
@@ -65,5 +102,5 @@ pub fn spawn_single() -> anyhow::Result<SpawnedNode> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Ok(node)
+    Ok(())
 }

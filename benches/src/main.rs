@@ -20,11 +20,15 @@ const ASSET_SCALE: u32 = 2;
 /// Largest amount of one leg, in minor units.
 const LEG_AMOUNT_MINOR_MAX: u64 = 10_000;
 const LOOKUP_SAMPLES: usize = 100;
+const SPAWN_NODES_MAX: u32 = 7;
+/// How long a spawned cluster may take to elect its first leader.
+const LEADER_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "ledger-bench", about = "Load and check a ledger")]
 struct Args {
-    /// Start N local nodes from this build (temp data dirs, removed at the end). Only 1 for now.
+    /// Start N local nodes from this build (temp data dirs, removed at the end): 1 runs
+    /// `ledger-node dev`, more form a cluster of `ledger-node start` nodes on loopback.
     #[arg(long, conflicts_with = "endpoints")]
     spawn: Option<u32>,
     /// Target an existing ledger (comma-separated gRPC endpoints).
@@ -98,8 +102,8 @@ fn validate_args(a: &Args) -> anyhow::Result<()> {
         bail!("give --spawn 1 or --endpoints URL[,URL...]");
     }
     if let Some(n) = a.spawn {
-        if n != 1 {
-            bail!("--spawn {n}: only a single node can be spawned so far (use --endpoints for a cluster)");
+        if !(1..=SPAWN_NODES_MAX).contains(&n) {
+            bail!("--spawn {n}: give 1 to {SPAWN_NODES_MAX} nodes");
         }
     }
     if !(1..=8_190).contains(&a.batch) || !(1..=64).contains(&a.legs) || a.clients == 0 || a.accounts < 2 {
@@ -117,15 +121,18 @@ async fn main() -> anyhow::Result<()> {
     validate_args(&args)?;
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let spawned = match args.spawn {
-        Some(_) => Some(cluster::spawn_single()?),
+        Some(n) => Some(cluster::spawn(n)?),
         None => None,
     };
     let endpoints = match &spawned {
-        Some(node) => vec![node.endpoint.clone()],
+        Some(cluster) => cluster.nodes.iter().map(|n| n.endpoint.clone()).collect(),
         None => args.endpoints.clone(),
     };
     let config = ClientConfig { request_timeout: Duration::from_secs(60), ..ClientConfig::default() };
     let admin = LedgerClient::connect_with(endpoints.clone(), config.clone())?;
+    if spawned.is_some() {
+        wait_for_leader(&admin).await?;
+    }
 
     // Account ids are unique per run so runs against one ledger do not collide.
     let run_id = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64;
@@ -159,10 +166,11 @@ async fn main() -> anyhow::Result<()> {
     let lookup_batch = args.batch.min(args.accounts);
     let lookup_latency = measure_lookups(&admin, args.accounts, lookup_batch, &account_id, args.seed).await?;
     let (valid, checked) = check_balances(&admin, args.accounts, &account_id, &outcomes).await?;
-    let rss = spawned.as_ref().and_then(|n| n.rss_kib());
+    // The largest resident set among the spawned nodes (the leader's, in practice).
+    let rss = spawned.as_ref().and_then(|c| c.nodes.iter().filter_map(|n| n.rss_kib()).max_by_key(|&(now, _)| now));
     let report = Report {
         command,
-        nodes: spawned.as_ref().map(|_| "spawned 1".to_string()).unwrap_or_else(|| endpoints.join(",")),
+        nodes: spawned.as_ref().map(|c| format!("spawned {}", c.nodes.len())).unwrap_or_else(|| endpoints.join(",")),
         accounts: args.accounts,
         transfers_sent: args.transfers,
         transfers_ok: ok,
@@ -187,6 +195,18 @@ async fn main() -> anyhow::Result<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+async fn wait_for_leader(c: &LedgerClient) -> anyhow::Result<()> {
+    let deadline = Instant::now() + LEADER_WAIT;
+    loop {
+        match c.cluster_status().await {
+            Ok(status) if status.leader_id.is_some() => return Ok(()),
+            Ok(_) | Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            Ok(status) => bail!("no leader after {LEADER_WAIT:?}: {status:?}"),
+            Err(e) => bail!("no leader after {LEADER_WAIT:?}: {e}"),
+        }
+    }
 }
 
 async fn setup(c: &LedgerClient, accounts: u64, account_id: &impl Fn(u64) -> u128) -> anyhow::Result<()> {

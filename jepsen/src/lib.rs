@@ -1,4 +1,5 @@
-//! The fault-injection suite: what a run records (`history`) and how it is judged (`checker`).
+//! The fault-injection suite: what a run records (`history`) and how it is judged (`checker`),
+//! and the runner that produces it (`cluster`, `net`, `workload`, `run`).
 //!
 //! A history is what the clients saw, Jepsen-style: every operation is *invoked*, then completes
 //! *ok* (it happened), *fail* (it definitely did not happen) or *info* (unknown: a timeout or a
@@ -6,6 +7,10 @@
 //! beyond what the history and a final read show.
 
 pub mod checker;
+pub mod cluster;
 pub mod history;
+pub mod net;
 pub mod report;
+pub mod run;
 pub mod schedule;
+pub mod workload;

@@ -98,6 +98,14 @@ result_codes! {
     TimeoutTooLarge = 46 => "timeout_too_large",
     ReasonInvalid = 47 => "reason_invalid",
     KindInvalid = 48 => "kind_invalid",
+    TokenNotFound = 49 => "token_not_found",
+    MacInvalid = 50 => "mac_invalid",
+    SequenceReused = 51 => "sequence_reused",
+    OfflineLimitExceeded = 52 => "offline_limit_exceeded",
+    OfflineCountExceeded = 53 => "offline_count_exceeded",
+    TokenNotActive = 54 => "token_not_active",
+    SyncIncomplete = 55 => "sync_incomplete",
+    DeviceIdInvalid = 56 => "device_id_invalid",
 }
 
 impl ResultCode {
@@ -137,7 +145,7 @@ mod tests {
             assert_eq!(mirror.name(), proto.as_str_name().to_ascii_lowercase());
             assert_eq!(ResultCode::from_name(mirror.name()), Some(mirror));
         }
-        assert_eq!(known, 49);
+        assert_eq!(known, 57);
     }
 
     #[test]

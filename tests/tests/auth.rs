@@ -7,9 +7,10 @@ use std::time::Duration;
 use ledger_e2e::{ClusterNode, free_port};
 use ledger_proto::api::cluster_client::ClusterClient;
 use ledger_proto::api::ledger_client::LedgerClient;
+use ledger_proto::api::wallet_client::WalletClient;
 use ledger_proto::api::{
     Asset, ClusterStatusRequest, CreateAssetsRequest, CreateTransfersRequest, LookupTransfersRequest,
-    TriggerSnapshotRequest,
+    GetTokenRequest, IssueTokenRequest, TriggerSnapshotRequest,
 };
 use tonic::Code;
 use tonic::transport::Channel;
@@ -50,6 +51,7 @@ fn request<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
 async fn call(channel: &Channel, class: &str, token: Option<&str>) -> Code {
     let mut ledger = LedgerClient::new(channel.clone());
     let mut cluster = ClusterClient::new(channel.clone());
+    let mut wallet = WalletClient::new(channel.clone());
     let code = |r: Result<(), tonic::Status>| r.err().map(|s| s.code()).unwrap_or(Code::Ok);
     match class {
         "write:payments" => {
@@ -68,6 +70,15 @@ async fn call(channel: &Channel, class: &str, token: Option<&str>) -> Code {
         "operator" => code(ledger.cluster_status(request(ClusterStatusRequest {}, token)).await.map(drop)),
         "membership" => {
             code(cluster.trigger_snapshot(request(TriggerSnapshotRequest { purge_log: false }, token)).await.map(drop))
+        }
+        "wallet:write" => code(
+            wallet
+                .issue_token(request(IssueTokenRequest { token_id: vec![7; 16], ..IssueTokenRequest::default() }, token))
+                .await
+                .map(drop),
+        ),
+        "wallet:read" => {
+            code(wallet.get_token(request(GetTokenRequest { token_id: vec![7; 16] }, token)).await.map(drop))
         }
         _ => unreachable!(),
     }
@@ -109,6 +120,8 @@ async fn every_rpc_class_refuses_no_token_unknown_token_and_wrong_role() {
         ("read", &["payments", "auditor", "admin"]),
         ("operator", &["auditor", "admin"]),
         ("membership", &["admin"]),
+        ("wallet:write", &["wallet"]),
+        ("wallet:read", &["wallet", "auditor", "admin"]),
     ];
     for (class, allowed) in classes {
         assert_eq!(call(&channel, class, None).await, Code::Unauthenticated, "{class} with no token");

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod convert;
 pub mod grpc;
 pub mod status;
+pub mod wallet;
 
 /// Largest request or response message.
 pub const MESSAGE_BYTES_MAX: usize = 32 << 20;

@@ -7,7 +7,7 @@ use std::io;
 use super::result::ItemResult;
 use super::store::{self, Store};
 use super::types::{AccountEntry, Command, Operation};
-use super::{account, asset, pending, transfer};
+use super::{account, asset, pending, transfer, wallet};
 
 /// Hands out the timestamps of one command: strictly increasing across the ledger, starting at
 /// the leader's proposal time or just after the last timestamp given, whichever is later (a new
@@ -45,6 +45,7 @@ pub fn apply(store: &mut impl Store, command: &Command) -> io::Result<Applied> {
     let mut clock = Clock::new(last, command.proposed_at_ns);
     let mut applied = Applied { results: Vec::with_capacity(command.item_count()), entries: Vec::new() };
     pending::expire_due(store, &mut clock, &mut applied.entries)?;
+    wallet::token::release_due(store, &mut clock, &mut applied.entries)?;
     let results = &mut applied.results;
     match &command.operation {
         Operation::CreateAssets(items) => {
@@ -68,6 +69,21 @@ pub fn apply(store: &mut impl Store, command: &Command) -> io::Result<Applied> {
             }
         }
         Operation::Tick => {}
+        Operation::IssueTokens(items) => {
+            for item in items {
+                results.push(wallet::token::issue(store, item, &mut clock, &mut applied.entries)?);
+            }
+        }
+        Operation::SyncOfflineRecords(items) => {
+            for item in items {
+                wallet::sync::sync(store, item, &mut clock, &mut applied.entries, results)?;
+            }
+        }
+        Operation::RevokeTokens(items) => {
+            for item in items {
+                results.push(wallet::token::revoke(store, item, &mut clock)?);
+            }
+        }
     }
     assert_eq!(applied.results.len(), command.item_count(), "one result per item");
     if clock.issued {

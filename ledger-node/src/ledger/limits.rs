@@ -31,3 +31,16 @@ pub const ENTRIES_PAGE_MAX: u32 = 1_000;
 pub const ENTRIES_PAGE_DEFAULT: u32 = 100;
 /// Ids in one lookup request.
 pub const LOOKUP_IDS_MAX: usize = 8_190;
+/// Offline wallets: default token validity (the seed documents recommend 1 day) and its maximum.
+pub const WALLET_VALIDITY_MS_DEFAULT: u64 = 86_400_000;
+pub const WALLET_VALIDITY_MS_MAX: u64 = 30 * 86_400_000;
+/// After a token expires, its hold stays this long for late terminal uploads, then is released.
+pub const WALLET_RELEASE_GRACE_MS: u64 = 3 * 86_400_000;
+/// Largest offline count per window.
+pub const WALLET_OFFLINE_COUNT_MAX: u32 = 1_000;
+/// Bytes in a device id.
+pub const WALLET_DEVICE_ID_BYTES_MAX: usize = 128;
+/// Token holds released by one command; the rest wait for the next one.
+pub const WALLET_RELEASES_PER_COMMAND_MAX: usize = 1_024;
+/// Exceptions returned by one listing.
+pub const WALLET_EXCEPTIONS_PAGE_MAX: usize = 1_000;

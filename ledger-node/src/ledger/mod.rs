@@ -12,6 +12,7 @@ pub mod store;
 pub mod transfer;
 pub mod types;
 pub mod validate;
+pub mod wallet;
 
 #[cfg(test)]
 mod tests;

@@ -55,6 +55,14 @@ pub enum ResultCode {
     TimeoutTooLarge = 46,
     ReasonInvalid = 47,
     KindInvalid = 48,
+    TokenNotFound = 49,
+    MacInvalid = 50,
+    SequenceReused = 51,
+    OfflineLimitExceeded = 52,
+    OfflineCountExceeded = 53,
+    TokenNotActive = 54,
+    SyncIncomplete = 55,
+    DeviceIdInvalid = 56,
 }
 
 impl ResultCode {

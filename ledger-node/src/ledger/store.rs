@@ -28,10 +28,18 @@ pub enum Table {
     Entries,
     /// expires_at (8 B BE) ‖ transfer id -> ()
     PendingExpiry,
+    /// token id -> wallet::Token
+    WalletTokens,
+    /// token id ‖ sequence (8 B BE) -> wallet::PostedRecord: the de-duplication key
+    WalletRecords,
+    /// token id ‖ timestamp (8 B BE) -> wallet::WalletException
+    WalletExceptions,
+    /// release_at (8 B BE) ‖ token id -> ()
+    WalletReleases,
 }
 
 impl Table {
-    pub const ALL: [Table; 8] = [
+    pub const ALL: [Table; 12] = [
         Table::Meta,
         Table::Assets,
         Table::Accounts,
@@ -40,6 +48,10 @@ impl Table {
         Table::Idempotency,
         Table::Entries,
         Table::PendingExpiry,
+        Table::WalletTokens,
+        Table::WalletRecords,
+        Table::WalletExceptions,
+        Table::WalletReleases,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +64,10 @@ impl Table {
             Table::Idempotency => "idempotency",
             Table::Entries => "entries",
             Table::PendingExpiry => "pending_expiry",
+            Table::WalletTokens => "wallet_tokens",
+            Table::WalletRecords => "wallet_records",
+            Table::WalletExceptions => "wallet_exceptions",
+            Table::WalletReleases => "wallet_releases",
         }
     }
 }

@@ -182,6 +182,10 @@ pub enum Operation {
     SetAccountStatus(Vec<StatusChangeInput>),
     /// Drives expiry of pending transfers when no other write comes.
     Tick,
+    /// Offline wallets (ledger::wallet).
+    IssueTokens(Vec<super::wallet::IssueTokenInput>),
+    SyncOfflineRecords(Vec<super::wallet::SyncInput>),
+    RevokeTokens(Vec<super::wallet::RevokeTokenInput>),
 }
 
 /// One replicated command: the unit the state machine applies atomically per item.
@@ -201,6 +205,10 @@ impl Command {
             Operation::CreateTransfers(v) => v.len(),
             Operation::SetAccountStatus(v) => v.len(),
             Operation::Tick => 0,
+            Operation::IssueTokens(v) => v.len(),
+            // A result per record and one for the re-issue of each sync.
+            Operation::SyncOfflineRecords(v) => v.iter().map(|s| s.records.len() + 1).sum(),
+            Operation::RevokeTokens(v) => v.len(),
         }
     }
 }

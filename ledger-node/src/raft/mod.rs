@@ -58,6 +58,9 @@ impl fmt::Display for Command {
             Operation::CreateTransfers(_) => "create_transfers",
             Operation::SetAccountStatus(_) => "set_account_status",
             Operation::Tick => "tick",
+            Operation::IssueTokens(_) => "issue_tokens",
+            Operation::SyncOfflineRecords(_) => "sync_offline_records",
+            Operation::RevokeTokens(_) => "revoke_tokens",
         };
         write!(f, "{name}(items={}, proposed_at_ns={})", self.item_count(), self.proposed_at_ns)
     }

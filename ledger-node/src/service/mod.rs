@@ -158,7 +158,7 @@ impl Node {
     }
 
     pub fn reader(&self) -> ReadStore<'_> {
-        ReadStore { db: &self.db }
+        ReadStore::new(&self.db)
     }
 
     /// On the leader, proposes a `Tick` whenever a hold's time is up, so expiry does not wait for
@@ -187,8 +187,15 @@ impl Node {
     }
 }
 
+/// The earliest time a hold expires or a wallet token's hold is due for release.
 fn next_expiry_ns(reader: &ReadStore<'_>) -> io::Result<Option<u64>> {
     use crate::ledger::Store;
-    let first = reader.scan(store::Table::PendingExpiry, &[], &[0xff; 25], 1, false)?;
-    Ok(first.first().and_then(|(k, _)| store::expiry_key_parts(k)).map(|(at, _)| at))
+    let mut earliest: Option<u64> = None;
+    for table in [store::Table::PendingExpiry, store::Table::WalletReleases] {
+        let first = reader.scan(table, &[], &[0xff; 25], 1, false)?;
+        if let Some((at, _)) = first.first().and_then(|(k, _)| store::expiry_key_parts(k)) {
+            earliest = Some(earliest.map_or(at, |e| e.min(at)));
+        }
+    }
+    Ok(earliest)
 }

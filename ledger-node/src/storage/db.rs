@@ -43,9 +43,12 @@ pub fn open(path: &Path) -> io::Result<Db> {
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
-    // Reusing WAL files avoids a metadata flush on every fsync of a growing file
-    // (../shared/notes/measurements.md: several times faster syncs on this class of disk).
-    opts.set_recycle_log_file_num(4);
+    // Any damage in the write-ahead log refuses the open: the default (point-in-time recovery)
+    // silently drops every record after a corrupted one, which for a Raft node means forgetting
+    // acknowledged log entries and votes (found by the jepsen corrupt nemesis: a node came back
+    // with its applied index at 4 and never converged). A node that refuses to open is rebuilt
+    // from its peers (README: "Replace a node"). RocksDB turns WAL recycling off in this mode.
+    opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::AbsoluteConsistency);
     opts.set_max_total_wal_size(256 << 20);
     opts.set_compression_type(DBCompressionType::Lz4);
     opts.set_bottommost_compression_type(DBCompressionType::Zstd);

@@ -37,17 +37,41 @@ fn scan_db(
     Ok(out)
 }
 
-/// Reads straight from the database (committed, applied state).
+/// Reads committed, applied state from one RocksDB snapshot: every read through one `ReadStore`
+/// sees the same applied index, so a lookup of several accounts never sees half of a transfer
+/// (one leg's debit without its credit) that was applied between two of its gets.
 pub struct ReadStore<'a> {
     pub db: &'a rocksdb::DB,
+    snapshot: rocksdb::Snapshot<'a>,
+}
+
+impl<'a> ReadStore<'a> {
+    pub fn new(db: &'a rocksdb::DB) -> ReadStore<'a> {
+        ReadStore { db, snapshot: db.snapshot() }
+    }
 }
 
 impl Store for ReadStore<'_> {
     fn get(&self, table: Table, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
-        self.db.get_cf(cf(self.db, Cf::Ledger(table)), key).map_err(to_io)
+        self.snapshot.get_cf(cf(self.db, Cf::Ledger(table)), key).map_err(to_io)
     }
     fn scan(&self, table: Table, start: &[u8], end: &[u8], limit: usize, reverse: bool) -> io::Result<Vec<KeyValue>> {
-        scan_db(self.db, table, start, end, limit, reverse)
+        if start >= end || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_lower_bound(start.to_vec());
+        opts.set_iterate_upper_bound(end.to_vec());
+        let mode = if reverse { IteratorMode::End } else { IteratorMode::From(start, Direction::Forward) };
+        let mut out = Vec::new();
+        for item in self.snapshot.iterator_cf_opt(cf(self.db, Cf::Ledger(table)), opts, mode) {
+            let (k, v) = item.map_err(to_io)?;
+            out.push((k.to_vec(), v.to_vec()));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
     }
     fn put(&mut self, _: Table, _: &[u8], _: Vec<u8>) {
         unreachable!("ReadStore is read-only")

@@ -13,3 +13,4 @@ mod properties;
 mod result_codes;
 mod timestamps;
 mod two_phase;
+mod wallet;

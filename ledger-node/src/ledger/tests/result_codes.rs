@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::fixtures::*;
+use super::wallet as W;
 use crate::ledger::amount::DecimalInput;
 use crate::ledger::limits::*;
 use crate::ledger::result::ResultCode as R;
@@ -629,16 +630,102 @@ fn test_of(code: R) -> Option<&'static str> {
         R::PendingIdInvalid => "pending_id_invalid_on_a_new_transfer_or_missing_on_a_post",
         R::TimeoutTooLarge => "timeout_too_large_above_2_pow_31_ms",
         R::ReasonInvalid => "reason_invalid_over_256_bytes",
+        R::TokenNotFound => "token_not_found_for_a_record_or_a_revocation",
+        R::MacInvalid => "mac_invalid_record_is_an_exception_and_moves_nothing",
+        R::SequenceReused => "sequence_reused_with_other_content_revokes_the_token",
+        R::OfflineLimitExceeded => "offline_limit_exceeded_past_the_rest_of_the_hold",
+        R::OfflineCountExceeded => "offline_count_exceeded_past_the_window_or_for_a_bad_count",
+        R::TokenNotActive => "token_not_active_for_reissue_when_revoked",
+        R::SyncIncomplete => "sync_incomplete_when_a_sequence_is_missing",
+        R::DeviceIdInvalid => "device_id_invalid_when_empty_or_over_128_bytes",
         // Made only when decoding the wire format: tested in the API layer.
         R::IdInvalid | R::AccountStatusInvalid | R::KindInvalid => return None,
     })
+}
+
+// ---- offline wallets (fixtures in tests/wallet.rs) ----
+
+fn wallet_exception_count(l: &Ledger) -> usize {
+    crate::ledger::wallet::sync::exceptions(&l.store, W::TOKEN, 100).unwrap().len()
+}
+
+#[test]
+fn token_not_found_for_a_record_or_a_revocation() {
+    let mut l = W::wallet_world();
+    let op = Operation::SyncOfflineRecords(vec![crate::ledger::wallet::SyncInput { token_id: 77, records: vec![W::record(1, 100, W::MERCHANT)], reissue_through_sequence: 0 }]);
+    assert_eq!(l.apply(op).results[0].code, R::TokenNotFound);
+    let revoke = Operation::RevokeTokens(vec![crate::ledger::wallet::RevokeTokenInput { token_id: 77, reason: String::new() }]);
+    assert_eq!(l.one(revoke).code, R::TokenNotFound);
+}
+
+#[test]
+fn mac_invalid_record_is_an_exception_and_moves_nothing() {
+    let mut l = W::wallet_world();
+    let before = l.all_balances();
+    let mut r = W::record(1, 100, W::MERCHANT);
+    r.mac_valid = false;
+    assert_eq!(l.apply(W::upload(vec![r], 0)).results[0].code, R::MacInvalid);
+    assert_eq!((l.all_balances(), wallet_exception_count(&l)), (before, 1));
+}
+
+#[test]
+fn sequence_reused_with_other_content_revokes_the_token() {
+    let mut l = W::wallet_world();
+    assert_eq!(l.apply(W::upload(vec![W::record(1, 100, W::MERCHANT)], 0)).results[0].code, R::Ok);
+    assert_eq!(l.apply(W::upload(vec![W::record(1, 101, W::MERCHANT)], 0)).results[0].code, R::SequenceReused);
+    let token = crate::ledger::wallet::token::get_token(&l.store, W::TOKEN).unwrap().unwrap();
+    assert_eq!(token.status, crate::ledger::wallet::TokenStatus::Revoked);
+}
+
+#[test]
+fn offline_limit_exceeded_past_the_rest_of_the_hold() {
+    let mut l = W::wallet_world();
+    // Exactly the limit passes; one cent more after it does not.
+    assert_eq!(l.apply(W::upload(vec![W::record(1, 10_000, W::MERCHANT)], 0)).results[0].code, R::Ok);
+    assert_eq!(l.apply(W::upload(vec![W::record(2, 1, W::MERCHANT)], 0)).results[0].code, R::OfflineLimitExceeded);
+}
+
+#[test]
+fn offline_count_exceeded_past_the_window_or_for_a_bad_count() {
+    let mut l = W::wallet_world();
+    let r = l.apply(W::upload(vec![W::record(10, 1, W::MERCHANT), W::record(11, 1, W::MERCHANT)], 0)).results;
+    assert_eq!((r[0].code, r[1].code), (R::Ok, R::OfflineCountExceeded));
+    assert_eq!(l.one(Operation::IssueTokens(vec![W::issue(901, 100, 0)])).code, R::OfflineCountExceeded);
+    assert_eq!(l.one(Operation::IssueTokens(vec![W::issue(902, 100, WALLET_OFFLINE_COUNT_MAX + 1)])).code, R::OfflineCountExceeded);
+}
+
+#[test]
+fn token_not_active_for_reissue_when_revoked() {
+    let mut l = W::wallet_world();
+    l.ok(Operation::RevokeTokens(vec![crate::ledger::wallet::RevokeTokenInput { token_id: W::TOKEN, reason: "stolen".into() }]));
+    let r = l.apply(W::upload(vec![W::record(1, 100, W::MERCHANT)], 1)).results;
+    assert_eq!((r[0].code, r[1].code), (R::Ok, R::TokenNotActive));
+}
+
+#[test]
+fn sync_incomplete_when_a_sequence_is_missing() {
+    let mut l = W::wallet_world();
+    let r = l.apply(W::upload(vec![W::record(2, 100, W::MERCHANT)], 2)).results;
+    assert_eq!((r[0].code, r[1].code), (R::Ok, R::SyncIncomplete));
+}
+
+#[test]
+fn device_id_invalid_when_empty_or_over_128_bytes() {
+    let mut l = W::wallet_world();
+    let mut input = W::issue(903, 100, 5);
+    input.device_id = String::new();
+    assert_eq!(l.one(Operation::IssueTokens(vec![input.clone()])).code, R::DeviceIdInvalid);
+    input.device_id = "d".repeat(WALLET_DEVICE_ID_BYTES_MAX + 1);
+    assert_eq!(l.one(Operation::IssueTokens(vec![input.clone()])).code, R::DeviceIdInvalid);
+    input.device_id = "d".repeat(WALLET_DEVICE_ID_BYTES_MAX);
+    assert_eq!(l.one(Operation::IssueTokens(vec![input])).code, R::Ok);
 }
 
 #[test]
 fn every_result_code_has_a_test_in_this_file() {
     // Every variant, by its serialized index (one byte each below 128).
     let codes: Vec<R> = (0u8..128).map_while(|i| postcard::from_bytes::<R>(&[i]).ok()).collect();
-    assert_eq!(codes.len(), 49);
+    assert_eq!(codes.len(), 57);
     assert!(codes.iter().enumerate().all(|(i, c)| c.as_u32() == i as u32), "wire numbers follow the variants");
     let source = include_str!("result_codes.rs");
     for code in codes {

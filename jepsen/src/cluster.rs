@@ -1,0 +1,258 @@
+//! The nodes under test: real `ledger-node start` processes, each with its own data dir and log,
+//! in its own network namespace when partitions are asked for (else on loopback). Every process
+//! is killed (and the namespaces deleted) when the `Cluster` is dropped: at the end of a run, on
+//! an error, on a panic, and on Ctrl-C (the run future is dropped).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::net::Network;
+
+/// The port every node listens on inside its own namespace.
+const NAMESPACED_PORT: u16 = 7070;
+
+pub struct Node {
+    /// Position in the cluster: its address and namespace; a replaced node keeps its slot.
+    pub slot: usize,
+    /// Raft id: a node rebuilt from its peers gets a new one (ids are never reused).
+    pub id: u64,
+    pub listen: String,
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+    pub paused: bool,
+}
+
+impl Node {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.listen)
+    }
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    binary: PathBuf,
+    dir: PathBuf,
+    next_id: u64,
+    /// Dropped after the nodes (field order), so no process outlives its namespace.
+    pub net: Option<Network>,
+}
+
+/// `ledger-node` next to the running `jepsen` binary (`<target>/release/`), or `LEDGER_NODE_BIN`.
+pub fn node_binary() -> anyhow::Result<PathBuf> {
+    if let Ok(path) = std::env::var("LEDGER_NODE_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe()?;
+    let mut dir = exe.parent().context("binary directory")?.to_path_buf();
+    // Integration tests run from <target>/release/deps.
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join("ledger-node");
+    if !path.exists() {
+        bail!("{} not found: build it first (`cargo build --release -p ledger-node`) or set LEDGER_NODE_BIN", path.display());
+    }
+    Ok(path)
+}
+
+/// The arguments of one node start, in one place (flags such as TLS or auth are added here).
+pub fn node_args(id: u64, listen: &str, data_dir: &Path, bootstrap_peers: &[(u64, String)]) -> Vec<String> {
+    let mut args = vec![
+        "start".to_string(),
+        "--node-id".into(),
+        id.to_string(),
+        "--listen".into(),
+        listen.to_string(),
+        "--data-dir".into(),
+        data_dir.display().to_string(),
+    ];
+    if !bootstrap_peers.is_empty() {
+        args.push("--bootstrap".into());
+        for (peer, url) in bootstrap_peers {
+            args.push("--peer".into());
+            args.push(format!("{peer}={url}"));
+        }
+    }
+    args
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Cluster {
+    /// Starts `count` nodes and bootstraps them into one cluster of voters.
+    pub fn start(count: usize, dir: &Path, namespaces: bool) -> anyhow::Result<Cluster> {
+        let net = if namespaces { Some(Network::create(count)?) } else { None };
+        let mut nodes = Vec::new();
+        for slot in 0..count {
+            let listen = match &net {
+                Some(net) => format!("{}:{NAMESPACED_PORT}", net.address(slot)),
+                None => format!("127.0.0.1:{}", free_port()?),
+            };
+            let id = slot as u64 + 1;
+            nodes.push(Node { slot, id, listen, data_dir: dir.join(format!("n{slot}-id{id}")), child: None, paused: false });
+        }
+        let mut cluster = Cluster { nodes, binary: node_binary()?, dir: dir.to_path_buf(), next_id: count as u64 + 1, net };
+        let peers: Vec<(u64, String)> = cluster.nodes[1..].iter().map(|n| (n.id, n.url())).collect();
+        for slot in (1..count).rev() {
+            cluster.spawn(slot, &[])?;
+        }
+        cluster.spawn(0, &peers)?;
+        Ok(cluster)
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(Node::url).collect()
+    }
+
+    pub fn slot_of_id(&self, id: u64) -> Option<usize> {
+        self.nodes.iter().position(|n| n.id == id)
+    }
+
+    fn spawn(&mut self, slot: usize, bootstrap_peers: &[(u64, String)]) -> anyhow::Result<()> {
+        let node = &self.nodes[slot];
+        std::fs::create_dir_all(&node.data_dir)?;
+        let log_path = self.dir.join(format!("node-slot{slot}.log"));
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
+        let args = node_args(node.id, &node.listen, &node.data_dir, bootstrap_peers);
+        let mut command = match &self.net {
+            // `ip netns exec` execs the node in place: the child's pid is the node's.
+            Some(net) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &net.namespace(slot)]).arg(&self.binary);
+                c
+            }
+            None => Command::new(&self.binary),
+        };
+        let child = command
+            .args(&args)
+            .env("LEDGER_LOG", "info,openraft=warn,openraft::core::heartbeat=error")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("spawn {}", self.binary.display()))?;
+        let node = &mut self.nodes[slot];
+        node.child = Some(child);
+        node.paused = false;
+        Ok(())
+    }
+
+    /// SIGKILL (a crash: no shutdown code runs). A paused node is killed too.
+    pub fn kill(&mut self, slot: usize) {
+        let node = &mut self.nodes[slot];
+        if let Some(mut child) = node.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        node.paused = false;
+    }
+
+    /// Starts a stopped node again on its data dir (no bootstrap: it already has Raft state).
+    pub fn restart(&mut self, slot: usize) -> anyhow::Result<()> {
+        if self.nodes[slot].is_running() {
+            return Ok(());
+        }
+        self.kill(slot);
+        self.spawn(slot, &[])
+    }
+
+    fn signal(&self, slot: usize, signal: &str) -> anyhow::Result<()> {
+        let Some(pid) = self.nodes[slot].pid() else { return Ok(()) };
+        let status = Command::new("kill").args([signal, &pid.to_string()]).status()?;
+        if !status.success() {
+            bail!("kill {signal} {pid} failed");
+        }
+        Ok(())
+    }
+
+    pub fn pause(&mut self, slot: usize) -> anyhow::Result<()> {
+        if self.nodes[slot].is_running() {
+            self.signal(slot, "-STOP")?;
+            self.nodes[slot].paused = true;
+        }
+        Ok(())
+    }
+
+    pub fn resume(&mut self, slot: usize) -> anyhow::Result<()> {
+        if self.nodes[slot].paused {
+            self.signal(slot, "-CONT")?;
+            self.nodes[slot].paused = false;
+        }
+        Ok(())
+    }
+
+    /// Gives the slot a fresh id and an empty data dir and starts it (to be added as a learner):
+    /// how a node whose data is lost or corrupted is rebuilt from its peers.
+    pub fn replace(&mut self, slot: usize) -> anyhow::Result<u64> {
+        self.kill(slot);
+        let id = self.next_id;
+        self.next_id += 1;
+        let node = &mut self.nodes[slot];
+        node.id = id;
+        node.data_dir = self.dir.join(format!("n{slot}-id{id}"));
+        self.spawn(slot, &[])?;
+        Ok(id)
+    }
+
+    /// Flips one byte of one of the node's files (it must be stopped): an SST if there is one,
+    /// else the largest file. Returns what was flipped.
+    pub fn flip_byte(&mut self, slot: usize, pick: u64) -> anyhow::Result<String> {
+        assert!(self.nodes[slot].child.is_none(), "flip bytes only in a stopped node's files");
+        let mut files = Vec::new();
+        collect_files(&self.nodes[slot].data_dir, &mut files)?;
+        // RocksDB's data: tables, write-ahead logs (where the Raft log and recent state live),
+        // the manifest. Other files (identity, CURRENT) would only test a startup parse.
+        files.retain(|(path, len)| {
+            let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            *len > 0 && (name.ends_with(".sst") || name.ends_with(".log") || name.starts_with("MANIFEST"))
+        });
+        files.sort();
+        let Some((path, len)) = files.get((pick % files.len().max(1) as u64) as usize).cloned() else {
+            bail!("node in slot {slot} has no data file to corrupt");
+        };
+        let offset = (pick >> 16) % len;
+        let mut bytes = std::fs::read(&path)?;
+        bytes[offset as usize] ^= 0x5a;
+        std::fs::write(&path, &bytes)?;
+        Ok(format!("{} byte {offset} of {len}", path.display()))
+    }
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<(PathBuf, u64)>) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        if meta.is_dir() {
+            collect_files(&entry.path(), out)?;
+        } else if !entry.file_name().to_string_lossy().starts_with("LOCK") {
+            out.push((entry.path(), meta.len()));
+        }
+    }
+    Ok(())
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for slot in 0..self.nodes.len() {
+            // A stopped process only dies of SIGKILL, but resume anyway so nothing lingers.
+            let _ = self.resume(slot);
+            self.kill(slot);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

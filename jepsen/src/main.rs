@@ -1,0 +1,74 @@
+//! `jepsen`: one fault-injection run against real `ledger-node` processes (see README.md).
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use jepsen::run::{Options, run};
+use jepsen::schedule::Nemesis;
+
+#[derive(Parser)]
+#[command(about = "Fault-injection run: real nodes, real faults, checked histories")]
+struct Args {
+    /// Only `bank` (its history feeds the bank, durability, exactly-once and linearizable checkers).
+    #[arg(long, default_value = "bank")]
+    workload: String,
+    /// Comma-separated: kill, pause, partition, membership, corrupt ("none" for no faults).
+    #[arg(long, default_value = "kill")]
+    nemesis: String,
+    #[arg(long, default_value_t = 5)]
+    nodes: usize,
+    /// Seconds of client load; faults heal 5 s before the end.
+    #[arg(long, default_value_t = 60)]
+    time_limit: u64,
+    /// Target operations per second over all clients.
+    #[arg(long, default_value_t = 100)]
+    rate: u64,
+    #[arg(long, default_value_t = 10)]
+    concurrency: u32,
+    #[arg(long, default_value_t = 8)]
+    accounts: u64,
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Run directory (default: jepsen-runs/<unix time>-<nemesis>-seed<seed>).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    anyhow::ensure!(args.workload == "bank", "unknown workload {:?} (only `bank` is built)", args.workload);
+    anyhow::ensure!((1..=jepsen::net::SLOTS_MAX).contains(&args.nodes), "--nodes must be 1..={}", jepsen::net::SLOTS_MAX);
+    anyhow::ensure!(args.accounts >= 2, "--accounts must be at least 2");
+    let nemeses: Vec<Nemesis> = if args.nemesis == "none" {
+        Vec::new()
+    } else {
+        args.nemesis.split(',').map(|n| Nemesis::parse(n.trim()).ok_or_else(|| anyhow::anyhow!("unknown nemesis {n:?}"))).collect::<Result<_, _>>()?
+    };
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let dir = args.dir.unwrap_or_else(|| PathBuf::from(format!("jepsen-runs/{secs}-{}-seed{}", args.nemesis.replace(',', "+"), args.seed)));
+    let options = Options {
+        nodes: args.nodes,
+        nemeses,
+        time_limit_s: args.time_limit,
+        rate: args.rate,
+        concurrency: args.concurrency,
+        accounts: args.accounts,
+        seed: args.seed,
+        dir,
+    };
+    // Ctrl-C drops the run future, and with it the cluster: its Drop kills every node and
+    // deletes the namespaces (so no `process::exit` before that).
+    let valid = tokio::select! {
+        result = run(options) => Some(result?),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    let Some(valid) = valid else {
+        eprintln!("interrupted: nodes stopped, network namespaces removed");
+        std::process::exit(130);
+    };
+    if !valid {
+        std::process::exit(1);
+    }
+    Ok(())
+}

@@ -1,0 +1,390 @@
+//! One run: start the cluster, set up the bank, run clients while the nemesis follows its seeded
+//! schedule, heal, read the final state from every replica, judge, and write the run directory.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use ledger_client::LedgerClient;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::checker::transfers::FinalState;
+use crate::checker::{self, Verdict};
+use crate::cluster::Cluster;
+use crate::history::{self, Op};
+use crate::schedule::{self, Fault, Nemesis, PartitionShape, Rng, Target};
+use crate::workload::{self, Recorder};
+use crate::report;
+
+pub struct Options {
+    pub nodes: usize,
+    pub nemeses: Vec<Nemesis>,
+    pub time_limit_s: u64,
+    pub rate: u64,
+    pub concurrency: u32,
+    pub accounts: u64,
+    pub seed: u64,
+    pub dir: PathBuf,
+}
+
+const BALANCE_INITIAL: i64 = 1_000;
+const CONVERGE_TIMEOUT: Duration = Duration::from_secs(90);
+
+#[derive(Serialize)]
+struct TimelineEvent {
+    time_ms: u64,
+    phase: &'static str,
+    fault: Fault,
+    detail: String,
+}
+
+struct FaultInjector {
+    timeline: Vec<TimelineEvent>,
+    start: Instant,
+    /// Slots acted on by the open window.
+    slots: Vec<usize>,
+    faults_injected: usize,
+}
+
+async fn leader_slot(cluster: &Cluster, client: &LedgerClient) -> Option<usize> {
+    let status = tokio::time::timeout(Duration::from_secs(3), client.cluster_status()).await.ok()?.ok()?;
+    cluster.slot_of_id(status.leader_id?)
+}
+
+fn others(n: usize, of: &[usize]) -> Vec<usize> {
+    (0..n).filter(|s| !of.contains(s)).collect()
+}
+
+impl FaultInjector {
+    fn log(&mut self, phase: &'static str, fault: &Fault, detail: String) {
+        println!("[{:>6} ms] nemesis {phase} {fault:?}: {detail}", self.start.elapsed().as_millis());
+        self.timeline.push(TimelineEvent { time_ms: self.start.elapsed().as_millis() as u64, phase, fault: fault.clone(), detail });
+    }
+
+    async fn targets(&self, cluster: &Cluster, client: &LedgerClient, target: &Target, rng: &mut Rng) -> Vec<usize> {
+        match target {
+            Target::Leader => vec![leader_slot(cluster, client).await.unwrap_or_else(|| rng.range(0, cluster.nodes.len() as u64 - 1) as usize)],
+            Target::Random { node } => vec![*node],
+            Target::Majority { nodes } => nodes.clone(),
+        }
+    }
+
+    async fn begin(&mut self, cluster: &mut Cluster, client: &LedgerClient, fault: &Fault, rng: &mut Rng) -> anyhow::Result<()> {
+        let n = cluster.nodes.len();
+        let detail = match fault {
+            Fault::Kill { target } => {
+                self.slots = self.targets(cluster, client, target, rng).await;
+                for &s in &self.slots {
+                    cluster.kill(s);
+                }
+                format!("SIGKILL slots {:?}", self.slots)
+            }
+            Fault::Pause { target } => {
+                self.slots = self.targets(cluster, client, target, rng).await;
+                for &s in &self.slots {
+                    cluster.pause(s)?;
+                }
+                format!("SIGSTOP slots {:?}", self.slots)
+            }
+            Fault::Partition { shape } => {
+                let leader = leader_slot(cluster, client).await.unwrap_or(0);
+                let net = cluster.net.as_mut().context("partitions need the namespaced network")?;
+                let sides: Vec<(usize, usize)> = match shape {
+                    PartitionShape::IsolateLeader => others(n, &[leader]).into_iter().map(|o| (leader, o)).collect(),
+                    PartitionShape::Halves { minority } => {
+                        minority.iter().flat_map(|&a| others(n, minority).into_iter().map(move |b| (a, b))).collect()
+                    }
+                    PartitionShape::Bridge { bridge } => {
+                        let rest = others(n, &[*bridge]);
+                        let (a, b) = rest.split_at(rest.len() / 2);
+                        a.iter().flat_map(|&x| b.iter().map(move |&y| (x, y))).collect()
+                    }
+                    PartitionShape::Ring => {
+                        let mut cut = Vec::new();
+                        for a in 0..n {
+                            for b in a + 1..n {
+                                if b != a + 1 && !(a == 0 && b == n - 1) {
+                                    cut.push((a, b));
+                                }
+                            }
+                        }
+                        cut
+                    }
+                };
+                for (a, b) in sides {
+                    net.cut(a, b)?;
+                }
+                format!("leader slot {leader}; cut pairs {:?}", net.cut_pairs())
+            }
+            Fault::Membership { node } => {
+                self.slots = vec![*node];
+                let id = cluster.nodes[*node].id;
+                match tokio::time::timeout(Duration::from_secs(20), client.remove_node(id)).await {
+                    Ok(Ok(change)) => {
+                        cluster.kill(*node);
+                        format!("removed node {id} (slot {node}; changed: {})", change.changed)
+                    }
+                    Ok(Err(e)) => {
+                        self.slots.clear();
+                        format!("remove node {id} refused: {e}")
+                    }
+                    Err(_) => {
+                        // Unknown outcome: the node may be out; the end of the window replaces it.
+                        cluster.kill(*node);
+                        format!("remove node {id} timed out")
+                    }
+                }
+            }
+            Fault::Corrupt { node } => {
+                self.slots = vec![*node];
+                cluster.kill(*node);
+                let flipped = cluster.flip_byte(*node, rng.next_u64())?;
+                cluster.restart(*node)?;
+                format!("flipped {flipped}; restarted slot {node}")
+            }
+        };
+        self.faults_injected += 1;
+        self.log("start", fault, detail);
+        Ok(())
+    }
+
+    async fn end(&mut self, cluster: &mut Cluster, client: &LedgerClient, fault: &Fault) -> anyhow::Result<()> {
+        let slots = std::mem::take(&mut self.slots);
+        let detail = match fault {
+            Fault::Kill { .. } => {
+                for &s in &slots {
+                    cluster.restart(s)?;
+                }
+                format!("restarted slots {slots:?}")
+            }
+            Fault::Pause { .. } => {
+                for &s in &slots {
+                    cluster.resume(s)?;
+                }
+                format!("SIGCONT slots {slots:?}")
+            }
+            Fault::Partition { .. } => {
+                cluster.net.as_mut().context("partition network")?.heal()?;
+                "healed".to_string()
+            }
+            Fault::Membership { .. } => {
+                let mut done = Vec::new();
+                for &s in &slots {
+                    done.push(rebuild(cluster, s).await?);
+                }
+                done.join("; ")
+            }
+            Fault::Corrupt { node } => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let url = cluster.nodes[*node].url();
+                let status = tokio::time::timeout(Duration::from_secs(3), client.cluster_status_at(&url)).await;
+                let healthy = cluster.nodes[*node].is_running() && matches!(&status, Ok(Ok(s)) if s.error.is_none());
+                if healthy {
+                    format!("slot {node} serves after the flip (its checksums or WAL recovery coped)")
+                } else {
+                    let why = match status {
+                        Ok(Ok(s)) => format!("{:?}", s.error),
+                        Ok(Err(e)) => e.to_string(),
+                        Err(_) => "no answer".into(),
+                    };
+                    let old = cluster.nodes[*node].id;
+                    let removed = tokio::time::timeout(Duration::from_secs(20), client.remove_node(old)).await;
+                    format!("slot {node} refused ({why}); remove {old}: {:?}; {}", removed.map(|r| r.map(|c| c.changed)), rebuild(cluster, *node).await?)
+                }
+            }
+        };
+        self.log("end", fault, detail);
+        Ok(())
+    }
+}
+
+/// Rebuilds a slot from its peers under a new id: empty data dir, add as learner, promote. Each
+/// step is tried against every node in turn (any may be the leader, some may be down) for 30 s.
+async fn rebuild(cluster: &mut Cluster, slot: usize) -> anyhow::Result<String> {
+    let id = cluster.replace(slot)?;
+    let url = cluster.nodes[slot].url();
+    let clients: Vec<LedgerClient> = cluster.urls().into_iter().map(|u| workload::client(vec![u])).collect::<Result<_, _>>()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut added = Err("not tried".to_string());
+    'add: while Instant::now() < deadline {
+        for c in &clients {
+            match tokio::time::timeout(Duration::from_secs(10), c.add_learner(id, &url)).await {
+                Ok(Ok(change)) => {
+                    added = Ok(change.changed);
+                    break 'add;
+                }
+                Ok(Err(e)) => added = Err(e.to_string()),
+                Err(_) => added = Err("timed out".into()),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut promoted = Err("not tried".to_string());
+    'promote: while added.is_ok() && Instant::now() < deadline {
+        for c in &clients {
+            match tokio::time::timeout(Duration::from_secs(35), c.promote_voter(id, Duration::from_secs(30))).await {
+                Ok(Ok(change)) => {
+                    promoted = Ok(change.changed);
+                    break 'promote;
+                }
+                Ok(Err(e)) => promoted = Err(e.to_string()),
+                Err(_) => promoted = Err("timed out".into()),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(format!("slot {slot} rebuilt as node {id}: add-learner {added:?}, promote {promoted:?}"))
+}
+
+/// Waits until every running replica reports the same state hash at the same applied index.
+async fn converge(cluster: &Cluster, client: &LedgerClient) -> (Verdict, Vec<serde_json::Value>) {
+    let mut verdict = Verdict::new("replicas");
+    let deadline = Instant::now() + CONVERGE_TIMEOUT;
+    loop {
+        let mut hashes = Vec::new();
+        for node in &cluster.nodes {
+            let h = tokio::time::timeout(Duration::from_secs(3), client.cluster_status_at(&node.url())).await;
+            let member_ok = matches!(&h, Ok(Ok(s)) if s.error.is_none());
+            let hash = tokio::time::timeout(Duration::from_secs(3), client.state_hash_of(&node.url())).await;
+            match hash {
+                Ok(Ok(h)) if member_ok => hashes.push((node.id, h.applied_index, h.state_hash)),
+                _ => {}
+            }
+        }
+        let last: Vec<serde_json::Value> = hashes.iter().map(|(id, index, hash)| json!({"node": id, "applied_index": index, "state_hash": hash})).collect();
+        let distinct: BTreeSet<(u64, &String)> = hashes.iter().map(|(_, i, h)| (*i, h)).collect();
+        if hashes.len() == cluster.nodes.len() && distinct.len() == 1 {
+            return (verdict, last);
+        }
+        if Instant::now() > deadline {
+            verdict.anomaly(format!("replicas did not converge within {CONVERGE_TIMEOUT:?}: {last:?}"));
+            return (verdict, last);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+pub async fn run(options: Options) -> anyhow::Result<bool> {
+    std::fs::create_dir_all(&options.dir)?;
+    let windows = schedule::plan(options.seed, &options.nemeses, options.nodes, options.time_limit_s * 1000);
+    let namespaces = options.nemeses.contains(&Nemesis::Partition);
+    let mut cluster = Cluster::start(options.nodes, &options.dir, namespaces)?;
+    let admin = workload::client(cluster.urls())?;
+    let setup_deadline = Instant::now() + Duration::from_secs(60);
+    let initial = loop {
+        match workload::setup(&admin, options.accounts, BALANCE_INITIAL).await {
+            Ok(initial) => break initial,
+            Err(e) if Instant::now() < setup_deadline => {
+                println!("setup: {e}; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e.context("set up the bank")),
+        }
+    };
+    let total: i64 = initial.values().sum();
+    println!("cluster of {} up, {} accounts funded; running {} s", options.nodes, options.accounts, options.time_limit_s);
+
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(options.time_limit_s);
+    let recorder = Recorder::new(start);
+    let interval = Duration::from_micros(1_000_000 * u64::from(options.concurrency) / options.rate.max(1));
+    let mut workers = Vec::new();
+    for process in 0..options.concurrency {
+        // Each process prefers another node first, so reads hit every replica.
+        let mut urls = cluster.urls();
+        let count = urls.len();
+        urls.rotate_left(process as usize % count);
+        let client = workload::client(urls)?;
+        workers.push(tokio::spawn(workload::worker(client, recorder.clone(), process, options.seed, options.accounts, interval, deadline)));
+    }
+
+    let mut nemesis = FaultInjector { timeline: Vec::new(), start, slots: Vec::new(), faults_injected: 0 };
+    let mut rng = Rng::new(options.seed ^ 0x6e65_6d65_7369_73);
+    for window in &windows {
+        tokio::time::sleep_until((start + Duration::from_millis(window.start_ms)).into()).await;
+        nemesis.begin(&mut cluster, &admin, &window.fault, &mut rng).await?;
+        tokio::time::sleep_until((start + Duration::from_millis(window.end_ms)).into()).await;
+        nemesis.end(&mut cluster, &admin, &window.fault).await?;
+    }
+    let mut unknown = Vec::new();
+    for w in workers {
+        unknown.extend(w.await?);
+    }
+    // Everything heals: every node runs (none paused), the network is whole.
+    if let Some(net) = cluster.net.as_mut() {
+        net.heal()?;
+    }
+    for slot in 0..cluster.nodes.len() {
+        cluster.resume(slot)?;
+        cluster.restart(slot)?;
+    }
+    let ops_end = start.elapsed();
+    // Exactly-once probe: each transfer still unknown is sent once more with its key; the
+    // answer must be the first result, replayed (or the first application, if it never landed).
+    let closer = workload::client(cluster.urls())?;
+    for op in &unknown {
+        workload::attempt_transfer(&closer, &recorder, options.concurrency + 1, op, true).await;
+    }
+    let (replicas, hashes) = converge(&cluster, &admin).await;
+
+    let events = recorder.events();
+    let ops = history::pair(&events).map_err(anyhow::Error::msg)?;
+    let ids: BTreeSet<u64> = ops.iter().filter_map(|o| if let Op::Transfer { id, .. } = o.op { Some(id) } else { None }).collect();
+    let mut present = BTreeSet::new();
+    for chunk in ids.iter().copied().collect::<Vec<_>>().chunks(4_000) {
+        let records = admin.lookup_transfers(chunk.iter().map(|&i| u128::from(i)).collect()).await.context("final transfer lookup")?;
+        present.extend(records.iter().map(|r| r.transfer.id as u64));
+    }
+    let balances = workload::read_all(&admin, options.accounts).await.context("final balance read")?;
+    let end = FinalState { present, balances: balances.clone() };
+
+    let accounts: BTreeSet<u64> = initial.keys().copied().collect();
+    // The checkers are CPU-bound (the linearizability search can take minutes on a long run):
+    // off the async workers, so Ctrl-C is still heard.
+    let (judged_ops, judged_initial) = (ops.clone(), initial.clone());
+    let mut verdicts = tokio::task::spawn_blocking(move || {
+        let bank = checker::bank::check(&judged_ops, &accounts, total);
+        let (durability, exactly_once) = checker::transfers::check(&judged_ops, &judged_initial, &end);
+        let linearizable = checker::linearizable::check(&judged_ops, &judged_initial);
+        vec![bank, durability, exactly_once, linearizable]
+    })
+    .await?;
+    verdicts.push(replicas);
+    let valid = verdicts.iter().all(|v| v.valid != Some(false));
+    let (ok, fail, info) = report::counts(&ops);
+
+    let results = json!({
+        "valid": valid,
+        "seed": options.seed,
+        "nodes": options.nodes,
+        "nemeses": options.nemeses,
+        "time_limit_s": options.time_limit_s,
+        "ops_duration_ms": ops_end.as_millis() as u64,
+        "counts": {"ok": ok, "fail": fail, "info": info, "total": ops.len()},
+        "faults_injected": nemesis.faults_injected,
+        "final_balances": balances,
+        "state_hashes": hashes,
+        "checkers": verdicts,
+    });
+    write(&options.dir, "history.jsonl", &history::to_jsonl(&events))?;
+    let timeline: String = nemesis.timeline.iter().map(|e| serde_json::to_string(e).expect("timeline serializes") + "\n").collect();
+    write(&options.dir, "timeline.jsonl", &timeline)?;
+    write(&options.dir, "schedule.json", &serde_json::to_string_pretty(&windows)?)?;
+    write(&options.dir, "results.json", &serde_json::to_string_pretty(&results)?)?;
+    let title = format!("bank, nemesis {:?}, {} nodes, seed {}", options.nemeses, options.nodes, options.seed);
+    write(&options.dir, "report.html", &report::render(&title, &ops, &windows, &verdicts))?;
+    println!("ops ok {ok} / fail {fail} / info {info}; faults {}; valid: {valid}", nemesis.faults_injected);
+    for v in &verdicts {
+        println!("  {:<14} {:?} {}", v.checker, v.valid, v.anomalies.first().cloned().unwrap_or_default());
+    }
+    println!("run directory: {}", options.dir.display());
+    drop(cluster);
+    Ok(valid)
+}
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> anyhow::Result<()> {
+    std::fs::write(dir.join(name), text).with_context(|| format!("write {name}"))
+}
+

@@ -1,0 +1,51 @@
+//! The short fault-injection runs of CI: 3 real nodes, about 25 s of load per nemesis (kill,
+//! pause, partition, flipped byte), each judged by every checker. Runs one after another (one
+//! test) so they do not compete for the 2 cores. Needs the `ledger-node` binary built next to
+//! `jepsen` (`cargo build --release --workspace --bins`, done by scripts/test.sh) and root for
+//! the partition run's network namespaces.
+
+use std::path::Path;
+use std::process::Command;
+
+/// Fewer ok operations than this in 25 s means the run did not really exercise the cluster.
+const OK_OPS_MIN: u64 = 300;
+
+fn run(nemesis: &str, seed: u64, dir: &Path) -> serde_json::Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_jepsen"))
+        .args(["--nemesis", nemesis, "--nodes", "3", "--time-limit", "25", "--rate", "100", "--seed", &seed.to_string()])
+        .arg("--dir")
+        .arg(dir)
+        .output()
+        .expect("run jepsen");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{nemesis}: jepsen failed\n{stdout}\n{stderr}");
+    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).expect("results.json")).expect("json");
+    assert_eq!(results["valid"], true, "{nemesis}: {results:#}");
+    for checker in results["checkers"].as_array().expect("checkers") {
+        assert_eq!(checker["valid"], true, "{nemesis}: checker {checker:#}");
+    }
+    let ok = results["counts"]["ok"].as_u64().expect("ok count");
+    assert!(ok >= OK_OPS_MIN, "{nemesis}: only {ok} ok operations\n{stdout}");
+    assert!(results["faults_injected"].as_u64().expect("faults") >= 1, "{nemesis}: no fault injected\n{stdout}");
+    for file in ["history.jsonl", "timeline.jsonl", "report.html"] {
+        assert!(dir.join(file).metadata().is_ok_and(|m| m.len() > 0), "{nemesis}: {file} missing");
+    }
+    results
+}
+
+#[test]
+fn short_runs_under_kill_pause_partition_and_a_flipped_byte_pass_every_checker() {
+    let root = tempfile_dir();
+    for (nemesis, seed) in [("kill", 1), ("pause", 2), ("partition", 3), ("corrupt", 4)] {
+        let results = run(nemesis, seed, &root.join(nemesis));
+        println!("{nemesis}: {}", results["counts"]);
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("jepsen-short-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}

@@ -1,0 +1,236 @@
+//! `ledger.v1.Wallet`: offline HCE wallet tokens and the sync of offline records.
+//!
+//! This layer holds the master key and verifies each record's MAC before proposing; the
+//! proposed command carries only the verdict (see `ledger::wallet`). It reads the token after a
+//! linearizable read barrier, so a token issued through another node is always seen.
+
+use ledger_proto::api as pb;
+use ledger_proto::api::wallet_server::Wallet;
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use super::status::{storage, to_status};
+use crate::ledger::amount::{DecimalInput, format_minor};
+use crate::ledger::limits::{BATCH_ITEMS_MAX, WALLET_EXCEPTIONS_PAGE_MAX};
+use crate::ledger::store;
+use crate::ledger::types::Operation;
+use crate::ledger::wallet::{self, mac, sync, token};
+use crate::service::Node;
+
+/// The documented development master key. Used only by `ledger-node dev` (or with
+/// `LEDGER_WALLET_DEV_KEY=1`) when no key file is configured; never in production.
+pub const DEV_MASTER_KEY: &[u8] = b"ledger-dev-master-key";
+
+pub struct WalletService {
+    pub node: Node,
+    /// None: wallet writes are refused (FAILED_PRECONDITION) until a master key is configured.
+    master_key: Option<Vec<u8>>,
+}
+
+impl WalletService {
+    /// The master key comes from `LEDGER_WALLET_MASTER_KEY_FILE` (raw bytes, at least 32), or
+    /// the dev key in dev mode. It is never logged.
+    pub fn from_env(node: Node, dev_mode: bool) -> WalletService {
+        let master_key = match std::env::var("LEDGER_WALLET_MASTER_KEY_FILE") {
+            Ok(path) => match std::fs::read(&path) {
+                Ok(key) if key.len() >= 32 => Some(key),
+                Ok(_) => {
+                    tracing::error!(path, "wallet master key file holds fewer than 32 bytes; wallet writes disabled");
+                    None
+                }
+                Err(e) => {
+                    tracing::error!(path, error = %e, "cannot read the wallet master key file; wallet writes disabled");
+                    None
+                }
+            },
+            Err(_) if dev_mode || std::env::var("LEDGER_WALLET_DEV_KEY").as_deref() == Ok("1") => {
+                tracing::warn!("wallet: using the documented DEV master key (LEDGER_WALLET_DEV_KEY=1); not for production");
+                Some(DEV_MASTER_KEY.to_vec())
+            }
+            Err(_) => None,
+        };
+        WalletService { node, master_key }
+    }
+
+    fn key(&self) -> Result<&[u8], Status> {
+        self.master_key.as_deref().ok_or_else(|| {
+            Status::failed_precondition("no wallet master key configured (LEDGER_WALLET_MASTER_KEY_FILE)")
+        })
+    }
+
+    async fn barrier(&self) -> Result<(), Status> {
+        self.node.read_barrier().await.map_err(to_status)
+    }
+
+    fn read_token(&self, token_id: u128) -> Result<Option<(wallet::Token, u8)>, Status> {
+        let reader = self.node.reader();
+        let Some(t) = token::get_token(&reader, token_id).map_err(storage)? else { return Ok(None) };
+        let scale = store::get_asset(&reader, &t.asset)
+            .map_err(storage)?
+            .ok_or_else(|| Status::data_loss("token names a missing asset"))?
+            .scale;
+        Ok(Some((t, scale)))
+    }
+}
+
+fn id(bytes: &[u8], what: &str) -> Result<u128, Status> {
+    match convert::id(bytes) {
+        Ok(0) | Err(_) => Err(Status::invalid_argument(format!("{what} must be 16 bytes and not zero"))),
+        Ok(id) => Ok(id),
+    }
+}
+
+fn amount(text: &str) -> Result<DecimalInput, Status> {
+    DecimalInput::parse(text).map_err(|code| Status::invalid_argument(format!("amount {text:?}: {code:?}")))
+}
+
+fn token_wire(t: &wallet::Token, scale: u8, mac_key: Vec<u8>) -> pb::Token {
+    pb::Token {
+        token_id: convert::id_bytes(t.id),
+        account_id: convert::id_bytes(t.account_id),
+        clearing_account_id: convert::id_bytes(t.clearing_account_id),
+        device_id: t.device_id.clone(),
+        asset: t.asset.clone(),
+        offline_limit: format_minor(t.offline_limit_minor, scale),
+        max_offline_count: t.max_offline_count,
+        issued_at_ns: t.issued_at_ns,
+        expires_at_ns: t.expires_at_ns,
+        release_at_ns: t.release_at_ns,
+        status: match t.status {
+            wallet::TokenStatus::Active => "active",
+            wallet::TokenStatus::Revoked => "revoked",
+            wallet::TokenStatus::Released => "released",
+        }
+        .into(),
+        revoke_reason: t.revoke_reason.clone(),
+        hold_placed: format_minor(t.hold_placed_minor, scale),
+        hold_remaining: format_minor(t.hold_remaining_minor, scale),
+        hold_capped: t.hold_placed_minor < t.offline_limit_minor,
+        generation: t.generation,
+        seq_base: t.seq_base,
+        seq_high: t.seq_high,
+        mac_key,
+    }
+}
+
+#[tonic::async_trait]
+impl Wallet for WalletService {
+    async fn issue_token(&self, request: Request<pb::IssueTokenRequest>) -> Result<Response<pb::IssueTokenResponse>, Status> {
+        let master = self.key()?.to_vec();
+        let r = request.into_inner();
+        let input = wallet::IssueTokenInput {
+            token_id: id(&r.token_id, "token id")?,
+            account_id: id(&r.account_id, "account id")?,
+            clearing_account_id: id(&r.clearing_account_id, "clearing account id")?,
+            device_id: r.device_id,
+            offline_limit: amount(&r.offline_limit)?,
+            max_offline_count: r.max_offline_count,
+            validity_ms: r.validity_ms,
+        };
+        let token_id = input.token_id;
+        let applied = self.node.propose(Operation::IssueTokens(vec![input])).await.map_err(to_status)?;
+        let result = applied.results.first().ok_or_else(|| Status::internal("no result"))?;
+        let token = match self.read_token(token_id)? {
+            Some((t, scale)) if result.code.is_success() => {
+                let key = mac::token_key(&master, &t.device_id, t.id).to_vec();
+                Some(token_wire(&t, scale, key))
+            }
+            _ => None,
+        };
+        Ok(Response::new(pb::IssueTokenResponse { result: Some(convert::write_result(0, result)), token }))
+    }
+
+    async fn sync_offline_records(
+        &self,
+        request: Request<pb::SyncOfflineRecordsRequest>,
+    ) -> Result<Response<pb::SyncOfflineRecordsResponse>, Status> {
+        let master = self.key()?.to_vec();
+        let r = request.into_inner();
+        if r.records.len() >= BATCH_ITEMS_MAX {
+            return Err(Status::invalid_argument(format!("at most {} records per sync", BATCH_ITEMS_MAX - 1)));
+        }
+        let token_id = id(&r.token_id, "token id")?;
+        self.barrier().await?;
+        let known = self.read_token(token_id)?;
+        let mut records = Vec::with_capacity(r.records.len());
+        for rec in &r.records {
+            let merchant = id(&rec.merchant_account_id, "merchant account id")?;
+            let amount_input = amount(&rec.amount)?;
+            let mac_bytes: [u8; 32] = rec.mac.as_slice().try_into().unwrap_or([0; 32]);
+            // Verified here, with the key; apply sees only the verdict. An unknown token or an
+            // unparsable amount cannot be verified: apply gives those their own reason.
+            let mac_valid = match &known {
+                Some((t, scale)) => match amount_input.to_minor(*scale) {
+                    Ok(minor) => {
+                        let key = mac::token_key(&master, &t.device_id, t.id);
+                        let expected = mac::record_mac(&key, t.id, rec.sequence, minor, merchant, rec.device_time_ms);
+                        rec.mac.len() == 32 && mac::mac_equal(&expected, &mac_bytes)
+                    }
+                    Err(_) => true,
+                },
+                None => true,
+            };
+            records.push(wallet::OfflineRecordInput {
+                sequence: rec.sequence,
+                amount: amount_input,
+                merchant_account_id: merchant,
+                device_time_ms: rec.device_time_ms,
+                mac: mac_bytes,
+                mac_valid,
+            });
+        }
+        let input = wallet::SyncInput { token_id, records, reissue_through_sequence: r.reissue_through_sequence };
+        let applied = self.node.propose(Operation::SyncOfflineRecords(vec![input])).await.map_err(to_status)?;
+        let mut results: Vec<pb::WriteResult> =
+            applied.results.iter().enumerate().map(|(i, res)| convert::write_result(i, res)).collect();
+        let reissue = results.pop();
+        let (token, account) = match self.read_token(token_id)? {
+            Some((t, scale)) => {
+                let reader = self.node.reader();
+                let account = store::get_account(&reader, t.account_id).map_err(storage)?;
+                (Some(token_wire(&t, scale, Vec::new())), account.map(|a| convert::account_record(&a, scale)))
+            }
+            None => (None, None),
+        };
+        Ok(Response::new(pb::SyncOfflineRecordsResponse { results, reissue, token, account }))
+    }
+
+    async fn revoke_token(&self, request: Request<pb::RevokeTokenRequest>) -> Result<Response<pb::WriteResult>, Status> {
+        let r = request.into_inner();
+        let input = wallet::RevokeTokenInput { token_id: id(&r.token_id, "token id")?, reason: r.reason };
+        let applied = self.node.propose(Operation::RevokeTokens(vec![input])).await.map_err(to_status)?;
+        let result = applied.results.first().ok_or_else(|| Status::internal("no result"))?;
+        Ok(Response::new(convert::write_result(0, result)))
+    }
+
+    async fn get_token(&self, request: Request<pb::GetTokenRequest>) -> Result<Response<pb::GetTokenResponse>, Status> {
+        let token_id = id(&request.into_inner().token_id, "token id")?;
+        self.barrier().await?;
+        let token = self.read_token(token_id)?.map(|(t, scale)| token_wire(&t, scale, Vec::new()));
+        Ok(Response::new(pb::GetTokenResponse { token }))
+    }
+
+    async fn list_exceptions(
+        &self,
+        request: Request<pb::ListExceptionsRequest>,
+    ) -> Result<Response<pb::ListExceptionsResponse>, Status> {
+        let r = request.into_inner();
+        let token_id = id(&r.token_id, "token id")?;
+        let limit = if r.limit == 0 { WALLET_EXCEPTIONS_PAGE_MAX } else { (r.limit as usize).min(WALLET_EXCEPTIONS_PAGE_MAX) };
+        self.barrier().await?;
+        let reader = self.node.reader();
+        let exceptions = sync::exceptions(&reader, token_id, limit)
+            .map_err(storage)?
+            .into_iter()
+            .map(|e| pb::OfflineException {
+                sequence: e.sequence,
+                amount: format_minor(e.amount.digits, e.amount.scale),
+                merchant_account_id: convert::id_bytes(e.merchant_account_id),
+                device_time_ms: e.device_time_ms,
+                reason: e.reason.as_u32() as i32,
+                timestamp_ns: e.timestamp_ns,
+            })
+            .collect();
+        Ok(Response::new(pb::ListExceptionsResponse { exceptions }))
+    }
+}
