@@ -4,10 +4,10 @@
 
 use std::io;
 
-use super::result::ItemResult;
+use super::result::{ItemResult, ResultCode};
 use super::store::{self, Store};
-use super::types::{AccountEntry, Command, Operation};
-use super::{account, asset, pending, transfer, wallet};
+use super::types::{Account, AccountEntry, Command, Operation};
+use super::{account, asset, journal, pending, transfer, wallet};
 
 /// Hands out the timestamps of one command: strictly increasing across the ledger, starting at
 /// the leader's proposal time or just after the last timestamp given, whichever is later (a new
@@ -24,6 +24,10 @@ impl Clock {
     /// The next timestamp, without taking it.
     pub fn peek(&self) -> u64 {
         self.next_ns
+    }
+    /// The last timestamp handed out (or the one before the first, if none was).
+    pub fn last(&self) -> u64 {
+        self.next_ns - 1
     }
     pub fn tick(&mut self) -> u64 {
         let now = self.next_ns;
@@ -44,50 +48,128 @@ pub fn apply(store: &mut impl Store, command: &Command) -> io::Result<Applied> {
     let last = store::last_timestamp(store)?;
     let mut clock = Clock::new(last, command.proposed_at_ns);
     let mut applied = Applied { results: Vec::with_capacity(command.item_count()), entries: Vec::new() };
+    let mut events = journal::Pending::default();
     pending::expire_due(store, &mut clock, &mut applied.entries)?;
-    wallet::token::release_due(store, &mut clock, &mut applied.entries)?;
-    let results = &mut applied.results;
+    for token in wallet::token::release_due(store, &mut clock, &mut applied.entries)? {
+        events.push(clock.last(), journal::wallet_token(store, "released", &token)?);
+    }
+    journal::movements(store, &applied.entries, &mut events)?;
     match &command.operation {
         Operation::CreateAssets(items) => {
             for item in items {
-                results.push(asset::create(store, item, &mut clock)?);
+                let result = asset::create(store, item, &mut clock)?;
+                if changed(&result) {
+                    if let Some(asset) = store::get_asset(store, &item.code)? {
+                        events.push(result.timestamp_ns, journal::asset_created(&asset));
+                    }
+                }
+                applied.results.push(result);
             }
         }
         Operation::CreateAccounts(items) => {
             for item in items {
-                results.push(account::create(store, item, &mut clock)?);
+                let result = account::create(store, item, &mut clock)?;
+                if changed(&result) {
+                    let account = created_account(store, item.id)?;
+                    events.push(result.timestamp_ns, journal::account_created(store, &account)?);
+                }
+                applied.results.push(result);
             }
         }
         Operation::CreateTransfers(items) => {
             for item in items {
-                results.push(transfer::create(store, item, &mut clock, &mut applied.entries)?);
+                let mark = applied.entries.len();
+                applied.results.push(transfer::create(store, item, &mut clock, &mut applied.entries)?);
+                journal::movements(store, &applied.entries[mark..], &mut events)?;
             }
         }
         Operation::SetAccountStatus(items) => {
             for item in items {
-                results.push(account::set_status(store, item, &mut clock)?);
+                let result = account::set_status(store, item, &mut clock)?;
+                if changed(&result) {
+                    let account = created_account(store, item.account_id)?;
+                    events.push(result.timestamp_ns, journal::status_changed(&account));
+                }
+                applied.results.push(result);
             }
         }
         Operation::Tick => {}
         Operation::IssueTokens(items) => {
             for item in items {
-                results.push(wallet::token::issue(store, item, &mut clock, &mut applied.entries)?);
+                let mark = applied.entries.len();
+                let result = wallet::token::issue(store, item, &mut clock, &mut applied.entries)?;
+                journal::movements(store, &applied.entries[mark..], &mut events)?;
+                if changed(&result) {
+                    wallet_token_event(store, &mut events, &clock, "issued", item.token_id)?;
+                }
+                applied.results.push(result);
             }
         }
         Operation::SyncOfflineRecords(items) => {
             for item in items {
-                wallet::sync::sync(store, item, &mut clock, &mut applied.entries, results)?;
+                let (mark, first) = (applied.entries.len(), applied.results.len());
+                wallet::sync::sync(store, item, &mut clock, &mut applied.entries, &mut applied.results)?;
+                journal::movements(store, &applied.entries[mark..], &mut events)?;
+                let results = &applied.results[first..];
+                for (record, result) in item.records.iter().zip(results) {
+                    if !result.code.is_success() {
+                        let exception = wallet::sync::exception(item.token_id, record, result);
+                        events.push(result.timestamp_ns, journal::wallet_exception(&exception));
+                    }
+                }
+                let reissued = results.last().is_some_and(|r| r.code == ResultCode::Ok && item.reissue_through_sequence != 0);
+                let change = if reissued { "reissued" } else { "synced" };
+                let touched = results.iter().any(|r| !r.replay && r.timestamp_ns != 0);
+                if touched && wallet::token::get_token(store, item.token_id)?.is_some() {
+                    wallet_token_event(store, &mut events, &clock, change, item.token_id)?;
+                }
             }
         }
         Operation::RevokeTokens(items) => {
             for item in items {
-                results.push(wallet::token::revoke(store, item, &mut clock)?);
+                let result = wallet::token::revoke(store, item, &mut clock)?;
+                if changed(&result) {
+                    wallet_token_event(store, &mut events, &clock, "revoked", item.token_id)?;
+                }
+                applied.results.push(result);
             }
         }
     }
     assert_eq!(applied.results.len(), command.item_count(), "one result per item");
+    events.write(store)?;
     if clock.issued {
-        store::set_last_timestamp(store, clock.peek() - 1);
+        store::set_last_timestamp(store, clock.last());
     }
     Ok(applied)
+}
+
+/// Membership changes come from the Raft layer, outside any command: stamped with the last time.
+pub fn record_membership(store: &mut impl Store, log_index: u64, voters: Vec<u64>, learners: Vec<u64>) -> io::Result<()> {
+    let mut events = journal::Pending::default();
+    events.push(store::last_timestamp(store)?, journal::Event::MembershipChanged { log_index, voters, learners });
+    events.write(store)?;
+    Ok(())
+}
+
+/// An item changed the ledger: it succeeded now (not an `EXISTS`, not a replay, not a no-op).
+fn changed(result: &ItemResult) -> bool {
+    result.code == ResultCode::Ok && !result.replay && result.timestamp_ns != 0
+}
+
+fn created_account(store: &impl Store, id: u128) -> io::Result<Account> {
+    store::get_account(store, id)?.ok_or_else(|| store::corruption(store::Table::Accounts, "an account just written is missing"))
+}
+
+fn wallet_token_event(
+    store: &impl Store,
+    events: &mut journal::Pending,
+    clock: &Clock,
+    change: &str,
+    token_id: u128,
+) -> io::Result<()> {
+    let Some(token) = wallet::token::get_token(store, token_id)? else {
+        return Err(store::corruption(store::Table::WalletTokens, "a token just written is missing"));
+    };
+    events.push(clock.last(), journal::wallet_token(store, change, &token)?);
+    Ok(())
 }

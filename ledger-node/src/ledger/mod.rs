@@ -5,6 +5,7 @@ pub mod account;
 pub mod amount;
 pub mod apply;
 pub mod asset;
+pub mod journal;
 pub mod limits;
 pub mod pending;
 pub mod result;
@@ -17,6 +18,6 @@ pub mod wallet;
 #[cfg(test)]
 mod tests;
 
-pub use apply::{Applied, apply};
+pub use apply::{Applied, apply, record_membership};
 pub use result::{ItemResult, ResultCode};
 pub use store::{MemStore, Store, Table};

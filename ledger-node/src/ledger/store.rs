@@ -36,10 +36,12 @@ pub enum Table {
     WalletExceptions,
     /// release_at (8 B BE) ‖ token id -> ()
     WalletReleases,
+    /// seq (8 B BE) -> journal::Row: the hash-chained audit journal, never deleted
+    Journal,
 }
 
 impl Table {
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 13] = [
         Table::Meta,
         Table::Assets,
         Table::Accounts,
@@ -52,6 +54,7 @@ impl Table {
         Table::WalletRecords,
         Table::WalletExceptions,
         Table::WalletReleases,
+        Table::Journal,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +71,7 @@ impl Table {
             Table::WalletRecords => "wallet_records",
             Table::WalletExceptions => "wallet_exceptions",
             Table::WalletReleases => "wallet_releases",
+            Table::Journal => "journal",
         }
     }
 }

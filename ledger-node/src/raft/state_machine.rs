@@ -73,6 +73,9 @@ fn apply_batch(
                 changes.extend(applied.entries);
             }
             EntryPayload::Membership(m) => {
+                // The journal records who the replicas are; the ledger sees plain node ids only.
+                let learners = m.nodes().map(|(id, _)| *id).filter(|id| !m.voter_ids().any(|v| v == *id)).collect();
+                ledger::record_membership(&mut store, entry.log_id.index(), m.voter_ids().collect(), learners)?;
                 membership = Some(StoredMembership::new(Some(entry.log_id.clone()), m.clone()));
                 responses.push(CommandResponse::default());
             }

@@ -8,6 +8,7 @@ mod balance_limits;
 mod entries;
 mod expiry;
 mod idempotency;
+mod journal;
 mod multi_leg;
 mod properties;
 mod result_codes;

@@ -13,7 +13,8 @@
 //! (d) A retry of a recorded key returns the first result marked as a replay (altered content:
 //! IDEMPOTENCY_KEY_CONFLICT); a command of retries only changes no balance and no transfer
 //! (beyond holds that expire at its start).
-//! At the end: every account's entries replay to its balances, leg by leg; and (c) the same
+//! At the end: every account's entries replay to its balances, leg by leg; the audit journal
+//! chains without a gap and its movements alone replay the same balances; and (c) the same
 //! log applied to two fresh stores (one through the log encoding), and from a snapshot taken
 //! after a random prefix, gives the same results, byte-identical stores and the same state hash.
 
@@ -410,6 +411,7 @@ impl Run {
             }
         }
         check_entries(&run.store)?;
+        check_journal(&run.store)?;
         Ok(run)
     }
 }
@@ -499,6 +501,14 @@ fn check_entries(store: &MemStore) -> Result<(), TestCaseError> {
         }
         prop_assert_eq!(b, a.balances, "entries of account {} do not add up", a.id);
     }
+    Ok(())
+}
+
+/// The journal chains without a gap and its movements alone replay every account's balances.
+fn check_journal(store: &MemStore) -> Result<(), TestCaseError> {
+    let lines = super::journal::verified_lines(store).map_err(TestCaseError::fail)?;
+    let accounts: BTreeMap<u128, Balances> = all_accounts(store).into_iter().map(|a| (a.id, a.balances)).collect();
+    prop_assert_eq!(super::journal::replayed_balances(&lines), accounts, "the journal does not replay to the balances");
     Ok(())
 }
 

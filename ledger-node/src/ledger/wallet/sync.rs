@@ -53,17 +53,10 @@ pub fn sync(
         let result = match outcome {
             Ok(replay) => ItemResult { timestamp_ns, replay, id: input.token_id, ..ItemResult::new(ResultCode::Ok) },
             Err(reason) => {
-                let exception = WalletException {
-                    token_id: input.token_id,
-                    sequence: record.sequence,
-                    amount: record.amount,
-                    merchant_account_id: record.merchant_account_id,
-                    device_time_ms: record.device_time_ms,
-                    reason,
-                    timestamp_ns,
-                };
+                let result = ItemResult { timestamp_ns, id: input.token_id, ..ItemResult::new(reason) };
+                let exception = exception(input.token_id, record, &result);
                 store.put(Table::WalletExceptions, &record_key(input.token_id, timestamp_ns), store::encode(&exception));
-                ItemResult { timestamp_ns, id: input.token_id, ..ItemResult::new(reason) }
+                result
             }
         };
         results.push(result);
@@ -81,6 +74,19 @@ pub fn sync(
         token::put_token(store, token);
     }
     Ok(())
+}
+
+/// The exception a refused record becomes.
+pub fn exception(token_id: TokenId, record: &OfflineRecordInput, result: &ItemResult) -> WalletException {
+    WalletException {
+        token_id,
+        sequence: record.sequence,
+        amount: record.amount,
+        merchant_account_id: record.merchant_account_id,
+        device_time_ms: record.device_time_ms,
+        reason: result.code,
+        timestamp_ns: result.timestamp_ns,
+    }
 }
 
 /// Ok(true): a duplicate of a posted record (nothing moves). Ok(false): posted now.

@@ -253,10 +253,12 @@ pub fn mark_revoked(token: &mut Token, reason: &str) {
 
 /// Releases the holds of tokens past expiry + grace. Driven by Raft-entry time, like
 /// `pending::expire_due`; bounded per command.
-pub fn release_due(store: &mut impl Store, clock: &mut Clock, entries: &mut Vec<AccountEntry>) -> io::Result<usize> {
+/// Returns the tokens released (for the journal).
+pub fn release_due(store: &mut impl Store, clock: &mut Clock, entries: &mut Vec<AccountEntry>) -> io::Result<Vec<Token>> {
     let now_ns = clock.peek();
     let end = store::expiry_key(now_ns.saturating_add(1), 0);
     let due = store.scan(Table::WalletReleases, &[], &end, WALLET_RELEASES_PER_COMMAND_MAX, false)?;
+    let mut released = Vec::with_capacity(due.len());
     for (key, _) in &due {
         store.delete(Table::WalletReleases, key);
         let (_, token_id) =
@@ -267,6 +269,7 @@ pub fn release_due(store: &mut impl Store, clock: &mut Clock, entries: &mut Vec<
         release_hold(store, &mut token, clock, entries)?;
         token.status = TokenStatus::Released;
         put_token(store, &token);
+        released.push(token);
     }
-    Ok(due.len())
+    Ok(released)
 }

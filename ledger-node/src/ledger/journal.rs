@@ -1,0 +1,363 @@
+//! The audit journal: every committed state change as one line of canonical JSON, numbered
+//! without gaps and hash-chained, `hash_n = SHA-256(hash_{n-1} ‖ line_n)` from 32 zero bytes.
+//!
+//! Written in the same write batch as the change it describes, from the same deterministic
+//! inputs, so the chain is identical on every replica and survives snapshots. The line bytes are
+//! what an auditor hashes: export writes them verbatim, so a verifier in any language needs
+//! only SHA-256 and the exact line, never this crate's encoding. Lines are never deleted.
+
+use std::collections::BTreeMap;
+use std::io;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::amount::format_minor;
+use super::store::{self, Store, Table};
+use super::types::*;
+use super::wallet::{Token, TokenStatus};
+
+pub type Hash = [u8; 32];
+/// The hash before the first line.
+pub const GENESIS_HASH: Hash = [0; 32];
+
+/// The newest line: the number an auditor pins together with its hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    pub seq: u64,
+    pub hash: Hash,
+    pub timestamp_ns: u64,
+}
+
+impl Head {
+    pub const EMPTY: Head = Head { seq: 0, hash: GENESIS_HASH, timestamp_ns: 0 };
+}
+
+/// One stored line and the chain hash after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Row {
+    pub hash: Hash,
+    pub line: String,
+}
+
+const META_HEAD: &[u8] = b"journal_head";
+
+pub fn seq_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+pub fn head(store: &impl Store) -> io::Result<Head> {
+    Ok(store::get_typed(store, Table::Meta, META_HEAD)?.unwrap_or(Head::EMPTY))
+}
+
+pub fn get_row(store: &impl Store, seq: u64) -> io::Result<Option<Row>> {
+    store::get_typed(store, Table::Journal, &seq_key(seq))
+}
+
+/// The next link of the chain.
+pub fn chain(previous: &Hash, line: &[u8]) -> Hash {
+    let mut hasher = Sha256::new();
+    hasher.update(previous);
+    hasher.update(line);
+    hasher.finalize().into()
+}
+
+// ---- the events (the JSON schema of a line; documented in the README "Audit and export") ----
+
+/// A line: `{"seq":…,"timestamp_ns":…,"event":{"type":…,…}}`. Ids and amounts are strings
+/// (u128 and exact decimals do not fit a JSON number everywhere).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Line {
+    pub seq: u64,
+    pub timestamp_ns: u64,
+    pub event: Event,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    AssetCreated {
+        asset: String,
+        scale: u8,
+    },
+    AccountCreated {
+        account_id: String,
+        asset: String,
+        code: u32,
+        debits_must_not_exceed_credits: bool,
+        credits_must_not_exceed_debits: bool,
+        overdraft_limit: String,
+        external_ref: Option<String>,
+        metadata: BTreeMap<String, String>,
+    },
+    AccountStatusChanged {
+        account_id: String,
+        status: String,
+        reason: String,
+    },
+    /// Money moving: a transfer, a hold, its post, void or expiry, an offline spend.
+    Movement {
+        transfer_id: String,
+        idempotency_key: String,
+        asset: String,
+        code: u32,
+        pending_id: Option<String>,
+        legs: Vec<MovementLeg>,
+    },
+    WalletToken {
+        change: String,
+        token_id: String,
+        account_id: String,
+        clearing_account_id: String,
+        device_id: String,
+        status: String,
+        offline_limit: String,
+        max_offline_count: u32,
+        generation: u32,
+        hold_id: Option<String>,
+        hold_remaining: String,
+        expires_at_ns: u64,
+    },
+    WalletException {
+        token_id: String,
+        sequence: u64,
+        amount: String,
+        merchant_account_id: String,
+        device_time_ms: u64,
+        /// The result code's wire number and name.
+        reason_code: u32,
+        reason: String,
+    },
+    MembershipChanged {
+        log_index: u64,
+        voters: Vec<u64>,
+        learners: Vec<u64>,
+    },
+}
+
+/// One leg's effect. On the debit account `debits_posted += posted` and
+/// `debits_pending += pending_added - pending_released`; the same on the credit side. These three
+/// amounts are all a verifier needs to carry balances from opening to closing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovementLeg {
+    pub leg: u8,
+    pub kind: String,
+    pub debit_account_id: String,
+    pub debit_account_code: u32,
+    pub credit_account_id: String,
+    pub credit_account_code: u32,
+    pub posted: String,
+    pub pending_added: String,
+    pub pending_released: String,
+}
+
+/// Events of one command, gathered during apply and written at its end.
+#[derive(Debug, Default)]
+pub struct Pending {
+    events: Vec<(u64, Event)>,
+}
+
+impl Pending {
+    pub fn push(&mut self, timestamp_ns: u64, event: Event) {
+        self.events.push((timestamp_ns, event));
+    }
+
+    /// Appends the events to the chain in time order (stable: equal times keep their order).
+    pub fn write(mut self, store: &mut impl Store) -> io::Result<Option<Head>> {
+        if self.events.is_empty() {
+            return Ok(None);
+        }
+        self.events.sort_by_key(|(timestamp_ns, _)| *timestamp_ns);
+        let mut head = head(store)?;
+        for (timestamp_ns, event) in self.events {
+            // Monotonic even for events stamped with the command's last time (membership).
+            let timestamp_ns = timestamp_ns.max(head.timestamp_ns);
+            let seq = head.seq + 1;
+            let line = serde_json::to_string(&Line { seq, timestamp_ns, event }).map_err(io::Error::other)?;
+            let hash = chain(&head.hash, line.as_bytes());
+            store.put(Table::Journal, &seq_key(seq), store::encode(&Row { hash, line }));
+            head = Head { seq, hash, timestamp_ns };
+        }
+        store.put(Table::Meta, META_HEAD, store::encode(&head));
+        Ok(Some(head))
+    }
+}
+
+// ---- building events from what apply did ----
+
+fn id(value: u128) -> String {
+    value.to_string()
+}
+
+pub fn status_name(status: AccountStatus) -> &'static str {
+    match status {
+        AccountStatus::Active => "active",
+        AccountStatus::Frozen => "frozen",
+        AccountStatus::Closed => "closed",
+    }
+}
+
+fn entry_kind_name(kind: EntryKind) -> &'static str {
+    match kind {
+        EntryKind::Posted => "posted",
+        EntryKind::Pending => "pending",
+        EntryKind::PostPending => "post_pending",
+        EntryKind::VoidPending => "void_pending",
+        EntryKind::ExpirePending => "expire_pending",
+    }
+}
+
+pub fn asset_created(asset: &Asset) -> Event {
+    Event::AssetCreated { asset: asset.code.clone(), scale: asset.scale }
+}
+
+pub fn account_created(store: &impl Store, account: &Account) -> io::Result<Event> {
+    let scale = asset_scale(store, &account.asset)?;
+    Ok(Event::AccountCreated {
+        account_id: id(account.id),
+        asset: account.asset.clone(),
+        code: account.code,
+        debits_must_not_exceed_credits: account.debits_must_not_exceed_credits,
+        credits_must_not_exceed_debits: account.credits_must_not_exceed_debits,
+        overdraft_limit: format_minor(account.overdraft_limit_minor, scale),
+        external_ref: account.external_ref.clone(),
+        metadata: account.metadata.clone(),
+    })
+}
+
+pub fn status_changed(account: &Account) -> Event {
+    Event::AccountStatusChanged {
+        account_id: id(account.id),
+        status: status_name(account.status).to_string(),
+        reason: account.status_reason.clone(),
+    }
+}
+
+pub fn wallet_token(store: &impl Store, change: &str, token: &Token) -> io::Result<Event> {
+    let scale = asset_scale(store, &token.asset)?;
+    let status = match token.status {
+        TokenStatus::Active => "active",
+        TokenStatus::Revoked => "revoked",
+        TokenStatus::Released => "released",
+    };
+    Ok(Event::WalletToken {
+        change: change.to_string(),
+        token_id: id(token.id),
+        account_id: id(token.account_id),
+        clearing_account_id: id(token.clearing_account_id),
+        device_id: token.device_id.clone(),
+        status: status.to_string(),
+        offline_limit: format_minor(token.offline_limit_minor, scale),
+        max_offline_count: token.max_offline_count,
+        generation: token.generation,
+        hold_id: (token.hold_id != 0).then(|| id(token.hold_id)),
+        hold_remaining: format_minor(token.hold_remaining_minor, scale),
+        expires_at_ns: token.expires_at_ns,
+    })
+}
+
+pub fn wallet_exception(exception: &super::wallet::WalletException) -> Event {
+    Event::WalletException {
+        token_id: id(exception.token_id),
+        sequence: exception.sequence,
+        amount: format_minor(exception.amount.digits, exception.amount.scale),
+        merchant_account_id: id(exception.merchant_account_id),
+        device_time_ms: exception.device_time_ms,
+        reason_code: exception.reason.as_u32(),
+        reason: format!("{:?}", exception.reason),
+    }
+}
+
+fn asset_scale(store: &impl Store, code: &str) -> io::Result<u8> {
+    match store::get_asset(store, code)? {
+        Some(asset) => Ok(asset.scale),
+        None => Err(store::corruption(Table::Assets, "a journal event names a missing asset")),
+    }
+}
+
+fn account_code(store: &impl Store, account_id: AccountId) -> io::Result<u32> {
+    match store::get_account(store, account_id)? {
+        Some(account) => Ok(account.code),
+        None => Err(store::corruption(Table::Accounts, "a balance entry names a missing account")),
+    }
+}
+
+/// Movements from the balance entries one step wrote, one per (transfer, timestamp), in order.
+/// Every balance change in the ledger writes an entry pair (debit, credit) per leg, so deriving
+/// the journal from them leaves nothing out.
+pub fn movements(store: &impl Store, entries: &[AccountEntry], out: &mut Pending) -> io::Result<()> {
+    assert!(entries.len() % 2 == 0, "balance entries come in (debit, credit) pairs");
+    let mut start = 0;
+    while start < entries.len() {
+        let first = &entries[start];
+        let mut end = start;
+        while end < entries.len()
+            && entries[end].transfer_id == first.transfer_id
+            && entries[end].timestamp_ns == first.timestamp_ns
+        {
+            end += 2;
+        }
+        out.push(first.timestamp_ns, movement(store, &entries[start..end])?);
+        start = end;
+    }
+    Ok(())
+}
+
+fn movement(store: &impl Store, pairs: &[AccountEntry]) -> io::Result<Event> {
+    let transfer_id = pairs[0].transfer_id;
+    let Some(transfer) = store::get_transfer(store, transfer_id)? else {
+        return Err(store::corruption(Table::Transfers, "a balance entry names a missing transfer"));
+    };
+    let scale = asset_scale(store, &transfer.asset)?;
+    // A post releases what the hold carried, which its entries (the posted amounts) do not say.
+    let held = match transfer.kind {
+        TransferKind::PostPending => match store::get_transfer(store, transfer.pending_id)? {
+            Some(pending) => pending.legs,
+            None => return Err(store::corruption(Table::Transfers, "a post names a missing hold")),
+        },
+        _ => Vec::new(),
+    };
+    let mut legs = Vec::with_capacity(pairs.len() / 2);
+    for pair in pairs.chunks_exact(2) {
+        let (debit, credit) = (&pair[0], &pair[1]);
+        assert!(debit.is_debit && !credit.is_debit, "entry pairs are (debit, credit)");
+        assert_eq!((debit.leg_index, debit.kind), (credit.leg_index, credit.kind), "one leg per pair");
+        let amount = debit.amount_minor;
+        let (posted, added, released) = match debit.kind {
+            EntryKind::Posted => (amount, 0, 0),
+            EntryKind::Pending => (0, amount, 0),
+            EntryKind::VoidPending | EntryKind::ExpirePending => (0, 0, amount),
+            EntryKind::PostPending => {
+                let Some(hold) = held.get(usize::from(debit.leg_index)) else {
+                    return Err(store::corruption(Table::Transfers, "a post has more legs than its hold"));
+                };
+                (amount, 0, hold.amount_minor)
+            }
+        };
+        legs.push(MovementLeg {
+            leg: debit.leg_index,
+            kind: entry_kind_name(debit.kind).to_string(),
+            debit_account_id: id(debit.account_id),
+            debit_account_code: account_code(store, debit.account_id)?,
+            credit_account_id: id(credit.account_id),
+            credit_account_code: account_code(store, credit.account_id)?,
+            posted: format_minor(posted, scale),
+            pending_added: format_minor(added, scale),
+            pending_released: format_minor(released, scale),
+        });
+    }
+    // An expiry's entries carry the hold's own id; it is not a new transfer.
+    let expiry = pairs[0].kind == EntryKind::ExpirePending;
+    Ok(Event::Movement {
+        transfer_id: id(transfer_id),
+        idempotency_key: if expiry { String::new() } else { transfer.idempotency_key.clone() },
+        asset: transfer.asset.clone(),
+        code: transfer.code,
+        pending_id: match (expiry, transfer.pending_id) {
+            (true, _) => Some(id(transfer_id)),
+            (false, 0) => None,
+            (false, pending) => Some(id(pending)),
+        },
+        legs,
+    })
+}
