@@ -50,10 +50,13 @@ pub fn apply(store: &mut impl Store, command: &Command) -> io::Result<Applied> {
     let mut applied = Applied { results: Vec::with_capacity(command.item_count()), entries: Vec::new() };
     let mut events = journal::Pending::default();
     pending::expire_due(store, &mut clock, &mut applied.entries)?;
-    for token in wallet::token::release_due(store, &mut clock, &mut applied.entries)? {
+    let released = wallet::token::release_due(store, &mut clock, &mut applied.entries)?;
+    // Movements first: a line of money always precedes the other lines of its timestamp, so
+    // "balances as of a line's time" means "after every movement up to that line".
+    journal::movements(store, &applied.entries, &mut events)?;
+    for token in released {
         events.push(clock.last(), journal::wallet_token(store, "released", &token)?);
     }
-    journal::movements(store, &applied.entries, &mut events)?;
     match &command.operation {
         Operation::CreateAssets(items) => {
             for item in items {

@@ -37,6 +37,8 @@ impl Head {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Row {
     pub hash: Hash,
+    /// The line's own `timestamp_ns`, kept beside it so range lookups need not parse JSON.
+    pub timestamp_ns: u64,
     pub line: String,
 }
 
@@ -175,7 +177,7 @@ impl Pending {
             let seq = head.seq + 1;
             let line = serde_json::to_string(&Line { seq, timestamp_ns, event }).map_err(io::Error::other)?;
             let hash = chain(&head.hash, line.as_bytes());
-            store.put(Table::Journal, &seq_key(seq), store::encode(&Row { hash, line }));
+            store.put(Table::Journal, &seq_key(seq), store::encode(&Row { hash, timestamp_ns, line }));
             head = Head { seq, hash, timestamp_ns };
         }
         store.put(Table::Meta, META_HEAD, store::encode(&head));

@@ -5,6 +5,7 @@ pub mod account;
 pub mod amount;
 pub mod apply;
 pub mod asset;
+pub mod audit;
 pub mod journal;
 pub mod limits;
 pub mod pending;

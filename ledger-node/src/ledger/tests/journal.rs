@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::fixtures::*;
 use super::wallet::{MERCHANT, TOKEN, record, upload, wallet_world};
+use crate::ledger::audit;
 use crate::ledger::journal::{self, Event, GENESIS_HASH, Head, Line};
 use crate::ledger::result::ResultCode as R;
 use crate::ledger::store::{MemStore, Store, Table};
@@ -29,6 +30,16 @@ pub fn verified_lines(store: &MemStore) -> Result<Vec<Line>, String> {
         if line.seq != seq {
             return Err(format!("line {seq}: says seq {}", line.seq));
         }
+        if row.timestamp_ns != line.timestamp_ns {
+            return Err(format!("line {seq}: row timestamp {} differs from the line's", row.timestamp_ns));
+        }
+        // A movement never follows another line of its timestamp (see ledger::audit).
+        if let (Some(before), Event::Movement { .. }) = (lines.last(), &line.event) {
+            let before: &Line = before;
+            if before.timestamp_ns >= line.timestamp_ns {
+                return Err(format!("line {seq}: a movement at the time of line {}", seq - 1));
+            }
+        }
         previous = row.hash;
         lines.push(line);
     }
@@ -38,6 +49,24 @@ pub fn verified_lines(store: &MemStore) -> Result<Vec<Line>, String> {
         return Err(format!("head {head:?}, chain ends at {expected:?}"));
     }
     Ok(lines)
+}
+
+/// At every line, the balances `ledger::audit` reports as of that line's time are those the
+/// journal's movements up to that line give (what an export's opening and closing balances rely on).
+pub fn check_balances_at_every_line(store: &MemStore, lines: &[Line]) -> Result<(), String> {
+    let accounts = all_accounts(store);
+    for k in 1..=lines.len() {
+        let range = audit::resolve(store, audit::RangeRequest { to_seq: k as u64, ..Default::default() }).map_err(|e| e.to_string())?;
+        let replayed = replayed_balances(&lines[..k]);
+        for account in &accounts {
+            let at = audit::balances_at(store, account.id, range.closing_timestamp_ns).map_err(|e| e.to_string())?;
+            let expected = replayed.get(&account.id).copied().unwrap_or_default();
+            if at != expected {
+                return Err(format!("account {} as of line {k}: {at:?}, the journal says {expected:?}", account.id));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn minor(text: &str) -> u128 {
@@ -101,6 +130,7 @@ fn every_change_of_the_world_is_a_chained_line_and_balances_replay_from_it() {
     }
     let accounts: BTreeMap<u128, Balances> = all_accounts(&l.store).into_iter().map(|a| (a.id, a.balances)).collect();
     assert_eq!(replayed_balances(&lines), accounts);
+    check_balances_at_every_line(&l.store, &lines).unwrap();
     // Timestamps never go back, and each line names its asset's amounts exactly.
     assert!(lines.windows(2).all(|w| w[0].timestamp_ns <= w[1].timestamp_ns));
     let funding = lines.iter().find_map(|line| match &line.event {
@@ -160,6 +190,7 @@ fn wallet_tokens_syncs_exceptions_and_revocations_are_journaled() {
         })
         .collect();
     assert_eq!(exceptions, [(2, "SequenceReused".to_string())]);
+    check_balances_at_every_line(&l.store, &lines).unwrap();
     let accounts: BTreeMap<u128, Balances> = all_accounts(&l.store).into_iter().map(|a| (a.id, a.balances)).collect();
     assert_eq!(replayed_balances(&lines), accounts, "offline spends, hold releases and re-issues replay");
 }
@@ -191,4 +222,27 @@ fn a_changed_line_or_a_gap_breaks_the_chain() {
     let mut gap = l.store.clone();
     gap.delete(Table::Journal, &rows[5].0);
     assert!(verified_lines(&gap).unwrap_err().contains("out of sequence"));
+}
+
+#[test]
+fn ranges_resolve_by_sequence_and_by_time() {
+    let l = Ledger::world();
+    let lines = verified_lines(&l.store).unwrap();
+    let n = lines.len() as u64;
+    let all = audit::resolve(&l.store, audit::RangeRequest::default()).unwrap();
+    assert_eq!((all.from_seq, all.to_seq, all.hash_before, all.opening_timestamp_ns), (1, n, GENESIS_HASH, 0));
+    let middle = audit::resolve(&l.store, audit::RangeRequest { from_seq: 5, to_seq: 12, ..Default::default() }).unwrap();
+    assert_eq!((middle.from_seq, middle.to_seq), (5, 12));
+    assert_eq!(middle.hash_before, journal::get_row(&l.store, 4).unwrap().unwrap().hash);
+    assert_eq!((middle.opening_timestamp_ns, middle.closing_timestamp_ns), (lines[3].timestamp_ns, lines[11].timestamp_ns));
+    // By time: exactly the lines inside [t5, t12].
+    let by_time = audit::resolve(
+        &l.store,
+        audit::RangeRequest { from_timestamp_ns: lines[4].timestamp_ns, to_timestamp_ns: lines[11].timestamp_ns, ..Default::default() },
+    )
+    .unwrap();
+    assert_eq!((by_time.from_seq, by_time.to_seq), (5, 12));
+    let past_the_end = audit::resolve(&l.store, audit::RangeRequest { from_seq: n + 5, ..Default::default() }).unwrap();
+    assert!(past_the_end.from_seq > past_the_end.to_seq);
+    assert_eq!(audit::lines(&l.store, 5, 12, usize::MAX).unwrap().iter().map(|(s, _)| *s).collect::<Vec<_>>(), (5..=12).collect::<Vec<_>>());
 }

@@ -507,6 +507,7 @@ fn check_entries(store: &MemStore) -> Result<(), TestCaseError> {
 /// The journal chains without a gap and its movements alone replay every account's balances.
 fn check_journal(store: &MemStore) -> Result<(), TestCaseError> {
     let lines = super::journal::verified_lines(store).map_err(TestCaseError::fail)?;
+    super::journal::check_balances_at_every_line(store, &lines).map_err(TestCaseError::fail)?;
     let accounts: BTreeMap<u128, Balances> = all_accounts(store).into_iter().map(|a| (a.id, a.balances)).collect();
     prop_assert_eq!(super::journal::replayed_balances(&lines), accounts, "the journal does not replay to the balances");
     Ok(())
