@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/ledger/v1/cluster.proto",
         "proto/ledger/v1/raft.proto",
         "proto/ledger/v1/wallet.proto",
+        "proto/ledger/v1/audit.proto",
     ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");

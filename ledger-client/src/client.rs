@@ -18,6 +18,7 @@ use tonic::transport::Channel;
 
 type Grpc = api::ledger_client::LedgerClient<Channel>;
 type ClusterGrpc = api::cluster_client::ClusterClient<Channel>;
+pub(crate) type AuditGrpc = api::audit_client::AuditClient<Channel>;
 
 /// How long a snapshot may take to build on the node when forced.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -91,7 +92,7 @@ impl Default for ClientConfig {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CallKind {
+pub(crate) enum CallKind {
     /// A failed read changes nothing: exhausted retries are always `Unavailable`.
     Read,
     /// A failed write may have been applied: exhausted retries after a maybe are `Unknown`.
@@ -686,6 +687,25 @@ impl LedgerClient {
     {
         self.call_with(rpc, kind, pinned, request, timeout, ClusterGrpc::new, send)
             .await
+    }
+
+    /// A call to the `Audit` service: same retries and leader following; large messages allowed.
+    pub(crate) async fn audit_call<Req, Resp, F, Fut>(
+        &self,
+        rpc: &'static str,
+        kind: CallKind,
+        request: Req,
+        send: F,
+    ) -> Result<Resp, ClientError>
+    where
+        Req: Clone,
+        F: Fn(AuditGrpc, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
+    {
+        let max = self.inner.config.max_message_size_bytes;
+        let make = move |channel| AuditGrpc::new(channel).max_decoding_message_size(max).max_encoding_message_size(max);
+        let timeout = self.inner.config.request_timeout;
+        self.call_with(rpc, kind, None, request, timeout, make, send).await
     }
 
     /// `call` with the client type (`make`) and the per-attempt timeout chosen by the caller.

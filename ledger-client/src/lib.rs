@@ -39,6 +39,7 @@
 //! ```
 
 pub mod amount;
+pub mod audit;
 pub mod batcher;
 pub mod cli;
 pub mod client;

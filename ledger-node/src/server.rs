@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use ledger_proto::api::cluster_server::ClusterServer;
 use ledger_proto::api::ledger_server::LedgerServer;
+use ledger_proto::api::audit_server::AuditServer;
 use ledger_proto::api::wallet_server::WalletServer;
 use ledger_proto::raft::raft_peer_server::RaftPeerServer;
 use tokio::sync::{oneshot, watch};
@@ -94,6 +95,8 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     let wallet = WalletServer::new(crate::api::wallet::WalletService::from_env(node.clone(), config.dev_single))
         .max_decoding_message_size(MESSAGE_BYTES_MAX)
         .max_encoding_message_size(MESSAGE_BYTES_MAX);
+    let audit = AuditServer::new(crate::api::audit::AuditService::new(node.clone()))
+        .max_encoding_message_size(MESSAGE_BYTES_MAX);
     let cluster = ClusterServer::new(ClusterService { node: node.clone(), me: me.clone() });
     let peer = RaftPeerServer::new(PeerService {
         raft: raft.clone(),
@@ -176,7 +179,8 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         .layer(AuthLayer { auth: auth.clone() })
         .add_service(ledger)
         .add_service(cluster)
-        .add_service(wallet);
+        .add_service(wallet)
+        .add_service(audit);
     let (serve_clients, serve_peers): (Serving, Serving) = match peer_listener {
         None => (
             Box::pin(clients.add_service(peer).serve_with_incoming_shutdown(client_listener, stopped(stop_rx.clone()))),

@@ -74,6 +74,9 @@ pub enum Command {
     /// Raft cluster state of the nodes.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Regulator audit: journal head, exports, offline verification, statements, reconciliation.
+    #[command(subcommand)]
+    Audit(super::audit::AuditCommand),
     /// Print the entries committed on an account as they happen, until interrupted.
     Watch {
         #[arg(value_parser = parse_id_arg)]

@@ -2,6 +2,7 @@
 //! its parsers and output formats are unit-tested; not a stable library API.
 
 pub mod args;
+pub mod audit;
 pub mod parse;
 pub mod render;
 pub mod run;

@@ -89,6 +89,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     let output = cli.output;
     let result = match cli.command {
         Command::Watch { id } => return watch(&client, id, output).await,
+        Command::Audit(command) => return super::audit::run(&client, command).await,
         Command::Asset(command) => asset(&client, command).await,
         Command::Account(command) => account(&client, command).await,
         Command::Transfer(command) => transfer(&client, command).await,

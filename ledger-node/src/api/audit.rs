@@ -1,0 +1,173 @@
+//! `ledger.v1.Audit`: the journal head and range exports for auditors. Read-only; any replica
+//! serves it after a read barrier, from one RocksDB snapshot, so the same range gives the same
+//! bytes everywhere. Exports stream from a blocking task through a small channel: memory per
+//! export is a few messages, whatever the range.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use ledger_proto::api as pb;
+use ledger_proto::api::audit_server::Audit;
+use tokio::sync::{Semaphore, mpsc};
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use super::status::{storage, to_status};
+use crate::ledger::audit::{self, RangeRequest};
+use crate::ledger::journal::{self, Head};
+use crate::ledger::store;
+use crate::service::Node;
+use crate::storage::ReadStore;
+
+/// Lines per export message (a line is a few hundred bytes; a message stays well under 1 MiB).
+pub const EXPORT_LINES_PER_MESSAGE: usize = 1_024;
+/// Accounts (opening and closing balances) per export message.
+pub const EXPORT_BALANCES_PER_MESSAGE: usize = 1_024;
+/// Exports running at once on one node; more get RESOURCE_EXHAUSTED.
+pub const EXPORTS_MAX: usize = 4;
+/// Messages buffered per export before the reader waits for the client.
+const EXPORT_CHANNEL_MESSAGES: usize = 4;
+
+pub struct AuditService {
+    pub node: Node,
+    exports: Arc<Semaphore>,
+}
+
+impl AuditService {
+    pub fn new(node: Node) -> AuditService {
+        AuditService { node, exports: Arc::new(Semaphore::new(EXPORTS_MAX)) }
+    }
+}
+
+fn head_to_wire(head: &Head) -> pb::JournalHead {
+    pb::JournalHead { seq: head.seq, hash: head.hash.to_vec(), timestamp_ns: head.timestamp_ns }
+}
+
+type ExportStream = Pin<Box<dyn Stream<Item = Result<pb::ExportMessage, Status>> + Send + 'static>>;
+type Sender = mpsc::Sender<Result<pb::ExportMessage, Status>>;
+
+#[tonic::async_trait]
+impl Audit for AuditService {
+    async fn get_journal_head(&self, _: Request<pb::GetJournalHeadRequest>) -> Result<Response<pb::JournalHead>, Status> {
+        self.node.read_barrier().await.map_err(to_status)?;
+        let head = journal::head(&self.node.reader()).map_err(storage)?;
+        Ok(Response::new(head_to_wire(&head)))
+    }
+
+    type ExportJournalStream = ExportStream;
+
+    async fn export_journal(&self, request: Request<pb::ExportJournalRequest>) -> Result<Response<ExportStream>, Status> {
+        let req = request.into_inner();
+        let permit = self
+            .exports
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Status::resource_exhausted(format!("this node runs at most {EXPORTS_MAX} exports at once")))?;
+        self.node.read_barrier().await.map_err(to_status)?;
+        let range = RangeRequest {
+            from_seq: req.from_seq,
+            to_seq: req.to_seq,
+            from_timestamp_ns: req.from_timestamp_ns,
+            to_timestamp_ns: req.to_timestamp_ns,
+        };
+        let db = self.node.db.clone();
+        let (tx, rx) = mpsc::channel(EXPORT_CHANNEL_MESSAGES);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let reader = ReadStore::new(&db);
+            if let Err(status) = export(&reader, range, &tx) {
+                let _ = tx.blocking_send(Err(status));
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+}
+
+/// Sends one message; `false` when the client went away (the export stops).
+fn send(tx: &Sender, part: pb::export_message::Part) -> bool {
+    tx.blocking_send(Ok(pb::ExportMessage { part: Some(part) })).is_ok()
+}
+
+fn export(reader: &ReadStore<'_>, request: RangeRequest, tx: &Sender) -> Result<(), Status> {
+    use pb::export_message::Part;
+    let head = journal::head(reader).map_err(storage)?;
+    let range = audit::resolve(reader, request).map_err(storage)?;
+    let header = pb::ExportHeader {
+        from_seq: range.from_seq,
+        to_seq: range.to_seq,
+        hash_before: range.hash_before.to_vec(),
+        opening_timestamp_ns: range.opening_timestamp_ns,
+        closing_timestamp_ns: range.closing_timestamp_ns,
+        head: Some(head_to_wire(&head)),
+    };
+    if !send(tx, Part::Header(header)) {
+        return Ok(());
+    }
+    let mut lines_sent = 0u64;
+    let mut next = range.from_seq;
+    while next <= range.to_seq {
+        let page = audit::lines(reader, next, range.to_seq, EXPORT_LINES_PER_MESSAGE).map_err(storage)?;
+        let Some((last, _)) = page.last() else {
+            return Err(Status::data_loss(format!("journal line {next} is missing")));
+        };
+        next = last + 1;
+        lines_sent += page.len() as u64;
+        let lines = page
+            .into_iter()
+            .map(|(seq, row)| pb::ExportLine { seq, hash: row.hash.to_vec(), line: row.line })
+            .collect();
+        if !send(tx, Part::Lines(pb::ExportLines { lines })) {
+            return Ok(());
+        }
+    }
+    let mut scales: BTreeMap<String, u8> = BTreeMap::new();
+    let mut accounts_sent = 0u64;
+    let mut after = None;
+    loop {
+        let (accounts, next_after) =
+            audit::accounts_page(reader, after, range.closing_timestamp_ns, EXPORT_BALANCES_PER_MESSAGE).map_err(storage)?;
+        let mut rows = Vec::with_capacity(accounts.len());
+        for account in &accounts {
+            let scale = match scales.get(&account.asset) {
+                Some(scale) => *scale,
+                None => {
+                    let asset = store::get_asset(reader, &account.asset)
+                        .map_err(storage)?
+                        .ok_or_else(|| Status::data_loss(format!("account names a missing asset {}", account.asset)))?;
+                    scales.insert(asset.code.clone(), asset.scale);
+                    asset.scale
+                }
+            };
+            let opening = audit::balances_at(reader, account.id, range.opening_timestamp_ns).map_err(storage)?;
+            let closing = audit::balances_at(reader, account.id, range.closing_timestamp_ns).map_err(storage)?;
+            let wire = |b: &crate::ledger::types::Balances| {
+                let b = convert::balances(b, scale);
+                pb::Balance {
+                    debits_posted: b.debits_posted,
+                    credits_posted: b.credits_posted,
+                    debits_pending: b.debits_pending,
+                    credits_pending: b.credits_pending,
+                }
+            };
+            rows.push(pb::AccountBalances {
+                account_id: convert::id_bytes(account.id),
+                asset: account.asset.clone(),
+                code: account.code,
+                opening: Some(wire(&opening)),
+                closing: Some(wire(&closing)),
+            });
+        }
+        accounts_sent += rows.len() as u64;
+        if !rows.is_empty() && !send(tx, Part::Balances(pb::ExportBalances { accounts: rows })) {
+            return Ok(());
+        }
+        match next_after {
+            Some(id) => after = Some(id),
+            None => break,
+        }
+    }
+    send(tx, Part::Trailer(pb::ExportTrailer { lines: lines_sent, accounts: accounts_sent }));
+    Ok(())
+}
