@@ -133,7 +133,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         Some(path) => {
             let auth = Auth::with_tokens(TokenTable::load(path)?);
             tokio::spawn(reload_tokens_on_sighup(auth.clone()));
-            tokio::spawn(drain_denials(auth.clone()));
+            tokio::spawn(drain_denials(auth.clone(), node.clone()));
             auth
         }
         None => {
@@ -225,12 +225,12 @@ async fn reload_tokens_on_sighup(auth: Arc<Auth>) {
     }
 }
 
-/// Hands refused calls to the audit journal once a second (see `auth::record_denied`).
-async fn drain_denials(auth: Arc<Auth>) {
+/// Journals refused calls once a second (see `auth::journal_denied`).
+async fn drain_denials(auth: Arc<Auth>, node: crate::service::Node) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        let _ = auth::record_denied(&auth.denials);
+        auth::journal_denied(&auth.denials, &node).await;
     }
 }
 

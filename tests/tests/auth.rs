@@ -167,4 +167,22 @@ async fn every_rpc_class_refuses_no_token_unknown_token_and_wrong_role() {
     for (_, _, token) in TOKENS {
         assert!(!log.contains(token), "a token appears in the log");
     }
+    // Refusals reach the audit journal (within a second or two) with who tried.
+    let dir_export = dir.path().join("export");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let _ = std::fs::remove_dir_all(&dir_export);
+        client.export_journal(Default::default(), Default::default(), &dir_export, |_, _| {}).await.expect("an auditor exports");
+        let journal = std::fs::read_to_string(dir_export.join("journal.jsonl")).unwrap();
+        let journaled = journal.lines().any(|l| {
+            l.contains("\"type\":\"access_denied\"") && l.contains("\"principal\":\"regulator\"") && l.contains("CreateTransfers")
+        });
+        if journaled {
+            assert!(journal.lines().any(|l| l.contains("\"type\":\"access_denied\"") && l.contains("\"principal\":\"\"")), "no-token refusals too");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "refusals not journaled:\n{journal}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    ledger_client::audit::verify::verify(&dir_export, None).expect("the export verifies");
 }

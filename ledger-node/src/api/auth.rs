@@ -9,7 +9,7 @@
 //!   (SIGHUP), so tokens rotate without a restart.
 //! - A refused call gets `UNAUTHENTICATED` (no token, or a token the node does not know) or
 //!   `PERMISSION_DENIED` (a known principal whose role may not call the method); either way it is
-//!   counted, logged (principal, role, method; never the token) and queued for the audit journal.
+//!   counted, logged (principal, role, method; never the token) and journaled (`journal_denied`).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -296,14 +296,34 @@ impl Denials {
     }
 }
 
-/// Hands queued refusals to the audit journal.
-///
-/// TODO(merge with the audit branch): propose `Operation::RecordAccessDenied(Vec<AccessDeniedInput>)`
-/// (principal, role, rpc method, reason) through the node here, in batches, from a task that calls
-/// this every second. Until then the refusals are logged and counted when they happen, and drained
-/// here so the queue never grows past `DENIED_QUEUE_MAX`.
-pub fn record_denied(denials: &Denials) -> Vec<AccessDenied> {
-    denials.drain()
+/// Journals queued refusals: proposes them (oldest first, at most `BATCH_ITEMS_MAX` per
+/// command) as `Operation::RecordAccessDenied`. Only a leader can propose; a follower keeps its
+/// refusals queued (bounded: the oldest are dropped and counted in `dropped_total`) and journals
+/// them if it becomes leader. Refusals on a follower are always logged and counted.
+pub async fn journal_denied(denials: &Denials, node: &crate::service::Node) {
+    use crate::ledger::limits::BATCH_ITEMS_MAX;
+    use crate::ledger::types::{AccessDeniedInput, Operation};
+    let mut queued = denials.drain();
+    while !queued.is_empty() {
+        let rest = queued.split_off(queued.len().min(BATCH_ITEMS_MAX));
+        let inputs: Vec<AccessDeniedInput> = queued
+            .iter()
+            .map(|d| AccessDeniedInput {
+                principal: d.principal.as_ref().map(|p| p.name.clone()).unwrap_or_default(),
+                role: d.principal.as_ref().map(|p| p.role.name().to_string()).unwrap_or_default(),
+                method: d.method.clone(),
+                reason: d.reason.to_string(),
+            })
+            .collect();
+        if let Err(error) = node.propose(Operation::RecordAccessDenied(inputs)).await {
+            tracing::debug!(%error, refusals = queued.len() + rest.len(), "refusals not journaled yet");
+            for denied in queued.into_iter().chain(rest) {
+                denials.push(denied);
+            }
+            return;
+        }
+        queued = rest;
+    }
 }
 
 /// Authentication state shared by the layer and the node.
@@ -469,12 +489,12 @@ mod tests {
             let wrong = auth.check(path, Some(b"Bearer not-a-token")).unwrap_err();
             assert_eq!(wrong.code(), tonic::Code::Unauthenticated, "{path} with a wrong token");
         }
-        let queued = record_denied(&auth.denials);
+        let queued = auth.denials.drain();
         assert!(
             queued.iter().any(|d| d.principal.as_ref().map(|p| p.role) == Some(Wallet)
                 && d.method == "/ledger.v1.Ledger/CreateTransfers")
         );
-        assert!(record_denied(&auth.denials).is_empty(), "drained");
+        assert!(auth.denials.drain().is_empty(), "drained");
         assert!(
             auth.denials.unauthenticated_total.load(Ordering::Relaxed) >= 2 * ledger_proto::METHOD_PATHS.len() as u64
         );
@@ -495,7 +515,7 @@ mod tests {
             let _ = auth.check("/ledger.v1.Ledger/CreateTransfers", None);
         }
         assert_eq!(auth.denials.dropped_total.load(Ordering::Relaxed), 10);
-        assert_eq!(record_denied(&auth.denials).len(), DENIED_QUEUE_MAX);
+        assert_eq!(auth.denials.drain().len(), DENIED_QUEUE_MAX);
     }
 
     #[test]

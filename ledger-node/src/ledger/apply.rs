@@ -128,6 +128,13 @@ pub fn apply(store: &mut impl Store, command: &Command) -> io::Result<Applied> {
                 }
             }
         }
+        Operation::RecordAccessDenied(items) => {
+            for item in items {
+                let timestamp_ns = clock.tick();
+                events.push(timestamp_ns, journal::access_denied(item));
+                applied.results.push(ItemResult { timestamp_ns, ..ItemResult::new(ResultCode::Ok) });
+            }
+        }
         Operation::RevokeTokens(items) => {
             for item in items {
                 let result = wallet::token::revoke(store, item, &mut clock)?;

@@ -130,6 +130,12 @@ pub enum Event {
         reason_code: u32,
         reason: String,
     },
+    AccessDenied {
+        principal: String,
+        role: String,
+        method: String,
+        reason: String,
+    },
     MembershipChanged {
         log_index: u64,
         voters: Vec<u64>,
@@ -256,6 +262,24 @@ pub fn wallet_token(store: &impl Store, change: &str, token: &Token) -> io::Resu
         hold_remaining: format_minor(token.hold_remaining_minor, scale),
         expires_at_ns: token.expires_at_ns,
     })
+}
+
+/// Fields are cut to `ACCESS_DENIED_FIELD_BYTES_MAX` on a char boundary: a refusal is always
+/// recorded, never refused for its size.
+pub fn access_denied(input: &AccessDeniedInput) -> Event {
+    fn cut(text: &str) -> String {
+        let mut end = text.len().min(super::limits::ACCESS_DENIED_FIELD_BYTES_MAX);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text[..end].to_string()
+    }
+    Event::AccessDenied {
+        principal: cut(&input.principal),
+        role: cut(&input.role),
+        method: cut(&input.method),
+        reason: cut(&input.reason),
+    }
 }
 
 pub fn wallet_exception(exception: &super::wallet::WalletException) -> Event {

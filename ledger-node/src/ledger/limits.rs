@@ -44,3 +44,6 @@ pub const WALLET_DEVICE_ID_BYTES_MAX: usize = 128;
 pub const WALLET_RELEASES_PER_COMMAND_MAX: usize = 1_024;
 /// Exceptions returned by one listing.
 pub const WALLET_EXCEPTIONS_PAGE_MAX: usize = 1_000;
+/// Longest principal, role, method or reason in a journaled refusal (longer is cut, on a char
+/// boundary: a refusal is always recorded).
+pub const ACCESS_DENIED_FIELD_BYTES_MAX: usize = 256;

@@ -173,6 +173,18 @@ pub struct StatusChangeInput {
     pub reason: String,
 }
 
+/// A call refused by authentication or authorization, for the audit journal. Proposed by the
+/// node that refused it (its leader); nothing but the journal changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessDeniedInput {
+    /// Empty: no token or an unknown one.
+    pub principal: String,
+    pub role: String,
+    /// The gRPC method path, e.g. `/ledger.v1.Ledger/CreateTransfers`.
+    pub method: String,
+    pub reason: String,
+}
+
 /// The operation of one replicated command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Operation {
@@ -186,6 +198,8 @@ pub enum Operation {
     IssueTokens(Vec<super::wallet::IssueTokenInput>),
     SyncOfflineRecords(Vec<super::wallet::SyncInput>),
     RevokeTokens(Vec<super::wallet::RevokeTokenInput>),
+    /// Refused calls, journaled (appended: postcard enum tags of the variants above stay).
+    RecordAccessDenied(Vec<AccessDeniedInput>),
 }
 
 /// One replicated command: the unit the state machine applies atomically per item.
@@ -209,6 +223,7 @@ impl Command {
             // A result per record and one for the re-issue of each sync.
             Operation::SyncOfflineRecords(v) => v.iter().map(|s| s.records.len() + 1).sum(),
             Operation::RevokeTokens(v) => v.len(),
+            Operation::RecordAccessDenied(v) => v.len(),
         }
     }
 }

@@ -61,6 +61,7 @@ impl fmt::Display for Command {
             Operation::IssueTokens(_) => "issue_tokens",
             Operation::SyncOfflineRecords(_) => "sync_offline_records",
             Operation::RevokeTokens(_) => "revoke_tokens",
+            Operation::RecordAccessDenied(_) => "record_access_denied",
         };
         write!(f, "{name}(items={}, proposed_at_ns={})", self.item_count(), self.proposed_at_ns)
     }

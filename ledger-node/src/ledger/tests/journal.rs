@@ -246,3 +246,33 @@ fn ranges_resolve_by_sequence_and_by_time() {
     assert!(past_the_end.from_seq > past_the_end.to_seq);
     assert_eq!(audit::lines(&l.store, 5, 12, usize::MAX).unwrap().iter().map(|(s, _)| *s).collect::<Vec<_>>(), (5..=12).collect::<Vec<_>>());
 }
+
+#[test]
+fn refused_calls_are_journaled_with_who_tried_and_long_fields_cut() {
+    let mut l = Ledger::world();
+    let denied = |principal: &str, method: String| AccessDeniedInput {
+        principal: principal.into(),
+        role: if principal.is_empty() { String::new() } else { "auditor".into() },
+        method,
+        reason: "role may not call this method".into(),
+    };
+    let results = l.all_ok(Operation::RecordAccessDenied(vec![
+        denied("regulator", "/ledger.v1.Ledger/CreateTransfers".into()),
+        denied("", format!("/{}", "é".repeat(300))),
+    ]));
+    assert_eq!(results.len(), 2);
+    let lines = verified_lines(&l.store).unwrap();
+    let [.., first, second] = lines.as_slice() else { panic!("two lines") };
+    assert_eq!(
+        first.event,
+        Event::AccessDenied {
+            principal: "regulator".into(),
+            role: "auditor".into(),
+            method: "/ledger.v1.Ledger/CreateTransfers".into(),
+            reason: "role may not call this method".into()
+        }
+    );
+    let Event::AccessDenied { method, principal, .. } = &second.event else { panic!("not a refusal") };
+    assert!(principal.is_empty());
+    assert!(method.len() <= crate::ledger::limits::ACCESS_DENIED_FIELD_BYTES_MAX && method.starts_with("/é"));
+}
