@@ -102,52 +102,104 @@ impl LedgerClient {
         let Some(Part::Header(header)) = next(stream.message().await)? else {
             return Err(ExportError::Protocol("the export does not start with a header".into()));
         };
-        let hash_before = super::hash32(&header.hash_before, "hash_before")?;
-        let total = (header.to_seq + 1).saturating_sub(header.from_seq);
-        let mut journal = create(dir, files::JOURNAL, None)?;
-        let mut hashes = create(dir, files::HASHES, None)?;
-        let mut csv = create(dir, files::JOURNAL_CSV, Some(files::JOURNAL_CSV_HEADER))?;
-        let mut balances_csv = create(dir, files::BALANCES_CSV, Some(files::BALANCES_CSV_HEADER))?;
-        let (mut lines, mut legs, mut accounts) = (0u64, 0u64, 0u64);
-        let mut hash_end = hash_before;
-        let mut totals: BTreeMap<String, AssetTotals> = BTreeMap::new();
-        let mut trailer = None;
+        let mut writer = ExportWriter::create(dir, offset, &header)?;
         while let Some(part) = next(stream.message().await)? {
-            match part {
-                Part::Lines(batch) => {
-                    for line in batch.lines {
-                        let expected = header.from_seq + lines;
-                        if line.seq != expected {
-                            return Err(ExportError::Protocol(format!("line {} where {expected} was due", line.seq)));
-                        }
-                        let parsed = files::parse_line(&line.line, offset).map_err(|e| ExportError::Protocol(format!("line {}: {e}", line.seq)))?;
-                        hash_end = super::hash32(&line.hash, "line hash")?;
-                        writeln!(journal, "{}", line.line)?;
-                        writeln!(hashes, "{} {}", line.seq, super::hex(&hash_end))?;
-                        for row in &parsed.csv_rows {
-                            writeln!(csv, "{row}")?;
-                        }
-                        legs += parsed.csv_rows.len() as u64;
-                        lines += 1;
-                    }
-                    progress(lines, total);
-                }
-                Part::Balances(batch) => {
-                    for account in batch.accounts {
-                        let id = crate::ids::decode_id(&account.account_id).map_err(|e| ExportError::Protocol(e.to_string()))?;
-                        let (opening, _) = balances(account.opening.as_ref())?;
-                        let (closing, scale) = balances(account.closing.as_ref())?;
-                        writeln!(balances_csv, "{}", files::balances_row(id, &account.asset, account.code, scale, &opening, &closing))?;
-                        let t = totals.entry(account.asset.clone()).or_insert(AssetTotals { scale, ..AssetTotals::default() });
-                        t.accounts += 1;
-                        add(&mut t.sums, &closing).ok_or_else(|| ExportError::Protocol(format!("sums of {} overflow", account.asset)))?;
-                        accounts += 1;
-                    }
-                }
-                Part::Trailer(t) => trailer = Some(t),
-                Part::Header(_) => return Err(ExportError::Protocol("a second header".into())),
-            }
+            writer.part(part)?;
+            let (done, total) = writer.progress();
+            progress(done, total);
         }
+        writer.finish()
+    }
+}
+
+/// Writes the files of one export from its messages (the header first, then in order).
+pub struct ExportWriter {
+    dir: std::path::PathBuf,
+    offset: UtcOffset,
+    header: api::ExportHeader,
+    hash_before: [u8; 32],
+    hash_end: [u8; 32],
+    journal: Out,
+    hashes: Out,
+    csv: Out,
+    balances_csv: Out,
+    lines: u64,
+    total: u64,
+    legs: u64,
+    accounts: u64,
+    totals: BTreeMap<String, AssetTotals>,
+    trailer: Option<api::ExportTrailer>,
+}
+
+impl ExportWriter {
+    /// Creates the files in `dir` (which the caller made sure is empty).
+    pub fn create(dir: &Path, offset: UtcOffset, header: &api::ExportHeader) -> Result<ExportWriter, ExportError> {
+        let hash_before = super::hash32(&header.hash_before, "hash_before")?;
+        Ok(ExportWriter {
+            dir: dir.to_path_buf(),
+            offset,
+            header: header.clone(),
+            hash_before,
+            hash_end: hash_before,
+            journal: create(dir, files::JOURNAL, None)?,
+            hashes: create(dir, files::HASHES, None)?,
+            csv: create(dir, files::JOURNAL_CSV, Some(files::JOURNAL_CSV_HEADER))?,
+            balances_csv: create(dir, files::BALANCES_CSV, Some(files::BALANCES_CSV_HEADER))?,
+            lines: 0,
+            total: (header.to_seq + 1).saturating_sub(header.from_seq),
+            legs: 0,
+            accounts: 0,
+            totals: BTreeMap::new(),
+            trailer: None,
+        })
+    }
+
+    /// Lines written so far, of how many in the range.
+    pub fn progress(&self) -> (u64, u64) {
+        (self.lines, self.total)
+    }
+
+    pub fn part(&mut self, part: Part) -> Result<(), ExportError> {
+        match part {
+            Part::Lines(batch) => {
+                for line in batch.lines {
+                    let expected = self.header.from_seq + self.lines;
+                    if line.seq != expected {
+                        return Err(ExportError::Protocol(format!("line {} where {expected} was due", line.seq)));
+                    }
+                    let parsed = files::parse_line(&line.line, self.offset)
+                        .map_err(|e| ExportError::Protocol(format!("line {}: {e}", line.seq)))?;
+                    self.hash_end = super::hash32(&line.hash, "line hash")?;
+                    writeln!(self.journal, "{}", line.line)?;
+                    writeln!(self.hashes, "{} {}", line.seq, super::hex(&self.hash_end))?;
+                    for row in &parsed.csv_rows {
+                        writeln!(self.csv, "{row}")?;
+                    }
+                    self.legs += parsed.csv_rows.len() as u64;
+                    self.lines += 1;
+                }
+            }
+            Part::Balances(batch) => {
+                for account in batch.accounts {
+                    let id = crate::ids::decode_id(&account.account_id).map_err(|e| ExportError::Protocol(e.to_string()))?;
+                    let (opening, _) = balances(account.opening.as_ref())?;
+                    let (closing, scale) = balances(account.closing.as_ref())?;
+                    writeln!(self.balances_csv, "{}", files::balances_row(id, &account.asset, account.code, scale, &opening, &closing))?;
+                    let t = self.totals.entry(account.asset.clone()).or_insert(AssetTotals { scale, ..AssetTotals::default() });
+                    t.accounts += 1;
+                    add(&mut t.sums, &closing).ok_or_else(|| ExportError::Protocol(format!("sums of {} overflow", account.asset)))?;
+                    self.accounts += 1;
+                }
+            }
+            Part::Trailer(t) => self.trailer = Some(t),
+            Part::Header(_) => return Err(ExportError::Protocol("a second header".into())),
+        }
+        Ok(())
+    }
+
+    /// Checks the counts, writes the trial balance and the manifest (last).
+    pub fn finish(self) -> Result<Manifest, ExportError> {
+        let ExportWriter { dir, offset, header, hash_before, hash_end, journal, hashes, csv, balances_csv, lines, total, legs, accounts, totals, trailer } = self;
         let trailer = trailer.ok_or_else(|| ExportError::Protocol("the export ended without its trailer".into()))?;
         if (trailer.lines, trailer.accounts) != (lines, accounts) || lines != total {
             return Err(ExportError::Protocol(format!(
@@ -155,7 +207,7 @@ impl LedgerClient {
                 trailer.lines, trailer.accounts
             )));
         }
-        let mut trial = create(dir, files::TRIAL_BALANCE_CSV, Some(files::TRIAL_BALANCE_CSV_HEADER))?;
+        let mut trial = create(&dir, files::TRIAL_BALANCE_CSV, Some(files::TRIAL_BALANCE_CSV_HEADER))?;
         for (asset, t) in &totals {
             writeln!(trial, "{}", files::trial_balance_row(asset, t))?;
         }

@@ -17,8 +17,9 @@ use super::convert;
 use super::status::{storage, to_status};
 use crate::ledger::audit::{self, RangeRequest};
 use crate::ledger::journal::{self, Head};
-use crate::ledger::store;
+use crate::ledger::store::{self, Store};
 use crate::service::Node;
+use pb::export_message::Part;
 use crate::storage::ReadStore;
 
 /// Lines per export message (a line is a few hundred bytes; a message stays well under 1 MiB).
@@ -46,7 +47,6 @@ fn head_to_wire(head: &Head) -> pb::JournalHead {
 }
 
 type ExportStream = Pin<Box<dyn Stream<Item = Result<pb::ExportMessage, Status>> + Send + 'static>>;
-type Sender = mpsc::Sender<Result<pb::ExportMessage, Status>>;
 
 #[tonic::async_trait]
 impl Audit for AuditService {
@@ -77,7 +77,8 @@ impl Audit for AuditService {
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let reader = ReadStore::new(&db);
-            if let Err(status) = export(&reader, range, &tx) {
+            let mut sink = |part| tx.blocking_send(Ok(pb::ExportMessage { part: Some(part) })).is_ok();
+            if let Err(status) = export(&reader, range, &mut sink) {
                 let _ = tx.blocking_send(Err(status));
             }
         });
@@ -85,13 +86,10 @@ impl Audit for AuditService {
     }
 }
 
-/// Sends one message; `false` when the client went away (the export stops).
-fn send(tx: &Sender, part: pb::export_message::Part) -> bool {
-    tx.blocking_send(Ok(pb::ExportMessage { part: Some(part) })).is_ok()
-}
-
-fn export(reader: &ReadStore<'_>, request: RangeRequest, tx: &Sender) -> Result<(), Status> {
-    use pb::export_message::Part;
+/// Produces the messages of one export from one consistent view of the state, in order, into
+/// `send`; stops early when `send` returns `false` (the client went away). Deterministic: the
+/// same state and range give the same messages on every replica.
+pub fn export(reader: &impl Store, request: RangeRequest, send: &mut impl FnMut(Part) -> bool) -> Result<(), Status> {
     let head = journal::head(reader).map_err(storage)?;
     let range = audit::resolve(reader, request).map_err(storage)?;
     let header = pb::ExportHeader {
@@ -102,7 +100,7 @@ fn export(reader: &ReadStore<'_>, request: RangeRequest, tx: &Sender) -> Result<
         closing_timestamp_ns: range.closing_timestamp_ns,
         head: Some(head_to_wire(&head)),
     };
-    if !send(tx, Part::Header(header)) {
+    if !send(Part::Header(header)) {
         return Ok(());
     }
     let mut lines_sent = 0u64;
@@ -118,7 +116,7 @@ fn export(reader: &ReadStore<'_>, request: RangeRequest, tx: &Sender) -> Result<
             .into_iter()
             .map(|(seq, row)| pb::ExportLine { seq, hash: row.hash.to_vec(), line: row.line })
             .collect();
-        if !send(tx, Part::Lines(pb::ExportLines { lines })) {
+        if !send(Part::Lines(pb::ExportLines { lines })) {
             return Ok(());
         }
     }
@@ -160,7 +158,7 @@ fn export(reader: &ReadStore<'_>, request: RangeRequest, tx: &Sender) -> Result<
             });
         }
         accounts_sent += rows.len() as u64;
-        if !rows.is_empty() && !send(tx, Part::Balances(pb::ExportBalances { accounts: rows })) {
+        if !rows.is_empty() && !send(Part::Balances(pb::ExportBalances { accounts: rows })) {
             return Ok(());
         }
         match next_after {
@@ -168,6 +166,6 @@ fn export(reader: &ReadStore<'_>, request: RangeRequest, tx: &Sender) -> Result<
             None => break,
         }
     }
-    send(tx, Part::Trailer(pb::ExportTrailer { lines: lines_sent, accounts: accounts_sent }));
+    send(Part::Trailer(pb::ExportTrailer { lines: lines_sent, accounts: accounts_sent }));
     Ok(())
 }
