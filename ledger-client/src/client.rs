@@ -19,6 +19,7 @@ use tonic::transport::Channel;
 type Grpc = api::ledger_client::LedgerClient<Channel>;
 type ClusterGrpc = api::cluster_client::ClusterClient<Channel>;
 pub(crate) type AuditGrpc = api::audit_client::AuditClient<Channel>;
+pub(crate) type RiskGrpc = api::risk_client::RiskClient<Channel>;
 
 /// How long a snapshot may take to build on the node when forced.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -706,6 +707,17 @@ impl LedgerClient {
         let make = move |channel| AuditGrpc::new(channel).max_decoding_message_size(max).max_encoding_message_size(max);
         let timeout = self.inner.config.request_timeout;
         self.call_with(rpc, kind, None, request, timeout, make, send).await
+    }
+
+    /// A call to the `Risk` service: same retries and leader following.
+    pub(crate) async fn risk_call<Req, Resp, F, Fut>(&self, rpc: &'static str, kind: CallKind, request: Req, send: F) -> Result<Resp, ClientError>
+    where
+        Req: Clone,
+        F: Fn(RiskGrpc, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
+    {
+        let timeout = self.inner.config.request_timeout;
+        self.call_with(rpc, kind, None, request, timeout, RiskGrpc::new, send).await
     }
 
     /// `call` with the client type (`make`) and the per-attempt timeout chosen by the caller.

@@ -49,6 +49,7 @@ pub mod error;
 pub mod ids;
 pub mod result_code;
 pub mod retry;
+pub mod risk;
 pub mod timestamp;
 pub mod types;
 

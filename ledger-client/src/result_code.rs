@@ -106,6 +106,11 @@ result_codes! {
     TokenNotActive = 54 => "token_not_active",
     SyncIncomplete = 55 => "sync_incomplete",
     DeviceIdInvalid = 56 => "device_id_invalid",
+    DebitLimitExceeded = 57 => "debit_limit_exceeded",
+    DailyDebitAmountExceeded = 58 => "daily_debit_amount_exceeded",
+    DailyDebitCountExceeded = 59 => "daily_debit_count_exceeded",
+    LimitInvalid = 60 => "limit_invalid",
+    Blocked = 61 => "blocked",
 }
 
 impl ResultCode {
@@ -145,7 +150,7 @@ mod tests {
             assert_eq!(mirror.name(), proto.as_str_name().to_ascii_lowercase());
             assert_eq!(ResultCode::from_name(mirror.name()), Some(mirror));
         }
-        assert_eq!(known, 57);
+        assert_eq!(known, 62);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use ledger_proto::api::cluster_server::ClusterServer;
 use ledger_proto::api::ledger_server::LedgerServer;
 use ledger_proto::api::audit_server::AuditServer;
+use ledger_proto::api::risk_server::RiskServer;
 use ledger_proto::api::wallet_server::WalletServer;
 use ledger_proto::raft::raft_peer_server::RaftPeerServer;
 use tokio::sync::{oneshot, watch};
@@ -97,6 +98,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         .max_encoding_message_size(MESSAGE_BYTES_MAX);
     let audit = AuditServer::new(crate::api::audit::AuditService::new(node.clone()))
         .max_encoding_message_size(MESSAGE_BYTES_MAX);
+    let risk = RiskServer::new(crate::api::risk::RiskService { node: node.clone() });
     let cluster = ClusterServer::new(ClusterService { node: node.clone(), me: me.clone() });
     let peer = RaftPeerServer::new(PeerService {
         raft: raft.clone(),
@@ -180,7 +182,8 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         .add_service(ledger)
         .add_service(cluster)
         .add_service(wallet)
-        .add_service(audit);
+        .add_service(audit)
+        .add_service(risk);
     let (serve_clients, serve_peers): (Serving, Serving) = match peer_listener {
         None => (
             Box::pin(clients.add_service(peer).serve_with_incoming_shutdown(client_listener, stopped(stop_rx.clone()))),

@@ -167,6 +167,15 @@ async fn every_rpc_class_refuses_no_token_unknown_token_and_wrong_role() {
     for (_, _, token) in TOKENS {
         assert!(!log.contains(token), "a token appears in the log");
     }
+    // A freeze records who did it.
+    let admin = ledger_client::LedgerClient::connect_with(
+        vec![node.endpoint()],
+        ledger_client::ClientConfig { token: Some(ledger_client::BearerToken::new("tok-admin").unwrap()), ..Default::default() },
+    )
+    .unwrap();
+    assert!(admin.create_accounts(vec![ledger_client::NewAccount::new(9, "CNY", 1)]).await.unwrap()[0].is_success());
+    let frozen = admin.set_account_status(vec![(9, ledger_client::AccountStatus::Frozen, "court order".into())]).await.unwrap();
+    assert!(frozen[0].is_success(), "{frozen:?}");
     // Refusals reach the audit journal (within a second or two) with who tried.
     let dir_export = dir.path().join("export");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -179,6 +188,10 @@ async fn every_rpc_class_refuses_no_token_unknown_token_and_wrong_role() {
         });
         if journaled {
             assert!(journal.lines().any(|l| l.contains("\"type\":\"access_denied\"") && l.contains("\"principal\":\"\"")), "no-token refusals too");
+            assert!(
+                journal.lines().any(|l| l.contains("\"type\":\"account_status_changed\"") && l.contains("\"actor\":\"ops (admin)\"") && l.contains("court order")),
+                "the freeze names its actor:\n{journal}"
+            );
             break;
         }
         assert!(std::time::Instant::now() < deadline, "refusals not journaled:\n{journal}");

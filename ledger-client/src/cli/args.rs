@@ -74,6 +74,12 @@ pub enum Command {
     /// Raft cluster state of the nodes.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Account risk limits: largest single debit, daily debit amount and count.
+    #[command(subcommand)]
+    Limits(super::risk::LimitsCommand),
+    /// Block or unblock offline-wallet tokens and devices.
+    #[command(subcommand)]
+    Blocklist(super::risk::BlocklistCommand),
     /// Regulator audit: journal head, exports, offline verification, statements, reconciliation.
     #[command(subcommand)]
     Audit(super::audit::AuditCommand),

@@ -5,6 +5,7 @@ pub mod args;
 pub mod audit;
 pub mod parse;
 pub mod render;
+pub mod risk;
 pub mod run;
 pub mod view;
 

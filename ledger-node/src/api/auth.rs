@@ -101,6 +101,9 @@ pub const AUTHORIZATION: &[(&str, Access)] = &[
     ("/ledger.v1.Ledger/LookupTransfers", Access::Roles(READERS)),
     ("/ledger.v1.Ledger/SetAccountStatus", Access::Roles(ADMIN)),
     ("/ledger.v1.Ledger/WatchAccount", Access::Roles(READERS)),
+    ("/ledger.v1.Risk/GetLimits", Access::Roles(ACCOUNT_READERS)),
+    ("/ledger.v1.Risk/SetBlocklist", Access::Roles(ADMIN)),
+    ("/ledger.v1.Risk/SetLimits", Access::Roles(ADMIN)),
     ("/ledger.v1.Wallet/GetToken", Access::Roles(WALLET_READERS)),
     ("/ledger.v1.Wallet/IssueToken", Access::Roles(&[Wallet])),
     ("/ledger.v1.Wallet/ListExceptions", Access::Roles(WALLET_READERS)),
@@ -342,10 +345,11 @@ impl Auth {
         Arc::new(Auth { tokens: Some(Arc::new(tokens)), denials: Denials::default() })
     }
 
-    /// The decision for one call: `Ok` to serve it, or the status to answer with.
-    pub fn check(&self, path: &str, authorization: Option<&[u8]>) -> Result<(), tonic::Status> {
+    /// The decision for one call: `Ok` to serve it (with who called, when a token was needed
+    /// and given), or the status to answer with.
+    pub fn check(&self, path: &str, authorization: Option<&[u8]>) -> Result<Option<Principal>, tonic::Status> {
         let Some(tokens) = &self.tokens else {
-            return Ok(());
+            return Ok(None);
         };
         let refuse = |principal: Option<Principal>, reason: &'static str| {
             let unauthenticated = principal.is_none();
@@ -371,7 +375,7 @@ impl Auth {
         };
         let access = access(path);
         if access == Some(Access::Public) {
-            return Ok(());
+            return Ok(None);
         }
         let token = authorization
             .and_then(|value| std::str::from_utf8(value).ok())
@@ -384,13 +388,18 @@ impl Auth {
             return Err(refuse(None, "unknown token"));
         };
         match access {
-            Some(Access::Roles(roles)) if roles.contains(&principal.role) => Ok(()),
+            Some(Access::Roles(roles)) if roles.contains(&principal.role) => Ok(Some(principal)),
             Some(Access::Roles(_)) => Err(refuse(Some(principal), "role may not call this method")),
             Some(Access::Peer) => Err(refuse(Some(principal), "peer method on the client port")),
-            Some(Access::Public) => Ok(()),
+            Some(Access::Public) => Ok(None),
             None => Err(refuse(Some(principal), "method not in the authorization table")),
         }
     }
+}
+
+/// Who made a call, for the audit journal: `name (role)`, or empty when authentication is off.
+pub fn actor<T>(request: &tonic::Request<T>) -> String {
+    request.extensions().get::<Principal>().map(|p| format!("{} ({})", p.name, p.role.name())).unwrap_or_default()
 }
 
 /// The tower layer that runs [`Auth::check`] before every call.
@@ -425,10 +434,16 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let authorization = request.headers().get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
         match self.auth.check(request.uri().path(), authorization) {
-            Ok(()) => Either::Right(self.inner.call(request)),
+            Ok(principal) => {
+                // Handlers read who called (e.g. the actor of a freeze) from the extensions.
+                if let Some(principal) = principal {
+                    request.extensions_mut().insert(principal);
+                }
+                Either::Right(self.inner.call(request))
+            }
             Err(status) => Either::Left(ready(Ok(status.into_http()))),
         }
     }
@@ -448,7 +463,7 @@ mod tests {
     /// A new RPC in any .proto file fails this test until it has a row in `AUTHORIZATION`.
     #[test]
     fn every_served_method_has_an_entry() {
-        assert!(ledger_proto::METHOD_PATHS.len() >= 31, "the method list comes from the descriptor set");
+        assert!(ledger_proto::METHOD_PATHS.len() >= 34, "the method list comes from the descriptor set");
         let missing: Vec<&str> = ledger_proto::METHOD_PATHS.iter().copied().filter(|p| access(p).is_none()).collect();
         assert!(missing.is_empty(), "methods with no authorization entry: {missing:?}");
     }

@@ -78,14 +78,15 @@ pub fn transfer_input(t: &pb::Transfer) -> Result<TransferInput, ItemResult> {
     })
 }
 
-pub fn status_change_input(c: &pb::AccountStatusChange) -> Result<StatusChangeInput, ResultCode> {
+/// `actor`: who asked (see `api::auth::actor`).
+pub fn status_change_input(c: &pb::AccountStatusChange, actor: &str) -> Result<StatusChangeInput, ResultCode> {
     let status = match pb::AccountStatus::try_from(c.status) {
         Ok(pb::AccountStatus::Active) => AccountStatus::Active,
         Ok(pb::AccountStatus::Frozen) => AccountStatus::Frozen,
         Ok(pb::AccountStatus::Closed) => AccountStatus::Closed,
         Ok(pb::AccountStatus::Unspecified) | Err(_) => return Err(ResultCode::AccountStatusInvalid),
     };
-    Ok(StatusChangeInput { account_id: id(&c.account_id)?, status, reason: c.reason.clone() })
+    Ok(StatusChangeInput { account_id: id(&c.account_id)?, status, reason: c.reason.clone(), actor: actor.to_string() })
 }
 
 pub fn write_result(index: usize, r: &ItemResult) -> pb::WriteResult {
@@ -213,9 +214,9 @@ mod tests {
     #[test]
     fn status_changes_need_a_known_target_status() {
         let change = |status: i32| pb::AccountStatusChange { account_id: 5u128.to_be_bytes().to_vec(), status, reason: String::new() };
-        assert_eq!(status_change_input(&change(pb::AccountStatus::Unspecified as i32)), Err(ResultCode::AccountStatusInvalid));
-        assert_eq!(status_change_input(&change(42)), Err(ResultCode::AccountStatusInvalid));
-        assert_eq!(status_change_input(&change(pb::AccountStatus::Frozen as i32)).map(|c| c.status), Ok(AccountStatus::Frozen));
+        assert_eq!(status_change_input(&change(pb::AccountStatus::Unspecified as i32), ""), Err(ResultCode::AccountStatusInvalid));
+        assert_eq!(status_change_input(&change(42), ""), Err(ResultCode::AccountStatusInvalid));
+        assert_eq!(status_change_input(&change(pb::AccountStatus::Frozen as i32), "").map(|c| c.status), Ok(AccountStatus::Frozen));
     }
 
     #[test]

@@ -102,8 +102,6 @@ impl LedgerService {
         Ok(self.node.propose(operation(inputs)).await?.results)
     }
 
-    /// Converts and pre-validates each item; submits the valid ones; puts every result back at
-    /// its item's position.
     async fn write<P, I, F>(
         &self,
         items: &[P],
@@ -113,33 +111,7 @@ impl LedgerService {
     where
         F: Future<Output = Result<Vec<ItemResult>, ServiceError>>,
     {
-        check_batch(items.len())?;
-        let mut results: Vec<Option<ItemResult>> = vec![None; items.len()];
-        let mut positions = Vec::with_capacity(items.len());
-        let mut inputs = Vec::with_capacity(items.len());
-        for (position, item) in items.iter().enumerate() {
-            match prepare(item) {
-                Ok(input) => {
-                    positions.push(position);
-                    inputs.push(input);
-                }
-                Err(refused) => results[position] = Some(refused),
-            }
-        }
-        if !inputs.is_empty() {
-            let replies = submit(inputs).await.map_err(to_status)?;
-            if replies.len() != positions.len() {
-                return Err(Status::internal("state machine returned a result count that differs from the items"));
-            }
-            for (position, result) in positions.into_iter().zip(replies) {
-                results[position] = Some(result);
-            }
-        }
-        Ok(results
-            .iter()
-            .enumerate()
-            .map(|(i, r)| convert::write_result(i, r.as_ref().expect("every item has a result")))
-            .collect())
+        write_items(items, prepare, submit).await
     }
 
     /// Linearizable unless the client accepts bounded staleness (`x-ledger-max-staleness-ms`).
@@ -175,6 +147,45 @@ impl LedgerService {
         }
         Ok(found)
     }
+}
+
+/// Converts and pre-validates each item; submits the valid ones; puts every result back at
+/// its item's position.
+pub(crate) async fn write_items<P, I, F>(
+    items: &[P],
+    prepare: impl Fn(&P) -> Result<I, ItemResult>,
+    submit: impl FnOnce(Vec<I>) -> F,
+) -> Result<Vec<pb::WriteResult>, Status>
+where
+    F: Future<Output = Result<Vec<ItemResult>, ServiceError>>,
+{
+    check_batch(items.len())?;
+    let mut results: Vec<Option<ItemResult>> = vec![None; items.len()];
+    let mut positions = Vec::with_capacity(items.len());
+    let mut inputs = Vec::with_capacity(items.len());
+    for (position, item) in items.iter().enumerate() {
+        match prepare(item) {
+            Ok(input) => {
+                positions.push(position);
+                inputs.push(input);
+            }
+            Err(refused) => results[position] = Some(refused),
+        }
+    }
+    if !inputs.is_empty() {
+        let replies = submit(inputs).await.map_err(to_status)?;
+        if replies.len() != positions.len() {
+            return Err(Status::internal("state machine returned a result count that differs from the items"));
+        }
+        for (position, result) in positions.into_iter().zip(replies) {
+            results[position] = Some(result);
+        }
+    }
+    Ok(results
+        .iter()
+        .enumerate()
+        .map(|(i, r)| convert::write_result(i, r.as_ref().expect("every item has a result")))
+        .collect())
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::AccountEntry, Status>> + Send + 'static>>;
@@ -243,12 +254,13 @@ impl Ledger for LedgerService {
         &self,
         request: Request<pb::SetAccountStatusRequest>,
     ) -> Result<Response<pb::SetAccountStatusResponse>, Status> {
+        let actor = super::auth::actor(&request);
         let req = request.into_inner();
         let results = self
             .write(
                 &req.changes,
                 |c| {
-                    let input = convert::status_change_input(c).map_err(ItemResult::new)?;
+                    let input = convert::status_change_input(c, &actor).map_err(ItemResult::new)?;
                     validate::status_change(&input).map_err(ItemResult::new)?;
                     Ok(input)
                 },

@@ -7,7 +7,7 @@ use std::io;
 use super::result::{ItemResult, ResultCode};
 use super::store::{self, Store};
 use super::types::{Account, AccountEntry, Command, Operation};
-use super::{account, asset, journal, pending, transfer, wallet};
+use super::{account, asset, journal, pending, risk, transfer, wallet};
 
 /// Hands out the timestamps of one command: strictly increasing across the ledger, starting at
 /// the leader's proposal time or just after the last timestamp given, whichever is later (a new
@@ -91,7 +91,7 @@ pub fn apply(store: &mut impl Store, command: &Command) -> io::Result<Applied> {
                 let result = account::set_status(store, item, &mut clock)?;
                 if changed(&result) {
                     let account = created_account(store, item.account_id)?;
-                    events.push(result.timestamp_ns, journal::status_changed(&account));
+                    events.push(result.timestamp_ns, journal::status_changed(&account, &item.actor));
                 }
                 applied.results.push(result);
             }
@@ -133,6 +133,29 @@ pub fn apply(store: &mut impl Store, command: &Command) -> io::Result<Applied> {
                 let timestamp_ns = clock.tick();
                 events.push(timestamp_ns, journal::access_denied(item));
                 applied.results.push(ItemResult { timestamp_ns, ..ItemResult::new(ResultCode::Ok) });
+            }
+        }
+        Operation::SetLimits(items) => {
+            for item in items {
+                let result = risk::set(store, item, &mut clock)?;
+                if changed(&result) {
+                    events.push(result.timestamp_ns, journal::limit_changed(store, item)?);
+                }
+                applied.results.push(result);
+            }
+        }
+        Operation::SetBlocklist(items) => {
+            for item in items {
+                let result = wallet::blocklist::set(store, item, &mut clock)?;
+                if changed(&result) {
+                    events.push(result.timestamp_ns, journal::blocklist_changed(item));
+                    if let wallet::blocklist::BlockTarget::Token(token_id) = item.target {
+                        if wallet::token::get_token(store, token_id)?.is_some() {
+                            wallet_token_event(store, &mut events, &clock, "revoked", token_id)?;
+                        }
+                    }
+                }
+                applied.results.push(result);
             }
         }
         Operation::RevokeTokens(items) => {

@@ -96,6 +96,22 @@ pub enum Event {
         account_id: String,
         status: String,
         reason: String,
+        /// Who did it (empty when authentication is off).
+        actor: String,
+    },
+    /// A risk rule set (`limits` absent: removed). `scope` is `account:<id>` or `code:<asset>:<code>`.
+    LimitChanged {
+        scope: String,
+        max_single_debit: Option<String>,
+        daily_debit_amount: Option<String>,
+        daily_debit_count: Option<u32>,
+        utc_offset_minutes: i32,
+    },
+    /// `target` is `token:<id>` or `device:<id>`.
+    BlocklistChanged {
+        target: String,
+        blocked: bool,
+        reason: String,
     },
     /// Money moving: a transfer, a hold, its post, void or expiry, an offline spend.
     Movement {
@@ -233,12 +249,42 @@ pub fn account_created(store: &impl Store, account: &Account) -> io::Result<Even
     })
 }
 
-pub fn status_changed(account: &Account) -> Event {
+pub fn status_changed(account: &Account, actor: &str) -> Event {
     Event::AccountStatusChanged {
         account_id: id(account.id),
         status: status_name(account.status).to_string(),
         reason: account.status_reason.clone(),
+        actor: actor.to_string(),
     }
+}
+
+pub fn limit_changed(store: &impl Store, input: &super::risk::LimitInput) -> io::Result<Event> {
+    use super::risk::LimitScope;
+    let (scope, asset) = match &input.scope {
+        LimitScope::Account(account_id) => match store::get_account(store, *account_id)? {
+            Some(account) => (format!("account:{account_id}"), account.asset),
+            None => return Err(store::corruption(Table::Accounts, "a limit names a missing account")),
+        },
+        LimitScope::Code { asset, code } => (format!("code:{asset}:{code}"), asset.clone()),
+    };
+    let scale = asset_scale(store, &asset)?;
+    let amount = |a: Option<super::amount::DecimalInput>| a.and_then(|a| a.to_minor(scale).ok()).map(|m| format_minor(m, scale));
+    Ok(Event::LimitChanged {
+        scope,
+        max_single_debit: amount(input.max_single_debit),
+        daily_debit_amount: amount(input.daily_debit_amount),
+        daily_debit_count: input.daily_debit_count,
+        utc_offset_minutes: input.utc_offset_minutes,
+    })
+}
+
+pub fn blocklist_changed(input: &super::wallet::blocklist::BlockInput) -> Event {
+    use super::wallet::blocklist::BlockTarget;
+    let target = match &input.target {
+        BlockTarget::Token(token_id) => format!("token:{token_id}"),
+        BlockTarget::Device(device) => format!("device:{device}"),
+    };
+    Event::BlocklistChanged { target, blocked: input.blocked, reason: input.reason.clone() }
 }
 
 pub fn wallet_token(store: &impl Store, change: &str, token: &Token) -> io::Result<Event> {

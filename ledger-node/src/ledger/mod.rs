@@ -10,6 +10,7 @@ pub mod journal;
 pub mod limits;
 pub mod pending;
 pub mod result;
+pub mod risk;
 pub mod store;
 pub mod transfer;
 pub mod types;

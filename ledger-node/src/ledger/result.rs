@@ -63,6 +63,11 @@ pub enum ResultCode {
     TokenNotActive = 54,
     SyncIncomplete = 55,
     DeviceIdInvalid = 56,
+    DebitLimitExceeded = 57,
+    DailyDebitAmountExceeded = 58,
+    DailyDebitCountExceeded = 59,
+    LimitInvalid = 60,
+    Blocked = 61,
 }
 
 impl ResultCode {

@@ -38,10 +38,16 @@ pub enum Table {
     WalletReleases,
     /// seq (8 B BE) -> journal::Row: the hash-chained audit journal, never deleted
     Journal,
+    /// risk::scope_key -> risk::LimitRule
+    Limits,
+    /// account id -> risk::DailyUsage (the account's current day only)
+    DailyDebits,
+    /// wallet::blocklist key -> wallet::BlockEntry
+    Blocklist,
 }
 
 impl Table {
-    pub const ALL: [Table; 13] = [
+    pub const ALL: [Table; 16] = [
         Table::Meta,
         Table::Assets,
         Table::Accounts,
@@ -55,6 +61,9 @@ impl Table {
         Table::WalletExceptions,
         Table::WalletReleases,
         Table::Journal,
+        Table::Limits,
+        Table::DailyDebits,
+        Table::Blocklist,
     ];
 
     pub fn name(self) -> &'static str {
@@ -72,6 +81,9 @@ impl Table {
             Table::WalletExceptions => "wallet_exceptions",
             Table::WalletReleases => "wallet_releases",
             Table::Journal => "journal",
+            Table::Limits => "limits",
+            Table::DailyDebits => "daily_debits",
+            Table::Blocklist => "blocklist",
         }
     }
 }

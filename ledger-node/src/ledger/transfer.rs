@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use super::account;
 use super::apply::Clock;
 use super::pending;
+use super::risk;
 use super::result::{ItemResult, ResultCode};
 use super::store::{self, Store, Table};
 use super::types::*;
@@ -16,11 +17,33 @@ use super::validate;
 /// A rule broken by one item: its code and, when a leg broke it, the leg.
 pub type Refusal = ItemResult;
 
+/// A client's transfer: account risk limits apply (see `risk`).
 pub fn create(
     store: &mut impl Store,
     input: &TransferInput,
     clock: &mut Clock,
     entries: &mut Vec<AccountEntry>,
+) -> io::Result<ItemResult> {
+    create_with(store, input, clock, entries, true)
+}
+
+/// A transfer the ledger makes itself (wallet holds and their voids): no risk limits, which
+/// govern what customers spend, not how the ledger reserves or releases it.
+pub fn create_internal(
+    store: &mut impl Store,
+    input: &TransferInput,
+    clock: &mut Clock,
+    entries: &mut Vec<AccountEntry>,
+) -> io::Result<ItemResult> {
+    create_with(store, input, clock, entries, false)
+}
+
+fn create_with(
+    store: &mut impl Store,
+    input: &TransferInput,
+    clock: &mut Clock,
+    entries: &mut Vec<AccountEntry>,
+    check_limits: bool,
 ) -> io::Result<ItemResult> {
     // Malformed input is refused without being recorded: it fails the same way every time.
     if let Err(refusal) = validate::transfer(input) {
@@ -44,6 +67,18 @@ pub fn create(
         Err(ItemResult::new(ResultCode::IdAlreadyUsed))
     } else {
         match input.kind {
+            TransferKind::Posted | TransferKind::Pending if check_limits => {
+                match risk::check(store, input, timestamp_ns)? {
+                    Err(refusal) => Err(refusal),
+                    Ok(debits) => {
+                        let applied = apply_legs(store, input, timestamp_ns, entries)?;
+                        if applied.is_ok() {
+                            risk::record(store, debits, timestamp_ns)?;
+                        }
+                        applied
+                    }
+                }
+            }
             TransferKind::Posted | TransferKind::Pending => apply_legs(store, input, timestamp_ns, entries)?,
             TransferKind::PostPending | TransferKind::VoidPending => {
                 pending::resolve(store, input, timestamp_ns, entries)?

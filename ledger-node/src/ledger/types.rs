@@ -171,6 +171,9 @@ pub struct StatusChangeInput {
     pub account_id: AccountId,
     pub status: AccountStatus,
     pub reason: String,
+    /// Who asked: the authenticated principal as the API saw it (`name (role)`), or empty when
+    /// authentication is off. Recorded in the audit journal.
+    pub actor: String,
 }
 
 /// A call refused by authentication or authorization, for the audit journal. Proposed by the
@@ -200,6 +203,10 @@ pub enum Operation {
     RevokeTokens(Vec<super::wallet::RevokeTokenInput>),
     /// Refused calls, journaled (appended: postcard enum tags of the variants above stay).
     RecordAccessDenied(Vec<AccessDeniedInput>),
+    /// Account risk limits (ledger::risk).
+    SetLimits(Vec<super::risk::LimitInput>),
+    /// The token and device blocklist (ledger::wallet::blocklist).
+    SetBlocklist(Vec<super::wallet::blocklist::BlockInput>),
 }
 
 /// One replicated command: the unit the state machine applies atomically per item.
@@ -224,6 +231,8 @@ impl Command {
             Operation::SyncOfflineRecords(v) => v.iter().map(|s| s.records.len() + 1).sum(),
             Operation::RevokeTokens(v) => v.len(),
             Operation::RecordAccessDenied(v) => v.len(),
+            Operation::SetLimits(v) => v.len(),
+            Operation::SetBlocklist(v) => v.len(),
         }
     }
 }

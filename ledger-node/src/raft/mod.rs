@@ -62,6 +62,8 @@ impl fmt::Display for Command {
             Operation::SyncOfflineRecords(_) => "sync_offline_records",
             Operation::RevokeTokens(_) => "revoke_tokens",
             Operation::RecordAccessDenied(_) => "record_access_denied",
+            Operation::SetLimits(_) => "set_limits",
+            Operation::SetBlocklist(_) => "set_blocklist",
         };
         write!(f, "{name}(items={}, proposed_at_ns={})", self.item_count(), self.proposed_at_ns)
     }

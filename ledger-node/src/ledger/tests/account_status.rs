@@ -18,7 +18,7 @@ fn a_frozen_account_receives_credits_but_cannot_send() {
 #[test]
 fn unfreezing_allows_debits_again() {
     let mut l = Ledger::world();
-    let r = l.ok(statuses(vec![StatusChangeInput { account_id: FROZEN, status: AccountStatus::Active, reason: "cleared".into() }]));
+    let r = l.ok(statuses(vec![StatusChangeInput { account_id: FROZEN, status: AccountStatus::Active, reason: "cleared".into(), actor: String::new() }]));
     let account = l.account(FROZEN);
     assert_eq!((account.status, account.status_reason.as_str()), (AccountStatus::Active, "cleared"));
     assert!(r.timestamp_ns > 0);
@@ -72,7 +72,7 @@ fn setting_the_status_an_account_has_succeeds_and_changes_nothing() {
     // So a retried freeze or close does not look like a failure.
     let mut l = Ledger::world();
     for (id, s) in [(FROZEN, AccountStatus::Frozen), (CLOSED, AccountStatus::Closed), (SHOP, AccountStatus::Active)] {
-        let r = l.changes_nothing(statuses(vec![StatusChangeInput { account_id: id, status: s, reason: "again".into() }]));
+        let r = l.changes_nothing(statuses(vec![StatusChangeInput { account_id: id, status: s, reason: "again".into(), actor: String::new() }]));
         assert_eq!((r.code, r.timestamp_ns, r.id), (R::Ok, 0, id));
         assert_eq!(l.account(id).status_reason, if id == SHOP { "" } else { "test" });
     }

@@ -117,7 +117,7 @@ pub fn void(id: u128, pending_id: u128) -> TransferInput {
 }
 
 pub fn status(account_id: u128, status: AccountStatus) -> StatusChangeInput {
-    StatusChangeInput { account_id, status, reason: "test".into() }
+    StatusChangeInput { account_id, status, reason: "test".into(), actor: "ops (admin)".into() }
 }
 
 pub fn transfers(items: Vec<TransferInput>) -> Operation {

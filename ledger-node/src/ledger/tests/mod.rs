@@ -12,6 +12,7 @@ mod journal;
 mod multi_leg;
 mod properties;
 mod result_codes;
+mod risk;
 mod timestamps;
 mod two_phase;
 mod wallet;

@@ -403,7 +403,7 @@ impl Run {
                     let statuses = [AccountStatus::Active, AccountStatus::Frozen, AccountStatus::Closed];
                     let items = changes
                         .iter()
-                        .map(|(id, s)| StatusChangeInput { account_id: u128::from(*id), status: statuses[*s as usize], reason: "property".into() })
+                        .map(|(id, s)| StatusChangeInput { account_id: u128::from(*id), status: statuses[*s as usize], reason: "property".into(), actor: String::new() })
                         .collect();
                     run.command(*jump, Operation::SetAccountStatus(items), &[])?;
                 }

@@ -232,7 +232,7 @@ fn balance_not_zero_when_closing_with_posted_or_held_money() {
 #[test]
 fn reason_invalid_over_256_bytes() {
     let mut l = Ledger::world();
-    let with = |reason: String| statuses(vec![StatusChangeInput { account_id: SHOP, status: AccountStatus::Frozen, reason }]);
+    let with = |reason: String| statuses(vec![StatusChangeInput { account_id: SHOP, status: AccountStatus::Frozen, reason, actor: String::new() }]);
     l.refuses(with("r".repeat(REASON_BYTES_MAX + 1)), R::ReasonInvalid, None);
     l.ok(with("r".repeat(REASON_BYTES_MAX)));
     assert_eq!(l.account(SHOP).status_reason.len(), REASON_BYTES_MAX);
@@ -638,6 +638,11 @@ fn test_of(code: R) -> Option<&'static str> {
         R::TokenNotActive => "token_not_active_for_reissue_when_revoked",
         R::SyncIncomplete => "sync_incomplete_when_a_sequence_is_missing",
         R::DeviceIdInvalid => "device_id_invalid_when_empty_or_over_128_bytes",
+        R::DebitLimitExceeded => "debit_limit_exceeded_above_the_largest_single_debit",
+        R::DailyDebitAmountExceeded => "daily_debit_amount_exceeded_within_the_day_at_the_rules_offset",
+        R::DailyDebitCountExceeded => "daily_debit_count_exceeded_after_the_days_debits",
+        R::LimitInvalid => "limit_invalid_for_an_offset_beyond_14_hours",
+        R::Blocked => "blocked_device_gets_no_token_and_blocked_tokens_post_nothing",
         // Made only when decoding the wire format: tested in the API layer.
         R::IdInvalid | R::AccountStatusInvalid | R::KindInvalid => return None,
     })
@@ -721,11 +726,83 @@ fn device_id_invalid_when_empty_or_over_128_bytes() {
     assert_eq!(l.one(Operation::IssueTokens(vec![input])).code, R::Ok);
 }
 
+// ---- risk limits and the blocklist (more in tests/risk.rs) ----
+
+#[test]
+fn debit_limit_exceeded_above_the_largest_single_debit() {
+    let mut l = Ledger::world();
+    l.ok(super::risk::limit_account(WALLET, Some(1_000), None, None, 0));
+    // Two legs from WALLET add up: 6.00 + 5.00 > 10.00, reported at the first leg debiting it.
+    let id = l.fresh_id();
+    l.refuses(transfer(posted(id, &[(WALLET, SHOP, 600), (WALLET, SHOP, 500)])), R::DebitLimitExceeded, Some(0));
+    let id = l.fresh_id();
+    l.ok(transfer(posted(id, &[(WALLET, SHOP, 1_000)])));
+}
+
+#[test]
+fn daily_debit_amount_exceeded_within_the_day_at_the_rules_offset() {
+    let mut l = Ledger::world();
+    l.ok(super::risk::limit_account(WALLET, None, Some(1_500), None, 480));
+    let id = l.fresh_id();
+    l.ok(transfer(posted(id, &[(WALLET, SHOP, 1_000)])));
+    let id = l.fresh_id();
+    l.refuses(transfer(posted(id, &[(WALLET, SHOP, 501)])), R::DailyDebitAmountExceeded, Some(0));
+    let id = l.fresh_id();
+    l.ok(transfer(posted(id, &[(WALLET, SHOP, 500)])));
+}
+
+#[test]
+fn daily_debit_count_exceeded_after_the_days_debits() {
+    let mut l = Ledger::world();
+    l.ok(super::risk::limit_account(WALLET, None, None, Some(2), 0));
+    for _ in 0..2 {
+        let id = l.fresh_id();
+        l.ok(transfer(posted(id, &[(WALLET, SHOP, 1)])));
+    }
+    let id = l.fresh_id();
+    l.refuses(transfer(posted(id, &[(WALLET, SHOP, 1)])), R::DailyDebitCountExceeded, Some(0));
+    // Credits to the account are not debits.
+    let id = l.fresh_id();
+    l.ok(transfer(posted(id, &[(BANK, WALLET, 1)])));
+}
+
+#[test]
+fn limit_invalid_for_an_offset_beyond_14_hours() {
+    let mut l = Ledger::world();
+    l.refuses(super::risk::limit_account(WALLET, Some(1), None, None, 14 * 60 + 1), R::LimitInvalid, None);
+    l.refuses(super::risk::limit_account(WALLET, Some(1), None, None, -14 * 60 - 1), R::LimitInvalid, None);
+    l.ok(super::risk::limit_account(WALLET, Some(1), None, None, -14 * 60));
+}
+
+#[test]
+fn blocked_device_gets_no_token_and_blocked_tokens_post_nothing() {
+    use crate::ledger::wallet::blocklist::{BlockInput, BlockTarget};
+    let mut l = W::wallet_world();
+    let block = |target, blocked| Operation::SetBlocklist(vec![BlockInput { target, blocked, reason: "stolen".into() }]);
+    l.ok(block(BlockTarget::Device(W::DEVICE.into()), true));
+    assert_eq!(l.one(Operation::IssueTokens(vec![W::issue(904, 100, 5)])).code, R::Blocked);
+    let before = l.all_balances();
+    let r = l.apply(W::upload(vec![W::record(1, 100, W::MERCHANT)], 0)).results;
+    assert_eq!(r[0].code, R::Blocked);
+    assert_eq!(l.all_balances(), before, "nothing moves");
+    assert_eq!(wallet_exception_count(&l), 1, "the record is an exception");
+    l.ok(block(BlockTarget::Device(W::DEVICE.into()), false));
+    let r = l.apply(W::upload(vec![W::record(1, 100, W::MERCHANT)], 0)).results;
+    assert_eq!(r[0].code, R::Ok, "unblocked");
+    l.ok(block(BlockTarget::Token(W::TOKEN), true));
+    let r = l.apply(W::upload(vec![W::record(2, 100, W::MERCHANT)], 0)).results;
+    assert_eq!(r[0].code, R::Blocked);
+    assert_eq!(crate::ledger::wallet::token::get_token(&l.store, W::TOKEN).unwrap().unwrap().status, crate::ledger::wallet::TokenStatus::Revoked);
+    // A posted record sent again is still a replay, not an exception.
+    let r = l.apply(W::upload(vec![W::record(1, 100, W::MERCHANT)], 0)).results;
+    assert_eq!((r[0].code, r[0].replay), (R::Ok, true));
+}
+
 #[test]
 fn every_result_code_has_a_test_in_this_file() {
     // Every variant, by its serialized index (one byte each below 128).
     let codes: Vec<R> = (0u8..128).map_while(|i| postcard::from_bytes::<R>(&[i]).ok()).collect();
-    assert_eq!(codes.len(), 57);
+    assert_eq!(codes.len(), 62);
     assert!(codes.iter().enumerate().all(|(i, c)| c.as_u32() == i as u32), "wire numbers follow the variants");
     let source = include_str!("result_codes.rs");
     for code in codes {

@@ -13,6 +13,7 @@
 //! merchant is paid at once and both pending and posted totals stay balanced. A complete sync
 //! re-issues: the rest of the hold is voided and a new hold of the limit (capped) is placed.
 
+pub mod blocklist;
 pub mod mac;
 pub mod spend;
 pub mod sync;

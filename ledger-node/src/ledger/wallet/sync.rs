@@ -100,6 +100,11 @@ fn one(
     if !record.mac_valid {
         return Ok(Err(ResultCode::MacInvalid));
     }
+    // A blocked token or device posts nothing new (a duplicate of a posted record is still a
+    // replay: it changes nothing).
+    if super::blocklist::is_blocked(store, token.id, &token.device_id)? && get_record(store, token.id, record.sequence)?.is_none() {
+        return Ok(Err(ResultCode::Blocked));
+    }
     let Some(asset) = store::get_asset(store, &token.asset)? else {
         return Err(store::corruption(Table::WalletTokens, "a token names a missing asset"));
     };

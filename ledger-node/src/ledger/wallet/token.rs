@@ -76,6 +76,9 @@ pub fn issue(
     if input.validity_ms > WALLET_VALIDITY_MS_MAX {
         return refuse(ResultCode::TimeoutTooLarge);
     }
+    if super::blocklist::is_blocked(store, input.token_id, &input.device_id)? {
+        return refuse(ResultCode::Blocked);
+    }
     if let Some(existing) = get_token(store, input.token_id)? {
         let same = existing.account_id == input.account_id && existing.device_id == input.device_id;
         let code = if same { ResultCode::Exists } else { ResultCode::ExistsWithDifferentFields };
@@ -169,7 +172,7 @@ fn place_hold(
         post_amounts: Vec::new(),
         code: 0,
     };
-    let result = transfer::create(store, &input, clock, entries)?;
+    let result = transfer::create_internal(store, &input, clock, entries)?;
     if result.code != ResultCode::Ok {
         return Ok(Err(result.code));
     }
@@ -196,7 +199,7 @@ fn release_hold(
             post_amounts: Vec::new(),
             code: 0,
         };
-        let result = transfer::create(store, &input, clock, entries)?;
+        let result = transfer::create_internal(store, &input, clock, entries)?;
         if result.code != ResultCode::Ok {
             return Err(store::corruption(Table::WalletTokens, "a token's hold could not be voided"));
         }

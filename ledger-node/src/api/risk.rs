@@ -1,0 +1,113 @@
+//! `ledger.v1.Risk`: account risk limits and the token/device blocklist. Decodes and proposes;
+//! the rules themselves live in `ledger::risk` and `ledger::wallet::blocklist`.
+
+use ledger_proto::api as pb;
+use ledger_proto::api::risk_server::Risk;
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use super::grpc::write_items;
+use super::status::{storage, to_status};
+use crate::ledger::amount::{DecimalInput, format_minor};
+use crate::ledger::result::{ItemResult, ResultCode};
+use crate::ledger::risk::{self, LimitInput, LimitScope};
+use crate::ledger::store;
+use crate::ledger::types::Operation;
+use crate::ledger::wallet::blocklist::{BlockInput, BlockTarget};
+use crate::service::Node;
+
+pub struct RiskService {
+    pub node: Node,
+}
+
+fn decimal(text: &Option<String>) -> Result<Option<DecimalInput>, ItemResult> {
+    text.as_deref().map(DecimalInput::parse).transpose().map_err(ItemResult::new)
+}
+
+fn limit_input(rule: &pb::LimitRule) -> Result<LimitInput, ItemResult> {
+    let scope = match &rule.scope {
+        Some(pb::limit_rule::Scope::AccountId(id)) => {
+            LimitScope::Account(convert::id(id).map_err(ItemResult::new)?)
+        }
+        Some(pb::limit_rule::Scope::Code(c)) => LimitScope::Code { asset: c.asset.clone(), code: c.code },
+        None => return Err(ItemResult::new(ResultCode::LimitInvalid)),
+    };
+    Ok(LimitInput {
+        scope,
+        max_single_debit: decimal(&rule.max_single_debit)?,
+        daily_debit_amount: decimal(&rule.daily_debit_amount)?,
+        daily_debit_count: rule.daily_debit_count,
+        utc_offset_minutes: rule.utc_offset_minutes,
+    })
+}
+
+fn block_input(change: &pb::BlocklistChange) -> Result<BlockInput, ItemResult> {
+    let target = match &change.target {
+        Some(pb::blocklist_change::Target::TokenId(id)) => BlockTarget::Token(convert::id(id).map_err(ItemResult::new)?),
+        Some(pb::blocklist_change::Target::DeviceId(device)) => BlockTarget::Device(device.clone()),
+        None => return Err(ItemResult::new(ResultCode::DeviceIdInvalid)),
+    };
+    Ok(BlockInput { target, blocked: change.blocked, reason: change.reason.clone() })
+}
+
+#[tonic::async_trait]
+impl Risk for RiskService {
+    async fn set_limits(&self, request: Request<pb::SetLimitsRequest>) -> Result<Response<pb::SetLimitsResponse>, Status> {
+        let req = request.into_inner();
+        let node = &self.node;
+        let results = write_items(&req.rules, limit_input, |inputs| async move {
+            Ok(node.propose(Operation::SetLimits(inputs)).await?.results)
+        })
+        .await?;
+        Ok(Response::new(pb::SetLimitsResponse { results }))
+    }
+
+    async fn get_limits(&self, request: Request<pb::GetLimitsRequest>) -> Result<Response<pb::GetLimitsResponse>, Status> {
+        let account_id = match convert::id(&request.into_inner().account_id) {
+            Ok(id) if id != 0 => id,
+            _ => return Err(Status::invalid_argument("account id must be 16 bytes and not zero")),
+        };
+        self.node.read_barrier().await.map_err(to_status)?;
+        let reader = self.node.reader();
+        let account = store::get_account(&reader, account_id).map_err(storage)?.ok_or_else(|| Status::not_found("account not found"))?;
+        let scale = store::get_asset(&reader, &account.asset)
+            .map_err(storage)?
+            .ok_or_else(|| Status::data_loss("an account names a missing asset"))?
+            .scale;
+        let Some(rule) = risk::rule_for(&reader, account_id).map_err(storage)? else {
+            return Ok(Response::new(pb::GetLimitsResponse { has_rule: false, ..Default::default() }));
+        };
+        let own = store::get_typed::<risk::LimitRule>(&reader, store::Table::Limits, &risk::scope_key(&LimitScope::Account(account_id)))
+            .map_err(storage)?
+            .is_some();
+        let scope = if own {
+            pb::limit_rule::Scope::AccountId(convert::id_bytes(account_id))
+        } else {
+            pb::limit_rule::Scope::Code(pb::CodeScope { asset: account.asset.clone(), code: account.code })
+        };
+        let today = risk::day_of(crate::service::now_ns(), rule.utc_offset_minutes);
+        let used = risk::usage(&reader, account_id, today).map_err(storage)?;
+        Ok(Response::new(pb::GetLimitsResponse {
+            has_rule: true,
+            rule: Some(pb::LimitRule {
+                scope: Some(scope),
+                max_single_debit: rule.max_single_debit_minor.map(|m| format_minor(m, scale)),
+                daily_debit_amount: rule.daily_debit_amount_minor.map(|m| format_minor(m, scale)),
+                daily_debit_count: rule.daily_debit_count,
+                utc_offset_minutes: rule.utc_offset_minutes,
+            }),
+            debited_today: format_minor(used.amount_minor, scale),
+            debits_today: used.count,
+        }))
+    }
+
+    async fn set_blocklist(&self, request: Request<pb::SetBlocklistRequest>) -> Result<Response<pb::SetBlocklistResponse>, Status> {
+        let req = request.into_inner();
+        let node = &self.node;
+        let results = write_items(&req.changes, block_input, |inputs| async move {
+            Ok(node.propose(Operation::SetBlocklist(inputs)).await?.results)
+        })
+        .await?;
+        Ok(Response::new(pb::SetBlocklistResponse { results }))
+    }
+}
