@@ -18,6 +18,7 @@ use tonic::transport::Channel;
 
 type Grpc = api::ledger_client::LedgerClient<Channel>;
 type ClusterGrpc = api::cluster_client::ClusterClient<Channel>;
+pub(crate) type WalletGrpc = api::wallet_client::WalletClient<Channel>;
 
 /// How long a snapshot may take to build on the node when forced.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -62,7 +63,7 @@ impl Default for ClientConfig {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CallKind {
+pub(crate) enum CallKind {
     /// A failed read changes nothing: exhausted retries are always `Unavailable`.
     Read,
     /// A failed write may have been applied: exhausted retries after a maybe are `Unknown`.
@@ -659,6 +660,31 @@ impl LedgerClient {
             .await
     }
 
+    /// A call to the `Wallet` service (see `wallet.rs`): same retries, leader following and
+    /// message size limits as the `Ledger` calls.
+    pub(crate) async fn wallet_call<Req, Resp, F, Fut>(
+        &self,
+        rpc: &'static str,
+        kind: CallKind,
+        request: Req,
+        send: F,
+    ) -> Result<Resp, ClientError>
+    where
+        Req: Clone,
+        F: Fn(WalletGrpc, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
+    {
+        let max = self.inner.config.max_message_size_bytes;
+        let make = move |channel| {
+            WalletGrpc::new(channel)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max)
+        };
+        let timeout = self.inner.config.request_timeout;
+        self.call_with(rpc, kind, None, request, timeout, make, send)
+            .await
+    }
+
     /// `call` with the client type (`make`) and the per-attempt timeout chosen by the caller.
     #[allow(clippy::too_many_arguments)]
     async fn call_with<C, Req, Resp, F, Fut>(
@@ -776,7 +802,7 @@ fn decode_all<P, T>(
 }
 
 /// A response that does not decode breaks the contract: not the caller's input error.
-fn protocol(error: crate::error::ParseError) -> ClientError {
+pub(crate) fn protocol(error: crate::error::ParseError) -> ClientError {
     ClientError::protocol(error)
 }
 

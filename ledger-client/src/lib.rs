@@ -50,6 +50,7 @@ pub mod result_code;
 pub mod retry;
 pub mod timestamp;
 pub mod types;
+pub mod wallet;
 
 pub use amount::{format_amount, parse_amount};
 pub use batcher::{BatcherConfig, SendTransfers, TransferBatcher};
