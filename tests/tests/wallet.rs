@@ -301,3 +301,269 @@ async fn typed_client_issue_retry_revoke_and_unknown_tokens() {
         ResultCode::TokenNotFound
     );
 }
+
+fn run_cli(endpoint: &str, args: &[&str]) -> (i32, serde_json::Value, String) {
+    let output = ledger_e2e::cli(endpoint, args);
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    let json = if output.stdout.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {stderr}"))
+    };
+    (output.status.code().unwrap_or(-1), json, stderr)
+}
+
+/// Runs the CLI and requires exit status `want`; returns its JSON.
+fn cli_expect(endpoint: &str, want: i32, args: &[&str]) -> serde_json::Value {
+    let (code, json, stderr) = run_cli(endpoint, args);
+    assert_eq!(code, want, "ledger {args:?}: {json}\n{stderr}");
+    json
+}
+
+fn cli_net(endpoint: &str, account: u128) -> Decimal {
+    let json = cli_expect(endpoint, 0, &["account", "get", &account.to_string()]);
+    d(json["balances"]["credits_posted"].as_str().unwrap()) - d(json["balances"]["debits_posted"].as_str().unwrap())
+}
+
+/// Acceptance steps 3-6 through the `ledger` binary only: the operator's and wallet developer's
+/// path (token issue, `wallet mac` to sign, `wallet sync` from a JSON Lines file and from
+/// --record args, token get, exceptions), with its exit statuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_wallet_flow_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = DevNode::start(&dir.path().join("node"));
+    let e = node.endpoint();
+    let e = e.as_str();
+    cli_expect(e, 0, &["asset", "create", CNY, "--scale", "2"]);
+    for (account, code, extra) in [
+        (SOURCE, "100", None),
+        (WALLET, "1", Some("--debits-must-not-exceed-credits")),
+        (MERCHANT, "2", None),
+        (CLEARING, "9", None),
+    ] {
+        let (id, code) = (account.to_string(), code.to_string());
+        let mut args = vec!["account", "create", "--id", &id, "--asset", CNY, "--code", &code];
+        args.extend(extra);
+        cli_expect(e, 0, &args);
+    }
+    let leg = format!("{SOURCE}:{WALLET}:500.00");
+    cli_expect(
+        e,
+        0,
+        &[
+            "transfer",
+            "submit",
+            "--asset",
+            CNY,
+            "--leg",
+            &leg,
+            "--idempotency-key",
+            "topup",
+        ],
+    );
+    let (token, wallet, clearing) = (TOKEN.to_string(), WALLET.to_string(), CLEARING.to_string());
+    let issue = [
+        "wallet",
+        "token",
+        "issue",
+        "--id",
+        &token,
+        "--account",
+        &wallet,
+        "--clearing",
+        &clearing,
+        "--device",
+        DEVICE,
+        "--limit",
+        "100.00",
+        "--count",
+        "10",
+    ];
+    let issued = cli_expect(e, 0, &issue);
+    assert_eq!(
+        (
+            issued["result"]["code"].as_str(),
+            issued["token"]["hold_placed"].as_str()
+        ),
+        (Some("ok"), Some("100.00"))
+    );
+    let key = issued["mac_key"].as_str().unwrap().to_string();
+    assert_eq!(
+        key,
+        ledger_client::wallet::mac::to_hex(&mac::token_key(DEV_MASTER_KEY, DEVICE, TOKEN))
+    );
+    assert_eq!(
+        cli_expect(e, 0, &issue)["result"]["code"],
+        "exists",
+        "a re-run is idempotent"
+    );
+    cli_expect(
+        e,
+        0,
+        &[
+            "transfer",
+            "submit",
+            "--asset",
+            CNY,
+            "--leg",
+            &format!("{WALLET}:{MERCHANT}:300.00"),
+            "--idempotency-key",
+            "pay-300",
+        ],
+    );
+
+    // The device's records, signed offline by `wallet mac` (one JSON line each).
+    let sign = |sequence: u64, amount: &str| -> serde_json::Value {
+        let (seq, time) = (sequence.to_string(), (1_000 + sequence).to_string());
+        let merchant = MERCHANT.to_string();
+        let args = [
+            "wallet",
+            "mac",
+            "--key",
+            &key,
+            "--token",
+            &token,
+            "--sequence",
+            &seq,
+            "--amount",
+            amount,
+            "--scale",
+            "2",
+            "--merchant",
+            &merchant,
+            "--device-time-ms",
+            &time,
+        ];
+        let line = cli_expect("http://127.0.0.1:1", 0, &args);
+        let record = OfflineRecord::signed(
+            &TokenKey::from_hex(&key).unwrap(),
+            TOKEN,
+            sequence,
+            d(amount),
+            CNY_SCALE,
+            MERCHANT,
+            1_000 + sequence,
+        )
+        .unwrap();
+        assert_eq!(
+            line["mac"].as_str().unwrap(),
+            ledger_client::wallet::mac::to_hex(&record.mac)
+        );
+        line
+    };
+    let (r1, r2, r3) = (sign(1, "30.00"), sign(2, "25.00"), sign(3, "25.00"));
+    let write = |name: &str, lines: &[&serde_json::Value]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+
+    // 3. The terminal uploads 1 and 2, the phone 1, 2, 3: each posts once; the merchant has 80.00.
+    let terminal = cli_expect(
+        e,
+        0,
+        &[
+            "wallet",
+            "sync",
+            "--token",
+            &token,
+            "--file",
+            &write("terminal.jsonl", &[&r1, &r2]),
+        ],
+    );
+    let codes = |json: &serde_json::Value| -> Vec<(String, bool)> {
+        json["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["code"].as_str().unwrap().to_string(), r["replay"].as_bool().unwrap()))
+            .collect()
+    };
+    assert_eq!(codes(&terminal), vec![("ok".into(), false), ("ok".into(), false)]);
+    assert_eq!(cli_net(e, MERCHANT), d("355.00"));
+    // 4. The phone's sync re-issues: 80.00 posted, 20.00 released, a new hold of 100.00.
+    let phone = cli_expect(
+        e,
+        0,
+        &[
+            "wallet",
+            "sync",
+            "--token",
+            &token,
+            "--file",
+            &write("phone.jsonl", &[&r1, &r2, &r3]),
+            "--reissue-through",
+            "3",
+        ],
+    );
+    assert_eq!(
+        codes(&phone),
+        vec![("ok".into(), true), ("ok".into(), true), ("ok".into(), false)]
+    );
+    assert_eq!(phone["reissue"]["code"], "ok");
+    assert_eq!(
+        cli_net(e, MERCHANT),
+        d("380.00"),
+        "the merchant has 80.00 from offline records"
+    );
+    let got = cli_expect(e, 0, &["wallet", "token", "get", &token]);
+    assert_eq!(
+        (
+            got["hold_placed"].as_str(),
+            got["hold_remaining"].as_str(),
+            got["generation"].as_u64(),
+            got["seq_base"].as_u64()
+        ),
+        (Some("100.00"), Some("100.00"), Some(1), Some(3))
+    );
+    assert_eq!(got["mac_key"], serde_json::Value::Null, "reads never show the key");
+    let account = &phone["account"]["balances"];
+    let posted = d(account["credits_posted"].as_str().unwrap()) - d(account["debits_posted"].as_str().unwrap());
+    assert_eq!(posted, d("120.00"));
+    assert_eq!(
+        posted - d(account["debits_pending"].as_str().unwrap()),
+        d("20.00"),
+        "20.00 stays spendable online"
+    );
+
+    // 5. Sequence 2 with another amount (a --record arg): an exception, exit 1, token revoked.
+    let clone = sign(2, "99.00");
+    let clone_arg = format!("2:99.00:{MERCHANT}:1002:{}", clone["mac"].as_str().unwrap());
+    let (code, json, stderr) = run_cli(e, &["wallet", "sync", "--token", &token, "--record", &clone_arg]);
+    assert_eq!(code, 1, "{json}\n{stderr}");
+    assert!(stderr.contains("1 of 1 record(s) not posted"), "{stderr}");
+    assert_eq!(codes(&json), vec![("sequence_reused".into(), false)]);
+    assert_eq!(json["token"]["status"], "revoked");
+
+    // 6. A bad MAC: an exception, nothing moves.
+    let mut forged = sign(4, "10.00")["mac"].as_str().unwrap().to_string();
+    forged.replace_range(0..1, if forged.starts_with('0') { "1" } else { "0" });
+    let forged_arg = format!("4:10.00:{MERCHANT}:1004:{forged}");
+    let bad = cli_expect(e, 1, &["wallet", "sync", "--token", &token, "--record", &forged_arg]);
+    assert_eq!(codes(&bad), vec![("mac_invalid".into(), false)]);
+    assert_eq!(cli_net(e, MERCHANT), d("380.00"));
+    let exceptions = cli_expect(e, 0, &["wallet", "exceptions", &token]);
+    let seen: Vec<(u64, &str)> = exceptions["exceptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["sequence"].as_u64().unwrap(), x["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(seen, vec![(2, "sequence_reused"), (4, "mac_invalid")]);
+
+    // Money is conserved; the clearing account carries exactly the live hold.
+    let total: Decimal = [SOURCE, WALLET, MERCHANT, CLEARING]
+        .iter()
+        .map(|a| cli_net(e, *a))
+        .sum();
+    assert_eq!(total, Decimal::ZERO);
+    let clearing_json = cli_expect(e, 0, &["account", "get", &clearing]);
+    assert_eq!(
+        d(clearing_json["balances"]["credits_pending"].as_str().unwrap()),
+        d("100.00")
+    );
+    // Unknown token: exit 1 with a message, no document.
+    let (code, _, stderr) = run_cli(e, &["wallet", "token", "get", "999"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("token 999 not found"), "{stderr}");
+}

@@ -6,6 +6,7 @@ pub mod parse;
 pub mod render;
 pub mod run;
 pub mod view;
+pub mod wallet;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -20,15 +20,15 @@ pub const EXIT_ITEM_FAILED: u8 = 1;
 pub const EXIT_ERROR: u8 = 2;
 
 /// What a command produced: a document to print and the exit status it implies.
-struct Outcome {
-    document: Option<Node>,
-    exit: u8,
+pub(super) struct Outcome {
+    pub(super) document: Option<Node>,
+    pub(super) exit: u8,
     /// Printed on stderr (e.g. "account 7 not found").
-    message: Option<String>,
+    pub(super) message: Option<String>,
 }
 
 impl Outcome {
-    fn ok(document: Node) -> Outcome {
+    pub(super) fn ok(document: Node) -> Outcome {
         Outcome {
             document: Some(document),
             exit: EXIT_OK,
@@ -36,7 +36,7 @@ impl Outcome {
         }
     }
 
-    fn writes(results: &[WriteResult]) -> Outcome {
+    pub(super) fn writes(results: &[WriteResult]) -> Outcome {
         let failed = results.iter().filter(|r| !r.is_success()).count();
         Outcome {
             document: Some(view::write_results(results)),
@@ -49,7 +49,7 @@ impl Outcome {
         }
     }
 
-    fn found(document: Option<Node>, what: String) -> Outcome {
+    pub(super) fn found(document: Option<Node>, what: String) -> Outcome {
         match document {
             Some(document) => Outcome::ok(document),
             None => Outcome {
@@ -85,6 +85,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Account(command) => account(&client, command).await,
         Command::Transfer(command) => transfer(&client, command).await,
         Command::Cluster(command) => cluster(&client, command).await,
+        Command::Wallet(command) => super::wallet::run(&client, command).await,
     };
     match result {
         Ok(outcome) => {
