@@ -13,6 +13,7 @@ pub mod types;
 pub use mac::{TokenKey, record_mac, record_mac_minor};
 pub use types::*;
 
+use crate::amount::format_amount;
 use crate::client::{CallKind, LedgerClient, protocol};
 use crate::convert::{
     account_record_from_proto, write_result_from_proto, write_results_from_proto,
@@ -21,6 +22,7 @@ use crate::error::ClientError;
 use crate::ids::encode_id;
 use crate::types::WriteResult;
 use ledger_proto::api;
+use rust_decimal::Decimal;
 
 /// Records per sync request, as the node bounds it (`BATCH_ITEMS_MAX - 1`: one result is the
 /// re-issue's).
@@ -149,6 +151,39 @@ impl LedgerClient {
             .token
             .map(convert::token_from_proto)
             .transpose()
+            .map_err(protocol)
+    }
+
+    /// Compares the device's balance and last sequence with the ledger (read-only, linearizable).
+    /// `None` when the ledger has no such token.
+    pub async fn reconcile(
+        &self,
+        token_id: u128,
+        device_balance: Decimal,
+        device_last_sequence: u64,
+    ) -> Result<Option<Reconciliation>, ClientError> {
+        let request = api::ReconcileRequest {
+            token_id: encode_id(token_id),
+            device_balance: format_amount(device_balance),
+            device_last_sequence,
+        };
+        let response = self
+            .wallet_call(
+                "Reconcile",
+                CallKind::Read,
+                request,
+                |mut grpc, request| async move { grpc.reconcile(request).await },
+            )
+            .await;
+        let response = match response {
+            Err(ClientError::Rejected {
+                code: tonic::Code::NotFound,
+                ..
+            }) => return Ok(None),
+            other => other?,
+        };
+        convert::reconciliation_from_proto(response)
+            .map(Some)
             .map_err(protocol)
     }
 

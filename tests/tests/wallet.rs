@@ -567,3 +567,150 @@ async fn offline_wallet_flow_through_the_cli() {
     assert_eq!(code, 1);
     assert!(stderr.contains("token 999 not found"), "{stderr}");
 }
+
+/// Reconcile: a device's (balance, last sequence) against the ledger, before and after the
+/// missing record arrives; through the typed client and the CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_reports_difference_and_missing_sequences() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = DevNode::start(&dir.path().join("node"));
+    let c = LedgerClient::connect(vec![node.endpoint()]).unwrap();
+    assert!(c.create_assets(vec![NewAsset::new(CNY, 2)]).await.unwrap()[0].is_success());
+    let accounts = vec![
+        NewAccount::new(SOURCE, CNY, 100),
+        NewAccount {
+            debits_must_not_exceed_credits: true,
+            ..NewAccount::new(WALLET, CNY, 1)
+        },
+        NewAccount::new(MERCHANT, CNY, 2),
+        NewAccount::new(CLEARING, CNY, 9),
+    ];
+    assert!(
+        c.create_accounts(accounts)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.is_success())
+    );
+    let topup = NewTransfer::posted(10, "topup", CNY, vec![Leg::new(SOURCE, WALLET, d("500.00"))]);
+    assert_eq!(c.create_transfers(vec![topup]).await.unwrap()[0].code, ResultCode::Ok);
+    let issued = c
+        .issue_token(NewToken {
+            token_id: TOKEN,
+            account_id: WALLET,
+            clearing_account_id: CLEARING,
+            device_id: DEVICE.into(),
+            offline_limit: d("100.00"),
+            max_offline_count: 5,
+            validity_ms: 0,
+        })
+        .await
+        .unwrap();
+    let key = issued.key.unwrap();
+    assert_eq!(c.reconcile(TOKEN + 1, d("1"), 0).await.unwrap(), None, "unknown token");
+
+    // Nothing spent yet: the device agrees with the ledger.
+    let fresh = c.reconcile(TOKEN, d("500.00"), 0).await.unwrap().unwrap();
+    assert_eq!(
+        (fresh.ledger_balance, fresh.difference, fresh.ledger_last_sequence),
+        (d("500.00"), d("0"), 0)
+    );
+    assert!(fresh.missing_sequences.is_empty() && !fresh.device_sequence_out_of_window);
+
+    // The device spent 30 + 25 + 10 (seq 1..3) and shows 435.00; the terminal uploaded 1 and 3.
+    let (r1, r2, r3) = (
+        record(&key, 1, 3_000, "30.00"),
+        record(&key, 2, 2_500, "25.00"),
+        record(&key, 3, 1_000, "10.00"),
+    );
+    let uploaded = c
+        .sync_offline_records(TOKEN, &[r1.clone(), r3.clone()], 0)
+        .await
+        .unwrap();
+    assert!(uploaded.results.iter().all(|r| r.code == ResultCode::Ok));
+    let gap = c.reconcile(TOKEN, d("435.00"), 3).await.unwrap().unwrap();
+    assert_eq!(
+        (gap.ledger_balance, gap.difference, gap.ledger_last_sequence),
+        (d("460.00"), d("-25.00"), 3)
+    );
+    assert_eq!(
+        gap.missing_sequences,
+        vec![2],
+        "sequence 2 (25.00) is what the ledger has not seen"
+    );
+    assert!(!gap.device_sequence_out_of_window);
+    assert_eq!(gap.account.account.id, WALLET);
+    assert_eq!(gap.token.hold_remaining, d("60.00"));
+    // A device claiming sequence 7 of a 5-record window is out of its window.
+    let beyond = c.reconcile(TOKEN, d("435.00"), 7).await.unwrap().unwrap();
+    assert_eq!(beyond.missing_sequences, vec![2, 4, 5]);
+    assert!(beyond.device_sequence_out_of_window);
+    // Bad input is refused, not answered.
+    let negative = c.reconcile(TOKEN, d("-1.00"), 3).await.unwrap_err();
+    assert!(
+        matches!(
+            negative,
+            ledger_client::ClientError::Rejected {
+                code: tonic::Code::InvalidArgument,
+                ..
+            }
+        ),
+        "{negative:?}"
+    );
+    let too_fine = c.reconcile(TOKEN, d("1.001"), 3).await.unwrap_err();
+    assert!(
+        matches!(
+            too_fine,
+            ledger_client::ClientError::Rejected {
+                code: tonic::Code::InvalidArgument,
+                ..
+            }
+        ),
+        "{too_fine:?}"
+    );
+
+    // Through the CLI, the same answer.
+    let token = TOKEN.to_string();
+    let json = cli_expect(
+        &node.endpoint(),
+        0,
+        &[
+            "wallet",
+            "reconcile",
+            &token,
+            "--balance",
+            "435.00",
+            "--last-sequence",
+            "3",
+        ],
+    );
+    assert_eq!(
+        (json["difference"].as_str(), json["ledger_balance"].as_str()),
+        (Some("-25.00"), Some("460.00"))
+    );
+    assert_eq!(json["missing_sequences"], serde_json::json!([2]));
+    let (code, _, stderr) = run_cli(&node.endpoint(), &["wallet", "reconcile", "999", "--balance", "0"]);
+    assert_eq!(code, 1, "{stderr}");
+
+    // The phone uploads everything and re-issues: the device and the ledger agree.
+    let phone = c.sync_offline_records(TOKEN, &[r1, r2, r3], 3).await.unwrap();
+    assert_eq!(phone.reissue.code, ResultCode::Ok);
+    let settled = c.reconcile(TOKEN, d("435.00"), 3).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            settled.difference,
+            settled.missing_sequences.len(),
+            settled.token.seq_base
+        ),
+        (d("0"), 0, 3)
+    );
+    assert!(!settled.device_sequence_out_of_window);
+    // A device whose last sequence is below what the ledger posted: another device used the key.
+    assert!(
+        c.reconcile(TOKEN, d("435.00"), 2)
+            .await
+            .unwrap()
+            .unwrap()
+            .device_sequence_out_of_window
+    );
+}

@@ -293,6 +293,17 @@ pub enum WalletCommand {
         #[arg(long, default_value_t = 0)]
         limit: u32,
     },
+    /// Compare a device's balance and last sequence with the ledger (read-only).
+    Reconcile {
+        #[arg(value_parser = parse_id_arg)]
+        token_id: u128,
+        /// The wallet balance the device shows.
+        #[arg(long, value_parser = parse_amount_arg)]
+        balance: Decimal,
+        /// The last sequence the device used (0: none).
+        #[arg(long, default_value_t = 0)]
+        last_sequence: u64,
+    },
     /// Compute a record's MAC offline (no server), as a wallet must: prints the record with its
     /// MAC, one JSON line with --output json (a line `wallet sync --file` reads).
     Mac(WalletMacArgs),

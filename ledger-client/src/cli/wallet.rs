@@ -9,7 +9,10 @@ use crate::client::LedgerClient;
 use crate::error::ClientError;
 use crate::ids::parse_id;
 use crate::wallet::mac::{MAC_BYTES, TokenKey, decode_hex, record_mac, to_hex};
-use crate::wallet::{IssuedToken, NewToken, OfflineException, OfflineRecord, SyncOutcome, Token};
+use crate::wallet::{
+    IssuedToken, NewToken, OfflineException, OfflineRecord, Reconciliation, SyncOutcome, Token,
+};
+use rust_decimal::Decimal;
 use serde::Deserialize;
 use std::io::Read;
 
@@ -55,6 +58,19 @@ pub(super) async fn run(
                 "token_id" => id(token_id),
                 "exceptions" => exceptions.iter().map(exception).collect::<Vec<_>>(),
             })
+        }
+        WalletCommand::Reconcile {
+            token_id,
+            balance,
+            last_sequence,
+        } => {
+            let found = client.reconcile(token_id, balance, last_sequence).await?;
+            Outcome::found(
+                found
+                    .as_ref()
+                    .map(|r| reconciliation(balance, last_sequence, r)),
+                format!("token {token_id}"),
+            )
         }
         WalletCommand::Mac(args) => match signed_record(&args) {
             Ok(document) => Outcome::ok(document),
@@ -236,6 +252,21 @@ fn sync_outcome(token_id: u128, outcome: &SyncOutcome) -> Node {
         "reissue" => view::write_result(&outcome.reissue),
         "token" => outcome.token.as_ref().map(token),
         "account" => outcome.account.as_ref().map(view::account),
+    }
+}
+
+fn reconciliation(device_balance: Decimal, device_last_sequence: u64, r: &Reconciliation) -> Node {
+    object! {
+        "token_id" => id(r.token.token_id),
+        "device_balance" => amount(device_balance),
+        "ledger_balance" => amount(r.ledger_balance),
+        "difference" => amount(r.difference),
+        "device_last_sequence" => device_last_sequence,
+        "ledger_last_sequence" => r.ledger_last_sequence,
+        "missing_sequences" => r.missing_sequences.iter().map(|s| Node::from(*s)).collect::<Vec<_>>(),
+        "device_sequence_out_of_window" => r.device_sequence_out_of_window,
+        "token" => token(&r.token),
+        "account" => view::account(&r.account),
     }
 }
 

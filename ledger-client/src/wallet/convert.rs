@@ -82,6 +82,26 @@ pub(crate) fn exception_from_proto(
     })
 }
 
+pub(crate) fn reconciliation_from_proto(
+    response: api::ReconcileResponse,
+) -> Result<Reconciliation, ParseError> {
+    Ok(Reconciliation {
+        token: token_from_proto(response.token.ok_or(ParseError::MissingField {
+            field: "ReconcileResponse.token",
+        })?)?,
+        account: crate::convert::account_record_from_proto(response.account.ok_or(
+            ParseError::MissingField {
+                field: "ReconcileResponse.account",
+            },
+        )?)?,
+        ledger_balance: parse_amount(&response.ledger_balance)?,
+        difference: parse_amount(&response.difference)?,
+        ledger_last_sequence: response.ledger_last_sequence,
+        missing_sequences: response.missing_sequences,
+        device_sequence_out_of_window: response.device_sequence_out_of_window,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +141,22 @@ mod tests {
         assert!(matches!(
             token_from_proto(short_id),
             Err(ParseError::IdLength { len_bytes: 2 })
+        ));
+    }
+
+    #[test]
+    fn reconciliation_needs_token_and_account() {
+        let response = api::ReconcileResponse {
+            token: Some(wire_token("active")),
+            ledger_balance: "120.00".into(),
+            difference: "-25.00".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            reconciliation_from_proto(response),
+            Err(ParseError::MissingField {
+                field: "ReconcileResponse.account"
+            })
         ));
     }
 

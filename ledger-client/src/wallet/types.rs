@@ -165,3 +165,23 @@ pub struct OfflineException {
     pub reason: ResultCode,
     pub timestamp_ns: u64,
 }
+
+/// The answer to `reconcile`: a device's report compared with the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reconciliation {
+    pub token: Token,
+    /// The wallet's account.
+    pub account: AccountRecord,
+    /// The wallet's posted balance (credits − debits).
+    pub ledger_balance: Decimal,
+    /// Device balance − ledger balance. Negative by the sum of the records the ledger has not
+    /// seen yet when all is well.
+    pub difference: Decimal,
+    /// The highest sequence the ledger posted for the token.
+    pub ledger_last_sequence: u64,
+    /// Sequences of the current window up to the device's last that the ledger has not posted:
+    /// the records to upload (or to look for among the exceptions).
+    pub missing_sequences: Vec<u64>,
+    /// The device's last sequence is past its window or below what the ledger posted.
+    pub device_sequence_out_of_window: bool,
+}
