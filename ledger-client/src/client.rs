@@ -20,6 +20,7 @@ type Grpc = api::ledger_client::LedgerClient<Channel>;
 type ClusterGrpc = api::cluster_client::ClusterClient<Channel>;
 pub(crate) type AuditGrpc = api::audit_client::AuditClient<Channel>;
 pub(crate) type RiskGrpc = api::risk_client::RiskClient<Channel>;
+pub(crate) type WalletGrpc = api::wallet_client::WalletClient<Channel>;
 
 /// How long a snapshot may take to build on the node when forced.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -691,13 +692,7 @@ impl LedgerClient {
     }
 
     /// A call to the `Audit` service: same retries and leader following; large messages allowed.
-    pub(crate) async fn audit_call<Req, Resp, F, Fut>(
-        &self,
-        rpc: &'static str,
-        kind: CallKind,
-        request: Req,
-        send: F,
-    ) -> Result<Resp, ClientError>
+    pub(crate) async fn audit_call<Req, Resp, F, Fut>(&self, rpc: &'static str, kind: CallKind, request: Req, send: F) -> Result<Resp, ClientError>
     where
         Req: Clone,
         F: Fn(AuditGrpc, tonic::Request<Req>) -> Fut,
@@ -718,6 +713,20 @@ impl LedgerClient {
     {
         let timeout = self.inner.config.request_timeout;
         self.call_with(rpc, kind, None, request, timeout, RiskGrpc::new, send).await
+    }
+
+    /// A call to the `Wallet` service (see `wallet.rs`): same retries, leader following and
+    /// message size limits as the `Ledger` calls.
+    pub(crate) async fn wallet_call<Req, Resp, F, Fut>(&self, rpc: &'static str, kind: CallKind, request: Req, send: F) -> Result<Resp, ClientError>
+    where
+        Req: Clone,
+        F: Fn(WalletGrpc, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
+    {
+        let max = self.inner.config.max_message_size_bytes;
+        let make = move |channel| WalletGrpc::new(channel).max_decoding_message_size(max).max_encoding_message_size(max);
+        let timeout = self.inner.config.request_timeout;
+        self.call_with(rpc, kind, None, request, timeout, make, send).await
     }
 
     /// `call` with the client type (`make`) and the per-attempt timeout chosen by the caller.
@@ -840,7 +849,7 @@ fn decode_all<P, T>(
 }
 
 /// A response that does not decode breaks the contract: not the caller's input error.
-fn protocol(error: crate::error::ParseError) -> ClientError {
+pub(crate) fn protocol(error: crate::error::ParseError) -> ClientError {
     ClientError::protocol(error)
 }
 

@@ -304,21 +304,26 @@ pub(crate) fn write_results_from_proto(
         if index >= items_count || std::mem::replace(&mut seen[index], true) {
             return Err(format!("result index {index} out of range or repeated"));
         }
-        let id = match decode_optional_id(&result.id) {
-            Ok(id) => id.unwrap_or(0),
-            Err(error) => return Err(format!("result {index}: {error}")),
-        };
-        decoded.push(WriteResult {
-            index: result.index,
-            code: ResultCode::from_i32(result.code),
-            timestamp_ns: result.timestamp_ns,
-            leg_index: result.leg_index,
-            replay: result.replay,
-            id,
-        });
+        decoded.push(write_result_from_proto(result)?);
     }
     decoded.sort_by_key(|r| r.index);
     Ok(decoded)
+}
+
+/// One result, its index as sent (the caller checks it against its items).
+pub(crate) fn write_result_from_proto(result: api::WriteResult) -> Result<WriteResult, String> {
+    let id = match decode_optional_id(&result.id) {
+        Ok(id) => id.unwrap_or(0),
+        Err(error) => return Err(format!("result {}: {error}", result.index)),
+    };
+    Ok(WriteResult {
+        index: result.index,
+        code: ResultCode::from_i32(result.code),
+        timestamp_ns: result.timestamp_ns,
+        leg_index: result.leg_index,
+        replay: result.replay,
+        id,
+    })
 }
 
 pub(crate) fn cluster_status_from_proto(response: api::ClusterStatusResponse) -> ClusterStatus {

@@ -22,6 +22,15 @@ pub enum ParseError {
     MetadataSyntax { input: String },
     #[error("unknown {field} value {value}")]
     EnumValue { field: &'static str, value: i32 },
+    #[error("unknown {field} value {value:?}")]
+    EnumName { field: &'static str, value: String },
+    #[error(
+        "amount {input:?} is not a whole number of minor units of a scale-{scale} asset (negative, or too many decimal places)"
+    )]
+    AmountNotMinorUnits { input: String, scale: u32 },
+    /// The input is not echoed: it may be a secret (a token key).
+    #[error("invalid {what}: expected {len_bytes} bytes as {} hex digits", len_bytes * 2)]
+    HexSyntax { what: &'static str, len_bytes: usize },
     #[error("missing field {field}")]
     MissingField { field: &'static str },
 }

@@ -52,6 +52,7 @@ pub mod retry;
 pub mod risk;
 pub mod timestamp;
 pub mod types;
+pub mod wallet;
 
 pub use amount::{format_amount, parse_amount};
 pub use batcher::{BatcherConfig, SendTransfers, TransferBatcher};

@@ -2,7 +2,9 @@
 
 use super::parse::{
     parse_amount_arg, parse_id_arg, parse_leg_arg, parse_member_arg, parse_meta_arg,
+    parse_record_arg,
 };
+use crate::wallet::OfflineRecord;
 use crate::types::Leg;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use rust_decimal::Decimal;
@@ -83,6 +85,9 @@ pub enum Command {
     /// Regulator audit: journal head, exports, offline verification, statements, reconciliation.
     #[command(subcommand)]
     Audit(super::audit::AuditCommand),
+    /// Offline HCE wallets: tokens, offline record sync, exceptions, record MACs.
+    #[command(subcommand)]
+    Wallet(WalletCommand),
     /// Print the entries committed on an account as they happen, until interrupted.
     Watch {
         #[arg(value_parser = parse_id_arg)]
@@ -285,4 +290,116 @@ pub enum ClusterCommand {
         #[arg(long)]
         all: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WalletCommand {
+    /// Issue, read and revoke tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Upload offline records of a token (phone or terminal; any order, any number of times).
+    Sync(WalletSyncArgs),
+    /// The records of a token that were not posted, with the reason, oldest first.
+    Exceptions {
+        #[arg(value_parser = parse_id_arg)]
+        token_id: u128,
+        /// 1..=1000; 0 = 1000.
+        #[arg(long, default_value_t = 0)]
+        limit: u32,
+    },
+    /// Compare a device's balance and last sequence with the ledger (read-only).
+    Reconcile {
+        #[arg(value_parser = parse_id_arg)]
+        token_id: u128,
+        /// The wallet balance the device shows.
+        #[arg(long, value_parser = parse_amount_arg)]
+        balance: Decimal,
+        /// The last sequence the device used (0: none).
+        #[arg(long, default_value_t = 0)]
+        last_sequence: u64,
+    },
+    /// Compute a record's MAC offline (no server), as a wallet must: prints the record with its
+    /// MAC, one JSON line with --output json (a line `wallet sync --file` reads).
+    Mac(WalletMacArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a token and hold its offline limit. Prints the token's MAC key (hex): it is shown
+    /// only here, hand it to the device. Re-running with the same id answers `exists` and the key.
+    Issue(TokenIssueArgs),
+    Get {
+        #[arg(value_parser = parse_id_arg)]
+        token_id: u128,
+    },
+    /// No new allowance; the hold is released once the records are in or at expiry + grace.
+    Revoke {
+        #[arg(value_parser = parse_id_arg)]
+        token_id: u128,
+        /// Why (kept on the token); at most 256 bytes.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TokenIssueArgs {
+    /// The token id, chosen by the caller; not zero.
+    #[arg(long = "id", value_parser = parse_id_arg)]
+    pub token_id: u128,
+    /// The wallet account.
+    #[arg(long, value_parser = parse_id_arg)]
+    pub account: u128,
+    /// The offline-clearing account that holds the allowance.
+    #[arg(long, value_parser = parse_id_arg)]
+    pub clearing: u128,
+    #[arg(long)]
+    pub device: String,
+    /// Offline limit, e.g. 100.00.
+    #[arg(long, value_parser = parse_amount_arg)]
+    pub limit: Decimal,
+    /// Most offline records per window (1..=1000).
+    #[arg(long)]
+    pub count: u32,
+    /// Validity; 0 = the node's default (one day).
+    #[arg(long, default_value_t = 0)]
+    pub validity_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct WalletSyncArgs {
+    #[arg(long = "token", value_parser = parse_id_arg)]
+    pub token_id: u128,
+    /// JSON Lines file of records ({"sequence":1,"amount":"30.00","merchant_account_id":"3",
+    /// "device_time_ms":1001,"mac":"<64 hex>"}); `-` reads stdin.
+    #[arg(long)]
+    pub file: Option<std::path::PathBuf>,
+    /// SEQ:AMOUNT:MERCHANT_ID:DEVICE_TIME_MS:MAC_HEX; repeatable, after the file's records.
+    #[arg(long = "record", value_parser = parse_record_arg)]
+    pub records: Vec<OfflineRecord>,
+    /// Phone sync: its last sequence; the allowance is reset once every record up to it is
+    /// posted. 0 (default): a terminal upload, no re-issue.
+    #[arg(long, default_value_t = 0)]
+    pub reissue_through: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct WalletMacArgs {
+    /// The token key, 64 hex digits. Prefer the environment variable: it stays out of the
+    /// shell history.
+    #[arg(long, env = "LEDGER_TOKEN_KEY", hide_env_values = true)]
+    pub key: String,
+    #[arg(long = "token", value_parser = parse_id_arg)]
+    pub token_id: u128,
+    #[arg(long)]
+    pub sequence: u64,
+    #[arg(long, value_parser = parse_amount_arg)]
+    pub amount: Decimal,
+    /// Decimal places of the token's asset (the MAC covers the amount in minor units).
+    #[arg(long)]
+    pub scale: u32,
+    #[arg(long, value_parser = parse_id_arg)]
+    pub merchant: u128,
+    #[arg(long)]
+    pub device_time_ms: u64,
 }

@@ -8,6 +8,7 @@ pub mod render;
 pub mod risk;
 pub mod run;
 pub mod view;
+pub mod wallet;
 
 use clap::Parser;
 use std::process::ExitCode;

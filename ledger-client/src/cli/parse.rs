@@ -4,6 +4,8 @@ use crate::amount::parse_amount;
 use crate::error::ParseError;
 use crate::ids::parse_id;
 use crate::types::Leg;
+use crate::wallet::OfflineRecord;
+use crate::wallet::mac::{MAC_BYTES, decode_hex};
 use rust_decimal::Decimal;
 
 pub fn parse_id_arg(input: &str) -> Result<u128, ParseError> {
@@ -28,6 +30,24 @@ pub fn parse_leg_arg(input: &str) -> Result<Leg, ParseError> {
         debit: parse_id(debit)?,
         credit: parse_id(credit)?,
         amount: parse_amount(amount)?,
+    })
+}
+
+/// `SEQ:AMOUNT:MERCHANT_ID:DEVICE_TIME_MS:MAC_HEX`, e.g. `1:30.00:3:1001:3a66...`: an offline
+/// record for `wallet sync --record`.
+pub fn parse_record_arg(input: &str) -> Result<OfflineRecord, String> {
+    let syntax = || format!("invalid record {input:?}: expected SEQ:AMOUNT:MERCHANT_ID:DEVICE_TIME_MS:MAC_HEX");
+    let parts: Vec<&str> = input.split(':').collect();
+    let [sequence, amount, merchant, device_time_ms, mac] = parts[..] else {
+        return Err(syntax());
+    };
+    let number = |text: &str| text.parse::<u64>().map_err(|_| syntax());
+    Ok(OfflineRecord {
+        sequence: number(sequence)?,
+        amount: parse_amount(amount).map_err(|e| e.to_string())?,
+        merchant_account_id: parse_id(merchant).map_err(|e| e.to_string())?,
+        device_time_ms: number(device_time_ms)?,
+        mac: decode_hex::<MAC_BYTES>(mac, "record MAC").map_err(|e| e.to_string())?,
     })
 }
 
@@ -69,6 +89,25 @@ mod tests {
             parse_leg_arg("1:2:1.2.3"),
             Err(ParseError::AmountSyntax { .. })
         ));
+    }
+
+    #[test]
+    fn records() {
+        let mac = "ab".repeat(32);
+        let record = parse_record_arg(&format!("2:25.00:0x3:1002:{mac}")).unwrap();
+        assert_eq!((record.sequence, record.merchant_account_id, record.device_time_ms), (2, 3, 1002));
+        assert_eq!((record.amount.to_string().as_str(), record.mac), ("25.00", [0xab; 32]));
+        for bad in [
+            String::new(),
+            format!("2:25.00:3:{mac}"),
+            format!("x:25.00:3:1:{mac}"),
+            format!("2:1e3:3:1:{mac}"),
+            format!("2:1:-3:1:{mac}"),
+            "2:1:3:1:abcd".to_string(),
+            format!("2:1:3:1:{mac}:9"),
+        ] {
+            assert!(parse_record_arg(&bad).is_err(), "{bad:?} should be rejected");
+        }
     }
 
     #[test]

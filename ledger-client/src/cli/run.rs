@@ -49,7 +49,7 @@ impl Outcome {
         }
     }
 
-    fn found(document: Option<Node>, what: String) -> Outcome {
+    pub(super) fn found(document: Option<Node>, what: String) -> Outcome {
         match document {
             Some(document) => Outcome::ok(document),
             None => Outcome {
@@ -96,6 +96,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Cluster(command) => cluster(&client, command).await,
         Command::Limits(command) => super::risk::limits(&client, command).await,
         Command::Blocklist(command) => super::risk::blocklist(&client, command).await,
+        Command::Wallet(command) => super::wallet::run(&client, command).await,
     };
     match result {
         Ok(outcome) => {

@@ -110,7 +110,7 @@ fn timestamp(fields: &mut Vec<(String, Node)>, stem: &str, timestamp_ns: Option<
     ));
 }
 
-fn with_timestamp(node: Node, stem: &str, timestamp_ns: Option<u64>) -> Node {
+pub(super) fn with_timestamp(node: Node, stem: &str, timestamp_ns: Option<u64>) -> Node {
     let Node::Object(mut fields) = node else {
         return node;
     };
@@ -118,7 +118,7 @@ fn with_timestamp(node: Node, stem: &str, timestamp_ns: Option<u64>) -> Node {
     Node::Object(fields)
 }
 
-fn extend(node: Node, more: Node) -> Node {
+pub(super) fn extend(node: Node, more: Node) -> Node {
     match (node, more) {
         (Node::Object(mut fields), Node::Object(more)) => {
             fields.extend(more);

@@ -113,6 +113,19 @@ fn token_wire(t: &wallet::Token, scale: u8, mac_key: Vec<u8>) -> pb::Token {
     }
 }
 
+/// `a - b` in minor units as a signed number (balances are u128; their difference may be negative).
+fn signed_minor(a: u128, b: u128) -> Result<i128, Status> {
+    let too_large = || Status::out_of_range("balance beyond i128");
+    let a = i128::try_from(a).map_err(|_| too_large())?;
+    let b = i128::try_from(b).map_err(|_| too_large())?;
+    a.checked_sub(b).ok_or_else(too_large)
+}
+
+fn format_signed_minor(value: i128, scale: u8) -> String {
+    let text = format_minor(value.unsigned_abs(), scale);
+    if value < 0 { format!("-{text}") } else { text }
+}
+
 #[tonic::async_trait]
 impl Wallet for WalletService {
     async fn issue_token(&self, request: Request<pb::IssueTokenRequest>) -> Result<Response<pb::IssueTokenResponse>, Status> {
@@ -208,6 +221,45 @@ impl Wallet for WalletService {
         self.barrier().await?;
         let token = self.read_token(token_id)?.map(|(t, scale)| token_wire(&t, scale, Vec::new()));
         Ok(Response::new(pb::GetTokenResponse { token }))
+    }
+
+    async fn reconcile(&self, request: Request<pb::ReconcileRequest>) -> Result<Response<pb::ReconcileResponse>, Status> {
+        let r = request.into_inner();
+        let token_id = id(&r.token_id, "token id")?;
+        self.barrier().await?;
+        let Some((t, scale)) = self.read_token(token_id)? else {
+            return Err(Status::not_found(format!("token {token_id} not found")));
+        };
+        let device_minor = amount(&r.device_balance)?
+            .to_minor(scale)
+            .map_err(|code| Status::invalid_argument(format!("device balance {:?}: {code:?}", r.device_balance)))?;
+        let reader = self.node.reader();
+        let account = store::get_account(&reader, t.account_id)
+            .map_err(storage)?
+            .ok_or_else(|| Status::data_loss("token names a missing account"))?;
+        let ledger_net = signed_minor(account.balances.credits_posted, account.balances.debits_posted)?;
+        let difference = signed_minor(device_minor, 0)?
+            .checked_sub(ledger_net)
+            .ok_or_else(|| Status::invalid_argument("device balance out of range"))?;
+        // Below the window everything is posted (a re-issue requires it), so only the window
+        // can have gaps: at most max_offline_count point reads.
+        let window_end = t.seq_base + u64::from(t.max_offline_count);
+        let mut missing_sequences = Vec::new();
+        for sequence in t.seq_base + 1..=r.device_last_sequence.min(window_end) {
+            if sync::get_record(&reader, t.id, sequence).map_err(storage)?.is_none() {
+                missing_sequences.push(sequence);
+            }
+        }
+        let out_of_window = r.device_last_sequence > window_end || r.device_last_sequence < t.seq_high;
+        Ok(Response::new(pb::ReconcileResponse {
+            token: Some(token_wire(&t, scale, Vec::new())),
+            account: Some(convert::account_record(&account, scale)),
+            ledger_balance: format_signed_minor(ledger_net, scale),
+            difference: format_signed_minor(difference, scale),
+            ledger_last_sequence: t.seq_high,
+            missing_sequences,
+            device_sequence_out_of_window: out_of_window,
+        }))
     }
 
     async fn list_exceptions(

@@ -81,6 +81,17 @@ mod tests {
         assert_eq!(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
     }
 
+    /// Shared with ledger-client's `wallet::mac::tests::shared_test_vector` (which reimplements
+    /// the record MAC for wallet developers): both assert this value, so a change of the MAC
+    /// layout on either side fails a test.
+    #[test]
+    fn shared_test_vector() {
+        let key: [u8; 32] = std::array::from_fn(|i| i as u8);
+        let mac = record_mac(&key, 0x0102030405060708090a0b0c0d0e0f10, 7, 2_500, 3, 1_700_000_000_000);
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "3a666d262ddf7b00df1680e71eb0a0c592304e4ae6be4d417fc9ecb1a815a169");
+    }
+
     #[test]
     fn keys_differ_per_device_and_token() {
         let m = b"master";
