@@ -27,8 +27,33 @@ pub enum Op {
     /// A transfer; `key` is its idempotency key, reused by every retry of it. (Ids are u64 here:
     /// the workload's ids fit, and JSON has no 128-bit integers.)
     Transfer { id: u64, key: String, from: AccountId, to: AccountId, amount: Amount },
-    /// A read of every account's balance at one point (the value is set on completion).
-    Read { balances: Option<BTreeMap<AccountId, Amount>> },
+    /// A read of every account's balance at one point (the value is set on completion):
+    /// `balances` are the posted ones (credits − debits); `held` (two-phase workload) is each
+    /// account's `[debits_pending, credits_pending]` in the same read.
+    Read {
+        balances: Option<BTreeMap<AccountId, Amount>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        held: Option<BTreeMap<AccountId, [Amount; 2]>>,
+    },
+    /// Two-phase: a pending transfer (a hold of `amount` on `from`'s debits and `to`'s credits)
+    /// that expires `timeout_ms` after the ledger applied it unless posted or voided first.
+    Hold { id: u64, key: String, from: AccountId, to: AccountId, amount: Amount, timeout_ms: u64 },
+    /// Two-phase: posts all of hold `hold` (the money moves from `from` to `to`).
+    Post { id: u64, key: String, hold: u64 },
+    /// Two-phase: voids hold `hold` (its funds are released, nothing moves).
+    Void { id: u64, key: String, hold: u64 },
+}
+
+impl Op {
+    /// The id and idempotency key of a write (None for reads).
+    pub fn write_id(&self) -> Option<(u64, &str)> {
+        match self {
+            Op::Transfer { id, key, .. } | Op::Hold { id, key, .. } | Op::Post { id, key, .. } | Op::Void { id, key, .. } => {
+                Some((*id, key.as_str()))
+            }
+            Op::Read { .. } => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +85,8 @@ pub struct Completed {
     pub outcome: Outcome,
     pub op: Op,
     pub ledger_timestamp_ns: Option<u64>,
+    /// The completion's error text (a result code's name for a definite fail).
+    pub error: Option<String>,
 }
 
 /// Pairs every invoke with its process's next completion, in invoke order. A process has at
@@ -81,6 +108,7 @@ pub fn pair(events: &[Event]) -> Result<Vec<Completed>, String> {
                     outcome: Outcome::Info,
                     op: e.op.clone(),
                     ledger_timestamp_ns: None,
+                    error: None,
                 });
             }
             outcome => {
@@ -91,9 +119,11 @@ pub fn pair(events: &[Event]) -> Result<Vec<Completed>, String> {
                 op.complete_ns = e.time_ns;
                 op.outcome = outcome;
                 op.ledger_timestamp_ns = e.ledger_timestamp_ns;
+                op.error = e.error.clone();
                 // A read's value arrives with its completion.
-                if let (Op::Read { balances }, Op::Read { balances: seen }) = (&mut op.op, &e.op) {
+                if let (Op::Read { balances, held }, Op::Read { balances: seen, held: seen_held }) = (&mut op.op, &e.op) {
                     *balances = seen.clone();
+                    *held = seen_held.clone();
                 }
             }
         }
@@ -120,7 +150,7 @@ mod tests {
     #[test]
     fn pairs_invokes_with_completions_and_round_trips_jsonl() {
         let t = Op::Transfer { id: 1, key: "k1".into(), from: 1, to: 2, amount: 5 };
-        let read = |b: Option<BTreeMap<AccountId, Amount>>| Op::Read { balances: b };
+        let read = |b: Option<BTreeMap<AccountId, Amount>>| Op::Read { balances: b, held: None };
         let events = vec![
             event(1, 0, Outcome::Invoke, t.clone()),
             event(2, 1, Outcome::Invoke, read(None)),

@@ -11,14 +11,16 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::checker::transfers::FinalState;
+use crate::checker::two_phase::{self, HoldState};
 use crate::checker::{self, Verdict};
 use crate::cluster::Cluster;
 use crate::history::{self, Op};
 use crate::schedule::{self, Fault, Nemesis, PartitionShape, Rng, Target};
-use crate::workload::{self, Recorder};
+use crate::workload::{self, Recorder, Workload};
 use crate::report;
 
 pub struct Options {
+    pub workload: Workload,
     pub nodes: usize,
     pub nemeses: Vec<Nemesis>,
     pub time_limit_s: u64,
@@ -31,6 +33,9 @@ pub struct Options {
 
 const BALANCE_INITIAL: i64 = 1_000;
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(90);
+/// After the load, how long every hold has to be resolved or expired (the leader's expiry tick
+/// releases a hold soon after its timeout; a new leader may have to be elected first).
+const HOLDS_SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Serialize)]
 struct TimelineEvent {
@@ -297,7 +302,11 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
         let count = urls.len();
         urls.rotate_left(process as usize % count);
         let client = workload::client(urls)?;
-        workers.push(tokio::spawn(workload::worker(client, recorder.clone(), process, options.seed, options.accounts, interval, deadline)));
+        let (recorder, seed, accounts) = (recorder.clone(), options.seed, options.accounts);
+        workers.push(match options.workload {
+            Workload::Bank => tokio::spawn(workload::worker(client, recorder, process, seed, accounts, interval, deadline)),
+            Workload::TwoPhase => tokio::spawn(workload::two_phase::worker(client, recorder, process, seed, accounts, interval, deadline)),
+        });
     }
 
     let mut nemesis = FaultInjector { timeline: Vec::new(), start, slots: Vec::new(), faults_injected: 0 };
@@ -327,28 +336,51 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
     for op in &unknown {
         workload::attempt_transfer(&closer, &recorder, options.concurrency + 1, op, true).await;
     }
-    let (replicas, hashes) = converge(&cluster, &admin).await;
-
     let events = recorder.events();
     let ops = history::pair(&events).map_err(anyhow::Error::msg)?;
-    let ids: BTreeSet<u64> = ops.iter().filter_map(|o| if let Op::Transfer { id, .. } = o.op { Some(id) } else { None }).collect();
-    let mut present = BTreeSet::new();
-    for chunk in ids.iter().copied().collect::<Vec<_>>().chunks(4_000) {
-        let records = admin.lookup_transfers(chunk.iter().map(|&i| u128::from(i)).collect()).await.context("final transfer lookup")?;
-        present.extend(records.iter().map(|r| r.transfer.id as u64));
+    let ids: BTreeSet<u64> = ops.iter().filter_map(|o| o.op.write_id().map(|(id, _)| id)).collect();
+    let hold_ids: BTreeSet<u64> = ops.iter().filter_map(|o| if let Op::Hold { id, .. } = o.op { Some(id) } else { None }).collect();
+    if !hold_ids.is_empty() {
+        settle_holds(&admin, &hold_ids).await?;
     }
-    let balances = workload::read_all(&admin, options.accounts).await.context("final balance read")?;
-    let end = FinalState { present, balances: balances.clone() };
+    let (replicas, hashes) = converge(&cluster, &admin).await;
+    let mut records = Vec::new();
+    for chunk in ids.iter().copied().collect::<Vec<_>>().chunks(4_000) {
+        records.extend(admin.lookup_transfers(chunk.iter().map(|&i| u128::from(i)).collect()).await.context("final transfer lookup")?);
+    }
+    let present: BTreeSet<u64> = records.iter().map(|r| r.transfer.id as u64).collect();
+    let (balances, held) = workload::read_with_held(&admin, options.accounts).await.context("final balance read")?;
+    let holds = hold_ids
+        .iter()
+        .map(|&id| {
+            let record = records.iter().find(|r| r.transfer.id as u64 == id);
+            (id, record.map_or(HoldState::Absent, |r| hold_state(r.pending_state)))
+        })
+        .collect();
+    let two_phase_end = two_phase::FinalState { holds, present: present.clone(), balances: balances.clone(), held };
 
+    let end = FinalState { present, balances: balances.clone() };
     let accounts: BTreeSet<u64> = initial.keys().copied().collect();
     // The checkers are CPU-bound (the linearizability search can take minutes on a long run):
     // off the async workers, so Ctrl-C is still heard.
-    let (judged_ops, judged_initial) = (ops.clone(), initial.clone());
+    let (judged_ops, judged_initial, workload) = (ops.clone(), initial.clone(), options.workload);
     let mut verdicts = tokio::task::spawn_blocking(move || {
-        let bank = checker::bank::check(&judged_ops, &accounts, total);
-        let (durability, exactly_once) = checker::transfers::check(&judged_ops, &judged_initial, &end);
-        let linearizable = checker::linearizable::check(&judged_ops, &judged_initial);
-        vec![bank, durability, exactly_once, linearizable]
+        // Two-phase: the transfer checkers judge the posted balances, where a post is a transfer.
+        let transfers = match workload {
+            Workload::Bank => judged_ops.clone(),
+            Workload::TwoPhase => two_phase::posted_view(&judged_ops),
+        };
+        // Only the posts are transfers there (holds and voids move no posted money).
+        let sent: BTreeSet<u64> = transfers.iter().filter_map(|o| if let Op::Transfer { id, .. } = o.op { Some(id) } else { None }).collect();
+        let end = FinalState { present: end.present.intersection(&sent).copied().collect(), ..end };
+        let bank = checker::bank::check(&transfers, &accounts, total);
+        let (durability, exactly_once) = checker::transfers::check(&transfers, &judged_initial, &end);
+        let linearizable = checker::linearizable::check(&transfers, &judged_initial);
+        let mut verdicts = vec![bank, durability, exactly_once, linearizable];
+        if workload == Workload::TwoPhase {
+            verdicts.push(two_phase::check(&judged_ops, &judged_initial, &two_phase_end));
+        }
+        verdicts
     })
     .await?;
     verdicts.push(replicas);
@@ -357,6 +389,7 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
 
     let results = json!({
         "valid": valid,
+        "workload": options.workload,
         "seed": options.seed,
         "nodes": options.nodes,
         "nemeses": options.nemeses,
@@ -373,7 +406,7 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
     write(&options.dir, "timeline.jsonl", &timeline)?;
     write(&options.dir, "schedule.json", &serde_json::to_string_pretty(&windows)?)?;
     write(&options.dir, "results.json", &serde_json::to_string_pretty(&results)?)?;
-    let title = format!("bank, nemesis {:?}, {} nodes, seed {}", options.nemeses, options.nodes, options.seed);
+    let title = format!("{}, nemesis {:?}, {} nodes, seed {}", options.workload.name(), options.nemeses, options.nodes, options.seed);
     write(&options.dir, "report.html", &report::render(&title, &ops, &windows, &verdicts))?;
     println!("ops ok {ok} / fail {fail} / info {info}; faults {}; valid: {valid}", nemesis.faults_injected);
     for v in &verdicts {
@@ -382,6 +415,35 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
     println!("run directory: {}", options.dir.display());
     drop(cluster);
     Ok(valid)
+}
+
+fn hold_state(state: ledger_client::PendingState) -> HoldState {
+    match state {
+        ledger_client::PendingState::Pending => HoldState::Pending,
+        ledger_client::PendingState::Posted => HoldState::Posted,
+        ledger_client::PendingState::Voided => HoldState::Voided,
+        ledger_client::PendingState::Expired => HoldState::Expired,
+        // A hold id that names a plain transfer: the two-phase checker reports it as absent.
+        ledger_client::PendingState::None => HoldState::Absent,
+    }
+}
+
+/// Waits until no hold the workload sent is still pending (each is posted, voided or expired).
+async fn settle_holds(client: &LedgerClient, hold_ids: &BTreeSet<u64>) -> anyhow::Result<()> {
+    let deadline = Instant::now() + HOLDS_SETTLE_TIMEOUT;
+    loop {
+        let mut pending = 0;
+        for chunk in hold_ids.iter().copied().collect::<Vec<_>>().chunks(4_000) {
+            let records = client.lookup_transfers(chunk.iter().map(|&i| u128::from(i)).collect()).await.context("hold lookup")?;
+            pending += records.iter().filter(|r| r.pending_state == ledger_client::PendingState::Pending).count();
+        }
+        // Still pending at the deadline: the two-phase checker reports each.
+        if pending == 0 || Instant::now() > deadline {
+            println!("holds settled: {pending} still pending");
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 fn write(dir: &std::path::Path, name: &str, text: &str) -> anyhow::Result<()> {

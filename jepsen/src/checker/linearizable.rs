@@ -44,7 +44,7 @@ fn calls_of(ops: &[Completed], account: AccountId) -> Vec<Call> {
         let kind = match &op.op {
             Op::Transfer { from, to, amount, .. } if *from == account => Kind::Add(-amount),
             Op::Transfer { to, amount, .. } if *to == account => Kind::Add(*amount),
-            Op::Read { balances: Some(b) } if required => match b.get(&account) {
+            Op::Read { balances: Some(b), .. } if required => match b.get(&account) {
                 Some(v) => Kind::Read(*v),
                 None => continue,
             },
@@ -172,13 +172,13 @@ mod tests {
     use super::*;
 
     fn op(invoke_ns: u64, complete_ns: u64, outcome: Outcome, op: Op) -> Completed {
-        Completed { process: 0, invoke_ns, complete_ns, outcome, op, ledger_timestamp_ns: None }
+        Completed { process: 0, invoke_ns, complete_ns, outcome, op, ledger_timestamp_ns: None, error: None }
     }
     fn transfer(id: u64, amount: Amount) -> Op {
         Op::Transfer { id, key: format!("k{id}"), from: 1, to: 2, amount }
     }
     fn read(a: Amount, b: Amount) -> Op {
-        Op::Read { balances: Some(BTreeMap::from([(1, a), (2, b)])) }
+        Op::Read { balances: Some(BTreeMap::from([(1, a), (2, b)])), held: None }
     }
     fn initial() -> BTreeMap<AccountId, Amount> {
         BTreeMap::from([(1, 100), (2, 0)])

@@ -4,6 +4,7 @@
 pub mod bank;
 pub mod linearizable;
 pub mod transfers;
+pub mod two_phase;
 
 use serde::Serialize;
 

@@ -85,6 +85,7 @@ mod tests {
             outcome,
             op: Op::Transfer { id, key: format!("k{id}"), from: 1, to: 2, amount: 10 },
             ledger_timestamp_ns: stamp,
+            error: None,
         }
     }
 

@@ -1,6 +1,9 @@
-//! The bank workload: concurrent clients moving money between accounts (each with
-//! `debits_must_not_exceed_credits`) and reading every balance, each operation recorded as
-//! invoke → ok / fail / info. An info transfer is retried with the same idempotency key.
+//! The workloads: concurrent clients recording every operation as invoke → ok / fail / info.
+//! `bank` (here): transfers between accounts (each with `debits_must_not_exceed_credits`) and
+//! reads of every balance; `two_phase`: holds posted, voided or left to expire. An info write is
+//! retried with the same idempotency key.
+
+pub mod two_phase;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -12,13 +15,39 @@ use crate::history::{AccountId, Amount, Event, Op, Outcome, Process};
 use crate::schedule::Rng;
 
 pub const ASSET: &str = "JEP";
+
+/// What the clients do (`--workload`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    /// Transfers and reads of every balance.
+    Bank,
+    /// Holds posted, voided, raced or left to expire, and reads with pending amounts.
+    TwoPhase,
+}
+
+impl Workload {
+    pub fn parse(name: &str) -> Option<Workload> {
+        match name {
+            "bank" => Some(Workload::Bank),
+            "two-phase" => Some(Workload::TwoPhase),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Bank => "bank",
+            Workload::TwoPhase => "two-phase",
+        }
+    }
+}
 /// Account 1000 funds the test accounts before the run; it is not part of the bank.
 const FUNDING_ACCOUNT: u128 = 1000;
 /// Retries of an info transfer with the same key (then a final one after the heal).
-const INFO_RETRIES_MAX: u32 = 2;
+pub const INFO_RETRIES_MAX: u32 = 2;
 /// One operation, all of the client's own retries included: past this the harness records it
 /// as unknown and moves on (a hung call must not stall the run).
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(40);
+pub(crate) const OPERATION_TIMEOUT: Duration = Duration::from_secs(40);
 
 /// Shared, timestamped history.
 #[derive(Clone)]
@@ -67,24 +96,49 @@ pub async fn setup(client: &LedgerClient, accounts: u64, balance: Amount) -> any
     Ok((1..=accounts).map(|id| (id, balance)).collect())
 }
 
-pub fn balance_of(record: &ledger_client::AccountRecord) -> Amount {
-    let b = record.balances;
-    let value = b.credits_posted - b.debits_posted;
+fn minor(value: Decimal) -> Amount {
     i64::try_from(value.mantissa() / 10i128.pow(value.scale())).expect("bank balances fit i64")
 }
 
-pub async fn read_all(client: &LedgerClient, accounts: u64) -> Result<BTreeMap<AccountId, Amount>, ClientError> {
-    let records = client.lookup_accounts((1..=accounts).map(u128::from).collect()).await?;
-    Ok(records.iter().map(|r| (r.account.id as u64, balance_of(r))).collect())
+pub fn balance_of(record: &ledger_client::AccountRecord) -> Amount {
+    let b = record.balances;
+    minor(b.credits_posted - b.debits_posted)
 }
 
-/// Sends one transfer attempt and records it. `retry`: an earlier attempt of this key is unknown,
-/// so only the ledger's own answer for the key (a result code) is a definite fail; a client-side
-/// error now says nothing about that earlier attempt.
+/// `[debits_pending, credits_pending]`.
+pub fn held_of(record: &ledger_client::AccountRecord) -> [Amount; 2] {
+    [minor(record.balances.debits_pending), minor(record.balances.credits_pending)]
+}
+
+/// Posted balances and pending amounts of every account, from one `LookupAccounts` (one state).
+pub async fn read_with_held(
+    client: &LedgerClient,
+    accounts: u64,
+) -> Result<(BTreeMap<AccountId, Amount>, BTreeMap<AccountId, [Amount; 2]>), ClientError> {
+    let records = client.lookup_accounts((1..=accounts).map(u128::from).collect()).await?;
+    Ok((records.iter().map(|r| (r.account.id as u64, balance_of(r))).collect(), records.iter().map(|r| (r.account.id as u64, held_of(r))).collect()))
+}
+
+/// The ledger request for a write of the history.
+fn request(op: &Op) -> NewTransfer {
+    let leg = |from: &AccountId, to: &AccountId, amount: &Amount| Leg::new(u128::from(*from), u128::from(*to), Decimal::from(*amount));
+    match op {
+        Op::Transfer { id, key, from, to, amount } => NewTransfer::posted(u128::from(*id), key.clone(), ASSET, vec![leg(from, to, amount)]),
+        Op::Hold { id, key, from, to, amount, timeout_ms } => {
+            NewTransfer::pending(u128::from(*id), key.clone(), ASSET, vec![leg(from, to, amount)], *timeout_ms)
+        }
+        Op::Post { id, key, hold } => NewTransfer::post(u128::from(*id), key.clone(), u128::from(*hold), Vec::new()),
+        Op::Void { id, key, hold } => NewTransfer::void(u128::from(*id), key.clone(), u128::from(*hold)),
+        Op::Read { .. } => unreachable!("a read is not a write"),
+    }
+}
+
+/// Sends one attempt of a write (transfer, hold, post, void) and records it. `retry`: an earlier
+/// attempt of this key is unknown, so only the ledger's own answer for the key (a result code)
+/// is a definite fail; a client-side error now says nothing about that earlier attempt.
 pub async fn attempt_transfer(client: &LedgerClient, recorder: &Recorder, process: Process, op: &Op, retry: bool) -> Outcome {
-    let Op::Transfer { id, key, from, to, amount } = op else { unreachable!("a transfer") };
     recorder.record(process, Outcome::Invoke, op.clone(), None, None);
-    let transfer = NewTransfer::posted(u128::from(*id), key.clone(), ASSET, vec![Leg::new(u128::from(*from), u128::from(*to), Decimal::from(*amount))]);
+    let transfer = request(op);
     let sent = tokio::time::timeout(OPERATION_TIMEOUT, client.create_transfers(vec![transfer])).await;
     let sent = sent.unwrap_or_else(|_| Err(ClientError::Unknown { attempts: 0, last_error: format!("no answer within {OPERATION_TIMEOUT:?}") }));
     let (outcome, error, stamp) = match sent {
@@ -99,6 +153,43 @@ pub async fn attempt_transfer(client: &LedgerClient, recorder: &Recorder, proces
     };
     recorder.record(process, outcome, op.clone(), error, stamp);
     outcome
+}
+
+/// One read of every balance (and, with `with_held`, every pending amount), recorded.
+pub async fn read(client: &LedgerClient, recorder: &Recorder, process: Process, accounts: u64, with_held: bool) {
+    recorder.record(process, Outcome::Invoke, Op::Read { balances: None, held: None }, None, None);
+    let read = tokio::time::timeout(OPERATION_TIMEOUT, read_with_held(client, accounts)).await;
+    match read.unwrap_or_else(|_| Err(ClientError::Unavailable { attempts: 0, last_error: "read timed out".into() })) {
+        Ok((balances, held)) => {
+            let op = Op::Read { balances: Some(balances), held: with_held.then_some(held) };
+            recorder.record(process, Outcome::Ok, op, None, None);
+        }
+        // A read changes nothing: a failed one is a fail whatever happened.
+        Err(e) => recorder.record(process, Outcome::Fail, Op::Read { balances: None, held: None }, Some(e.to_string()), None),
+    }
+}
+
+/// A write, retried with the same key while its outcome is unknown (up to `INFO_RETRIES_MAX`
+/// times, not past `deadline`). Returns the last outcome.
+pub async fn write_with_retries(client: &LedgerClient, recorder: &Recorder, process: Process, op: &Op, deadline: Instant) -> Outcome {
+    let mut outcome = attempt_transfer(client, recorder, process, op, false).await;
+    let mut retries = 0;
+    while outcome == Outcome::Info && retries < INFO_RETRIES_MAX && Instant::now() < deadline {
+        retries += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        outcome = attempt_transfer(client, recorder, process, op, true).await;
+    }
+    outcome
+}
+
+/// Two different accounts in 1..=accounts.
+pub fn two_accounts(rng: &mut Rng, accounts: u64) -> (AccountId, AccountId) {
+    let from = rng.range(1, accounts);
+    let mut to = rng.range(1, accounts - 1);
+    if to >= from {
+        to += 1;
+    }
+    (from, to)
 }
 
 /// One client process until `deadline`: transfers (retried with the same key while unknown) and
@@ -118,30 +209,13 @@ pub async fn worker(
     while Instant::now() < deadline {
         let began = Instant::now();
         if rng.range(0, 9) < 3 {
-            recorder.record(process, Outcome::Invoke, Op::Read { balances: None }, None, None);
-            let read = tokio::time::timeout(OPERATION_TIMEOUT, read_all(&client, accounts)).await;
-            match read.unwrap_or_else(|_| Err(ClientError::Unavailable { attempts: 0, last_error: "read timed out".into() })) {
-                Ok(balances) => recorder.record(process, Outcome::Ok, Op::Read { balances: Some(balances) }, None, None),
-                // A read changes nothing: a failed one is a fail whatever happened.
-                Err(e) => recorder.record(process, Outcome::Fail, Op::Read { balances: None }, Some(e.to_string()), None),
-            }
+            read(&client, &recorder, process, accounts, false).await;
         } else {
             sequence += 1;
             let id = u64::from(process) * 10_000_000 + sequence;
-            let from = rng.range(1, accounts);
-            let mut to = rng.range(1, accounts - 1);
-            if to >= from {
-                to += 1;
-            }
+            let (from, to) = two_accounts(&mut rng, accounts);
             let op = Op::Transfer { id, key: format!("jepsen-{seed}-{id}"), from, to, amount: rng.range(1, 30) as Amount };
-            let mut outcome = attempt_transfer(&client, &recorder, process, &op, false).await;
-            let mut retries = 0;
-            while outcome == Outcome::Info && retries < INFO_RETRIES_MAX && Instant::now() < deadline {
-                retries += 1;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                outcome = attempt_transfer(&client, &recorder, process, &op, true).await;
-            }
-            if outcome == Outcome::Info {
+            if write_with_retries(&client, &recorder, process, &op, deadline).await == Outcome::Info {
                 unknown.push(op);
             }
         }
