@@ -206,7 +206,7 @@ pub fn posted_view(ops: &[Completed]) -> Vec<Completed> {
             Op::Read { .. } => Some(o.clone()),
             Op::Post { id, key, hold } => {
                 let (from, to, amount) = holds.get(hold)?;
-                Some(Completed { op: Op::Transfer { id: *id, key: key.clone(), from: *from, to: *to, amount: *amount }, ..o.clone() })
+                Some(Completed { op: Op::transfer(*id, key.clone(), *from, *to, *amount), ..o.clone() })
             }
             _ => None,
         })
@@ -343,7 +343,7 @@ mod tests {
         let view = posted_view(&good_history());
         let transfers: Vec<&Op> = view.iter().map(|o| &o.op).filter(|o| matches!(o, Op::Transfer { .. })).collect();
         assert_eq!(transfers.len(), 3, "posts 11, 13, 14 (outcomes kept), nothing else");
-        assert_eq!(transfers[0], &Op::Transfer { id: 11, key: "p11".into(), from: 1, to: 2, amount: 10 });
+        assert_eq!(transfers[0], &Op::transfer(11, "p11", 1, 2, 10));
         assert_eq!(view.iter().filter(|o| matches!(o.op, Op::Read { .. })).count(), 3);
         assert_eq!(super::super::linearizable::check(&view, &initial()).valid, Some(true));
     }

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ledger_client::{ClientConfig, ClientError, Decimal, LedgerClient, Leg, NewAccount, NewAsset, NewTransfer};
+use ledger_client::{ClientConfig, ClientError, Decimal, LedgerClient, NewAccount, NewAsset, NewTransfer};
 
-use crate::history::{AccountId, Amount, Event, Op, Outcome, Process};
+use crate::history::{AccountId, Amount, Event, Leg, Op, Outcome, Process};
 use crate::schedule::Rng;
 
 pub const ASSET: &str = "JEP";
@@ -89,7 +89,7 @@ pub async fn setup(client: &LedgerClient, accounts: u64, balance: Amount) -> any
     let results = client.create_accounts(new).await?;
     anyhow::ensure!(results.iter().all(|r| r.is_success()), "create accounts: {results:?}");
     let funding: Vec<NewTransfer> = (1..=accounts)
-        .map(|id| NewTransfer::posted(u128::from(1_000_000 + id), format!("fund-{id}"), ASSET, vec![Leg::new(FUNDING_ACCOUNT, u128::from(id), Decimal::from(balance))]))
+        .map(|id| NewTransfer::posted(u128::from(1_000_000 + id), format!("fund-{id}"), ASSET, vec![ledger_client::Leg::new(FUNDING_ACCOUNT, u128::from(id), Decimal::from(balance))]))
         .collect();
     let results = client.create_transfers(funding).await?;
     anyhow::ensure!(results.iter().all(|r| r.is_success()), "fund accounts: {results:?}");
@@ -121,9 +121,11 @@ pub async fn read_with_held(
 
 /// The ledger request for a write of the history.
 fn request(op: &Op) -> NewTransfer {
-    let leg = |from: &AccountId, to: &AccountId, amount: &Amount| Leg::new(u128::from(*from), u128::from(*to), Decimal::from(*amount));
+    let leg = |from: &AccountId, to: &AccountId, amount: &Amount| ledger_client::Leg::new(u128::from(*from), u128::from(*to), Decimal::from(*amount));
     match op {
-        Op::Transfer { id, key, from, to, amount } => NewTransfer::posted(u128::from(*id), key.clone(), ASSET, vec![leg(from, to, amount)]),
+        Op::Transfer { id, key, legs } => {
+            NewTransfer::posted(u128::from(*id), key.clone(), ASSET, legs.iter().map(|l| leg(&l.from, &l.to, &l.amount)).collect())
+        }
         Op::Hold { id, key, from, to, amount, timeout_ms } => {
             NewTransfer::pending(u128::from(*id), key.clone(), ASSET, vec![leg(from, to, amount)], *timeout_ms)
         }
@@ -213,8 +215,19 @@ pub async fn worker(
         } else {
             sequence += 1;
             let id = u64::from(process) * 10_000_000 + sequence;
-            let (from, to) = two_accounts(&mut rng, accounts);
-            let op = Op::Transfer { id, key: format!("jepsen-{seed}-{id}"), from, to, amount: rng.range(1, 30) as Amount };
+            // 2 in 3 transfers have one leg, the rest 2 or 3 (all applied or none).
+            let leg_count = match rng.range(0, 5) {
+                0 => 2,
+                1 => 3,
+                _ => 1,
+            };
+            let legs = (0..leg_count)
+                .map(|_| {
+                    let (from, to) = two_accounts(&mut rng, accounts);
+                    Leg { from, to, amount: rng.range(1, 30) as Amount }
+                })
+                .collect();
+            let op = Op::Transfer { id, key: format!("jepsen-{seed}-{id}"), legs };
             if write_with_retries(&client, &recorder, process, &op, deadline).await == Outcome::Info {
                 unknown.push(op);
             }
