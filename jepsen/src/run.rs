@@ -142,6 +142,12 @@ impl FaultInjector {
                     }
                 }
             }
+            Fault::Grow => {
+                let slot = cluster.add_slot()?;
+                self.slots = vec![slot];
+                let added = add_learner(cluster, slot).await?;
+                format!("started node {} in new slot {slot}; add-learner {added:?}", cluster.nodes[slot].id)
+            }
             Fault::Corrupt { node } => {
                 self.slots = vec![*node];
                 cluster.kill(*node);
@@ -181,6 +187,14 @@ impl FaultInjector {
                 }
                 done.join("; ")
             }
+            Fault::Grow => {
+                let mut done = Vec::new();
+                for &s in &slots {
+                    let id = cluster.nodes[s].id;
+                    done.push(format!("promote node {id} (slot {s}): {:?}", promote(cluster, id).await?));
+                }
+                done.join("; ")
+            }
             Fault::Corrupt { node } => {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 let url = cluster.nodes[*node].url();
@@ -205,46 +219,61 @@ impl FaultInjector {
     }
 }
 
-/// Rebuilds a slot from its peers under a new id: empty data dir, add as learner, promote. Each
-/// step is tried against every node in turn (any may be the leader, some may be down) for 30 s.
+/// Rebuilds a slot from its peers under a new id: empty data dir, add as learner, promote.
 async fn rebuild(cluster: &mut Cluster, slot: usize) -> anyhow::Result<String> {
     let id = cluster.replace(slot)?;
-    let url = cluster.nodes[slot].url();
-    let clients: Vec<LedgerClient> = cluster.urls().into_iter().map(|u| workload::client(vec![u])).collect::<Result<_, _>>()?;
+    let added = add_learner(cluster, slot).await?;
+    let promoted = if added.is_ok() { promote(cluster, id).await? } else { Err("not tried".to_string()) };
+    Ok(format!("slot {slot} rebuilt as node {id}: add-learner {added:?}, promote {promoted:?}"))
+}
+
+fn member_clients(cluster: &Cluster) -> anyhow::Result<Vec<LedgerClient>> {
+    cluster.urls().into_iter().map(|u| workload::client(vec![u])).collect()
+}
+
+/// Adds the (running, empty) node of `slot` as a learner. Tried against every node in turn (any
+/// may be the leader, some may be down) for 30 s. `Ok(Err(_))`: the last refusal.
+async fn add_learner(cluster: &Cluster, slot: usize) -> anyhow::Result<Result<bool, String>> {
+    let (id, url) = (cluster.nodes[slot].id, cluster.nodes[slot].url());
+    let clients = member_clients(cluster)?;
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut added = Err("not tried".to_string());
-    'add: while Instant::now() < deadline {
+    while Instant::now() < deadline {
         for c in &clients {
             match tokio::time::timeout(Duration::from_secs(10), c.add_learner(id, &url)).await {
-                Ok(Ok(change)) => {
-                    added = Ok(change.changed);
-                    break 'add;
-                }
+                Ok(Ok(change)) => return Ok(Ok(change.changed)),
                 Ok(Err(e)) => added = Err(e.to_string()),
                 Err(_) => added = Err("timed out".into()),
             }
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    Ok(added)
+}
+
+/// Promotes learner `id` to voter (once it caught up), tried against every node for 30 s.
+async fn promote(cluster: &Cluster, id: u64) -> anyhow::Result<Result<bool, String>> {
+    let clients = member_clients(cluster)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
     let mut promoted = Err("not tried".to_string());
-    'promote: while added.is_ok() && Instant::now() < deadline {
+    while Instant::now() < deadline {
         for c in &clients {
             match tokio::time::timeout(Duration::from_secs(35), c.promote_voter(id, Duration::from_secs(30))).await {
-                Ok(Ok(change)) => {
-                    promoted = Ok(change.changed);
-                    break 'promote;
-                }
+                Ok(Ok(change)) => return Ok(Ok(change.changed)),
                 Ok(Err(e)) => promoted = Err(e.to_string()),
                 Err(_) => promoted = Err("timed out".into()),
             }
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    Ok(format!("slot {slot} rebuilt as node {id}: add-learner {added:?}, promote {promoted:?}"))
+    Ok(promoted)
 }
 
 /// Waits until every running replica reports the same state hash at the same applied index.
-async fn converge(cluster: &Cluster, client: &LedgerClient) -> (Verdict, Vec<serde_json::Value>) {
+async fn converge(cluster: &Cluster) -> anyhow::Result<(Verdict, Vec<serde_json::Value>)> {
+    // A client that knows every current node (`state_hash_of` asks only its own endpoints; the
+    // membership nemesis may have added nodes since the run began).
+    let client = &workload::client(cluster.urls())?;
     let mut verdict = Verdict::new("replicas");
     let deadline = Instant::now() + CONVERGE_TIMEOUT;
     loop {
@@ -261,11 +290,11 @@ async fn converge(cluster: &Cluster, client: &LedgerClient) -> (Verdict, Vec<ser
         let last: Vec<serde_json::Value> = hashes.iter().map(|(id, index, hash)| json!({"node": id, "applied_index": index, "state_hash": hash})).collect();
         let distinct: BTreeSet<(u64, &String)> = hashes.iter().map(|(_, i, h)| (*i, h)).collect();
         if hashes.len() == cluster.nodes.len() && distinct.len() == 1 {
-            return (verdict, last);
+            return Ok((verdict, last));
         }
         if Instant::now() > deadline {
             verdict.anomaly(format!("replicas did not converge within {CONVERGE_TIMEOUT:?}: {last:?}"));
-            return (verdict, last);
+            return Ok((verdict, last));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -343,7 +372,7 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
     if !hold_ids.is_empty() {
         settle_holds(&admin, &hold_ids).await?;
     }
-    let (replicas, hashes) = converge(&cluster, &admin).await;
+    let (replicas, hashes) = converge(&cluster).await?;
     let mut records = Vec::new();
     for chunk in ids.iter().copied().collect::<Vec<_>>().chunks(4_000) {
         records.extend(admin.lookup_transfers(chunk.iter().map(|&i| u128::from(i)).collect()).await.context("final transfer lookup")?);
@@ -375,7 +404,7 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
         let end = FinalState { present: end.present.intersection(&sent).copied().collect(), ..end };
         let bank = checker::bank::check(&transfers, &accounts, total);
         let (durability, exactly_once) = checker::transfers::check(&transfers, &judged_initial, &end);
-        let linearizable = checker::linearizable::check(&transfers, &judged_initial);
+        let linearizable = checker::linearizable::check(&transfers, &judged_initial, Some(&end.present));
         let mut verdicts = vec![bank, durability, exactly_once, linearizable];
         if workload == Workload::TwoPhase {
             verdicts.push(two_phase::check(&judged_ops, &judged_initial, &two_phase_end));

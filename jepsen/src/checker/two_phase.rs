@@ -345,6 +345,6 @@ mod tests {
         assert_eq!(transfers.len(), 3, "posts 11, 13, 14 (outcomes kept), nothing else");
         assert_eq!(transfers[0], &Op::transfer(11, "p11", 1, 2, 10));
         assert_eq!(view.iter().filter(|o| matches!(o.op, Op::Read { .. })).count(), 3);
-        assert_eq!(super::super::linearizable::check(&view, &initial()).valid, Some(true));
+        assert_eq!(super::super::linearizable::check(&view, &initial(), Some(&BTreeSet::from([11]))).valid, Some(true));
     }
 }
