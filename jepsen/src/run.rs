@@ -405,7 +405,8 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
         let bank = checker::bank::check(&transfers, &accounts, total);
         let (durability, exactly_once) = checker::transfers::check(&transfers, &judged_initial, &end);
         let linearizable = checker::linearizable::check(&transfers, &judged_initial, Some(&end.present));
-        let mut verdicts = vec![bank, durability, exactly_once, linearizable];
+        let atomic_reads = checker::atomic_reads::check(&transfers, &judged_initial, Some(&end.present));
+        let mut verdicts = vec![bank, atomic_reads, durability, exactly_once, linearizable];
         if workload == Workload::TwoPhase {
             verdicts.push(two_phase::check(&judged_ops, &judged_initial, &two_phase_end));
         }

@@ -4,9 +4,7 @@
 //! account it touches, `delta` being the sum of its legs on that account (a multi-leg transfer is
 //! atomic, so its legs land on one account at one point); a read of all balances is `read(v)` on
 //! each account. That a read concurrent with a transfer saw all its legs or none *across*
-//! accounts is not a per-account property and is not checked here (README: not built yet); a
-//! read after the transfer completed that misses a leg is caught, and partly applied legs in the
-//! final balances are caught by exactly-once. Ok operations must take effect once, between their invoke and completion;
+//! accounts is not a per-account property: `atomic_reads` checks it. Ok operations must take effect once, between their invoke and completion;
 //! unknown (info) ones may take effect once at any time after their invoke, or never; failed ones
 //! never. The search looks for an order that respects real time and explains every read; it
 //! memoizes (taken set, balance) pairs and gives up, undecided, after a step budget.
