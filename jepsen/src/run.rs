@@ -375,10 +375,11 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
     let (replicas, hashes) = converge(&cluster).await?;
     let mut records = Vec::new();
     for chunk in ids.iter().copied().collect::<Vec<_>>().chunks(4_000) {
-        records.extend(admin.lookup_transfers(chunk.iter().map(|&i| u128::from(i)).collect()).await.context("final transfer lookup")?);
+        let ids: Vec<u128> = chunk.iter().map(|&i| u128::from(i)).collect();
+        records.extend(final_read("final transfer lookup", || admin.lookup_transfers(ids.clone())).await?);
     }
     let present: BTreeSet<u64> = records.iter().map(|r| r.transfer.id as u64).collect();
-    let (balances, held) = workload::read_with_held(&admin, options.accounts).await.context("final balance read")?;
+    let (balances, held) = final_read("final balance read", || workload::read_with_held(&admin, options.accounts)).await?;
     let holds = hold_ids
         .iter()
         .map(|&id| {
@@ -445,6 +446,29 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
     println!("run directory: {}", options.dir.display());
     drop(cluster);
     Ok(valid)
+}
+
+/// How long the final reads (after convergence) keep trying: a leader may change hands (or a node
+/// be slow to answer on this shared machine) just after the replicas agreed.
+const FINAL_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A read of the final state, retried (reads change nothing) until `FINAL_READ_TIMEOUT`.
+async fn final_read<T, F, Fut>(what: &'static str, read: F) -> anyhow::Result<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ledger_client::ClientError>>,
+{
+    let deadline = Instant::now() + FINAL_READ_TIMEOUT;
+    loop {
+        match read().await {
+            Ok(value) => return Ok(value),
+            Err(e) if Instant::now() < deadline => {
+                println!("{what}: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context(what)),
+        }
+    }
 }
 
 fn hold_state(state: ledger_client::PendingState) -> HoldState {

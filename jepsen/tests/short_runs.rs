@@ -20,7 +20,7 @@ fn run(workload: &str, nemesis: &str, seed: u64, dir: &Path) -> serde_json::Valu
         .expect("run jepsen");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{nemesis}: jepsen failed\n{stdout}\n{stderr}");
+    assert!(output.status.success(), "{nemesis}: jepsen failed\n{stdout}\n{stderr}\n{}", node_log_tails(dir));
     let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).expect("results.json")).expect("json");
     assert_eq!(results["valid"], true, "{nemesis}: {results:#}");
     for checker in results["checkers"].as_array().expect("checkers") {
@@ -60,4 +60,16 @@ fn tempfile_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("jepsen-short-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
+}
+
+/// The last lines of each node's log, for a failure message (the run directory is left behind
+/// too, but CI keeps only the output).
+fn node_log_tails(dir: &Path) -> String {
+    let mut out = String::new();
+    for slot in 0..16 {
+        let Ok(text) = std::fs::read_to_string(dir.join(format!("node-slot{slot}.log"))) else { continue };
+        let lines: Vec<&str> = text.lines().collect();
+        out += &format!("--- node-slot{slot}.log (last 15 lines of {})\n{}\n", dir.display(), lines[lines.len().saturating_sub(15)..].join("\n"));
+    }
+    out
 }
