@@ -161,6 +161,7 @@ pub fn check(ops: &[Completed], initial: &BTreeMap<AccountId, Amount>, end: &Fin
 
     // Every read: money conserved, pending amounts included.
     let total: Amount = initial.values().sum();
+    let (sent_from, sent_to) = (running_sums(&holds, |h| h.from), running_sums(&holds, |h| h.to));
     for op in ops.iter().filter(|o| o.outcome == Outcome::Ok) {
         let Op::Read { balances: Some(balances), held } = &op.op else { continue };
         let at = op.invoke_ns;
@@ -179,10 +180,8 @@ pub fn check(ops: &[Completed], initial: &BTreeMap<AccountId, Amount>, end: &Fin
         }
         for (account, [debit, credit]) in held {
             // The most each side could hold: every hold sent before the read completed.
-            let sent = |side: fn(&Hold) -> AccountId| -> Amount {
-                holds.values().filter(|h| !h.failed && side(h) == *account && h.invoke_ns <= op.complete_ns).map(|h| h.amount).sum()
-            };
-            if *debit < 0 || *credit < 0 || *debit > sent(|h| h.from) || *credit > sent(|h| h.to) {
+            let sent = |side: &BTreeMap<AccountId, Vec<(u64, Amount)>>| sent_by(side, *account, op.complete_ns);
+            if *debit < 0 || *credit < 0 || *debit > sent(&sent_from) || *credit > sent(&sent_to) {
                 verdict.anomaly(format!("read at {at} ns: account {account} holds {debit} / {credit} pending, not explained by the holds sent"));
             }
             if balances.get(account).is_some_and(|b| b - debit < 0) {
@@ -191,6 +190,33 @@ pub fn check(ops: &[Completed], initial: &BTreeMap<AccountId, Amount>, end: &Fin
         }
     }
     verdict
+}
+
+/// Per account, the holds not refused on that side, by invoke time, with running sums of their
+/// amounts (so each read's bound is a binary search, not a scan of every hold).
+fn running_sums(holds: &BTreeMap<u64, Hold>, side: fn(&Hold) -> AccountId) -> BTreeMap<AccountId, Vec<(u64, Amount)>> {
+    let mut by_account: BTreeMap<AccountId, Vec<(u64, Amount)>> = BTreeMap::new();
+    for h in holds.values().filter(|h| !h.failed) {
+        by_account.entry(side(h)).or_default().push((h.invoke_ns, h.amount));
+    }
+    for sums in by_account.values_mut() {
+        sums.sort_unstable();
+        let mut running = 0;
+        for entry in sums.iter_mut() {
+            running += entry.1;
+            entry.1 = running;
+        }
+    }
+    by_account
+}
+
+/// The amount of every hold on `account`'s side invoked at or before `until_ns`.
+fn sent_by(sums: &BTreeMap<AccountId, Vec<(u64, Amount)>>, account: AccountId, until_ns: u64) -> Amount {
+    let Some(sums) = sums.get(&account) else { return 0 };
+    match sums.partition_point(|(invoke_ns, _)| *invoke_ns <= until_ns) {
+        0 => 0,
+        n => sums[n - 1].1,
+    }
 }
 
 /// The two-phase history as the bank and linearizability checkers see posted balances: a post
