@@ -139,7 +139,8 @@ pub fn plan(seed: u64, nemeses: &[Nemesis], nodes: usize, time_limit_ms: u64) ->
             Nemesis::Kill => Fault::Kill { target: target(&mut rng) },
             Nemesis::Pause => Fault::Pause { target: target(&mut rng) },
             Nemesis::Partition => Fault::Partition {
-                shape: match rng.range(0, 3) {
+                // A ring of 3 is a full mesh (it would cut nothing): from 4 nodes only.
+                shape: match rng.range(0, if nodes >= 4 { 3 } else { 2 }) {
                     0 => PartitionShape::IsolateLeader,
                     1 => PartitionShape::Halves { minority: pick_nodes(&mut rng, nodes, nodes - majority) },
                     2 => PartitionShape::Bridge { bridge: random(&mut rng) },
@@ -220,6 +221,16 @@ mod tests {
             replaces += windows.len() - g;
         }
         assert!(grows > 0 && replaces > 0, "{grows} grows, {replaces} replacements");
+    }
+
+    #[test]
+    fn a_ring_needs_four_nodes() {
+        for seed in 0..100 {
+            for w in plan(seed, &[Nemesis::Partition], 3, 120_000) {
+                assert_ne!(w.fault, Fault::Partition { shape: PartitionShape::Ring }, "seed {seed}");
+            }
+        }
+        assert!((0..100).any(|seed| plan(seed, &[Nemesis::Partition], 5, 120_000).iter().any(|w| w.fault == Fault::Partition { shape: PartitionShape::Ring })));
     }
 
     #[test]
