@@ -209,6 +209,25 @@ impl Cluster {
         Ok(id)
     }
 
+    /// Starts a fresh node (new id, empty data dir) in a new slot, to be added as a learner and
+    /// promoted: the cluster grows by one. Returns the slot.
+    pub fn add_slot(&mut self) -> anyhow::Result<usize> {
+        let slot = self.nodes.len();
+        let listen = match self.net.as_mut() {
+            Some(net) => {
+                let net_slot = net.add_slot()?;
+                assert_eq!(net_slot, slot, "one namespace per node slot");
+                format!("{}:{NAMESPACED_PORT}", net.address(net_slot))
+            }
+            None => format!("127.0.0.1:{}", free_port()?),
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        self.nodes.push(Node { slot, id, listen, data_dir: self.dir.join(format!("n{slot}-id{id}")), child: None, paused: false });
+        self.spawn(slot, &[])?;
+        Ok(slot)
+    }
+
     /// Flips one byte of one of the node's files (it must be stopped): an SST if there is one,
     /// else the largest file. Returns what was flipped.
     pub fn flip_byte(&mut self, slot: usize, pick: u64) -> anyhow::Result<String> {
@@ -222,9 +241,21 @@ impl Cluster {
             *len > 0 && (name.ends_with(".sst") || name.ends_with(".log") || name.starts_with("MANIFEST"))
         });
         files.sort();
-        let Some((path, len)) = files.get((pick % files.len().max(1) as u64) as usize).cloned() else {
+        // First the kind (each kind present equally likely: a node has one WAL and one manifest
+        // but may have many tables, or none before its first flush), then the file.
+        let kind = |path: &Path| {
+            let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            if name.ends_with(".sst") { 0 } else if name.ends_with(".log") { 1 } else { 2 }
+        };
+        let mut kinds: Vec<u8> = files.iter().map(|(p, _)| kind(p)).collect();
+        kinds.dedup();
+        kinds.sort_unstable();
+        kinds.dedup();
+        let Some(&chosen) = kinds.get((pick % kinds.len().max(1) as u64) as usize) else {
             bail!("node in slot {slot} has no data file to corrupt");
         };
+        files.retain(|(p, _)| kind(p) == chosen);
+        let (path, len) = files[((pick >> 8) % files.len() as u64) as usize].clone();
         let offset = (pick >> 16) % len;
         let mut bytes = std::fs::read(&path)?;
         bytes[offset as usize] ^= 0x5a;

@@ -24,11 +24,62 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
-    /// A transfer; `key` is its idempotency key, reused by every retry of it. (Ids are u64 here:
-    /// the workload's ids fit, and JSON has no 128-bit integers.)
-    Transfer { id: u64, key: String, from: AccountId, to: AccountId, amount: Amount },
-    /// A read of every account's balance at one point (the value is set on completion).
-    Read { balances: Option<BTreeMap<AccountId, Amount>> },
+    /// A transfer of one or more legs, all applied or none; `key` is its idempotency key, reused
+    /// by every retry of it. (Ids are u64 here: the workload's ids fit, and JSON has no 128-bit
+    /// integers.)
+    Transfer { id: u64, key: String, legs: Vec<Leg> },
+    /// A read of every account's balance at one point (the value is set on completion):
+    /// `balances` are the posted ones (credits − debits); `held` (two-phase workload) is each
+    /// account's `[debits_pending, credits_pending]` in the same read.
+    Read {
+        balances: Option<BTreeMap<AccountId, Amount>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        held: Option<BTreeMap<AccountId, [Amount; 2]>>,
+    },
+    /// Two-phase: a pending transfer (a hold of `amount` on `from`'s debits and `to`'s credits)
+    /// that expires `timeout_ms` after the ledger applied it unless posted or voided first.
+    Hold { id: u64, key: String, from: AccountId, to: AccountId, amount: Amount, timeout_ms: u64 },
+    /// Two-phase: posts all of hold `hold` (the money moves from `from` to `to`).
+    Post { id: u64, key: String, hold: u64 },
+    /// Two-phase: voids hold `hold` (its funds are released, nothing moves).
+    Void { id: u64, key: String, hold: u64 },
+}
+
+impl Op {
+    /// A one-leg transfer.
+    pub fn transfer(id: u64, key: impl Into<String>, from: AccountId, to: AccountId, amount: Amount) -> Op {
+        Op::Transfer { id, key: key.into(), legs: vec![Leg { from, to, amount }] }
+    }
+
+    /// What a transfer does to each account it touches, all legs summed (empty for other ops).
+    pub fn deltas(&self) -> BTreeMap<AccountId, Amount> {
+        let mut deltas = BTreeMap::new();
+        if let Op::Transfer { legs, .. } = self {
+            for leg in legs {
+                *deltas.entry(leg.from).or_default() -= leg.amount;
+                *deltas.entry(leg.to).or_default() += leg.amount;
+            }
+        }
+        deltas
+    }
+
+    /// The id and idempotency key of a write (None for reads).
+    pub fn write_id(&self) -> Option<(u64, &str)> {
+        match self {
+            Op::Transfer { id, key, .. } | Op::Hold { id, key, .. } | Op::Post { id, key, .. } | Op::Void { id, key, .. } => {
+                Some((*id, key.as_str()))
+            }
+            Op::Read { .. } => None,
+        }
+    }
+}
+
+/// One leg of a transfer: `amount` moves from `from` to `to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leg {
+    pub from: AccountId,
+    pub to: AccountId,
+    pub amount: Amount,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +111,8 @@ pub struct Completed {
     pub outcome: Outcome,
     pub op: Op,
     pub ledger_timestamp_ns: Option<u64>,
+    /// The completion's error text (a result code's name for a definite fail).
+    pub error: Option<String>,
 }
 
 /// Pairs every invoke with its process's next completion, in invoke order. A process has at
@@ -81,6 +134,7 @@ pub fn pair(events: &[Event]) -> Result<Vec<Completed>, String> {
                     outcome: Outcome::Info,
                     op: e.op.clone(),
                     ledger_timestamp_ns: None,
+                    error: None,
                 });
             }
             outcome => {
@@ -91,9 +145,11 @@ pub fn pair(events: &[Event]) -> Result<Vec<Completed>, String> {
                 op.complete_ns = e.time_ns;
                 op.outcome = outcome;
                 op.ledger_timestamp_ns = e.ledger_timestamp_ns;
+                op.error = e.error.clone();
                 // A read's value arrives with its completion.
-                if let (Op::Read { balances }, Op::Read { balances: seen }) = (&mut op.op, &e.op) {
+                if let (Op::Read { balances, held }, Op::Read { balances: seen, held: seen_held }) = (&mut op.op, &e.op) {
                     *balances = seen.clone();
+                    *held = seen_held.clone();
                 }
             }
         }
@@ -119,8 +175,8 @@ mod tests {
 
     #[test]
     fn pairs_invokes_with_completions_and_round_trips_jsonl() {
-        let t = Op::Transfer { id: 1, key: "k1".into(), from: 1, to: 2, amount: 5 };
-        let read = |b: Option<BTreeMap<AccountId, Amount>>| Op::Read { balances: b };
+        let t = Op::Transfer { id: 1, key: "k1".into(), legs: vec![Leg { from: 1, to: 2, amount: 5 }, Leg { from: 2, to: 3, amount: 2 }] };
+        let read = |b: Option<BTreeMap<AccountId, Amount>>| Op::Read { balances: b, held: None };
         let events = vec![
             event(1, 0, Outcome::Invoke, t.clone()),
             event(2, 1, Outcome::Invoke, read(None)),
@@ -134,11 +190,12 @@ mod tests {
         assert_eq!(ops[1].op, read(Some(BTreeMap::from([(1, 10), (2, 0)]))));
         assert_eq!((ops[2].outcome, ops[2].complete_ns), (Outcome::Info, u64::MAX));
         assert_eq!(from_jsonl(&to_jsonl(&events)).unwrap(), events);
+        assert_eq!(t.deltas(), BTreeMap::from([(1, -5), (2, 3), (3, 2)]));
     }
 
     #[test]
     fn refuses_malformed_histories() {
-        let t = Op::Transfer { id: 1, key: "k".into(), from: 1, to: 2, amount: 1 };
+        let t = Op::transfer(1, "k", 1, 2, 1);
         assert!(pair(&[event(1, 0, Outcome::Ok, t.clone())]).is_err());
         assert!(pair(&[event(1, 0, Outcome::Invoke, t.clone()), event(2, 0, Outcome::Invoke, t)]).is_err());
     }

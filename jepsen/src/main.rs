@@ -9,7 +9,7 @@ use jepsen::schedule::Nemesis;
 #[derive(Parser)]
 #[command(about = "Fault-injection run: real nodes, real faults, checked histories")]
 struct Args {
-    /// Only `bank` (its history feeds the bank, durability, exactly-once and linearizable checkers).
+    /// `bank` (transfers and reads) or `two-phase` (holds posted, voided, raced, expired).
     #[arg(long, default_value = "bank")]
     workload: String,
     /// Comma-separated: kill, pause, partition, membership, corrupt ("none" for no faults).
@@ -37,7 +37,8 @@ struct Args {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    anyhow::ensure!(args.workload == "bank", "unknown workload {:?} (only `bank` is built)", args.workload);
+    let workload = jepsen::workload::Workload::parse(&args.workload)
+        .ok_or_else(|| anyhow::anyhow!("unknown workload {:?} (bank, two-phase)", args.workload))?;
     anyhow::ensure!((1..=jepsen::net::SLOTS_MAX).contains(&args.nodes), "--nodes must be 1..={}", jepsen::net::SLOTS_MAX);
     anyhow::ensure!(args.accounts >= 2, "--accounts must be at least 2");
     let nemeses: Vec<Nemesis> = if args.nemesis == "none" {
@@ -46,8 +47,9 @@ async fn main() -> anyhow::Result<()> {
         args.nemesis.split(',').map(|n| Nemesis::parse(n.trim()).ok_or_else(|| anyhow::anyhow!("unknown nemesis {n:?}"))).collect::<Result<_, _>>()?
     };
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-    let dir = args.dir.unwrap_or_else(|| PathBuf::from(format!("jepsen-runs/{secs}-{}-seed{}", args.nemesis.replace(',', "+"), args.seed)));
+    let dir = args.dir.unwrap_or_else(|| PathBuf::from(format!("jepsen-runs/{secs}-{}-{}-seed{}", args.workload, args.nemesis.replace(',', "+"), args.seed)));
     let options = Options {
+        workload,
         nodes: args.nodes,
         nemeses,
         time_limit_s: args.time_limit,

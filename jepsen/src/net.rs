@@ -65,16 +65,33 @@ impl Network {
         ip(&["addr", "add", &format!("10.213.{}.254/24", self.subnet), "dev", &bridge])?;
         ip(&["link", "set", &bridge, "up"])?;
         for slot in 0..self.slots {
-            let (ns, veth) = (self.namespace(slot), self.veth(slot));
-            ip(&["netns", "add", &ns])?;
-            ip(&["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
-            ip(&["link", "set", &veth, "master", &bridge])?;
-            ip(&["link", "set", &veth, "up"])?;
-            ip(&["-n", &ns, "addr", "add", &format!("{}/24", self.address(slot)), "dev", "eth0"])?;
-            ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
-            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+            self.add_namespace(slot)?;
         }
         Ok(())
+    }
+
+    fn add_namespace(&self, slot: usize) -> anyhow::Result<()> {
+        let (ns, veth, bridge) = (self.namespace(slot), self.veth(slot), self.bridge());
+        ip(&["netns", "add", &ns])?;
+        ip(&["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
+        ip(&["link", "set", &veth, "master", &bridge])?;
+        ip(&["link", "set", &veth, "up"])?;
+        ip(&["-n", &ns, "addr", "add", &format!("{}/24", self.address(slot)), "dev", "eth0"])?;
+        ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+        ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        Ok(())
+    }
+
+    /// A namespace for one more node (the membership nemesis growing the cluster). Returns its slot.
+    pub fn add_slot(&mut self) -> anyhow::Result<usize> {
+        let slot = self.slots;
+        if slot >= SLOTS_MAX {
+            bail!("no room for node slot {slot} (at most {SLOTS_MAX})");
+        }
+        // Counted first, so Drop removes it even if its setup fails half way.
+        self.slots += 1;
+        self.add_namespace(slot)?;
+        Ok(slot)
     }
 
     /// Cuts both directions between `a` and `b`.

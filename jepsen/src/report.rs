@@ -103,8 +103,9 @@ mod tests {
             invoke_ns,
             complete_ns,
             outcome,
-            op: Op::Read { balances: None },
+            op: Op::Read { balances: None, held: None },
             ledger_timestamp_ns: None,
+            error: None,
         };
         let ops = [op(1_000_000, 3_000_000, Outcome::Ok), op(2_000_000, 9_000_000, Outcome::Fail), op(4_000_000, u64::MAX, Outcome::Info)];
         let windows = [Window { start_ms: 1, end_ms: 5, fault: Fault::Kill { target: Target::Leader } }];

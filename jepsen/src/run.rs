@@ -11,14 +11,16 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::checker::transfers::FinalState;
+use crate::checker::two_phase::{self, HoldState};
 use crate::checker::{self, Verdict};
 use crate::cluster::Cluster;
 use crate::history::{self, Op};
 use crate::schedule::{self, Fault, Nemesis, PartitionShape, Rng, Target};
-use crate::workload::{self, Recorder};
+use crate::workload::{self, Recorder, Workload};
 use crate::report;
 
 pub struct Options {
+    pub workload: Workload,
     pub nodes: usize,
     pub nemeses: Vec<Nemesis>,
     pub time_limit_s: u64,
@@ -31,6 +33,9 @@ pub struct Options {
 
 const BALANCE_INITIAL: i64 = 1_000;
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(90);
+/// After the load, how long every hold has to be resolved or expired (the leader's expiry tick
+/// releases a hold soon after its timeout; a new leader may have to be elected first).
+const HOLDS_SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Serialize)]
 struct TimelineEvent {
@@ -137,6 +142,12 @@ impl FaultInjector {
                     }
                 }
             }
+            Fault::Grow => {
+                let slot = cluster.add_slot()?;
+                self.slots = vec![slot];
+                let added = add_learner(cluster, slot).await?;
+                format!("started node {} in new slot {slot}; add-learner {added:?}", cluster.nodes[slot].id)
+            }
             Fault::Corrupt { node } => {
                 self.slots = vec![*node];
                 cluster.kill(*node);
@@ -176,6 +187,14 @@ impl FaultInjector {
                 }
                 done.join("; ")
             }
+            Fault::Grow => {
+                let mut done = Vec::new();
+                for &s in &slots {
+                    let id = cluster.nodes[s].id;
+                    done.push(format!("promote node {id} (slot {s}): {:?}", promote(cluster, id).await?));
+                }
+                done.join("; ")
+            }
             Fault::Corrupt { node } => {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 let url = cluster.nodes[*node].url();
@@ -200,46 +219,61 @@ impl FaultInjector {
     }
 }
 
-/// Rebuilds a slot from its peers under a new id: empty data dir, add as learner, promote. Each
-/// step is tried against every node in turn (any may be the leader, some may be down) for 30 s.
+/// Rebuilds a slot from its peers under a new id: empty data dir, add as learner, promote.
 async fn rebuild(cluster: &mut Cluster, slot: usize) -> anyhow::Result<String> {
     let id = cluster.replace(slot)?;
-    let url = cluster.nodes[slot].url();
-    let clients: Vec<LedgerClient> = cluster.urls().into_iter().map(|u| workload::client(vec![u])).collect::<Result<_, _>>()?;
+    let added = add_learner(cluster, slot).await?;
+    let promoted = if added.is_ok() { promote(cluster, id).await? } else { Err("not tried".to_string()) };
+    Ok(format!("slot {slot} rebuilt as node {id}: add-learner {added:?}, promote {promoted:?}"))
+}
+
+fn member_clients(cluster: &Cluster) -> anyhow::Result<Vec<LedgerClient>> {
+    cluster.urls().into_iter().map(|u| workload::client(vec![u])).collect()
+}
+
+/// Adds the (running, empty) node of `slot` as a learner. Tried against every node in turn (any
+/// may be the leader, some may be down) for 30 s. `Ok(Err(_))`: the last refusal.
+async fn add_learner(cluster: &Cluster, slot: usize) -> anyhow::Result<Result<bool, String>> {
+    let (id, url) = (cluster.nodes[slot].id, cluster.nodes[slot].url());
+    let clients = member_clients(cluster)?;
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut added = Err("not tried".to_string());
-    'add: while Instant::now() < deadline {
+    while Instant::now() < deadline {
         for c in &clients {
             match tokio::time::timeout(Duration::from_secs(10), c.add_learner(id, &url)).await {
-                Ok(Ok(change)) => {
-                    added = Ok(change.changed);
-                    break 'add;
-                }
+                Ok(Ok(change)) => return Ok(Ok(change.changed)),
                 Ok(Err(e)) => added = Err(e.to_string()),
                 Err(_) => added = Err("timed out".into()),
             }
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    Ok(added)
+}
+
+/// Promotes learner `id` to voter (once it caught up), tried against every node for 30 s.
+async fn promote(cluster: &Cluster, id: u64) -> anyhow::Result<Result<bool, String>> {
+    let clients = member_clients(cluster)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
     let mut promoted = Err("not tried".to_string());
-    'promote: while added.is_ok() && Instant::now() < deadline {
+    while Instant::now() < deadline {
         for c in &clients {
             match tokio::time::timeout(Duration::from_secs(35), c.promote_voter(id, Duration::from_secs(30))).await {
-                Ok(Ok(change)) => {
-                    promoted = Ok(change.changed);
-                    break 'promote;
-                }
+                Ok(Ok(change)) => return Ok(Ok(change.changed)),
                 Ok(Err(e)) => promoted = Err(e.to_string()),
                 Err(_) => promoted = Err("timed out".into()),
             }
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    Ok(format!("slot {slot} rebuilt as node {id}: add-learner {added:?}, promote {promoted:?}"))
+    Ok(promoted)
 }
 
 /// Waits until every running replica reports the same state hash at the same applied index.
-async fn converge(cluster: &Cluster, client: &LedgerClient) -> (Verdict, Vec<serde_json::Value>) {
+async fn converge(cluster: &Cluster) -> anyhow::Result<(Verdict, Vec<serde_json::Value>)> {
+    // A client that knows every current node (`state_hash_of` asks only its own endpoints; the
+    // membership nemesis may have added nodes since the run began).
+    let client = &workload::client(cluster.urls())?;
     let mut verdict = Verdict::new("replicas");
     let deadline = Instant::now() + CONVERGE_TIMEOUT;
     loop {
@@ -256,11 +290,11 @@ async fn converge(cluster: &Cluster, client: &LedgerClient) -> (Verdict, Vec<ser
         let last: Vec<serde_json::Value> = hashes.iter().map(|(id, index, hash)| json!({"node": id, "applied_index": index, "state_hash": hash})).collect();
         let distinct: BTreeSet<(u64, &String)> = hashes.iter().map(|(_, i, h)| (*i, h)).collect();
         if hashes.len() == cluster.nodes.len() && distinct.len() == 1 {
-            return (verdict, last);
+            return Ok((verdict, last));
         }
         if Instant::now() > deadline {
             verdict.anomaly(format!("replicas did not converge within {CONVERGE_TIMEOUT:?}: {last:?}"));
-            return (verdict, last);
+            return Ok((verdict, last));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -297,7 +331,11 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
         let count = urls.len();
         urls.rotate_left(process as usize % count);
         let client = workload::client(urls)?;
-        workers.push(tokio::spawn(workload::worker(client, recorder.clone(), process, options.seed, options.accounts, interval, deadline)));
+        let (recorder, seed, accounts) = (recorder.clone(), options.seed, options.accounts);
+        workers.push(match options.workload {
+            Workload::Bank => tokio::spawn(workload::worker(client, recorder, process, seed, accounts, interval, deadline)),
+            Workload::TwoPhase => tokio::spawn(workload::two_phase::worker(client, recorder, process, seed, accounts, interval, deadline)),
+        });
     }
 
     let mut nemesis = FaultInjector { timeline: Vec::new(), start, slots: Vec::new(), faults_injected: 0 };
@@ -327,28 +365,53 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
     for op in &unknown {
         workload::attempt_transfer(&closer, &recorder, options.concurrency + 1, op, true).await;
     }
-    let (replicas, hashes) = converge(&cluster, &admin).await;
-
     let events = recorder.events();
     let ops = history::pair(&events).map_err(anyhow::Error::msg)?;
-    let ids: BTreeSet<u64> = ops.iter().filter_map(|o| if let Op::Transfer { id, .. } = o.op { Some(id) } else { None }).collect();
-    let mut present = BTreeSet::new();
-    for chunk in ids.iter().copied().collect::<Vec<_>>().chunks(4_000) {
-        let records = admin.lookup_transfers(chunk.iter().map(|&i| u128::from(i)).collect()).await.context("final transfer lookup")?;
-        present.extend(records.iter().map(|r| r.transfer.id as u64));
+    let ids: BTreeSet<u64> = ops.iter().filter_map(|o| o.op.write_id().map(|(id, _)| id)).collect();
+    let hold_ids: BTreeSet<u64> = ops.iter().filter_map(|o| if let Op::Hold { id, .. } = o.op { Some(id) } else { None }).collect();
+    if !hold_ids.is_empty() {
+        settle_holds(&admin, &hold_ids).await?;
     }
-    let balances = workload::read_all(&admin, options.accounts).await.context("final balance read")?;
-    let end = FinalState { present, balances: balances.clone() };
+    let (replicas, hashes) = converge(&cluster).await?;
+    let mut records = Vec::new();
+    for chunk in ids.iter().copied().collect::<Vec<_>>().chunks(4_000) {
+        let ids: Vec<u128> = chunk.iter().map(|&i| u128::from(i)).collect();
+        records.extend(final_read("final transfer lookup", || admin.lookup_transfers(ids.clone())).await?);
+    }
+    let present: BTreeSet<u64> = records.iter().map(|r| r.transfer.id as u64).collect();
+    let (balances, held) = final_read("final balance read", || workload::read_with_held(&admin, options.accounts)).await?;
+    let holds = hold_ids
+        .iter()
+        .map(|&id| {
+            let record = records.iter().find(|r| r.transfer.id as u64 == id);
+            (id, record.map_or(HoldState::Absent, |r| hold_state(r.pending_state)))
+        })
+        .collect();
+    let two_phase_end = two_phase::FinalState { holds, present: present.clone(), balances: balances.clone(), held };
 
+    let end = FinalState { present, balances: balances.clone() };
     let accounts: BTreeSet<u64> = initial.keys().copied().collect();
     // The checkers are CPU-bound (the linearizability search can take minutes on a long run):
     // off the async workers, so Ctrl-C is still heard.
-    let (judged_ops, judged_initial) = (ops.clone(), initial.clone());
+    let (judged_ops, judged_initial, workload) = (ops.clone(), initial.clone(), options.workload);
     let mut verdicts = tokio::task::spawn_blocking(move || {
-        let bank = checker::bank::check(&judged_ops, &accounts, total);
-        let (durability, exactly_once) = checker::transfers::check(&judged_ops, &judged_initial, &end);
-        let linearizable = checker::linearizable::check(&judged_ops, &judged_initial);
-        vec![bank, durability, exactly_once, linearizable]
+        // Two-phase: the transfer checkers judge the posted balances, where a post is a transfer.
+        let transfers = match workload {
+            Workload::Bank => judged_ops.clone(),
+            Workload::TwoPhase => two_phase::posted_view(&judged_ops),
+        };
+        // Only the posts are transfers there (holds and voids move no posted money).
+        let sent: BTreeSet<u64> = transfers.iter().filter_map(|o| if let Op::Transfer { id, .. } = o.op { Some(id) } else { None }).collect();
+        let end = FinalState { present: end.present.intersection(&sent).copied().collect(), ..end };
+        let bank = checker::bank::check(&transfers, &accounts, total);
+        let (durability, exactly_once) = checker::transfers::check(&transfers, &judged_initial, &end);
+        let linearizable = checker::linearizable::check(&transfers, &judged_initial, Some(&end.present));
+        let atomic_reads = checker::atomic_reads::check(&transfers, &judged_initial, Some(&end.present));
+        let mut verdicts = vec![bank, atomic_reads, durability, exactly_once, linearizable];
+        if workload == Workload::TwoPhase {
+            verdicts.push(two_phase::check(&judged_ops, &judged_initial, &two_phase_end));
+        }
+        verdicts
     })
     .await?;
     verdicts.push(replicas);
@@ -357,6 +420,7 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
 
     let results = json!({
         "valid": valid,
+        "workload": options.workload,
         "seed": options.seed,
         "nodes": options.nodes,
         "nemeses": options.nemeses,
@@ -373,7 +437,7 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
     write(&options.dir, "timeline.jsonl", &timeline)?;
     write(&options.dir, "schedule.json", &serde_json::to_string_pretty(&windows)?)?;
     write(&options.dir, "results.json", &serde_json::to_string_pretty(&results)?)?;
-    let title = format!("bank, nemesis {:?}, {} nodes, seed {}", options.nemeses, options.nodes, options.seed);
+    let title = format!("{}, nemesis {:?}, {} nodes, seed {}", options.workload.name(), options.nemeses, options.nodes, options.seed);
     write(&options.dir, "report.html", &report::render(&title, &ops, &windows, &verdicts))?;
     println!("ops ok {ok} / fail {fail} / info {info}; faults {}; valid: {valid}", nemesis.faults_injected);
     for v in &verdicts {
@@ -382,6 +446,58 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
     println!("run directory: {}", options.dir.display());
     drop(cluster);
     Ok(valid)
+}
+
+/// How long the final reads (after convergence) keep trying: a leader may change hands (or a node
+/// be slow to answer on this shared machine) just after the replicas agreed.
+const FINAL_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A read of the final state, retried (reads change nothing) until `FINAL_READ_TIMEOUT`.
+async fn final_read<T, F, Fut>(what: &'static str, read: F) -> anyhow::Result<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ledger_client::ClientError>>,
+{
+    let deadline = Instant::now() + FINAL_READ_TIMEOUT;
+    loop {
+        match read().await {
+            Ok(value) => return Ok(value),
+            Err(e) if Instant::now() < deadline => {
+                println!("{what}: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context(what)),
+        }
+    }
+}
+
+fn hold_state(state: ledger_client::PendingState) -> HoldState {
+    match state {
+        ledger_client::PendingState::Pending => HoldState::Pending,
+        ledger_client::PendingState::Posted => HoldState::Posted,
+        ledger_client::PendingState::Voided => HoldState::Voided,
+        ledger_client::PendingState::Expired => HoldState::Expired,
+        // A hold id that names a plain transfer: the two-phase checker reports it as absent.
+        ledger_client::PendingState::None => HoldState::Absent,
+    }
+}
+
+/// Waits until no hold the workload sent is still pending (each is posted, voided or expired).
+async fn settle_holds(client: &LedgerClient, hold_ids: &BTreeSet<u64>) -> anyhow::Result<()> {
+    let deadline = Instant::now() + HOLDS_SETTLE_TIMEOUT;
+    loop {
+        let mut pending = 0;
+        for chunk in hold_ids.iter().copied().collect::<Vec<_>>().chunks(4_000) {
+            let records = client.lookup_transfers(chunk.iter().map(|&i| u128::from(i)).collect()).await.context("hold lookup")?;
+            pending += records.iter().filter(|r| r.pending_state == ledger_client::PendingState::Pending).count();
+        }
+        // Still pending at the deadline: the two-phase checker reports each.
+        if pending == 0 || Instant::now() > deadline {
+            println!("holds settled: {pending} still pending");
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 fn write(dir: &std::path::Path, name: &str, text: &str) -> anyhow::Result<()> {

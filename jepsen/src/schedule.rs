@@ -82,6 +82,9 @@ pub enum Fault {
     Partition { shape: PartitionShape },
     /// Remove a node and add it back (as a new id) when the window ends.
     Membership { node: usize },
+    /// Add a fresh node as a learner (the cluster grows by one); promote it to voter when the
+    /// window ends. It stays a member for the rest of the run.
+    Grow,
     /// Flip one byte of a stopped node's data file, then restart it: it must refuse or rebuild.
     Corrupt { node: usize },
 }
@@ -95,6 +98,8 @@ pub struct Window {
 
 /// Quiet time before the first fault and after the last heal, for a baseline and convergence.
 pub const QUIET_EDGE_MS: u64 = 5_000;
+/// Nodes the membership nemesis may add to a run (each stays; the machine is small).
+pub const GROWS_MAX: usize = 2;
 
 fn pick_nodes(rng: &mut Rng, nodes: usize, count: usize) -> Vec<usize> {
     let mut all: Vec<usize> = (0..nodes).collect();
@@ -117,6 +122,7 @@ pub fn plan(seed: u64, nemeses: &[Nemesis], nodes: usize, time_limit_ms: u64) ->
     let mut now = QUIET_EDGE_MS;
     let last_heal = time_limit_ms.saturating_sub(QUIET_EDGE_MS);
     let majority = nodes / 2 + 1;
+    let mut grows = 0;
     loop {
         let length = rng.range(2_000, 8_000);
         if now + length > last_heal {
@@ -133,13 +139,20 @@ pub fn plan(seed: u64, nemeses: &[Nemesis], nodes: usize, time_limit_ms: u64) ->
             Nemesis::Kill => Fault::Kill { target: target(&mut rng) },
             Nemesis::Pause => Fault::Pause { target: target(&mut rng) },
             Nemesis::Partition => Fault::Partition {
-                shape: match rng.range(0, 3) {
+                // A ring of 3 is a full mesh (it would cut nothing): from 4 nodes only.
+                shape: match rng.range(0, if nodes >= 4 { 3 } else { 2 }) {
                     0 => PartitionShape::IsolateLeader,
                     1 => PartitionShape::Halves { minority: pick_nodes(&mut rng, nodes, nodes - majority) },
                     2 => PartitionShape::Bridge { bridge: random(&mut rng) },
                     _ => PartitionShape::Ring,
                 },
             },
+            // One membership change in three adds a node (while there is room), the others
+            // remove one and rebuild it.
+            Nemesis::Membership if rng.range(0, 2) == 0 && grows < GROWS_MAX && nodes + grows < crate::net::SLOTS_MAX => {
+                grows += 1;
+                Fault::Grow
+            }
             Nemesis::Membership => Fault::Membership { node: random(&mut rng) },
             Nemesis::Corrupt => Fault::Corrupt { node: random(&mut rng) },
         };
@@ -190,11 +203,34 @@ mod tests {
                     },
                     Fault::Partition { shape: PartitionShape::Halves { minority } } => assert_eq!(minority.len(), 2),
                     Fault::Partition { shape: PartitionShape::Bridge { bridge } } => check(bridge),
-                    Fault::Partition { .. } => {}
+                    Fault::Partition { .. } | Fault::Grow => {}
                     Fault::Membership { node } | Fault::Corrupt { node } => check(node),
                 }
             }
         }
+    }
+
+    #[test]
+    fn membership_changes_both_grow_and_replace_and_grow_at_most_twice() {
+        let (mut grows, mut replaces) = (0, 0);
+        for seed in 0..100 {
+            let windows = plan(seed, &[Nemesis::Membership], 3, 120_000);
+            let g = windows.iter().filter(|w| w.fault == Fault::Grow).count();
+            assert!(g <= GROWS_MAX, "seed {seed}: {g} grows");
+            grows += g;
+            replaces += windows.len() - g;
+        }
+        assert!(grows > 0 && replaces > 0, "{grows} grows, {replaces} replacements");
+    }
+
+    #[test]
+    fn a_ring_needs_four_nodes() {
+        for seed in 0..100 {
+            for w in plan(seed, &[Nemesis::Partition], 3, 120_000) {
+                assert_ne!(w.fault, Fault::Partition { shape: PartitionShape::Ring }, "seed {seed}");
+            }
+        }
+        assert!((0..100).any(|seed| plan(seed, &[Nemesis::Partition], 5, 120_000).iter().any(|w| w.fault == Fault::Partition { shape: PartitionShape::Ring })));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::history::{AccountId, Amount, Completed, Op, Outcome};
 pub fn check(ops: &[Completed], accounts: &BTreeSet<AccountId>, total: Amount) -> Verdict {
     let mut verdict = Verdict::new("bank");
     for op in ops.iter().filter(|o| o.outcome == Outcome::Ok) {
-        let Op::Read { balances: Some(balances) } = &op.op else { continue };
+        let Op::Read { balances: Some(balances), .. } = &op.op else { continue };
         let at = op.invoke_ns;
         let seen: BTreeSet<AccountId> = balances.keys().copied().collect();
         if &seen != accounts {
@@ -38,8 +38,9 @@ mod tests {
             invoke_ns: 1,
             complete_ns: 2,
             outcome: Outcome::Ok,
-            op: Op::Read { balances: Some(balances.iter().copied().collect::<BTreeMap<_, _>>()) },
+            op: Op::Read { balances: Some(balances.iter().copied().collect::<BTreeMap<_, _>>()), held: None },
             ledger_timestamp_ns: None,
+            error: None,
         }
     }
 

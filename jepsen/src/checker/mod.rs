@@ -1,9 +1,11 @@
 //! Checkers: each reads a paired history (and, where needed, the ledger's final state) and
 //! returns a verdict naming the first anomalies it found.
 
+pub mod atomic_reads;
 pub mod bank;
 pub mod linearizable;
 pub mod transfers;
+pub mod two_phase;
 
 use serde::Serialize;
 

@@ -23,12 +23,12 @@ pub fn check(ops: &[Completed], initial: &BTreeMap<AccountId, Amount>, end: &Fin
     let mut durability = Verdict::new("durability");
     let mut exactly_once = Verdict::new("exactly_once");
     // Per transfer id: its legs, and every outcome its attempts saw.
-    let mut transfers: BTreeMap<u64, (AccountId, AccountId, Amount, String)> = BTreeMap::new();
+    let mut transfers: BTreeMap<u64, (&Op, String)> = BTreeMap::new();
     let mut outcomes: BTreeMap<u64, Vec<&Completed>> = BTreeMap::new();
     for op in ops {
-        if let Op::Transfer { id, key, from, to, amount } = &op.op {
-            let previous = transfers.insert(*id, (*from, *to, *amount, key.clone()));
-            if previous.is_some_and(|p| p != (*from, *to, *amount, key.clone())) {
+        if let Op::Transfer { id, key, .. } = &op.op {
+            let previous = transfers.insert(*id, (&op.op, key.clone()));
+            if previous.is_some_and(|p| p.0 != &op.op) {
                 exactly_once.anomaly(format!("transfer {id} was sent with two different contents"));
             }
             outcomes.entry(*id).or_default().push(op);
@@ -57,9 +57,11 @@ pub fn check(ops: &[Completed], initial: &BTreeMap<AccountId, Amount>, end: &Fin
     }
     let mut expected = initial.clone();
     for id in &end.present {
-        if let Some((from, to, amount, _)) = transfers.get(id) {
-            *expected.entry(*from).or_default() -= amount;
-            *expected.entry(*to).or_default() += amount;
+        // Every leg of a present transfer, applied once (a partly applied one shows here).
+        if let Some((op, _)) = transfers.get(id) {
+            for (account, delta) in op.deltas() {
+                *expected.entry(account).or_default() += delta;
+            }
         }
     }
     for (account, want) in &expected {
@@ -83,8 +85,9 @@ mod tests {
             invoke_ns: 1,
             complete_ns: 2,
             outcome,
-            op: Op::Transfer { id, key: format!("k{id}"), from: 1, to: 2, amount: 10 },
+            op: Op::transfer(id, format!("k{id}"), 1, 2, 10),
             ledger_timestamp_ns: stamp,
+            error: None,
         }
     }
 
@@ -131,6 +134,21 @@ mod tests {
         let ops = [transfer(1, Outcome::Ok, Some(7)), transfer(1, Outcome::Ok, Some(8))];
         let (_, e) = check(&ops, &initial(), &state(&[1], 90, 10));
         assert_eq!(e.valid, Some(false));
+    }
+
+    #[test]
+    fn a_partially_applied_multi_leg_transfer_fails_exactly_once() {
+        use crate::history::Leg;
+        let legs = vec![Leg { from: 1, to: 2, amount: 10 }, Leg { from: 2, to: 3, amount: 4 }, Leg { from: 1, to: 3, amount: 1 }];
+        let op = Completed { op: Op::Transfer { id: 1, key: "k1".into(), legs }, ..transfer(1, Outcome::Ok, Some(7)) };
+        let initial = BTreeMap::from([(1, 100), (2, 0), (3, 0)]);
+        let end = |balances: [Amount; 3]| FinalState { present: BTreeSet::from([1]), balances: BTreeMap::from([(1, balances[0]), (2, balances[1]), (3, balances[2])]) };
+        let (d, e) = check(std::slice::from_ref(&op), &initial, &end([89, 6, 5]));
+        assert_eq!((d.valid, e.valid), (Some(true), Some(true)), "all legs applied: {e:?}");
+        // The second leg is missing: the balances are not those of the transfer applied once.
+        let (_, e) = check(std::slice::from_ref(&op), &initial, &end([89, 10, 1]));
+        assert_eq!(e.valid, Some(false));
+        assert!(e.anomalies.iter().any(|a| a.contains("account 2")) && e.anomalies.iter().any(|a| a.contains("account 3")), "{e:?}");
     }
 
     #[test]

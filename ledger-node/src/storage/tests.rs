@@ -162,3 +162,60 @@ fn a_read_store_sees_one_state_even_while_transfers_apply() {
     let fresh = super::ReadStore::new(&db);
     assert_ne!(fresh.scan(Table::Accounts, &[0], &[0xff; 40], 100, false).unwrap(), before.1, "a new reader sees the new state");
 }
+
+/// A byte flipped inside an SST data block of a closed database: the open must refuse with the
+/// typed corruption error (RocksDB alone opens it and fails only when the block is read).
+#[test]
+fn a_flipped_byte_in_an_sst_data_block_refuses_the_open() {
+    use super::db::{TableCorruption, open_with};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("db");
+    {
+        let db = open(&path).expect("open");
+        let family = cf(&db, Cf::Ledger(Table::Transfers));
+        for i in 0u32..2_000 {
+            // Incompressible-ish values so the first data block is a few KiB of real bytes.
+            let value: Vec<u8> = (0..100u32).map(|j| (i.wrapping_mul(2_654_435_761).wrapping_add(j * 40_503) >> 13) as u8).collect();
+            db.put_cf(family, i.to_be_bytes(), value).expect("put");
+        }
+        db.flush_cf(family).expect("flush to an SST");
+    }
+    let ssts: Vec<std::path::PathBuf> = std::fs::read_dir(&path)
+        .expect("db dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sst"))
+        .collect();
+    assert_eq!(ssts.len(), 1, "{ssts:?}");
+    // Data blocks come first in a block-based table: byte 100 is inside the first one.
+    let mut bytes = std::fs::read(&ssts[0]).expect("read sst");
+    assert!(bytes.len() > 8_192, "several data blocks: {}", bytes.len());
+    bytes[100] ^= 0x5a;
+    std::fs::write(&ssts[0], &bytes).expect("write sst");
+
+    // RocksDB itself opens the damaged database: that is the gap the scan closes.
+    assert!(open_with(&path, false).is_ok(), "RocksDB's own open does not read data blocks");
+    let error = open(&path).err().expect("the open must refuse a corrupted SST");
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidData, "{error}");
+    let corruption = error.get_ref().and_then(|e| e.downcast_ref::<TableCorruption>()).expect("a TableCorruption");
+    assert_eq!(corruption.column_family, Table::Transfers.name());
+    assert!(corruption.detail.contains("checksum mismatch") && corruption.detail.contains(".sst"), "{corruption:?}");
+    assert!(error.to_string().contains("remove the node and add a fresh one"), "{error}");
+}
+
+#[test]
+fn an_intact_database_passes_the_scan_at_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("db");
+    {
+        let db = open(&path).expect("open");
+        let family = cf(&db, Cf::Ledger(Table::Accounts));
+        for i in 0u32..500 {
+            db.put_cf(family, i.to_be_bytes(), [7u8; 64]).expect("put");
+        }
+        db.flush_cf(family).expect("flush");
+        db.put_cf(family, b"in the memtable", b"x").expect("put");
+    }
+    let db = open(&path).expect("reopen");
+    let verified = super::db::verify_tables_of(&db).expect("verify");
+    assert_eq!(verified.rows, 501);
+}
