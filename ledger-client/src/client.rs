@@ -855,7 +855,7 @@ pub(crate) fn protocol(error: crate::error::ParseError) -> ClientError {
 
 /// A mid-stream failure: definite errors stay `Rejected`; anything transient is `Unavailable`
 /// (a watch has no commit outcome to be unsure about).
-fn stream_error(status: &Status) -> ClientError {
+pub(crate) fn stream_error(status: &Status) -> ClientError {
     match classify(status) {
         Disposition::Fatal => ClientError::Rejected {
             code: status.code(),

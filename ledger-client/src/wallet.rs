@@ -154,6 +154,27 @@ impl LedgerClient {
             .map_err(protocol)
     }
 
+    /// System-initiated sync: the token and its wallet now, then after every committed change to
+    /// the wallet account (an online payment, a top-up, another device's sync). The stream ends
+    /// with an error if the connection breaks or the watcher falls behind: resubscribe (the
+    /// first message is always the current state, so nothing is missed).
+    pub async fn watch_wallet(
+        &self,
+        token_id: u128,
+    ) -> Result<std::pin::Pin<Box<dyn futures::Stream<Item = Result<WalletUpdate, ClientError>> + Send>>, ClientError> {
+        use futures::StreamExt;
+        let request = api::WatchWalletRequest { token_id: encode_id(token_id) };
+        let stream = self
+            .wallet_call("WatchWallet", CallKind::Stream, request, |mut grpc, request| async move {
+                grpc.watch_wallet(request).await
+            })
+            .await?;
+        Ok(Box::pin(stream.map(|item| match item {
+            Ok(update) => convert::wallet_update_from_proto(update).map_err(protocol),
+            Err(status) => Err(crate::client::stream_error(&status)),
+        })))
+    }
+
     /// Compares the device's balance and last sequence with the ledger (read-only, linearizable).
     /// `None` when the ledger has no such token.
     pub async fn reconcile(

@@ -714,3 +714,50 @@ async fn reconcile_reports_difference_and_missing_sequences() {
             .device_sequence_out_of_window
     );
 }
+
+/// System-initiated sync: a subscribed wallet hears of a web payment and a top-up made through
+/// other channels, with its new balance and allowance, without polling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_wallet_pushes_balance_changes_from_other_channels() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let node = DevNode::start(&dir.path().join("node"));
+    let c = LedgerClient::connect(vec![node.endpoint()]).unwrap();
+    assert!(c.create_assets(vec![NewAsset::new("CNY", 2)]).await.unwrap()[0].is_success());
+    let accounts = vec![
+        NewAccount::new(1, "CNY", 100),
+        NewAccount { debits_must_not_exceed_credits: true, ..NewAccount::new(2, "CNY", 1) },
+        NewAccount::new(3, "CNY", 2),
+        NewAccount::new(4, "CNY", 9),
+    ];
+    assert!(c.create_accounts(accounts).await.unwrap().iter().all(|r| r.is_success()));
+    let topup = |id: u128, amount: &str| NewTransfer::posted(id, format!("t{id}"), "CNY", vec![Leg::new(1, 2, Decimal::from_str(amount).unwrap())]);
+    assert_eq!(c.create_transfers(vec![topup(10, "200.00")]).await.unwrap()[0].code, ResultCode::Ok);
+    let issued = c
+        .issue_token(NewToken {
+            token_id: 88,
+            account_id: 2,
+            clearing_account_id: 4,
+            device_id: "phone-w".into(),
+            offline_limit: Decimal::from_str("50.00").unwrap(),
+            max_offline_count: 5,
+            validity_ms: 0,
+        })
+        .await
+        .unwrap();
+    assert_eq!(issued.result.code, ResultCode::Ok);
+    let mut updates = c.watch_wallet(88).await.unwrap();
+    let first = updates.next().await.unwrap().unwrap();
+    assert_eq!((first.available_online, first.offline_allowance, first.timestamp_ns), (Decimal::from_str("150.00").unwrap(), Decimal::from_str("50.00").unwrap(), 0));
+    // A web payment of 30.00 and a top-up of 5.00, each pushed.
+    let web = NewTransfer::posted(11, "web-pay", "CNY", vec![Leg::new(2, 3, Decimal::from_str("30.00").unwrap())]);
+    let paid = c.create_transfers(vec![web]).await.unwrap()[0].clone();
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), updates.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!((next.available_online, next.timestamp_ns), (Decimal::from_str("120.00").unwrap(), paid.timestamp_ns));
+    assert_eq!(c.create_transfers(vec![topup(12, "5.00")]).await.unwrap()[0].code, ResultCode::Ok);
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), updates.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(next.available_online, Decimal::from_str("125.00").unwrap());
+    assert_eq!(next.offline_allowance, Decimal::from_str("50.00").unwrap(), "the offline allowance is untouched");
+    // An unknown token is NOT_FOUND.
+    assert!(matches!(c.watch_wallet(99).await, Err(ledger_client::ClientError::Rejected { code: tonic::Code::NotFound, .. })));
+}

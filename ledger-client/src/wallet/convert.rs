@@ -102,6 +102,22 @@ pub(crate) fn reconciliation_from_proto(
     })
 }
 
+pub(crate) fn wallet_update_from_proto(update: api::WalletUpdate) -> Result<WalletUpdate, ParseError> {
+    Ok(WalletUpdate {
+        token: token_from_proto(update.token.ok_or(ParseError::MissingField { field: "WalletUpdate.token" })?)?,
+        account: crate::convert::account_record_from_proto(
+            update.account.ok_or(ParseError::MissingField { field: "WalletUpdate.account" })?,
+        )?,
+        // May be negative for an account without a balance constraint.
+        available_online: match update.available_online.strip_prefix('-') {
+            Some(magnitude) => -parse_amount(magnitude)?,
+            None => parse_amount(&update.available_online)?,
+        },
+        offline_allowance: parse_amount(&update.offline_allowance)?,
+        timestamp_ns: update.timestamp_ns,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -185,3 +185,16 @@ pub struct Reconciliation {
     /// The device's last sequence is past its window or below what the ledger posted.
     pub device_sequence_out_of_window: bool,
 }
+
+/// One message of `watch_wallet`: the token and its wallet after a committed change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletUpdate {
+    pub token: Token,
+    pub account: AccountRecord,
+    /// credits − debits − debits pending (+ overdraft): what online payments may still spend.
+    pub available_online: Decimal,
+    /// What is left of the token's hold: what the phone may still spend offline.
+    pub offline_allowance: Decimal,
+    /// Commit time of the change that caused the update; 0 for the first message.
+    pub timestamp_ns: u64,
+}

@@ -9,6 +9,7 @@ pub mod grpc;
 pub mod risk;
 pub mod status;
 pub mod wallet;
+pub mod wallet_watch;
 
 /// Largest request or response message.
 pub const MESSAGE_BYTES_MAX: usize = 32 << 20;

@@ -23,6 +23,8 @@ pub const DEV_MASTER_KEY: &[u8] = b"ledger-dev-master-key";
 
 pub struct WalletService {
     pub node: Node,
+    /// WatchWallet streams open now.
+    watchers: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// None: wallet writes are refused (FAILED_PRECONDITION) until a master key is configured.
     master_key: Option<Vec<u8>>,
 }
@@ -49,7 +51,7 @@ impl WalletService {
             }
             Err(_) => None,
         };
-        WalletService { node, master_key }
+        WalletService { node, master_key, watchers: Default::default() }
     }
 
     fn key(&self) -> Result<&[u8], Status> {
@@ -84,7 +86,7 @@ fn amount(text: &str) -> Result<DecimalInput, Status> {
     DecimalInput::parse(text).map_err(|code| Status::invalid_argument(format!("amount {text:?}: {code:?}")))
 }
 
-fn token_wire(t: &wallet::Token, scale: u8, mac_key: Vec<u8>) -> pb::Token {
+pub(super) fn token_wire(t: &wallet::Token, scale: u8, mac_key: Vec<u8>) -> pb::Token {
     pb::Token {
         token_id: convert::id_bytes(t.id),
         account_id: convert::id_bytes(t.account_id),
@@ -221,6 +223,13 @@ impl Wallet for WalletService {
         self.barrier().await?;
         let token = self.read_token(token_id)?.map(|(t, scale)| token_wire(&t, scale, Vec::new()));
         Ok(Response::new(pb::GetTokenResponse { token }))
+    }
+
+    type WatchWalletStream = super::wallet_watch::WalletStream;
+
+    async fn watch_wallet(&self, request: Request<pb::WatchWalletRequest>) -> Result<Response<Self::WatchWalletStream>, Status> {
+        let token_id = id(&request.into_inner().token_id, "token id")?;
+        Ok(Response::new(super::wallet_watch::watch(self.node.clone(), token_id, self.watchers.clone())?))
     }
 
     async fn reconcile(&self, request: Request<pb::ReconcileRequest>) -> Result<Response<pb::ReconcileResponse>, Status> {
