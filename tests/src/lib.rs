@@ -118,6 +118,8 @@ pub struct ClusterNode {
     child: Option<Child>,
     /// Flags given on every start (e.g. Raft tuning).
     extra_args: Vec<String>,
+    /// Environment variables set on every start (e.g. the wallet master key's).
+    extra_env: Vec<(String, String)>,
 }
 
 impl ClusterNode {
@@ -125,6 +127,17 @@ impl ClusterNode {
     /// those peers on this first start. Returns once the port accepts connections (the node may
     /// not be in a cluster yet).
     pub fn start(id: u64, data_dir: &Path, bootstrap: Option<&[(u64, String)]>, extra_args: &[&str]) -> ClusterNode {
+        ClusterNode::start_with_env(id, data_dir, bootstrap, extra_args, &[])
+    }
+
+    /// `start`, with environment variables set on every start of the process.
+    pub fn start_with_env(
+        id: u64,
+        data_dir: &Path,
+        bootstrap: Option<&[(u64, String)]>,
+        extra_args: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> ClusterNode {
         let mut node = ClusterNode {
             id,
             data_dir: data_dir.to_path_buf(),
@@ -132,6 +145,7 @@ impl ClusterNode {
             log_path: data_dir.with_extension("log"),
             child: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            extra_env: extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         let mut args = Vec::new();
         if let Some(peers) = bootstrap {
@@ -161,6 +175,7 @@ impl ClusterNode {
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .args(&self.extra_args)
             .args(once)
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .env("LEDGER_LOG", "info,openraft=warn,openraft::core::heartbeat=error");
         command
     }
@@ -213,7 +228,9 @@ impl ClusterNode {
 
     /// The node's snapshot files (`<data_dir>/snapshots/*.bin`).
     pub fn snapshot_files(&self) -> Vec<PathBuf> {
-        let Ok(entries) = std::fs::read_dir(self.data_dir.join("snapshots")) else { return Vec::new() };
+        let Ok(entries) = std::fs::read_dir(self.data_dir.join("snapshots")) else {
+            return Vec::new();
+        };
         entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "bin")).collect()
     }
 
@@ -241,13 +258,27 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` nodes; node 1 bootstraps the cluster of all of them (`--bootstrap --peer ...`).
     pub fn bootstrap(n: u64, extra_args: &[&str]) -> Cluster {
+        Cluster::bootstrap_with_env(n, extra_args, &[])
+    }
+
+    /// `bootstrap`, every node started with `extra_env` set (nodes added later are not).
+    pub fn bootstrap_with_env(n: u64, extra_args: &[&str], extra_env: &[(&str, &str)]) -> Cluster {
         let mut cluster = Cluster::empty(extra_args);
         // Peers first: they wait, empty, for the bootstrapping node to contact them.
         let peers: Vec<ClusterNode> = (2..=n)
-            .map(|id| ClusterNode::start(id, &cluster.dir.path().join(format!("node{id}")), None, extra_args))
+            .map(|id| {
+                ClusterNode::start_with_env(
+                    id,
+                    &cluster.dir.path().join(format!("node{id}")),
+                    None,
+                    extra_args,
+                    extra_env,
+                )
+            })
             .collect();
         let members: Vec<(u64, String)> = peers.iter().map(|p| (p.id, p.endpoint())).collect();
-        let first = ClusterNode::start(1, &cluster.dir.path().join("node1"), Some(&members), extra_args);
+        let first =
+            ClusterNode::start_with_env(1, &cluster.dir.path().join("node1"), Some(&members), extra_args, extra_env);
         cluster.nodes.push(first);
         cluster.nodes.extend(peers);
         cluster.next_id = n + 1;
@@ -267,7 +298,12 @@ impl Cluster {
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let output = cli(&cluster.nodes[0].endpoint(), &args);
-        assert!(output.status.success(), "cluster init: {}\n{}", String::from_utf8_lossy(&output.stderr), cluster.logs());
+        assert!(
+            output.status.success(),
+            "cluster init: {}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            cluster.logs()
+        );
         cluster
     }
 
@@ -286,7 +322,8 @@ impl Cluster {
         let id = self.next_id;
         self.next_id += 1;
         let extra: Vec<&str> = self.extra_args.iter().map(String::as_str).collect();
-        let node = ClusterNode::start(id, &self.dir.path().join(format!("node{id}")), bootstrap.then_some(&[][..]), &extra);
+        let node =
+            ClusterNode::start(id, &self.dir.path().join(format!("node{id}")), bootstrap.then_some(&[][..]), &extra);
         self.nodes.push(node);
         id
     }

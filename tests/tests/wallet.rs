@@ -29,10 +29,7 @@ fn d(text: &str) -> Decimal {
 /// `record_mac` (cents = minor units of CNY) must give the same bytes.
 fn record(key: &TokenKey, sequence: u64, cents: u128, amount: &str) -> OfflineRecord {
     let record = OfflineRecord::signed(key, TOKEN, sequence, d(amount), CNY_SCALE, MERCHANT, 1_000 + sequence).unwrap();
-    assert_eq!(
-        record.mac,
-        mac::record_mac(key.as_bytes(), TOKEN, sequence, cents, MERCHANT, 1_000 + sequence)
-    );
+    assert_eq!(record.mac, mac::record_mac(key.as_bytes(), TOKEN, sequence, cents, MERCHANT, 1_000 + sequence));
     record
 }
 
@@ -49,29 +46,15 @@ async fn offline_wallet_acceptance_flow() {
     assert!(c.create_assets(vec![NewAsset::new(CNY, 2)]).await.unwrap()[0].is_success());
     let accounts = vec![
         NewAccount::new(SOURCE, CNY, 100),
-        NewAccount {
-            debits_must_not_exceed_credits: true,
-            ..NewAccount::new(WALLET, CNY, 1)
-        },
+        NewAccount { debits_must_not_exceed_credits: true, ..NewAccount::new(WALLET, CNY, 1) },
         NewAccount::new(MERCHANT, CNY, 2),
         NewAccount::new(CLEARING, CNY, 9),
     ];
-    assert!(
-        c.create_accounts(accounts)
-            .await
-            .unwrap()
-            .iter()
-            .all(|r| r.is_success())
-    );
+    assert!(c.create_accounts(accounts).await.unwrap().iter().all(|r| r.is_success()));
 
     // 1. Top up 500.00; token of 100.00, count 10: 400.00 left online.
     let topup = c
-        .create_transfers(vec![NewTransfer::posted(
-            10,
-            "topup",
-            CNY,
-            vec![Leg::new(SOURCE, WALLET, d("500.00"))],
-        )])
+        .create_transfers(vec![NewTransfer::posted(10, "topup", CNY, vec![Leg::new(SOURCE, WALLET, d("500.00"))])])
         .await
         .unwrap();
     assert_eq!(topup[0].code, ResultCode::Ok);
@@ -97,88 +80,48 @@ async fn offline_wallet_acceptance_flow() {
 
     // 2. 450.00 online is refused, 300.00 passes.
     let r = c
-        .create_transfers(vec![NewTransfer::posted(
-            11,
-            "pay-450",
-            CNY,
-            vec![Leg::new(WALLET, MERCHANT, d("450.00"))],
-        )])
+        .create_transfers(vec![NewTransfer::posted(11, "pay-450", CNY, vec![Leg::new(WALLET, MERCHANT, d("450.00"))])])
         .await
         .unwrap();
     assert_eq!(r[0].code, ResultCode::ExceedsCredits);
     let r = c
-        .create_transfers(vec![NewTransfer::posted(
-            12,
-            "pay-300",
-            CNY,
-            vec![Leg::new(WALLET, MERCHANT, d("300.00"))],
-        )])
+        .create_transfers(vec![NewTransfer::posted(12, "pay-300", CNY, vec![Leg::new(WALLET, MERCHANT, d("300.00"))])])
         .await
         .unwrap();
     assert_eq!(r[0].code, ResultCode::Ok);
 
     // 3. Terminal uploads 1, 2; the phone 1, 2, 3 (and re-issues through 3).
-    let (r1, r2, r3) = (
-        record(&key, 1, 3_000, "30.00"),
-        record(&key, 2, 2_500, "25.00"),
-        record(&key, 3, 2_500, "25.00"),
-    );
-    let terminal = c
-        .sync_offline_records(TOKEN, &[r1.clone(), r2.clone()], 0)
-        .await
-        .unwrap();
-    assert!(
-        terminal.results.iter().all(|r| r.code == ResultCode::Ok && !r.replay),
-        "{terminal:?}"
-    );
+    let (r1, r2, r3) =
+        (record(&key, 1, 3_000, "30.00"), record(&key, 2, 2_500, "25.00"), record(&key, 3, 2_500, "25.00"));
+    let terminal = c.sync_offline_records(TOKEN, &[r1.clone(), r2.clone()], 0).await.unwrap();
+    assert!(terminal.results.iter().all(|r| r.code == ResultCode::Ok && !r.replay), "{terminal:?}");
     assert_eq!(net(&c, MERCHANT).await, d("355.00"));
     let phone = c.sync_offline_records(TOKEN, &[r1, r2.clone(), r3], 3).await.unwrap();
     let codes: Vec<(ResultCode, bool)> = phone.results.iter().map(|r| (r.code, r.replay)).collect();
     let ok = ResultCode::Ok;
     assert_eq!(codes, vec![(ok, true), (ok, true), (ok, false)]);
-    assert_eq!(
-        net(&c, MERCHANT).await,
-        d("380.00"),
-        "the merchant has 80.00 from offline records"
-    );
+    assert_eq!(net(&c, MERCHANT).await, d("380.00"), "the merchant has 80.00 from offline records");
 
     // 4. Re-issued: 20.00 of the old hold released, a new hold of 100.00; posted 120.00,
     //    20.00 spendable online.
     assert_eq!(phone.reissue.code, ok);
     let t = phone.token.unwrap();
-    assert_eq!(
-        (t.hold_placed, t.hold_remaining, t.generation, t.seq_base),
-        (d("100.00"), d("100.00"), 1, 3)
-    );
+    assert_eq!((t.hold_placed, t.hold_remaining, t.generation, t.seq_base), (d("100.00"), d("100.00"), 1, 3));
     let account = phone.account.expect("the wallet's account comes with the sync");
-    assert_eq!(
-        account.balances.credits_posted - account.balances.debits_posted,
-        d("120.00")
-    );
+    assert_eq!(account.balances.credits_posted - account.balances.debits_posted, d("120.00"));
     let read = c.get_token(TOKEN).await.unwrap().expect("token");
     assert_eq!(read, t, "a read sees the token as the sync left it");
     // The typed client has no key field outside `issue_token`; check the wire itself.
     let mut raw = WalletClient::connect(node.endpoint()).await.unwrap();
-    let wire = raw
-        .get_token(pb::GetTokenRequest {
-            token_id: TOKEN.to_be_bytes().to_vec(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(
-        wire.token.unwrap().mac_key.is_empty(),
-        "the key is only returned at issue"
-    );
+    let wire =
+        raw.get_token(pb::GetTokenRequest { token_id: TOKEN.to_be_bytes().to_vec() }).await.unwrap().into_inner();
+    assert!(wire.token.unwrap().mac_key.is_empty(), "the key is only returned at issue");
     let b = c.lookup_account(WALLET).await.unwrap().unwrap().balances;
     assert_eq!(b.credits_posted - b.debits_posted, d("120.00"));
     assert_eq!(b.credits_posted - b.debits_posted - b.debits_pending, d("20.00"));
 
     // 5. Sequence 2 again with another amount: an exception, and the token is revoked.
-    let clone = c
-        .sync_offline_records(TOKEN, &[record(&key, 2, 9_900, "99.00")], 0)
-        .await
-        .unwrap();
+    let clone = c.sync_offline_records(TOKEN, &[record(&key, 2, 9_900, "99.00")], 0).await.unwrap();
     assert_eq!(clone.results[0].code, ResultCode::SequenceReused);
     assert_eq!(clone.token.unwrap().status, TokenStatus::Revoked);
 
@@ -191,10 +134,7 @@ async fn offline_wallet_acceptance_flow() {
     let exceptions = c.list_exceptions(TOKEN, 0).await.unwrap();
     let seen: Vec<(u64, ResultCode)> = exceptions.iter().map(|e| (e.sequence, e.reason)).collect();
     assert_eq!(seen, vec![(2, ResultCode::SequenceReused), (4, ResultCode::MacInvalid)]);
-    assert_eq!(
-        (exceptions[0].amount, exceptions[0].merchant_account_id),
-        (d("99.00"), MERCHANT)
-    );
+    assert_eq!((exceptions[0].amount, exceptions[0].merchant_account_id), (d("99.00"), MERCHANT));
 
     // Money is conserved across wallet, merchant, offline clearing and the top-up source.
     let mut total = Decimal::ZERO;
@@ -202,13 +142,7 @@ async fn offline_wallet_acceptance_flow() {
         total += net(&c, account).await;
     }
     assert_eq!(total, Decimal::ZERO);
-    let held = c
-        .lookup_account(CLEARING)
-        .await
-        .unwrap()
-        .unwrap()
-        .balances
-        .credits_pending;
+    let held = c.lookup_account(CLEARING).await.unwrap().unwrap().balances.credits_pending;
     assert_eq!(held, d("100.00"), "the clearing account carries exactly the live hold");
 }
 
@@ -220,18 +154,9 @@ async fn typed_client_issue_retry_revoke_and_unknown_tokens() {
     let node = DevNode::start(&dir.path().join("node"));
     let c = LedgerClient::connect(vec![node.endpoint()]).unwrap();
     assert!(c.create_assets(vec![NewAsset::new(CNY, 2)]).await.unwrap()[0].is_success());
-    let accounts = vec![
-        NewAccount::new(SOURCE, CNY, 100),
-        NewAccount::new(WALLET, CNY, 1),
-        NewAccount::new(CLEARING, CNY, 9),
-    ];
-    assert!(
-        c.create_accounts(accounts)
-            .await
-            .unwrap()
-            .iter()
-            .all(|r| r.is_success())
-    );
+    let accounts =
+        vec![NewAccount::new(SOURCE, CNY, 100), NewAccount::new(WALLET, CNY, 1), NewAccount::new(CLEARING, CNY, 9)];
+    assert!(c.create_accounts(accounts).await.unwrap().iter().all(|r| r.is_success()));
     let new_token = NewToken {
         token_id: TOKEN,
         account_id: WALLET,
@@ -246,24 +171,14 @@ async fn typed_client_issue_retry_revoke_and_unknown_tokens() {
     let first = c.issue_token(new_token.clone()).await.unwrap();
     assert_eq!(first.result.code, ResultCode::Ok);
     let token = first.token.clone().unwrap();
-    assert_eq!(
-        (token.offline_limit, token.max_offline_count, token.status),
-        (d("50.00"), 3, TokenStatus::Active)
-    );
+    assert_eq!((token.offline_limit, token.max_offline_count, token.status), (d("50.00"), 3, TokenStatus::Active));
     assert_eq!(token.expires_at_ns - token.issued_at_ns, 60_000 * 1_000_000);
     assert_eq!(token.window(), 1..=3);
     let again = c.issue_token(new_token.clone()).await.unwrap();
     assert_eq!(again.result.code, ResultCode::Exists, "a retried issue is idempotent");
     assert_eq!(again.key, first.key, "and hands back the same key");
 
-    let refused = c
-        .issue_token(NewToken {
-            token_id: TOKEN + 1,
-            device_id: String::new(),
-            ..new_token
-        })
-        .await
-        .unwrap();
+    let refused = c.issue_token(NewToken { token_id: TOKEN + 1, device_id: String::new(), ..new_token }).await.unwrap();
     assert_eq!(refused.result.code, ResultCode::DeviceIdInvalid);
     assert_eq!((refused.token, refused.key), (None, None));
 
@@ -284,22 +199,13 @@ async fn typed_client_issue_retry_revoke_and_unknown_tokens() {
     assert_eq!(unknown.results[0].code, ResultCode::TokenNotFound);
     assert_eq!(unknown.reissue.code, ResultCode::TokenNotFound);
     assert_eq!((unknown.token, unknown.account), (None, None));
-    assert_eq!(
-        c.list_exceptions(TOKEN + 1, 0).await.unwrap()[0].reason,
-        ResultCode::TokenNotFound
-    );
+    assert_eq!(c.list_exceptions(TOKEN + 1, 0).await.unwrap()[0].reason, ResultCode::TokenNotFound);
 
     let revoked = c.revoke_token(TOKEN, "phone lost").await.unwrap();
     assert_eq!(revoked.code, ResultCode::Ok);
     let token = c.get_token(TOKEN).await.unwrap().unwrap();
-    assert_eq!(
-        (token.status, token.revoke_reason.as_str()),
-        (TokenStatus::Revoked, "phone lost")
-    );
-    assert_eq!(
-        c.revoke_token(TOKEN + 1, "").await.unwrap().code,
-        ResultCode::TokenNotFound
-    );
+    assert_eq!((token.status, token.revoke_reason.as_str()), (TokenStatus::Revoked, "phone lost"));
+    assert_eq!(c.revoke_token(TOKEN + 1, "").await.unwrap().code, ResultCode::TokenNotFound);
 }
 
 fn run_cli(endpoint: &str, args: &[&str]) -> (i32, serde_json::Value, String) {
@@ -347,20 +253,7 @@ async fn offline_wallet_flow_through_the_cli() {
         cli_expect(e, 0, &args);
     }
     let leg = format!("{SOURCE}:{WALLET}:500.00");
-    cli_expect(
-        e,
-        0,
-        &[
-            "transfer",
-            "submit",
-            "--asset",
-            CNY,
-            "--leg",
-            &leg,
-            "--idempotency-key",
-            "topup",
-        ],
-    );
+    cli_expect(e, 0, &["transfer", "submit", "--asset", CNY, "--leg", &leg, "--idempotency-key", "topup"]);
     let (token, wallet, clearing) = (TOKEN.to_string(), WALLET.to_string(), CLEARING.to_string());
     let issue = [
         "wallet",
@@ -381,22 +274,12 @@ async fn offline_wallet_flow_through_the_cli() {
     ];
     let issued = cli_expect(e, 0, &issue);
     assert_eq!(
-        (
-            issued["result"]["code"].as_str(),
-            issued["token"]["hold_placed"].as_str()
-        ),
+        (issued["result"]["code"].as_str(), issued["token"]["hold_placed"].as_str()),
         (Some("ok"), Some("100.00"))
     );
     let key = issued["mac_key"].as_str().unwrap().to_string();
-    assert_eq!(
-        key,
-        ledger_client::wallet::mac::to_hex(&mac::token_key(DEV_MASTER_KEY, DEVICE, TOKEN))
-    );
-    assert_eq!(
-        cli_expect(e, 0, &issue)["result"]["code"],
-        "exists",
-        "a re-run is idempotent"
-    );
+    assert_eq!(key, ledger_client::wallet::mac::to_hex(&mac::token_key(DEV_MASTER_KEY, DEVICE, TOKEN)));
+    assert_eq!(cli_expect(e, 0, &issue)["result"]["code"], "exists", "a re-run is idempotent");
     cli_expect(
         e,
         0,
@@ -445,10 +328,7 @@ async fn offline_wallet_flow_through_the_cli() {
             1_000 + sequence,
         )
         .unwrap();
-        assert_eq!(
-            line["mac"].as_str().unwrap(),
-            ledger_client::wallet::mac::to_hex(&record.mac)
-        );
+        assert_eq!(line["mac"].as_str().unwrap(), ledger_client::wallet::mac::to_hex(&record.mac));
         line
     };
     let (r1, r2, r3) = (sign(1, "30.00"), sign(2, "25.00"), sign(3, "25.00"));
@@ -459,18 +339,8 @@ async fn offline_wallet_flow_through_the_cli() {
     };
 
     // 3. The terminal uploads 1 and 2, the phone 1, 2, 3: each posts once; the merchant has 80.00.
-    let terminal = cli_expect(
-        e,
-        0,
-        &[
-            "wallet",
-            "sync",
-            "--token",
-            &token,
-            "--file",
-            &write("terminal.jsonl", &[&r1, &r2]),
-        ],
-    );
+    let terminal =
+        cli_expect(e, 0, &["wallet", "sync", "--token", &token, "--file", &write("terminal.jsonl", &[&r1, &r2])]);
     let codes = |json: &serde_json::Value| -> Vec<(String, bool)> {
         json["results"]
             .as_array()
@@ -496,16 +366,9 @@ async fn offline_wallet_flow_through_the_cli() {
             "3",
         ],
     );
-    assert_eq!(
-        codes(&phone),
-        vec![("ok".into(), true), ("ok".into(), true), ("ok".into(), false)]
-    );
+    assert_eq!(codes(&phone), vec![("ok".into(), true), ("ok".into(), true), ("ok".into(), false)]);
     assert_eq!(phone["reissue"]["code"], "ok");
-    assert_eq!(
-        cli_net(e, MERCHANT),
-        d("380.00"),
-        "the merchant has 80.00 from offline records"
-    );
+    assert_eq!(cli_net(e, MERCHANT), d("380.00"), "the merchant has 80.00 from offline records");
     let got = cli_expect(e, 0, &["wallet", "token", "get", &token]);
     assert_eq!(
         (
@@ -520,11 +383,7 @@ async fn offline_wallet_flow_through_the_cli() {
     let account = &phone["account"]["balances"];
     let posted = d(account["credits_posted"].as_str().unwrap()) - d(account["debits_posted"].as_str().unwrap());
     assert_eq!(posted, d("120.00"));
-    assert_eq!(
-        posted - d(account["debits_pending"].as_str().unwrap()),
-        d("20.00"),
-        "20.00 stays spendable online"
-    );
+    assert_eq!(posted - d(account["debits_pending"].as_str().unwrap()), d("20.00"), "20.00 stays spendable online");
 
     // 5. Sequence 2 with another amount (a --record arg): an exception, exit 1, token revoked.
     let clone = sign(2, "99.00");
@@ -552,16 +411,10 @@ async fn offline_wallet_flow_through_the_cli() {
     assert_eq!(seen, vec![(2, "sequence_reused"), (4, "mac_invalid")]);
 
     // Money is conserved; the clearing account carries exactly the live hold.
-    let total: Decimal = [SOURCE, WALLET, MERCHANT, CLEARING]
-        .iter()
-        .map(|a| cli_net(e, *a))
-        .sum();
+    let total: Decimal = [SOURCE, WALLET, MERCHANT, CLEARING].iter().map(|a| cli_net(e, *a)).sum();
     assert_eq!(total, Decimal::ZERO);
     let clearing_json = cli_expect(e, 0, &["account", "get", &clearing]);
-    assert_eq!(
-        d(clearing_json["balances"]["credits_pending"].as_str().unwrap()),
-        d("100.00")
-    );
+    assert_eq!(d(clearing_json["balances"]["credits_pending"].as_str().unwrap()), d("100.00"));
     // Unknown token: exit 1 with a message, no document.
     let (code, _, stderr) = run_cli(e, &["wallet", "token", "get", "999"]);
     assert_eq!(code, 1);
@@ -578,20 +431,11 @@ async fn reconcile_reports_difference_and_missing_sequences() {
     assert!(c.create_assets(vec![NewAsset::new(CNY, 2)]).await.unwrap()[0].is_success());
     let accounts = vec![
         NewAccount::new(SOURCE, CNY, 100),
-        NewAccount {
-            debits_must_not_exceed_credits: true,
-            ..NewAccount::new(WALLET, CNY, 1)
-        },
+        NewAccount { debits_must_not_exceed_credits: true, ..NewAccount::new(WALLET, CNY, 1) },
         NewAccount::new(MERCHANT, CNY, 2),
         NewAccount::new(CLEARING, CNY, 9),
     ];
-    assert!(
-        c.create_accounts(accounts)
-            .await
-            .unwrap()
-            .iter()
-            .all(|r| r.is_success())
-    );
+    assert!(c.create_accounts(accounts).await.unwrap().iter().all(|r| r.is_success()));
     let topup = NewTransfer::posted(10, "topup", CNY, vec![Leg::new(SOURCE, WALLET, d("500.00"))]);
     assert_eq!(c.create_transfers(vec![topup]).await.unwrap()[0].code, ResultCode::Ok);
     let issued = c
@@ -611,33 +455,17 @@ async fn reconcile_reports_difference_and_missing_sequences() {
 
     // Nothing spent yet: the device agrees with the ledger.
     let fresh = c.reconcile(TOKEN, d("500.00"), 0).await.unwrap().unwrap();
-    assert_eq!(
-        (fresh.ledger_balance, fresh.difference, fresh.ledger_last_sequence),
-        (d("500.00"), d("0"), 0)
-    );
+    assert_eq!((fresh.ledger_balance, fresh.difference, fresh.ledger_last_sequence), (d("500.00"), d("0"), 0));
     assert!(fresh.missing_sequences.is_empty() && !fresh.device_sequence_out_of_window);
 
     // The device spent 30 + 25 + 10 (seq 1..3) and shows 435.00; the terminal uploaded 1 and 3.
-    let (r1, r2, r3) = (
-        record(&key, 1, 3_000, "30.00"),
-        record(&key, 2, 2_500, "25.00"),
-        record(&key, 3, 1_000, "10.00"),
-    );
-    let uploaded = c
-        .sync_offline_records(TOKEN, &[r1.clone(), r3.clone()], 0)
-        .await
-        .unwrap();
+    let (r1, r2, r3) =
+        (record(&key, 1, 3_000, "30.00"), record(&key, 2, 2_500, "25.00"), record(&key, 3, 1_000, "10.00"));
+    let uploaded = c.sync_offline_records(TOKEN, &[r1.clone(), r3.clone()], 0).await.unwrap();
     assert!(uploaded.results.iter().all(|r| r.code == ResultCode::Ok));
     let gap = c.reconcile(TOKEN, d("435.00"), 3).await.unwrap().unwrap();
-    assert_eq!(
-        (gap.ledger_balance, gap.difference, gap.ledger_last_sequence),
-        (d("460.00"), d("-25.00"), 3)
-    );
-    assert_eq!(
-        gap.missing_sequences,
-        vec![2],
-        "sequence 2 (25.00) is what the ledger has not seen"
-    );
+    assert_eq!((gap.ledger_balance, gap.difference, gap.ledger_last_sequence), (d("460.00"), d("-25.00"), 3));
+    assert_eq!(gap.missing_sequences, vec![2], "sequence 2 (25.00) is what the ledger has not seen");
     assert!(!gap.device_sequence_out_of_window);
     assert_eq!(gap.account.account.id, WALLET);
     assert_eq!(gap.token.hold_remaining, d("60.00"));
@@ -648,24 +476,12 @@ async fn reconcile_reports_difference_and_missing_sequences() {
     // Bad input is refused, not answered.
     let negative = c.reconcile(TOKEN, d("-1.00"), 3).await.unwrap_err();
     assert!(
-        matches!(
-            negative,
-            ledger_client::ClientError::Rejected {
-                code: tonic::Code::InvalidArgument,
-                ..
-            }
-        ),
+        matches!(negative, ledger_client::ClientError::Rejected { code: tonic::Code::InvalidArgument, .. }),
         "{negative:?}"
     );
     let too_fine = c.reconcile(TOKEN, d("1.001"), 3).await.unwrap_err();
     assert!(
-        matches!(
-            too_fine,
-            ledger_client::ClientError::Rejected {
-                code: tonic::Code::InvalidArgument,
-                ..
-            }
-        ),
+        matches!(too_fine, ledger_client::ClientError::Rejected { code: tonic::Code::InvalidArgument, .. }),
         "{too_fine:?}"
     );
 
@@ -674,20 +490,9 @@ async fn reconcile_reports_difference_and_missing_sequences() {
     let json = cli_expect(
         &node.endpoint(),
         0,
-        &[
-            "wallet",
-            "reconcile",
-            &token,
-            "--balance",
-            "435.00",
-            "--last-sequence",
-            "3",
-        ],
+        &["wallet", "reconcile", &token, "--balance", "435.00", "--last-sequence", "3"],
     );
-    assert_eq!(
-        (json["difference"].as_str(), json["ledger_balance"].as_str()),
-        (Some("-25.00"), Some("460.00"))
-    );
+    assert_eq!((json["difference"].as_str(), json["ledger_balance"].as_str()), (Some("-25.00"), Some("460.00")));
     assert_eq!(json["missing_sequences"], serde_json::json!([2]));
     let (code, _, stderr) = run_cli(&node.endpoint(), &["wallet", "reconcile", "999", "--balance", "0"]);
     assert_eq!(code, 1, "{stderr}");
@@ -696,23 +501,80 @@ async fn reconcile_reports_difference_and_missing_sequences() {
     let phone = c.sync_offline_records(TOKEN, &[r1, r2, r3], 3).await.unwrap();
     assert_eq!(phone.reissue.code, ResultCode::Ok);
     let settled = c.reconcile(TOKEN, d("435.00"), 3).await.unwrap().unwrap();
-    assert_eq!(
-        (
-            settled.difference,
-            settled.missing_sequences.len(),
-            settled.token.seq_base
-        ),
-        (d("0"), 0, 3)
-    );
+    assert_eq!((settled.difference, settled.missing_sequences.len(), settled.token.seq_base), (d("0"), 0, 3));
     assert!(!settled.device_sequence_out_of_window);
     // A device whose last sequence is below what the ledger posted: another device used the key.
-    assert!(
-        c.reconcile(TOKEN, d("435.00"), 2)
-            .await
-            .unwrap()
-            .unwrap()
-            .device_sequence_out_of_window
-    );
+    assert!(c.reconcile(TOKEN, d("435.00"), 2).await.unwrap().unwrap().device_sequence_out_of_window);
+}
+
+/// The typed wallet calls on a 3-node cluster: sent to a follower first they follow the leader;
+/// after the leader is killed, the same uploads replay on the new leader (posted once) and the
+/// phone's re-issue goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wallet_calls_follow_the_leader_and_survive_its_loss() {
+    let mut cluster = ledger_e2e::Cluster::bootstrap_with_env(3, &[], &[("LEDGER_WALLET_DEV_KEY", "1")]);
+    let config = ledger_client::ClientConfig { max_retries: 40, ..ledger_client::ClientConfig::default() };
+    let probe = LedgerClient::connect(cluster.endpoints()).unwrap();
+    let leader_of = |probe: LedgerClient, endpoints: Vec<String>| async move {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            for endpoint in &endpoints {
+                if let Ok(status) = probe.cluster_status_at(endpoint).await
+                    && status.role == "leader"
+                {
+                    return status.node_id;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("no leader within 30 s");
+    };
+    let leader = leader_of(probe.clone(), cluster.endpoints()).await;
+    // Followers first: every first attempt lands on a follower and must be redirected.
+    let mut endpoints: Vec<String> =
+        cluster.nodes.iter().filter(|n| n.id != leader).map(ledger_e2e::ClusterNode::endpoint).collect();
+    endpoints.push(cluster.node(leader).endpoint());
+    let c = LedgerClient::connect_with(endpoints, config).unwrap();
+
+    assert!(c.create_assets(vec![NewAsset::new(CNY, 2)]).await.unwrap()[0].is_success());
+    let accounts = vec![
+        NewAccount::new(SOURCE, CNY, 100),
+        NewAccount { debits_must_not_exceed_credits: true, ..NewAccount::new(WALLET, CNY, 1) },
+        NewAccount::new(MERCHANT, CNY, 2),
+        NewAccount::new(CLEARING, CNY, 9),
+    ];
+    assert!(c.create_accounts(accounts).await.unwrap().iter().all(|r| r.is_success()));
+    let topup = NewTransfer::posted(10, "topup", CNY, vec![Leg::new(SOURCE, WALLET, d("500.00"))]);
+    assert_eq!(c.create_transfers(vec![topup]).await.unwrap()[0].code, ResultCode::Ok);
+    let issued = c
+        .issue_token(NewToken {
+            token_id: TOKEN,
+            account_id: WALLET,
+            clearing_account_id: CLEARING,
+            device_id: DEVICE.into(),
+            offline_limit: d("100.00"),
+            max_offline_count: 10,
+            validity_ms: 0,
+        })
+        .await
+        .unwrap();
+    assert_eq!(issued.result.code, ResultCode::Ok);
+    let key = issued.key.unwrap();
+    assert_eq!(key.as_bytes(), &mac::token_key(DEV_MASTER_KEY, DEVICE, TOKEN), "every node derives the same key");
+    let records = [record(&key, 1, 3_000, "30.00"), record(&key, 2, 2_500, "25.00")];
+    let terminal = c.sync_offline_records(TOKEN, &records, 0).await.unwrap();
+    assert!(terminal.results.iter().all(|r| r.code == ResultCode::Ok && !r.replay), "{terminal:?}");
+
+    // The leader dies; the phone uploads the same records and re-issues through the new leader.
+    cluster.node(leader).kill9();
+    let phone = c.sync_offline_records(TOKEN, &records, 2).await.unwrap();
+    let codes: Vec<(ResultCode, bool)> = phone.results.iter().map(|r| (r.code, r.replay)).collect();
+    assert_eq!(codes, vec![(ResultCode::Ok, true), (ResultCode::Ok, true)], "posted once, across the failover");
+    assert_eq!(phone.reissue.code, ResultCode::Ok);
+    assert_eq!(net(&c, MERCHANT).await, d("55.00"));
+    let settled = c.reconcile(TOKEN, d("445.00"), 2).await.unwrap().unwrap();
+    assert_eq!((settled.difference, settled.token.generation), (d("0"), 1));
+    assert!(c.list_exceptions(TOKEN, 0).await.unwrap().is_empty());
 }
 
 /// System-initiated sync: a subscribed wallet hears of a web payment and a top-up made through
