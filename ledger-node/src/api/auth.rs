@@ -451,6 +451,10 @@ mod tests {
         assert!(ledger_proto::METHOD_PATHS.len() >= 31, "the method list comes from the descriptor set");
         let missing: Vec<&str> = ledger_proto::METHOD_PATHS.iter().copied().filter(|p| access(p).is_none()).collect();
         assert!(missing.is_empty(), "methods with no authorization entry: {missing:?}");
+        // Health and reflection come from their crates, not our .proto files: public, and only they.
+        for path in crate::api::health::method_paths() {
+            assert_eq!(access(&path), Some(Access::Public), "{path}");
+        }
     }
 
     #[test]

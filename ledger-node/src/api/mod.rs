@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cluster;
 pub mod convert;
 pub mod grpc;
+pub mod health;
 pub mod status;
 pub mod wallet;
 
