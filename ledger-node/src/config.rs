@@ -12,6 +12,7 @@
 //! cluster_name = "ledger"                # nodes of another cluster are refused when joining
 //! bootstrap = false                      # form a new cluster on the first start (once)
 //! peers = ["2=http://127.0.0.1:7071", "3=http://127.0.0.1:7072"]  # initial members, with bootstrap
+//! metrics_listen = "127.0.0.1:9100"     # optional: Prometheus metrics over HTTP (off by default)
 //!
 //! [raft]                                 # tuning; defaults in `RaftTuning::default` with reasons
 //! heartbeat_ms = 100
@@ -66,6 +67,10 @@ pub struct StartArgs {
     /// and peers must be served on --peer-listen. Without it the node serves without authentication.
     #[arg(long, env = "LEDGER_AUTH_TOKENS_FILE")]
     pub auth_tokens_file: Option<PathBuf>,
+    /// Serve Prometheus metrics over plain HTTP on this address (`GET /metrics`; docs/operations.md
+    /// lists them). Off by default; unauthenticated: bind it to a private interface.
+    #[arg(long, env = "LEDGER_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     #[serde(default)]
     pub raft: RaftArgs,
@@ -221,6 +226,8 @@ pub struct NodeConfig {
     pub raft: RaftTuning,
     /// `Some`: clients authenticate with bearer tokens listed in this file (api/auth.rs).
     pub auth_tokens_file: Option<PathBuf>,
+    /// `Some`: Prometheus metrics are served over HTTP on this address (`telemetry`).
+    pub metrics_listen: Option<SocketAddr>,
     /// Dev mode: form a single-member cluster when the data dir is new, and serve clients only
     /// once this node leads it.
     pub dev_single: bool,
@@ -309,6 +316,7 @@ impl StartArgs {
             peers,
             raft,
             auth_tokens_file,
+            metrics_listen: self.metrics_listen.or(file.metrics_listen),
             dev_single: false,
         })
     }
@@ -329,7 +337,7 @@ fn check_tuning(t: &RaftTuning) -> anyhow::Result<()> {
 
 impl NodeConfig {
     /// `ledger-node dev`: one node, id 1, its own single-member cluster.
-    pub fn dev(data_dir: PathBuf, listen: SocketAddr) -> NodeConfig {
+    pub fn dev(data_dir: PathBuf, listen: SocketAddr, metrics_listen: Option<SocketAddr>) -> NodeConfig {
         let advertise = format!("http://{listen}");
         NodeConfig {
             node_id: 1,
@@ -343,6 +351,7 @@ impl NodeConfig {
             peers: Vec::new(),
             raft: RaftTuning::default(),
             auth_tokens_file: None,
+            metrics_listen,
             dev_single: true,
         }
     }

@@ -24,6 +24,9 @@ enum Command {
         /// Address for clients (and peers).
         #[arg(long, env = "LEDGER_LISTEN", default_value = "127.0.0.1:7070")]
         listen: SocketAddr,
+        /// Serve Prometheus metrics over HTTP on this address (off by default).
+        #[arg(long, env = "LEDGER_METRICS_LISTEN")]
+        metrics_listen: Option<SocketAddr>,
     },
     /// Run one member of a cluster (README: "Run a 3-node cluster on one machine").
     Start {
@@ -56,7 +59,7 @@ async fn shutdown_signal() {
 async fn main() -> anyhow::Result<()> {
     init_tracing();
     let config = match Cli::parse().command {
-        Command::Dev { data_dir, listen } => NodeConfig::dev(data_dir, listen),
+        Command::Dev { data_dir, listen, metrics_listen } => NodeConfig::dev(data_dir, listen, metrics_listen),
         Command::Start { config, args } => args.resolve(config.as_deref())?,
         Command::HashToken => {
             let mut token = String::new();

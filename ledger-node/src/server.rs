@@ -162,6 +162,12 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         }
     };
 
+    if let Some(listen) = config.metrics_listen {
+        crate::telemetry::install(listen)?;
+        tokio::spawn(crate::telemetry::samplers::raft(raft.clone()));
+        tokio::spawn(crate::telemetry::samplers::periodic(db.clone(), auth.clone()));
+    }
+
     let client_listener = bind(config.listen).await?;
     let peer_listener = match config.peer_listen {
         Some(addr) => Some(bind(addr).await?),
@@ -191,6 +197,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
 
     type Serving = std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
     let clients = tonic::transport::Server::builder()
+        .layer(crate::telemetry::requests::RequestMetricsLayer)
         .layer(AuthLayer { auth: auth.clone() })
         .add_service(ledger)
         .add_service(cluster)

@@ -152,3 +152,70 @@ async fn health_needs_no_token_and_follows_the_leader() {
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unauthenticated);
 }
+
+/// `GET /metrics` over plain HTTP/1.0 (no client crate needed for one request).
+fn scrape(address: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("metrics port");
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1."), "{text}");
+    text
+}
+
+/// The value of the first sample line that starts with `series` (name plus labels, if any).
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse::<f64>().ok()))
+        .unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_endpoint_reports_requests_results_raft_and_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics_listen = format!("127.0.0.1:{}", free_port());
+    let node = ClusterNode::start(1, &dir.path().join("n1"), Some(&[]), &["--metrics-listen", &metrics_listen]);
+    let endpoint = node.endpoint();
+    let channel = connect(endpoint.clone()).await;
+    wait_health(&channel, ServingStatus::Serving, || node.log()).await;
+
+    // A few transfers through the CLI-level client: 5 created, then the same 5 again (EXISTS/replay).
+    use ledger_client::{Leg, NewAccount, NewAsset, NewTransfer, ResultCode};
+    let client = ledger_client::LedgerClient::connect(vec![endpoint.clone()]).unwrap();
+    client.create_assets(vec![NewAsset::new("USD", 2)]).await.unwrap();
+    client.create_accounts(vec![NewAccount::new(1, "USD", 1), NewAccount::new(2, "USD", 1)]).await.unwrap();
+    for round in 0..2 {
+        for id in 1..=5u128 {
+            let legs = vec![Leg::new(1, 2, ledger_client::Decimal::new(100, 2))];
+            let results =
+                client.create_transfers(vec![NewTransfer::posted(100 + id, format!("k{id}"), "USD", legs)]).await.unwrap();
+            assert_eq!(results[0].code, ResultCode::Ok, "round {round}: {results:?}");
+        }
+    }
+    // Gauges from timers are sampled every few seconds.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let text = scrape(&metrics_listen);
+
+    assert_eq!(sample(&text, "ledger_transfers_applied_total"), 5.0, "five created, five replayed");
+    assert!(sample(&text, "ledger_write_results_total{operation=\"create_transfers\",code=\"OK\"}") >= 5.0);
+    assert!(
+        sample(&text, "ledger_grpc_requests_total{method=\"/ledger.v1.Ledger/CreateTransfers\",code=\"OK\"}") >= 10.0
+    );
+    assert!(sample(&text, "ledger_commit_latency_seconds_count") >= 10.0, "one per proposal at least");
+    assert!(sample(&text, "ledger_commit_latency_seconds_sum") > 0.0);
+    assert!(sample(&text, "ledger_apply_latency_seconds_count") >= 1.0);
+    assert!(sample(&text, "ledger_apply_entries_sum") >= 10.0, "every proposed entry is applied");
+    assert!(sample(&text, "ledger_group_commit_transfers_sum") >= 10.0);
+    assert_eq!(sample(&text, "ledger_raft_leader_id"), 1.0);
+    assert_eq!(sample(&text, "ledger_raft_is_leader"), 1.0);
+    assert!(sample(&text, "ledger_raft_term") >= 1.0);
+    assert!(sample(&text, "ledger_raft_leader_changes_total") >= 1.0);
+    let (last_log, applied) = (sample(&text, "ledger_raft_last_log_index"), sample(&text, "ledger_raft_applied_index"));
+    assert!(applied >= 10.0 && last_log >= applied, "last log {last_log}, applied {applied}");
+    assert!(sample(&text, "ledger_raft_committed_index") >= applied);
+    assert!(sample(&text, "ledger_rocksdb_memtable_bytes") > 0.0, "the writes sit in memtables");
+    sample(&text, "ledger_rocksdb_pending_compaction_bytes");
+    sample(&text, "ledger_rocksdb_live_data_bytes");
+}

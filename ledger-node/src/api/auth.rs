@@ -113,6 +113,11 @@ pub fn access(path: &str) -> Option<Access> {
     AUTHORIZATION.binary_search_by(|(p, _)| (*p).cmp(path)).ok().map(|i| AUTHORIZATION[i].1)
 }
 
+/// `path` as the table spells it (a `'static` label for metrics), if it has a row.
+pub fn known_path(path: &str) -> Option<&'static str> {
+    AUTHORIZATION.binary_search_by(|(p, _)| (*p).cmp(path)).ok().map(|i| AUTHORIZATION[i].0)
+}
+
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {

@@ -106,6 +106,7 @@ impl LedgerService {
     /// its item's position.
     async fn write<P, I, F>(
         &self,
+        operation: &'static str,
         items: &[P],
         prepare: impl Fn(&P) -> Result<I, ItemResult>,
         submit: impl FnOnce(Vec<I>) -> F,
@@ -138,7 +139,11 @@ impl LedgerService {
         Ok(results
             .iter()
             .enumerate()
-            .map(|(i, r)| convert::write_result(i, r.as_ref().expect("every item has a result")))
+            .map(|(i, r)| {
+                let result = r.as_ref().expect("every item has a result");
+                count_result(operation, result);
+                convert::write_result(i, result)
+            })
             .collect())
     }
 
@@ -185,6 +190,7 @@ impl Ledger for LedgerService {
         let req = request.into_inner();
         let results = self
             .write(
+                "create_assets",
                 &req.assets,
                 |a| {
                     let input = convert::asset_input(a);
@@ -204,6 +210,7 @@ impl Ledger for LedgerService {
         let req = request.into_inner();
         let results = self
             .write(
+                "create_accounts",
                 &req.accounts,
                 |a| {
                     let input = convert::account_input(a).map_err(ItemResult::new)?;
@@ -227,6 +234,7 @@ impl Ledger for LedgerService {
         }
         let results = self
             .write(
+                "create_transfers",
                 &req.transfers,
                 |t| {
                     let input = convert::transfer_input(t).map_err(|r| ItemResult { id: convert::id(&t.id).unwrap_or(0), ..r })?;
@@ -246,6 +254,7 @@ impl Ledger for LedgerService {
         let req = request.into_inner();
         let results = self
             .write(
+                "set_account_status",
                 &req.changes,
                 |c| {
                     let input = convert::status_change_input(c).map_err(ItemResult::new)?;
@@ -508,4 +517,15 @@ where
     let (tx, rx) = tokio::sync::mpsc::channel(256);
     tokio::spawn(body(tx));
     Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+/// One write item answered: by operation and result code (bounded: the codes are an enum).
+/// A replayed result (same idempotency key and content) moved nothing now: not a transfer applied.
+fn count_result(operation: &'static str, result: &ItemResult) {
+    let code = result.code;
+    let name = pb::ResultCode::try_from(code.as_u32() as i32).map(|c| c.as_str_name()).unwrap_or("UNKNOWN");
+    metrics::counter!(crate::telemetry::WRITE_RESULTS_TOTAL, "operation" => operation, "code" => name).increment(1);
+    if operation == "create_transfers" && code == crate::ledger::result::ResultCode::Ok && !result.replay {
+        metrics::counter!(crate::telemetry::TRANSFERS_APPLIED_TOTAL).increment(1);
+    }
 }
