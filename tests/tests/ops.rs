@@ -219,3 +219,25 @@ async fn metrics_endpoint_reports_requests_results_raft_and_storage() {
     sample(&text, "ledger_rocksdb_pending_compaction_bytes");
     sample(&text, "ledger_rocksdb_live_data_bytes");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = ClusterNode::start(1, &dir.path().join("n1"), Some(&[]), &["--log-format", "json"]);
+    let channel = connect(node.endpoint()).await;
+    wait_health(&channel, ServingStatus::Serving, || node.log()).await;
+    // The log file also holds the plain start-up lines printed to stdout and the dev warning.
+    let records: Vec<serde_json::Value> = node
+        .log()
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let serving = records
+        .iter()
+        .find(|r| r["fields"]["message"] == "ledger node serving")
+        .unwrap_or_else(|| panic!("no 'ledger node serving' record in {records:?}"));
+    assert_eq!(serving["level"], "INFO");
+    assert_eq!(serving["fields"]["node_id"], 1);
+    assert!(serving["timestamp"].is_string() && serving["target"].is_string(), "{serving}");
+}
