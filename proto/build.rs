@@ -1,6 +1,7 @@
 //! Generates the gRPC code with protox, a pure-Rust protobuf compiler: no system `protoc` needed.
 //! Also writes the list of every served method path (`/package.Service/Method`) from the same
-//! file descriptor set, so the node can check that its authorization table covers each one.
+//! file descriptor set, so the node can check that its authorization table covers each one, and the
+//! encoded set itself, which the node's reflection service serves.
 use std::fmt::Write as _;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -32,6 +33,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     methods.push_str("];\n");
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("method_paths.rs"), methods)?;
+    // The encoded set, for the server reflection service (grpcurl, Postman need no .proto files).
+    std::fs::write(out_dir.join("file_descriptor_set.bin"), prost::Message::encode_to_vec(&fds))?;
     tonic_prost_build::configure().btree_map(".").compile_fds(fds)?;
     Ok(())
 }

@@ -14,6 +14,7 @@
 //! peers = ["2=http://127.0.0.1:7071", "3=http://127.0.0.1:7072"]  # initial members, with bootstrap
 //! verify_tables_at_open = true           # read every SST block once at start (about 1.3 s per
 //!                                        # million transfers); a corrupted block refuses the start
+//! metrics_listen = "127.0.0.1:9100"     # optional: Prometheus metrics over HTTP (off by default)
 //!
 //! [raft]                                 # tuning; defaults in `RaftTuning::default` with reasons
 //! heartbeat_ms = 100
@@ -72,6 +73,10 @@ pub struct StartArgs {
     /// corrupted one (about 1.3 s per million transfers). Default true.
     #[arg(long, env = "LEDGER_VERIFY_TABLES_AT_OPEN", num_args = 0..=1, default_missing_value = "true")]
     pub verify_tables_at_open: Option<bool>,
+    /// Serve Prometheus metrics over plain HTTP on this address (`GET /metrics`; docs/operations.md
+    /// lists them). Off by default; unauthenticated: bind it to a private interface.
+    #[arg(long, env = "LEDGER_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     #[serde(default)]
     pub raft: RaftArgs,
@@ -227,6 +232,8 @@ pub struct NodeConfig {
     pub raft: RaftTuning,
     /// `Some`: clients authenticate with bearer tokens listed in this file (api/auth.rs).
     pub auth_tokens_file: Option<PathBuf>,
+    /// `Some`: Prometheus metrics are served over HTTP on this address (`telemetry`).
+    pub metrics_listen: Option<SocketAddr>,
     /// Dev mode: form a single-member cluster when the data dir is new, and serve clients only
     /// once this node leads it.
     pub dev_single: bool,
@@ -317,6 +324,7 @@ impl StartArgs {
             peers,
             raft,
             auth_tokens_file,
+            metrics_listen: self.metrics_listen.or(file.metrics_listen),
             dev_single: false,
             verify_tables_at_open: self.verify_tables_at_open.or(file.verify_tables_at_open).unwrap_or(true),
         })
@@ -338,7 +346,7 @@ fn check_tuning(t: &RaftTuning) -> anyhow::Result<()> {
 
 impl NodeConfig {
     /// `ledger-node dev`: one node, id 1, its own single-member cluster.
-    pub fn dev(data_dir: PathBuf, listen: SocketAddr) -> NodeConfig {
+    pub fn dev(data_dir: PathBuf, listen: SocketAddr, metrics_listen: Option<SocketAddr>) -> NodeConfig {
         let advertise = format!("http://{listen}");
         NodeConfig {
             node_id: 1,
@@ -352,6 +360,7 @@ impl NodeConfig {
             peers: Vec::new(),
             raft: RaftTuning::default(),
             auth_tokens_file: None,
+            metrics_listen,
             dev_single: true,
             verify_tables_at_open: true,
         }

@@ -10,3 +10,4 @@ pub mod storage;
 pub mod api;
 pub mod server;
 pub mod service;
+pub mod telemetry;

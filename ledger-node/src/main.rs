@@ -12,6 +12,16 @@ use ledger_node::server;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format on standard error: `text` for people, `json` (one object per line: timestamp,
+    /// level, target, fields, spans) for log shippers.
+    #[arg(long, global = true, env = "LEDGER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -24,6 +34,9 @@ enum Command {
         /// Address for clients (and peers).
         #[arg(long, env = "LEDGER_LISTEN", default_value = "127.0.0.1:7070")]
         listen: SocketAddr,
+        /// Serve Prometheus metrics over HTTP on this address (off by default).
+        #[arg(long, env = "LEDGER_METRICS_LISTEN")]
+        metrics_listen: Option<SocketAddr>,
     },
     /// Run one member of a cluster (README: "Run a 3-node cluster on one machine").
     Start {
@@ -37,10 +50,14 @@ enum Command {
     HashToken,
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LEDGER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,openraft::core::heartbeat=error"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().with_current_span(false).init(),
+    }
 }
 
 async fn shutdown_signal() {
@@ -54,9 +71,10 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    init_tracing();
-    let config = match Cli::parse().command {
-        Command::Dev { data_dir, listen } => NodeConfig::dev(data_dir, listen),
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let config = match cli.command {
+        Command::Dev { data_dir, listen, metrics_listen } => NodeConfig::dev(data_dir, listen, metrics_listen),
         Command::Start { config, args } => args.resolve(config.as_deref())?,
         Command::HashToken => {
             let mut token = String::new();

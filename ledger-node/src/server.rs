@@ -131,6 +131,22 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         let _ = rx.wait_for(|stop| *stop).await;
     };
 
+    // Health starts NOT_SERVING: the tracker flips it once Raft reports a leader.
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+    tokio::spawn(crate::api::health::track_raft(health_reporter, raft.clone(), stop_rx.clone()));
+    let mut advertised = vec![
+        ledger_proto::api::ledger_server::SERVICE_NAME,
+        ledger_proto::api::cluster_server::SERVICE_NAME,
+        ledger_proto::api::wallet_server::SERVICE_NAME,
+        ledger_proto::api::audit_server::SERVICE_NAME,
+        ledger_proto::api::risk_server::SERVICE_NAME,
+    ];
+    if config.peer_listen.is_none() {
+        advertised.push(ledger_proto::raft::raft_peer_server::SERVICE_NAME);
+    }
+    let (reflection_v1, reflection_v1alpha) = crate::api::health::reflection(&advertised)?;
+
     let auth = match &config.auth_tokens_file {
         Some(path) => {
             let auth = Auth::with_tokens(TokenTable::load(path)?);
@@ -148,6 +164,12 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
             Auth::disabled()
         }
     };
+
+    if let Some(listen) = config.metrics_listen {
+        crate::telemetry::install(listen)?;
+        tokio::spawn(crate::telemetry::samplers::raft(raft.clone()));
+        tokio::spawn(crate::telemetry::samplers::periodic(db.clone(), auth.clone()));
+    }
 
     let client_listener = bind(config.listen).await?;
     let peer_listener = match config.peer_listen {
@@ -178,12 +200,16 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
 
     type Serving = std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
     let clients = tonic::transport::Server::builder()
+        .layer(crate::telemetry::requests::RequestMetricsLayer)
         .layer(AuthLayer { auth: auth.clone() })
         .add_service(ledger)
         .add_service(cluster)
         .add_service(wallet)
         .add_service(audit)
-        .add_service(risk);
+        .add_service(risk)
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
     let (serve_clients, serve_peers): (Serving, Serving) = match peer_listener {
         None => (
             Box::pin(clients.add_service(peer).serve_with_incoming_shutdown(client_listener, stopped(stop_rx.clone()))),

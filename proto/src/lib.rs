@@ -15,3 +15,7 @@ pub use ledger::raft::v1 as raft;
 pub use ledger::v1 as api;
 
 include!(concat!(env!("OUT_DIR"), "/method_paths.rs"));
+
+/// The encoded `google.protobuf.FileDescriptorSet` of every compiled .proto file: what the node's
+/// gRPC server reflection serves (`grpcurl list`, `grpcurl describe`).
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/file_descriptor_set.bin"));

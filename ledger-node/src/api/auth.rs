@@ -118,6 +118,11 @@ pub fn access(path: &str) -> Option<Access> {
     AUTHORIZATION.binary_search_by(|(p, _)| (*p).cmp(path)).ok().map(|i| AUTHORIZATION[i].1)
 }
 
+/// `path` as the table spells it (a `'static` label for metrics), if it has a row.
+pub fn known_path(path: &str) -> Option<&'static str> {
+    AUTHORIZATION.binary_search_by(|(p, _)| (*p).cmp(path)).ok().map(|i| AUTHORIZATION[i].0)
+}
+
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -468,6 +473,10 @@ mod tests {
         assert!(ledger_proto::METHOD_PATHS.len() >= 36, "the method list comes from the descriptor set");
         let missing: Vec<&str> = ledger_proto::METHOD_PATHS.iter().copied().filter(|p| access(p).is_none()).collect();
         assert!(missing.is_empty(), "methods with no authorization entry: {missing:?}");
+        // Health and reflection come from their crates, not our .proto files: public, and only they.
+        for path in crate::api::health::method_paths() {
+            assert_eq!(access(&path), Some(Access::Public), "{path}");
+        }
     }
 
     #[test]

@@ -104,6 +104,7 @@ impl LedgerService {
 
     async fn write<P, I, F>(
         &self,
+        operation: &'static str,
         items: &[P],
         prepare: impl Fn(&P) -> Result<I, ItemResult>,
         submit: impl FnOnce(Vec<I>) -> F,
@@ -111,7 +112,7 @@ impl LedgerService {
     where
         F: Future<Output = Result<Vec<ItemResult>, ServiceError>>,
     {
-        write_items(items, prepare, submit).await
+        write_items(operation, items, prepare, submit).await
     }
 
     /// Linearizable unless the client accepts bounded staleness (`x-ledger-max-staleness-ms`).
@@ -152,6 +153,7 @@ impl LedgerService {
 /// Converts and pre-validates each item; submits the valid ones; puts every result back at
 /// its item's position.
 pub(crate) async fn write_items<P, I, F>(
+    operation: &'static str,
     items: &[P],
     prepare: impl Fn(&P) -> Result<I, ItemResult>,
     submit: impl FnOnce(Vec<I>) -> F,
@@ -184,7 +186,11 @@ where
     Ok(results
         .iter()
         .enumerate()
-        .map(|(i, r)| convert::write_result(i, r.as_ref().expect("every item has a result")))
+        .map(|(i, r)| {
+            let result = r.as_ref().expect("every item has a result");
+            count_result(operation, result);
+            convert::write_result(i, result)
+        })
         .collect())
 }
 
@@ -196,6 +202,7 @@ impl Ledger for LedgerService {
         let req = request.into_inner();
         let results = self
             .write(
+                "create_assets",
                 &req.assets,
                 |a| {
                     let input = convert::asset_input(a);
@@ -215,6 +222,7 @@ impl Ledger for LedgerService {
         let req = request.into_inner();
         let results = self
             .write(
+                "create_accounts",
                 &req.accounts,
                 |a| {
                     let input = convert::account_input(a).map_err(ItemResult::new)?;
@@ -238,6 +246,7 @@ impl Ledger for LedgerService {
         }
         let results = self
             .write(
+                "create_transfers",
                 &req.transfers,
                 |t| {
                     let input = convert::transfer_input(t).map_err(|r| ItemResult { id: convert::id(&t.id).unwrap_or(0), ..r })?;
@@ -258,6 +267,7 @@ impl Ledger for LedgerService {
         let req = request.into_inner();
         let results = self
             .write(
+                "set_account_status",
                 &req.changes,
                 |c| {
                     let input = convert::status_change_input(c, &actor).map_err(ItemResult::new)?;
@@ -520,4 +530,15 @@ where
     let (tx, rx) = tokio::sync::mpsc::channel(256);
     tokio::spawn(body(tx));
     Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+/// One write item answered: by operation and result code (bounded: the codes are an enum).
+/// A replayed result (same idempotency key and content) moved nothing now: not a transfer applied.
+fn count_result(operation: &'static str, result: &ItemResult) {
+    let code = result.code;
+    let name = pb::ResultCode::try_from(code.as_u32() as i32).map(|c| c.as_str_name()).unwrap_or("UNKNOWN");
+    metrics::counter!(crate::telemetry::WRITE_RESULTS_TOTAL, "operation" => operation, "code" => name).increment(1);
+    if operation == "create_transfers" && code == crate::ledger::result::ResultCode::Ok && !result.replay {
+        metrics::counter!(crate::telemetry::TRANSFERS_APPLIED_TOTAL).increment(1);
+    }
 }

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod convert;
 pub mod grpc;
 pub mod risk;
+pub mod health;
 pub mod status;
 pub mod wallet;
 pub mod wallet_watch;

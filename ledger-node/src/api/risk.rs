@@ -55,7 +55,7 @@ impl Risk for RiskService {
     async fn set_limits(&self, request: Request<pb::SetLimitsRequest>) -> Result<Response<pb::SetLimitsResponse>, Status> {
         let req = request.into_inner();
         let node = &self.node;
-        let results = write_items(&req.rules, limit_input, |inputs| async move {
+        let results = write_items("set_limits", &req.rules, limit_input, |inputs| async move {
             Ok(node.propose(Operation::SetLimits(inputs)).await?.results)
         })
         .await?;
@@ -104,7 +104,7 @@ impl Risk for RiskService {
     async fn set_blocklist(&self, request: Request<pb::SetBlocklistRequest>) -> Result<Response<pb::SetBlocklistResponse>, Status> {
         let req = request.into_inner();
         let node = &self.node;
-        let results = write_items(&req.changes, block_input, |inputs| async move {
+        let results = write_items("set_blocklist", &req.changes, block_input, |inputs| async move {
             Ok(node.propose(Operation::SetBlocklist(inputs)).await?.results)
         })
         .await?;

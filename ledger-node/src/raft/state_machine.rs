@@ -134,7 +134,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let (entries, responders): (Vec<Entry>, Vec<_>) = items.into_iter().unzip();
         let (db, cache) = (self.db.clone(), self.cache.clone());
         let count = entries.len();
+        let started = std::time::Instant::now();
         let (responses, changes) = blocking(move || apply_batch(&db, &cache, &entries, BATCH_WRITES_MAX)).await?;
+        metrics::histogram!(crate::telemetry::APPLY_LATENCY_SECONDS).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(crate::telemetry::APPLY_ENTRIES).record(count as f64);
         assert_eq!(responses.len(), count, "one response per entry");
         for (responder, response) in responders.into_iter().zip(responses) {
             if let Some(responder) = responder {

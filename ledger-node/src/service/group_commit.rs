@@ -94,6 +94,8 @@ async fn commit(node: &Node, group: Vec<Waiting>, items: usize) {
         transfers.extend(w.transfers);
     }
     tracing::trace!(requests = waiters.len(), transfers = items, "group commit");
+    metrics::histogram!(crate::telemetry::GROUP_COMMIT_TRANSFERS).record(items as f64);
+    metrics::histogram!(crate::telemetry::GROUP_COMMIT_REQUESTS).record(waiters.len() as f64);
     match node.propose(Operation::CreateTransfers(transfers)).await {
         Ok(response) if response.results.len() == items => {
             let mut results = response.results.into_iter();

@@ -94,7 +94,10 @@ impl Node {
     /// Proposes one command and waits until it is applied here.
     pub async fn propose(&self, operation: Operation) -> Result<CommandResponse, ServiceError> {
         let command = Command { proposed_at_ns: now_ns(), operation };
-        match self.raft.client_write(command).await {
+        let started = std::time::Instant::now();
+        let written = self.raft.client_write(command).await;
+        metrics::histogram!(crate::telemetry::COMMIT_LATENCY_SECONDS).record(started.elapsed().as_secs_f64());
+        match written {
             Ok(reply) => Ok(reply.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(not_leader(&f)),
             Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(f))) => {
