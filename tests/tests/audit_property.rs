@@ -97,6 +97,7 @@ impl Run {
                 account_id: *account,
                 status: if *frozen { AccountStatus::Frozen } else { AccountStatus::Active },
                 reason: "property".into(),
+                actor: "auditor-test (admin)".into(),
             }]),
             _ => Operation::Tick,
         };
