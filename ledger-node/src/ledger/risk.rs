@@ -119,6 +119,11 @@ pub fn rule_for(store: &impl Store, account_id: AccountId) -> io::Result<Option<
     store::get_typed(store, Table::Limits, &scope_key(&LimitScope::Code { asset: account.asset, code: account.code }))
 }
 
+/// Whether any rule exists (one seek): without one, a command's transfers skip the lookups.
+pub fn any_rule(store: &impl Store) -> io::Result<bool> {
+    Ok(!store.scan(Table::Limits, &[], &[0xff; 32], 1, false)?.is_empty())
+}
+
 pub fn usage(store: &impl Store, account_id: AccountId, day: i64) -> io::Result<DailyUsage> {
     let stored: Option<DailyUsage> = store::get_typed(store, Table::DailyDebits, &store::id_key(account_id))?;
     Ok(stored.filter(|u| u.day == day).unwrap_or(DailyUsage { day, ..DailyUsage::default() }))
