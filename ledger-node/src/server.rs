@@ -103,7 +103,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     let peer = RaftPeerServer::new(PeerService {
         raft: raft.clone(),
         leader_contact,
-        snapshot_dir,
+        snapshot_dir: snapshot_dir.clone(),
         node_id: config.node_id,
         incarnation: identity.incarnation,
         peer_address: config.peer_advertise.clone(),
@@ -168,7 +168,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     if let Some(listen) = config.metrics_listen {
         crate::telemetry::install(listen)?;
         tokio::spawn(crate::telemetry::samplers::raft(raft.clone()));
-        tokio::spawn(crate::telemetry::samplers::periodic(db.clone(), auth.clone()));
+        tokio::spawn(crate::telemetry::samplers::periodic(db.clone(), auth.clone(), snapshot_dir.clone()));
     }
 
     let client_listener = bind(config.listen).await?;

@@ -194,6 +194,8 @@ async fn metrics_endpoint_reports_requests_results_raft_and_storage() {
             assert_eq!(results[0].code, ResultCode::Ok, "round {round}: {results:?}");
         }
     }
+    // A snapshot on disk, for its size gauge (kept log: purge_log false).
+    client.trigger_snapshot(&endpoint, false).await.expect("snapshot");
     // Gauges from timers are sampled every few seconds.
     tokio::time::sleep(Duration::from_secs(6)).await;
     let text = scrape(&metrics_listen);
@@ -218,6 +220,8 @@ async fn metrics_endpoint_reports_requests_results_raft_and_storage() {
     assert!(sample(&text, "ledger_rocksdb_memtable_bytes") > 0.0, "the writes sit in memtables");
     sample(&text, "ledger_rocksdb_pending_compaction_bytes");
     sample(&text, "ledger_rocksdb_live_data_bytes");
+    assert!(sample(&text, "ledger_raft_log_bytes") > 0.0, "the log holds the entries");
+    assert!(sample(&text, "ledger_snapshot_bytes") > 0.0, "the snapshot file is counted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

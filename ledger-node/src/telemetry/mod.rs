@@ -41,6 +41,9 @@ pub const RAFT_PURGED_INDEX: &str = "ledger_raft_purged_index";
 pub const ROCKSDB_PENDING_COMPACTION_BYTES: &str = "ledger_rocksdb_pending_compaction_bytes";
 pub const ROCKSDB_MEMTABLE_BYTES: &str = "ledger_rocksdb_memtable_bytes";
 pub const ROCKSDB_LIVE_DATA_BYTES: &str = "ledger_rocksdb_live_data_bytes";
+// Sizes on disk of the Raft log and the snapshot.
+pub const RAFT_LOG_BYTES: &str = "ledger_raft_log_bytes";
+pub const SNAPSHOT_BYTES: &str = "ledger_snapshot_bytes";
 // Authentication.
 pub const AUTH_DENIALS_TOTAL: &str = "ledger_auth_denials_total";
 
@@ -91,4 +94,6 @@ fn describe() {
     describe_gauge!(ROCKSDB_MEMTABLE_BYTES, Unit::Bytes, "rocksdb.cur-size-all-mem-tables, all column families");
     describe_gauge!(ROCKSDB_LIVE_DATA_BYTES, Unit::Bytes, "rocksdb.estimate-live-data-size, all column families");
     describe_counter!(AUTH_DENIALS_TOTAL, "Client calls refused by authentication, by reason");
+    describe_gauge!(RAFT_LOG_BYTES, Unit::Bytes, "Raft log on disk: SST files plus memtables of the raft_log column family");
+    describe_gauge!(SNAPSHOT_BYTES, Unit::Bytes, "Snapshot files in the data dir (the current one, and one being built or received)");
 }

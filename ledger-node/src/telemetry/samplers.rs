@@ -44,11 +44,11 @@ pub async fn raft(raft: Raft) {
 }
 
 /// Samples RocksDB properties and the auth denial counters on a timer, forever.
-pub async fn periodic(db: Db, auth: Arc<Auth>) {
+pub async fn periodic(db: Db, auth: Arc<Auth>, snapshot_dir: std::path::PathBuf) {
     let mut tick = tokio::time::interval(SAMPLE_INTERVAL);
     loop {
         tick.tick().await;
-        let db = db.clone();
+        let (db, snapshot_dir) = (db.clone(), snapshot_dir.clone());
         // Property reads take RocksDB's mutex briefly: off the async threads.
         let sampled = tokio::task::spawn_blocking(move || {
             [
@@ -57,6 +57,9 @@ pub async fn periodic(db: Db, auth: Arc<Auth>) {
                 (ROCKSDB_LIVE_DATA_BYTES, "rocksdb.estimate-live-data-size"),
             ]
             .map(|(metric, property)| (metric, sum_over_cfs(&db, property)))
+            .into_iter()
+            .chain([(RAFT_LOG_BYTES, raft_log_bytes(&db)), (SNAPSHOT_BYTES, dir_bytes(&snapshot_dir))])
+            .collect::<Vec<_>>()
         })
         .await;
         if let Ok(values) = sampled {
@@ -70,6 +73,21 @@ pub async fn periodic(db: Db, auth: Arc<Auth>) {
         metrics::counter!(AUTH_DENIALS_TOTAL, "reason" => "permission_denied")
             .absolute(denials.permission_denied_total.load(Ordering::Relaxed));
     }
+}
+
+/// The Raft log's column family on disk and in memory.
+fn raft_log_bytes(db: &Db) -> u64 {
+    let Some(handle) = db.cf_handle(Cf::RaftLog.name()) else { return 0 };
+    ["rocksdb.total-sst-files-size", "rocksdb.cur-size-all-mem-tables"]
+        .iter()
+        .filter_map(|property| db.property_int_value_cf(handle, *property).ok().flatten())
+        .sum()
+}
+
+/// Bytes of the regular files directly in `dir` (0 if it cannot be read).
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries.filter_map(Result::ok).filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum()
 }
 
 /// A RocksDB integer property summed over every column family (each reports its own).
