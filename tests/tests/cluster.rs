@@ -414,6 +414,23 @@ async fn first_ack_after(probe: &LedgerClient, since: Instant, prefix: &str, clu
     }
 }
 
+/// Polls the `survivors` until one of them says it leads; how long after `since` that was.
+async fn new_leader_after(survivors: &[String], old: u64, since: Instant, cluster: &Cluster) -> (Duration, u64) {
+    let config = ClientConfig { request_timeout: Duration::from_millis(300), max_retries: 0, ..ClientConfig::default() };
+    let client = LedgerClient::connect_with(survivors.to_vec(), config).unwrap();
+    loop {
+        for endpoint in survivors {
+            if let Ok(status) = client.cluster_status_at(endpoint).await {
+                if status.role == "leader" && status.node_id != old {
+                    return (since.elapsed(), status.node_id);
+                }
+            }
+        }
+        assert!(since.elapsed() < Duration::from_secs(30), "no new leader within 30 s\n{}", cluster.logs());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 /// SIGTERM to the leader under load: it reports NOT_SERVING, hands leadership to a caught-up
 /// voter, drains and exits 0; a new leader serves well before an election timeout would have
 /// passed, and no acknowledged write is lost. For comparison the new leader is then killed with
@@ -429,23 +446,26 @@ async fn sigterm_of_the_leader_under_load_hands_over_leadership_and_loses_nothin
 
     let probe_config = ClientConfig { request_timeout: Duration::from_millis(500), max_retries: 2, ..ClientConfig::default() };
     let survivors: Vec<String> = cluster.nodes.iter().filter(|n| n.id != leader).map(|n| n.endpoint()).collect();
-    let probe = LedgerClient::connect_with(survivors, probe_config.clone()).unwrap();
+    let probe = LedgerClient::connect_with(survivors.clone(), probe_config.clone()).unwrap();
     let signalled_at = Instant::now();
     cluster.node(leader).sigterm();
-    let (handover, tries) = first_ack_after(&probe, signalled_at, "probe-term", &cluster).await;
+    let (handover, elected) = new_leader_after(&survivors, leader, signalled_at, &cluster).await;
+    let (first_write, tries) = first_ack_after(&probe, signalled_at, "probe-term", &cluster).await;
     let status = tokio::task::block_in_place(|| cluster.node(leader).wait_exit());
     let exited_after = signalled_at.elapsed();
     let new_leader = wait_leader(&cluster, Duration::from_secs(5)).await;
     assert_ne!(new_leader, leader);
+    assert_eq!(new_leader, elected);
     assert_eq!(status.code(), Some(0), "graceful shutdown exits 0\n{}", cluster.node(leader).log());
     let log = cluster.node(leader).log();
     for step in ["shutdown 1/4", "transferring leadership", "leadership transferred", "shutdown 3/4", "shutdown 4/4", "database flushed"] {
         assert!(log.contains(step), "the shutdown logs {step:?}:\n{log}");
     }
     println!(
-        "SIGTERM: leader {leader} -> first write acknowledged by the new leader {new_leader} after {} ms ({tries} probe writes); \
+        "SIGTERM: leader {leader} -> node {new_leader} leads after {} ms; first probe write acknowledged after {} ms ({tries} writes); \
          the old leader exited 0 after {} ms",
         handover.as_millis(),
+        first_write.as_millis(),
         exited_after.as_millis()
     );
 
@@ -456,8 +476,13 @@ async fn sigterm_of_the_leader_under_load_hands_over_leadership_and_loses_nothin
     let probe = LedgerClient::connect_with(survivors, probe_config).unwrap();
     let killed_at = Instant::now();
     cluster.node(new_leader).kill9();
-    let (failover, tries) = first_ack_after(&probe, killed_at, "probe-kill", &cluster).await;
-    println!("SIGKILL: leader {new_leader} -> first write acknowledged after {} ms ({tries} probe writes)", failover.as_millis());
+    let (failover, _) = new_leader_after(&probe.endpoints(), new_leader, killed_at, &cluster).await;
+    let (first_write, tries) = first_ack_after(&probe, killed_at, "probe-kill", &cluster).await;
+    println!(
+        "SIGKILL: leader {new_leader} -> a new leader after {} ms; first probe write acknowledged after {} ms ({tries} writes)",
+        failover.as_millis(),
+        first_write.as_millis()
+    );
     // Election timeouts are 400-800 ms: a crash cannot fail over faster than 400 ms; a handover
     // starts the election at once.
     assert!(handover < Duration::from_millis(400), "handover took {handover:?} (a kill took {failover:?})");
