@@ -1,4 +1,4 @@
-//! `ledger-node restore`: a new data dir from a backup (see `storage::backup`), for disaster
+//! `ledger-node restore`: a new data dir from a backup (see `service::backup`), for disaster
 //! recovery. The restored node is the one member of a new cluster; start it with `ledger-node
 //! start` (or `dev` for a single node) and add others with `ledger cluster add-learner`/`promote`.
 
@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use crate::raft::NodeId;
-use crate::storage::backup::{self, RestoreTarget};
+use crate::service::backup::{self, RestoreTarget};
 
 #[derive(Debug, clap::Args)]
 pub struct RestoreArgs {

@@ -13,7 +13,7 @@ use ledger_client::{
     transfer_id_from_key,
 };
 use ledger_e2e::{Cluster, DevNode, cli, ledger_node};
-use ledger_node::storage::backup::{Manifest, read_manifest};
+use ledger_node::service::backup::{Manifest, read_manifest};
 
 const CNY: &str = "CNY";
 const ACCOUNTS: std::ops::Range<u128> = 1..9;

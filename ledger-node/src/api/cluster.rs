@@ -16,7 +16,7 @@ use crate::config::check_url;
 use crate::raft::{NodeAddr, NodeId};
 use crate::service::cluster::{Changed, PROMOTE_LAG_MAX};
 use crate::service::{Node, ServiceError};
-use crate::storage::backup;
+use crate::service::backup;
 
 pub struct ClusterService {
     pub node: Node,

@@ -20,7 +20,7 @@ use crate::storage::db::{Cf, Db, cf, to_io};
 /// Appends waiting for the flusher at most; `append` blocks (backpressure) beyond it.
 const FLUSH_QUEUE_MAX: usize = 4_096;
 
-// Keys of the Raft metadata column family (a restore rewrites them: storage/backup.rs).
+// Keys of the Raft metadata column family (a restore rewrites them: service/backup.rs).
 pub(crate) const KEY_VOTE: &[u8] = b"vote";
 pub(crate) const KEY_LAST_PURGED: &[u8] = b"last_purged";
 pub(crate) const KEY_COMMITTED: &[u8] = b"committed";

@@ -2,7 +2,6 @@
 //! tables as column families. One DB means one WAL: the fsync that makes a log append durable
 //! also makes every earlier state-machine write durable.
 
-pub mod backup;
 pub mod db;
 pub mod rocks_store;
 

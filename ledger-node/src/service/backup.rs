@@ -29,6 +29,7 @@ use crate::codec;
 use crate::raft::log_store::{KEY_COMMITTED, KEY_LAST_PURGED, KEY_VOTE};
 use crate::raft::snapshot::{self, KEY_MEMBERSHIP};
 use crate::raft::{LogId, NodeAddr, NodeId, StoredMembership, Vote};
+use crate::service::identity::write_atomically;
 use crate::storage::db::{Cf, all_cfs, cf, to_io};
 
 /// The manifest, in the backup directory.
@@ -212,18 +213,6 @@ fn sha256_file(path: &Path) -> io::Result<(u64, String)> {
         bytes += n as u64;
     }
     Ok((bytes, hex(&hasher.finalize())))
-}
-
-/// Writes `bytes` to `path` so that a crash leaves either no file or the whole of it.
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut file = File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&tmp, path)?;
-    File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
 }
 
 /// Reads `backup.toml`.
