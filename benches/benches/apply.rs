@@ -47,6 +47,7 @@ fn transfers(batch: u128) -> Command {
                 timeout_ms: 0,
                 post_amounts: Vec::new(),
                 code: 0,
+                owner: String::new(),
             }
         })
         .collect();

@@ -219,6 +219,7 @@ pub(crate) fn transfer_record_from_proto(
             .into_iter()
             .map(leg_from_proto)
             .collect::<Result<_, _>>()?,
+        owner: record.owner,
     })
 }
 

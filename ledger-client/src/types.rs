@@ -246,6 +246,9 @@ pub struct TransferRecord {
     pub expires_at_ns: u64,
     /// For POST_PENDING: the legs as posted (amounts actually moved).
     pub posted_legs: Vec<Leg>,
+    /// The principal that created it; empty for the ledger's own transfers and without
+    /// authentication. A `payments` principal only ever sees its own.
+    pub owner: String,
 }
 
 /// What an idempotency key is bound to (`get_transfer_by_idempotency_key`).

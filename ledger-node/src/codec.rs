@@ -6,6 +6,17 @@ use std::io;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// The version of every encoding this binary persists or ships: ledger rows, Raft log entries,
+/// snapshots and peer messages. Postcard is not self-describing, so a binary reads only its own
+/// format; what it would make of another's bytes is "undecodable", indistinguishable from
+/// corruption. So the version is checked where it can be named instead: a data dir records the
+/// format it was created with (`identity.toml`) and a node of another format is refused at start;
+/// a peer reports its format (`NodeInfo`) and one of another format is refused as a member.
+/// Bump it with any change to a persisted or replicated type (docs/operations.md, Upgrades).
+///
+/// 1: the first release. 2: transfers and idempotency records name their owner.
+pub const FORMAT_VERSION: u32 = 2;
+
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     let mut out = vec![0u8; 4];
     // Our own plain data types into a Vec: cannot fail.

@@ -15,6 +15,8 @@
 //! verify_tables_at_open = true           # read every SST block once at start (about 1.3 s per
 //!                                        # million transfers); a corrupted block refuses the start
 //! metrics_listen = "127.0.0.1:9100"     # optional: Prometheus metrics over HTTP (off by default)
+//! auth_tokens_file = "/etc/ledger/tokens.toml"  # optional: bearer tokens and roles (mode 600);
+//!                                        # needs peer_listen (docs/operations.md, Authentication)
 //!
 //! [raft]                                 # tuning; defaults in `RaftTuning::default` with reasons
 //! heartbeat_ms = 100
@@ -312,6 +314,8 @@ impl StartArgs {
                  served on their own port (set peer_listen)"
             );
         }
+        let metrics_listen = self.metrics_listen.or(file.metrics_listen);
+        check_metrics_listen(metrics_listen, listen, peer_listen)?;
         Ok(NodeConfig {
             node_id,
             listen,
@@ -324,7 +328,7 @@ impl StartArgs {
             peers,
             raft,
             auth_tokens_file,
-            metrics_listen: self.metrics_listen.or(file.metrics_listen),
+            metrics_listen,
             dev_single: false,
             verify_tables_at_open: self.verify_tables_at_open.or(file.verify_tables_at_open).unwrap_or(true),
         })
@@ -340,6 +344,32 @@ fn check_tuning(t: &RaftTuning) -> anyhow::Result<()> {
     }
     if t.snapshot_entries == 0 || t.snapshot_log_bytes == 0 || t.max_payload_entries == 0 || t.snapshot_timeout_ms == 0 {
         bail!("raft: snapshot_entries, snapshot_log_bytes, max_payload_entries and snapshot_timeout_ms must be positive");
+    }
+    // Upper bounds: beyond them a typo (an extra zero or two), not a tuning.
+    if t.election_timeout_max_ms > ELECTION_TIMEOUT_MS_MAX {
+        bail!("raft: election_timeout_max_ms must be at most {ELECTION_TIMEOUT_MS_MAX} (a leader loss would go unnoticed that long)");
+    }
+    if t.max_payload_entries > PAYLOAD_ENTRIES_MAX {
+        bail!("raft: max_payload_entries must be at most {PAYLOAD_ENTRIES_MAX} (messages are cut at 32 MiB anyway)");
+    }
+    if t.keep_entries_after_snapshot > t.snapshot_entries {
+        bail!("raft: keep_entries_after_snapshot must not exceed snapshot_entries (the log would never shrink)");
+    }
+    Ok(())
+}
+
+/// Largest `election_timeout_max_ms` accepted.
+const ELECTION_TIMEOUT_MS_MAX: u64 = 60_000;
+/// Largest `max_payload_entries` accepted.
+const PAYLOAD_ENTRIES_MAX: u64 = 100_000;
+
+/// The metrics listener must not take a gRPC port: the second bind would fail at start with
+/// "address in use", naming neither key.
+fn check_metrics_listen(metrics: Option<SocketAddr>, listen: SocketAddr, peer_listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    if let Some(metrics) = metrics
+        && (metrics == listen || Some(metrics) == peer_listen)
+    {
+        bail!("metrics_listen {metrics} is also listen or peer_listen: give the metrics endpoint its own port");
     }
     Ok(())
 }
@@ -461,6 +491,13 @@ election_timeout_max_ms = 600
         assert!(refuse(&["--node-id", "1", "--listen", "0.0.0.0:7070"]).contains("set advertise"));
         assert!(refuse(&["--node-id", "1", "--raft-heartbeat-ms", "500"]).contains("3 heartbeats"));
         assert!(refuse(&["--node-id", "1", "--auth-tokens-file", "/t.toml"]).contains("set peer_listen"));
+        assert!(refuse(&["--node-id", "1", "--metrics-listen", "127.0.0.1:7070"]).contains("its own port"));
+        assert!(refuse(&["--node-id", "1", "--raft-election-timeout-max-ms", "800000"]).contains("at most 60000"));
+        assert!(refuse(&["--node-id", "1", "--raft-max-payload-entries", "1000000"]).contains("at most 100000"));
+        assert!(
+            refuse(&["--node-id", "1", "--raft-snapshot-entries", "100", "--raft-keep-entries-after-snapshot", "500"])
+                .contains("never shrink")
+        );
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.toml");
         std::fs::write(&file, "node_id = 1\nlisten_typo = \"x\"\n").unwrap();

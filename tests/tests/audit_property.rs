@@ -58,6 +58,7 @@ fn transfer(id: u128, kind: TransferKind, legs: Vec<(u128, u128, u128)>, pending
         timeout_ms,
         post_amounts: post,
         code: 7,
+        owner: String::new(),
     }
 }
 

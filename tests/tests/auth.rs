@@ -9,7 +9,8 @@ use ledger_proto::api::cluster_client::ClusterClient;
 use ledger_proto::api::ledger_client::LedgerClient;
 use ledger_proto::api::wallet_client::WalletClient;
 use ledger_proto::api::{
-    Asset, BackupRequest, ClusterStatusRequest, CreateAssetsRequest, CreateTransfersRequest, LookupTransfersRequest,
+    Asset, BackupRequest, ClusterStatusRequest, CreateAssetsRequest, CreateTransfersRequest, ListAccountEntriesRequest,
+    LookupTransfersRequest,
     GetTokenRequest, IssueTokenRequest, TriggerSnapshotRequest,
 };
 use tonic::Code;
@@ -17,6 +18,7 @@ use tonic::transport::Channel;
 
 const TOKENS: &[(&str, &str, &str)] = &[
     ("checkout", "payments", "tok-payments"),
+    ("refunds", "payments", "tok-refunds"),
     ("wallets", "wallet", "tok-wallet"),
     ("regulator", "auditor", "tok-auditor"),
     ("ops", "admin", "tok-admin"),
@@ -67,6 +69,12 @@ async fn call(channel: &Channel, class: &str, token: Option<&str>) -> Code {
                 .map(drop),
         ),
         "read" => code(ledger.lookup_transfers(request(LookupTransfersRequest { ids: vec![] }, token)).await.map(drop)),
+        "statement" => code(
+            ledger
+                .list_account_entries(request(ListAccountEntriesRequest { account_id: vec![9; 16], ..Default::default() }, token))
+                .await
+                .map(drop),
+        ),
         "operator" => code(ledger.cluster_status(request(ClusterStatusRequest {}, token)).await.map(drop)),
         "membership" => {
             code(cluster.trigger_snapshot(request(TriggerSnapshotRequest { purge_log: false }, token)).await.map(drop))
@@ -91,10 +99,9 @@ fn is_refusal(code: Code) -> bool {
     matches!(code, Code::Unauthenticated | Code::PermissionDenied)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_rpc_class_refuses_no_token_unknown_token_and_wrong_role() {
-    let dir = tempfile::tempdir().unwrap();
-    let tokens_file = dir.path().join("tokens.toml");
+/// A single-node cluster with the tokens of [`TOKENS`], serving once an admin call passes.
+async fn start_with_tokens(dir: &std::path::Path) -> (ClusterNode, Channel) {
+    let tokens_file = dir.join("tokens.toml");
     let text: String = TOKENS
         .iter()
         .map(|(p, r, t)| format!("[[token]]\nprincipal = \"{p}\"\nrole = \"{r}\"\nsha256 = \"{}\"\n\n", sha256_hex(t)))
@@ -104,7 +111,7 @@ async fn every_rpc_class_refuses_no_token_unknown_token_and_wrong_role() {
     let peer_listen = format!("127.0.0.1:{}", free_port());
     let node = ClusterNode::start(
         1,
-        &dir.path().join("n1"),
+        &dir.join("n1"),
         Some(&[]),
         &["--auth-tokens-file", tokens_file.to_str().unwrap(), "--peer-listen", &peer_listen],
     );
@@ -115,12 +122,28 @@ async fn every_rpc_class_refuses_no_token_unknown_token_and_wrong_role() {
         assert!(std::time::Instant::now() < deadline, "node never served; log:\n{}", node.log());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    (node, channel)
+}
+
+fn client_as(node: &ClusterNode, token: &str) -> ledger_client::LedgerClient {
+    let config = ledger_client::ClientConfig {
+        token: Some(ledger_client::BearerToken::new(token).unwrap()),
+        ..ledger_client::ClientConfig::default()
+    };
+    ledger_client::LedgerClient::connect_with(vec![node.endpoint()], config).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rpc_class_refuses_no_token_unknown_token_and_wrong_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, channel) = start_with_tokens(dir.path()).await;
 
     // class → the roles allowed (from api/auth.rs AUTHORIZATION).
     let classes: &[(&str, &[&str])] = &[
         ("write:payments", &["payments"]),
         ("write:admin", &["admin"]),
         ("read", &["payments", "auditor", "admin"]),
+        ("statement", &["auditor", "admin"]),
         ("operator", &["auditor", "admin"]),
         ("membership", &["admin"]),
         ("backup", &["admin"]),
@@ -202,4 +225,39 @@ async fn every_rpc_class_refuses_no_token_unknown_token_and_wrong_role() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     ledger_client::audit::verify::verify(&dir_export, None).expect("the export verifies");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_reads_only_the_transfers_it_created() {
+    use ledger_client::{Leg, NewAccount, NewAsset, NewTransfer, ResultCode};
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _channel) = start_with_tokens(dir.path()).await;
+    let (admin, checkout, refunds, auditor) =
+        (client_as(&node, "tok-admin"), client_as(&node, "tok-payments"), client_as(&node, "tok-refunds"), client_as(&node, "tok-auditor"));
+    assert!(admin.create_assets(vec![NewAsset::new("CNY", 2)]).await.unwrap()[0].is_success());
+    let results = admin.create_accounts(vec![NewAccount::new(1, "CNY", 1), NewAccount::new(2, "CNY", 1)]).await.unwrap();
+    assert!(results.iter().all(|r| r.is_success()), "{results:?}");
+    let pay = |id: u128, key: &str| NewTransfer::posted(id, key, "CNY", vec![Leg::new(1, 2, "1.00".parse().unwrap())]);
+    assert!(checkout.create_transfers(vec![pay(10, "order-10")]).await.unwrap()[0].is_success());
+    assert!(refunds.create_transfers(vec![pay(20, "refund-20")]).await.unwrap()[0].is_success());
+
+    // Each payments principal sees its own transfers, by id and by key, and nothing of the other's.
+    let seen = |records: Vec<ledger_client::TransferRecord>| records.iter().map(|r| (r.transfer.id, r.owner.clone())).collect::<Vec<_>>();
+    assert_eq!(seen(checkout.lookup_transfers(vec![10, 20]).await.unwrap()), vec![(10, "checkout".to_string())]);
+    assert_eq!(seen(refunds.lookup_transfers(vec![10, 20]).await.unwrap()), vec![(20, "refunds".to_string())]);
+    assert!(checkout.get_transfer_by_idempotency_key("order-10").await.unwrap().is_some());
+    assert!(refunds.get_transfer_by_idempotency_key("order-10").await.unwrap().is_none(), "another's key reads as unused");
+    // Reusing another principal's key, even with the same content, is a conflict that names
+    // nothing of the first transfer, and moves nothing.
+    let reused = refunds.create_transfers(vec![pay(10, "order-10")]).await.unwrap();
+    assert_eq!((reused[0].code, reused[0].replay), (ResultCode::IdempotencyKeyConflict, false), "{reused:?}");
+    let again = checkout.create_transfers(vec![pay(10, "order-10")]).await.unwrap();
+    assert!(again[0].replay && again[0].is_success(), "the owner's retry is a replay: {again:?}");
+    // Auditors and admins read everything, with its owner.
+    assert_eq!(
+        seen(auditor.lookup_transfers(vec![10, 20]).await.unwrap()),
+        vec![(10, "checkout".to_string()), (20, "refunds".to_string())]
+    );
+    let balances = auditor.lookup_accounts(vec![2]).await.unwrap();
+    assert_eq!(balances[0].balances.credits_posted, "2.00".parse().unwrap(), "one move each, none twice");
 }

@@ -97,12 +97,13 @@ pub const AUTHORIZATION: &[(&str, Access)] = &[
     ("/ledger.v1.Ledger/GetBalanceAt", Access::Roles(READERS)),
     ("/ledger.v1.Ledger/GetStateHash", Access::Roles(OPERATORS)),
     ("/ledger.v1.Ledger/GetTransferByIdempotencyKey", Access::Roles(READERS)),
-    ("/ledger.v1.Ledger/ListAccountEntries", Access::Roles(READERS)),
+    // Entries and their stream show every transfer on an account, not only the caller's.
+    ("/ledger.v1.Ledger/ListAccountEntries", Access::Roles(OPERATORS)),
     ("/ledger.v1.Ledger/LookupAccounts", Access::Roles(ACCOUNT_READERS)),
     ("/ledger.v1.Ledger/LookupAssets", Access::Roles(ACCOUNT_READERS)),
     ("/ledger.v1.Ledger/LookupTransfers", Access::Roles(READERS)),
     ("/ledger.v1.Ledger/SetAccountStatus", Access::Roles(ADMIN)),
-    ("/ledger.v1.Ledger/WatchAccount", Access::Roles(READERS)),
+    ("/ledger.v1.Ledger/WatchAccount", Access::Roles(OPERATORS)),
     ("/ledger.v1.Risk/GetLimits", Access::Roles(ACCOUNT_READERS)),
     ("/ledger.v1.Risk/SetBlocklist", Access::Roles(ADMIN)),
     ("/ledger.v1.Risk/SetLimits", Access::Roles(ADMIN)),
@@ -409,6 +410,33 @@ impl Auth {
 /// Who made a call, for the audit journal: `name (role)`, or empty when authentication is off.
 pub fn actor<T>(request: &tonic::Request<T>) -> String {
     request.extensions().get::<Principal>().map(|p| format!("{} ({})", p.name, p.role.name())).unwrap_or_default()
+}
+
+/// The owner recorded on the transfers `request` creates: the principal's name, or empty when
+/// authentication is off.
+pub fn owner<T>(request: &tonic::Request<T>) -> String {
+    request.extensions().get::<Principal>().map(|p| p.name.clone()).unwrap_or_default()
+}
+
+/// Whose transfers the caller of `request` may read. A `payments` principal reads only what it
+/// created (issue 8), so its scope is its own name; every other role, and every caller when
+/// authentication is off, reads all (`None`). A transfer out of scope reads as absent: its
+/// existence is not revealed.
+pub fn transfer_scope<T>(request: &tonic::Request<T>) -> TransferScope {
+    match request.extensions().get::<Principal>() {
+        Some(p) if p.role == Role::Payments => TransferScope(Some(p.name.clone())),
+        _ => TransferScope(None),
+    }
+}
+
+/// See [`transfer_scope`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferScope(Option<String>);
+
+impl TransferScope {
+    pub fn admits(&self, owner: &str) -> bool {
+        self.0.as_deref().is_none_or(|name| name == owner)
+    }
 }
 
 /// The tower layer that runs [`Auth::check`] before every call.

@@ -75,6 +75,8 @@ pub fn transfer_input(t: &pb::Transfer) -> Result<TransferInput, ItemResult> {
         timeout_ms: t.timeout_ms,
         post_amounts,
         code: t.code,
+        // Set by the handler from the authenticated principal, never from the request.
+        owner: String::new(),
     })
 }
 
@@ -176,6 +178,7 @@ pub fn transfer_record(t: &Transfer, scale: u8) -> pb::TransferRecord {
         pending_state: pending_state as i32,
         expires_at_ns: t.expires_at_ns,
         posted_legs: if resolves { legs } else { Vec::new() },
+        owner: t.owner.clone(),
     }
 }
 

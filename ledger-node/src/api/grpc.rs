@@ -239,6 +239,7 @@ impl Ledger for LedgerService {
         &self,
         request: Request<pb::CreateTransfersRequest>,
     ) -> Result<Response<pb::CreateTransfersResponse>, Status> {
+        let owner = super::auth::owner(&request);
         let req = request.into_inner();
         let legs: usize = req.transfers.iter().map(|t| t.legs.len()).sum();
         if legs > BATCH_LEGS_MAX {
@@ -249,7 +250,8 @@ impl Ledger for LedgerService {
                 "create_transfers",
                 &req.transfers,
                 |t| {
-                    let input = convert::transfer_input(t).map_err(|r| ItemResult { id: convert::id(&t.id).unwrap_or(0), ..r })?;
+                    let mut input = convert::transfer_input(t).map_err(|r| ItemResult { id: convert::id(&t.id).unwrap_or(0), ..r })?;
+                    input.owner = owner.clone();
                     validate::transfer(&input)?;
                     Ok(input)
                 },
@@ -313,8 +315,10 @@ impl Ledger for LedgerService {
         &self,
         request: Request<pb::LookupTransfersRequest>,
     ) -> Result<Response<pb::LookupTransfersResponse>, Status> {
+        let scope = super::auth::transfer_scope(&request);
+        let get = |r: &ReadStore<'_>, id| Ok(store::get_transfer(r, id)?.filter(|t| scope.admits(&t.owner)));
         let transfers = self
-            .lookup(max_staleness(&request)?, &request.into_inner().ids, "transfer id", |r, id| store::get_transfer(r, id), |t: &Transfer, scales| {
+            .lookup(max_staleness(&request)?, &request.into_inner().ids, "transfer id", get, |t: &Transfer, scales| {
                 Ok(convert::transfer_record(t, scales.of(&t.asset)?))
             })
             .await?;
@@ -326,13 +330,14 @@ impl Ledger for LedgerService {
         request: Request<pb::GetTransferByIdempotencyKeyRequest>,
     ) -> Result<Response<pb::GetTransferByIdempotencyKeyResponse>, Status> {
         let staleness = max_staleness(&request)?;
+        let scope = super::auth::transfer_scope(&request);
         let key = request.into_inner().idempotency_key;
         if !validate::idempotency_key(&key) {
             return Err(Status::invalid_argument(format!("idempotency key must be 1..={IDEMPOTENCY_KEY_BYTES_MAX} bytes")));
         }
         self.read_barrier(staleness).await?;
         let reader = self.node.reader();
-        let Some(record) = store::get_idempotency(&reader, &key).map_err(storage)? else {
+        let Some(record) = store::get_idempotency(&reader, &key).map_err(storage)?.filter(|r| scope.admits(&r.owner)) else {
             return Ok(Response::new(pb::GetTransferByIdempotencyKeyResponse::default()));
         };
         let transfer = match store::get_transfer(&reader, record.transfer_id).map_err(storage)? {

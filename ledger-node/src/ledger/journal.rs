@@ -120,6 +120,8 @@ pub enum Event {
         asset: String,
         code: u32,
         pending_id: Option<String>,
+        /// The principal that created the transfer; empty for an expiry and the ledger's own.
+        owner: String,
         legs: Vec<MovementLeg>,
     },
     WalletToken {
@@ -430,6 +432,7 @@ fn movement(store: &impl Store, pairs: &[AccountEntry]) -> io::Result<Event> {
             (false, 0) => None,
             (false, pending) => Some(id(pending)),
         },
+        owner: if expiry { String::new() } else { transfer.owner.clone() },
         legs,
     })
 }

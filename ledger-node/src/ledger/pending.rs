@@ -114,6 +114,7 @@ pub fn resolve(
             timestamp_ns,
             pending_state: PendingState::None,
             expires_at_ns: 0,
+            owner: input.owner.clone(),
         },
     );
     Ok(Ok(()))

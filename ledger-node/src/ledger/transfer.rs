@@ -63,7 +63,9 @@ fn create_with(
     let fingerprint = fingerprint(input);
     if let Some(record) = store::get_idempotency(store, &input.idempotency_key)? {
         if record.fingerprint != fingerprint {
-            return Ok(ItemResult { id: record.transfer_id, ..ItemResult::new(ResultCode::IdempotencyKeyConflict) });
+            // Another principal's key: refused without naming its transfer (nothing leaks).
+            let id = if record.owner == input.owner { record.transfer_id } else { input.id };
+            return Ok(ItemResult { id, ..ItemResult::new(ResultCode::IdempotencyKeyConflict) });
         }
         return Ok(ItemResult {
             code: record.code,
@@ -101,7 +103,8 @@ fn create_with(
         Err(refusal) => (refusal.code, refusal.leg_index),
     };
     // Every outcome from here on is recorded, so a retry returns it and never moves money twice.
-    let record = IdempotencyRecord { fingerprint, transfer_id: input.id, code, leg_index, timestamp_ns };
+    let record =
+        IdempotencyRecord { fingerprint, transfer_id: input.id, code, leg_index, timestamp_ns, owner: input.owner.clone() };
     store.put(Table::Idempotency, input.idempotency_key.as_bytes(), store::encode(&record));
     Ok(ItemResult { code, leg_index, timestamp_ns, replay: false, id: input.id })
 }
@@ -238,6 +241,7 @@ fn apply_legs(
             timestamp_ns,
             pending_state: if is_pending { PendingState::Pending } else { PendingState::None },
             expires_at_ns,
+            owner: input.owner.clone(),
         },
     );
     Ok(Ok(()))

@@ -90,6 +90,9 @@ pub struct Transfer {
     pub pending_state: PendingState,
     /// 0 when there is no timeout.
     pub expires_at_ns: u64,
+    /// The principal that created it (`TransferInput::owner`); empty for the ledger's own
+    /// transfers (wallet holds, offline spends) and when authentication is off.
+    pub owner: String,
 }
 
 /// What an idempotency key is bound to: the content it was first used with and the result.
@@ -101,6 +104,8 @@ pub struct IdempotencyRecord {
     pub code: super::result::ResultCode,
     pub leg_index: Option<u8>,
     pub timestamp_ns: u64,
+    /// The principal that used the key first (`TransferInput::owner`).
+    pub owner: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,6 +169,11 @@ pub struct TransferInput {
     pub timeout_ms: u64,
     pub post_amounts: Vec<DecimalInput>,
     pub code: u32,
+    /// Who creates it: the authenticated principal's name, set by the API, never by the caller
+    /// (empty when authentication is off). Part of the idempotency fingerprint, so a key is
+    /// bound to its principal: another principal reusing it gets IDEMPOTENCY_KEY_CONFLICT and
+    /// never the first result. A `payments` principal reads only the transfers it owns.
+    pub owner: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

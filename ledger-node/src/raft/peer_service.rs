@@ -171,6 +171,7 @@ impl RaftPeer for PeerService {
             initialized,
             cluster_name: self.cluster_name.clone(),
             node_ids_seen: (self.ids_seen)(),
+            format_version: crate::codec::FORMAT_VERSION,
         }))
     }
 

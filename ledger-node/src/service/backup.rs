@@ -49,6 +49,9 @@ const IO_CHUNK_BYTES: usize = 1 << 20;
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub format: u32,
+    /// The data format of the backed-up database (`codec::FORMAT_VERSION`): a restore by a
+    /// release of another format is refused, as a start on such a data dir is.
+    pub data_format_version: u32,
     pub cluster_name: String,
     /// The node the backup was taken on.
     pub node_id: NodeId,
@@ -128,6 +131,7 @@ fn write_backup(db: &rocksdb::DB, dir: &Path, cluster_name: &str, node_id: NodeI
     let files = digest_files(dir)?;
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
+        data_format_version: crate::codec::FORMAT_VERSION,
         cluster_name: cluster_name.to_string(),
         node_id,
         created_at_unix_ms: now_unix_ms(),
@@ -275,6 +279,13 @@ pub struct Restored {
 /// dir is removed again.
 pub fn restore(backup_dir: &Path, target: &RestoreTarget) -> anyhow::Result<Restored> {
     let manifest = read_manifest(backup_dir)?;
+    ensure!(
+        manifest.data_format_version == crate::codec::FORMAT_VERSION,
+        "the backup holds data format {}, and this ledger-node reads only format {}: restore it with a release of \
+         its format (or migrate it first)",
+        manifest.data_format_version,
+        crate::codec::FORMAT_VERSION
+    );
     verify(backup_dir, &manifest)?;
     let data_dir = &target.data_dir;
     if data_dir.exists() {

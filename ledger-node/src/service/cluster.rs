@@ -128,6 +128,14 @@ impl Node {
                 info.cluster_name, self.cluster_name
             )));
         }
+        if info.format_version != crate::codec::FORMAT_VERSION {
+            return Err(ServiceError::Refused(format!(
+                "node {expected} runs data format {}, this cluster format {}: every member must run a release of \
+                 the same format (docs/operations.md, Upgrades)",
+                info.format_version,
+                crate::codec::FORMAT_VERSION
+            )));
+        }
         if info.initialized {
             return Err(ServiceError::Refused(format!(
                 "node {expected} at {peer_address} already holds Raft state (it was a member of a cluster): \

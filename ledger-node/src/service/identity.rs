@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::codec::FORMAT_VERSION;
 use crate::raft::NodeId;
 
 const IDENTITY_FILE: &str = "identity.toml";
@@ -28,6 +29,14 @@ pub struct Identity {
     pub node_id: NodeId,
     pub incarnation: u64,
     pub cluster_name: String,
+    /// The format of everything in the data dir (`codec::FORMAT_VERSION` when it was created);
+    /// absent in data dirs of format 1, which predates the key.
+    #[serde(default = "format_one")]
+    pub format_version: u32,
+}
+
+fn format_one() -> u32 {
+    1
 }
 
 /// Writes `bytes` to `path` so that a crash leaves either the old file or the new one.
@@ -71,9 +80,22 @@ pub fn load_or_create(data_dir: &Path, node_id: NodeId, cluster_name: &str) -> a
                 identity.cluster_name
             );
         }
+        if identity.format_version != FORMAT_VERSION {
+            bail!(
+                "data dir {} holds data format {}, and this ledger-node reads only format {FORMAT_VERSION}: run the \
+                 release that wrote it, or move the data by backup and restore with it (docs/operations.md, Upgrades)",
+                data_dir.display(),
+                identity.format_version
+            );
+        }
         return Ok(identity);
     }
-    let identity = Identity { node_id, incarnation: random_incarnation(), cluster_name: cluster_name.to_string() };
+    let identity = Identity {
+        node_id,
+        incarnation: random_incarnation(),
+        cluster_name: cluster_name.to_string(),
+        format_version: FORMAT_VERSION,
+    };
     let text = toml::to_string(&identity).context("encoding the identity")?;
     write_atomically(&path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
     tracing::info!(node_id, incarnation = identity.incarnation, "new data dir identity");
@@ -140,6 +162,18 @@ mod tests {
         assert!(load_or_create(dir.path(), 3, "other").is_err());
         let wiped = tempfile::tempdir().unwrap();
         assert_ne!(load_or_create(wiped.path(), 3, "ledger").unwrap().incarnation, first.incarnation);
+    }
+
+    #[test]
+    fn a_data_dir_of_another_format_is_refused_by_name_not_read_as_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let created = load_or_create(dir.path(), 3, "ledger").unwrap();
+        assert_eq!(created.format_version, FORMAT_VERSION);
+        // A data dir written by the first release has no format key: format 1.
+        let text = format!("node_id = 3\nincarnation = {}\ncluster_name = \"ledger\"\n", created.incarnation);
+        std::fs::write(dir.path().join(IDENTITY_FILE), text).unwrap();
+        let err = load_or_create(dir.path(), 3, "ledger").unwrap_err().to_string();
+        assert!(err.contains("holds data format 1") && err.contains(&format!("only format {FORMAT_VERSION}")), "{err}");
     }
 
     #[test]

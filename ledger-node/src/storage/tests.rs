@@ -56,6 +56,7 @@ fn transfer_strategy() -> impl Strategy<Value = TransferInput> {
                 timeout_ms: if kind == TransferKind::Pending { timeout_ms } else { 0 },
                 post_amounts: Vec::new(),
                 code: 0,
+                owner: String::new(),
             }
         },
     )
@@ -139,6 +140,7 @@ fn a_read_store_sees_one_state_even_while_transfers_apply() {
         timeout_ms: 0,
         post_amounts: Vec::new(),
         code: 0,
+        owner: String::new(),
     };
     let fund = transfer(100, "fund", 1_000);
     commands.push(Command { proposed_at_ns: 3_000, operation: Operation::CreateTransfers(vec![fund]) });

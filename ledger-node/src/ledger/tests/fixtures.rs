@@ -94,6 +94,7 @@ pub fn posted(id: u128, legs: &[(u128, u128, u128)]) -> TransferInput {
         timeout_ms: 0,
         post_amounts: Vec::new(),
         code: 0,
+        owner: String::new(),
     }
 }
 

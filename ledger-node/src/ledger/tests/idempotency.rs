@@ -78,3 +78,30 @@ fn a_failure_after_validation_binds_its_key_and_takes_a_timestamp() {
     let record = store::get_idempotency(&l.store, "key-30").unwrap().unwrap();
     assert_eq!((record.code, record.timestamp_ns, record.transfer_id), (r.code, r.timestamp_ns, 30));
 }
+
+#[test]
+fn a_key_is_bound_to_its_principal_and_never_answers_another() {
+    let mut l = Ledger::world();
+    let as_checkout = |t: TransferInput| TransferInput { owner: "checkout".into(), ..t };
+    let as_refunds = |t: TransferInput| TransferInput { owner: "refunds".into(), ..t };
+    l.ok(transfer(as_checkout(posted(30, &[(BANK, SHOP, 100)]))));
+    assert_eq!(l.transfer(30).owner, "checkout");
+    assert_eq!(store::get_idempotency(&l.store, "key-30").unwrap().unwrap().owner, "checkout");
+    // The same key and content from another principal: a conflict that does not name the
+    // first transfer (its id stays the caller's own), and nothing moves.
+    let other = as_refunds(TransferInput { id: 99, ..posted(30, &[(BANK, SHOP, 100)]) });
+    let refused = l.refuses(transfer(other), R::IdempotencyKeyConflict, None);
+    assert_eq!(refused.id, 99, "another principal's transfer id is not revealed");
+    // The owner's own conflicting retry is told which transfer holds the key.
+    let mine = l.refuses(transfer(as_checkout(TransferInput { id: 31, code: 7, ..posted(30, &[(BANK, SHOP, 100)]) })), R::IdempotencyKeyConflict, None);
+    assert_eq!(mine.id, 30);
+    assert!(l.changes_nothing(transfer(as_checkout(posted(30, &[(BANK, SHOP, 100)])))).replay);
+}
+
+#[test]
+fn a_post_is_owned_by_who_posts_it() {
+    let mut l = Ledger::world();
+    l.ok(transfer(TransferInput { owner: "checkout".into(), ..pending(30, &[(BANK, SHOP, 1_000)], 0) }));
+    l.ok(transfer(TransferInput { owner: "settlement".into(), ..post(31, 30, &[]) }));
+    assert_eq!((l.transfer(30).owner.as_str(), l.transfer(31).owner.as_str()), ("checkout", "settlement"));
+}

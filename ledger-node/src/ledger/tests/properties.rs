@@ -208,6 +208,7 @@ impl Run {
             timeout_ms,
             post_amounts: Vec::new(),
             code: 0,
+            owner: String::new(),
         }
     }
 

@@ -93,6 +93,7 @@ pub fn spend(
             timestamp_ns,
             pending_state: PendingState::None,
             expires_at_ns: 0,
+            owner: String::new(),
         },
     );
     token.hold_remaining_minor -= amount_minor;

@@ -171,6 +171,7 @@ fn place_hold(
         timeout_ms: 0,
         post_amounts: Vec::new(),
         code: 0,
+        owner: String::new(),
     };
     let result = transfer::create_internal(store, &input, clock, entries)?;
     if result.code != ResultCode::Ok {
@@ -198,6 +199,7 @@ fn release_hold(
             timeout_ms: 0,
             post_amounts: Vec::new(),
             code: 0,
+            owner: String::new(),
         };
         let result = transfer::create_internal(store, &input, clock, entries)?;
         if result.code != ResultCode::Ok {

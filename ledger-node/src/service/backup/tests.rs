@@ -147,3 +147,17 @@ fn a_backup_taken_during_writes_is_consistent_across_column_families() {
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "backups taken while writing: {seen:?}");
     assert!(*seen.last().unwrap() <= written);
 }
+
+#[test]
+fn a_backup_of_another_data_format_is_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = populated(&tmp.path().join("live"), 5);
+    let backup_dir = tmp.path().join("backup");
+    let mut manifest = create(&db, &backup_dir, "ledger", 2).unwrap();
+    assert_eq!(manifest.data_format_version, crate::codec::FORMAT_VERSION);
+    manifest.data_format_version = crate::codec::FORMAT_VERSION + 1;
+    std::fs::write(backup_dir.join(MANIFEST_FILE), toml::to_string(&manifest).unwrap()).unwrap();
+    let err = format!("{:#}", restore(&backup_dir, &target(tmp.path().join("new"))).unwrap_err());
+    assert!(err.contains("data format"), "{err}");
+    assert!(!tmp.path().join("new").exists());
+}
