@@ -24,6 +24,8 @@ pub(crate) type WalletGrpc = api::wallet_client::WalletClient<Channel>;
 
 /// How long a snapshot may take to build on the node when forced.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a backup may take on the node (checkpoint, state hash, a SHA-256 of every file).
+const BACKUP_TIMEOUT: Duration = Duration::from_secs(3_600);
 
 /// Entries committed on one account from the moment of subscription. The stream ends with an
 /// error when the connection breaks; resubscribe and fill the gap with `list_account_entries`
@@ -604,6 +606,30 @@ impl LedgerClient {
         Ok(SnapshotTaken {
             snapshot_index: response.snapshot_index,
             purged_index: response.purged_index,
+        })
+    }
+
+    /// Makes the node at `endpoint` (one of the client's endpoints) write a consistent backup of
+    /// its database to `dir`, an absolute path on the node's filesystem that does not exist yet.
+    pub async fn backup(&self, endpoint: &str, dir: &str) -> Result<BackupTaken, ClientError> {
+        let endpoint = self.known_endpoint(endpoint)?;
+        let response = self
+            .cluster_call(
+                "Backup",
+                CallKind::Write,
+                Some(&endpoint),
+                api::BackupRequest { dir: dir.to_string() },
+                BACKUP_TIMEOUT,
+                |mut grpc, request| async move { grpc.backup(request).await },
+            )
+            .await?;
+        Ok(BackupTaken {
+            dir: response.dir,
+            applied_index: response.applied_index,
+            state_hash: response.state_hash,
+            files: response.files,
+            bytes: response.bytes,
+            elapsed_ms: response.elapsed_ms,
         })
     }
 

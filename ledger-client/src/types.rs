@@ -379,6 +379,18 @@ pub struct MembershipChange {
     pub nodes: Vec<NodeStatus>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupTaken {
+    /// Where the node wrote it (on the node's filesystem).
+    pub dir: String,
+    pub applied_index: u64,
+    /// What `GetStateHash` answers on a node restored from it.
+    pub state_hash: String,
+    pub files: u64,
+    pub bytes: u64,
+    pub elapsed_ms: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SnapshotTaken {
     pub snapshot_index: u64,

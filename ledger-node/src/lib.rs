@@ -8,6 +8,8 @@ pub mod config;
 pub mod raft;
 pub mod storage;
 pub mod api;
+pub mod restore;
 pub mod server;
+pub mod shutdown;
 pub mod service;
 pub mod telemetry;

@@ -46,6 +46,9 @@ enum Command {
         #[command(flatten)]
         args: StartArgs,
     },
+    /// Creates a new data dir from a backup (`ledger backup`): the backed-up state as the one
+    /// member of a new cluster (docs/operations.md, "Backup and restore").
+    Restore(ledger_node::restore::RestoreArgs),
     /// Reads a token on standard input and prints its SHA-256, the `sha256` of a tokens-file entry.
     HashToken,
 }
@@ -60,15 +63,6 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutdown signal received");
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -76,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
     let config = match cli.command {
         Command::Dev { data_dir, listen, metrics_listen } => NodeConfig::dev(data_dir, listen, metrics_listen),
         Command::Start { config, args } => args.resolve(config.as_deref())?,
+        Command::Restore(args) => return ledger_node::restore::run(args),
         Command::HashToken => {
             let mut token = String::new();
             std::io::stdin().read_line(&mut token)?;
@@ -85,5 +80,5 @@ async fn main() -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    server::run(config, shutdown_signal()).await
+    server::run(config, ledger_node::shutdown::signal()).await
 }

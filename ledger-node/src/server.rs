@@ -117,13 +117,19 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
     .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX);
 
-    // One signal stops every server: the caller's shutdown, or a failed bootstrap.
+    // One signal stops every server: the caller's shutdown (after the graceful steps of
+    // `shutdown`: health NOT_SERVING, leadership handed over), or a failed bootstrap.
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (draining_tx, draining_rx) = watch::channel(false);
     let (failed_tx, mut failed_rx) = oneshot::channel::<anyhow::Error>();
     {
-        let stop_tx = stop_tx.clone();
+        let (stop_tx, raft, node_id) = (stop_tx.clone(), raft.clone(), config.node_id);
         tokio::spawn(async move {
             shutdown.await;
+            tracing::info!("shutdown 1/4: health reports NOT_SERVING");
+            let _ = draining_tx.send(true);
+            crate::shutdown::step_down(&raft, node_id).await;
+            tracing::info!(drain_wait_ms = crate::shutdown::DRAIN_WAIT.as_millis() as u64, "shutdown 3/4: refusing new calls, draining");
             let _ = stop_tx.send(true);
         });
     }
@@ -134,7 +140,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     // Health starts NOT_SERVING: the tracker flips it once Raft reports a leader.
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
-    tokio::spawn(crate::api::health::track_raft(health_reporter, raft.clone(), stop_rx.clone()));
+    tokio::spawn(crate::api::health::track_raft(health_reporter, raft.clone(), draining_rx));
     let mut advertised = vec![
         ledger_proto::api::ledger_server::SERVICE_NAME,
         ledger_proto::api::cluster_server::SERVICE_NAME,
@@ -224,18 +230,41 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
             ),
         ),
     };
-    let (clients_served, peers_served) = tokio::join!(serve_clients, serve_peers);
+    let (clients_served, peers_served) = drain(serve_clients, serve_peers, stop_rx.clone()).await;
     for task in tasks {
         task.abort();
     }
-    tracing::info!("shutting down raft");
+    tracing::info!("shutdown 4/4: stopping raft, flushing the database");
     raft.shutdown().await.map_err(|e| anyhow::anyhow!("raft shutdown: {e}"))?;
+    tokio::task::spawn_blocking(move || crate::shutdown::flush_db(&db)).await?.context("flushing the database")?;
     clients_served.context("serving clients")?;
     peers_served.context("serving peers")?;
     if let Ok(e) = failed_rx.try_recv() {
         return Err(e.context("bootstrap failed"));
     }
     Ok(())
+}
+
+/// Serves until stopped, then lets in-flight calls finish for at most `shutdown::DRAIN_WAIT`.
+async fn drain<F>(clients: F, peers: F, stop: watch::Receiver<bool>) -> (Result<(), tonic::transport::Error>, Result<(), tonic::transport::Error>)
+where F: Future<Output = Result<(), tonic::transport::Error>> {
+    let serving = async { tokio::join!(clients, peers) };
+    tokio::pin!(serving);
+    let deadline = async move {
+        let mut stop = stop;
+        let _ = stop.wait_for(|stop| *stop).await;
+        tokio::time::sleep(crate::shutdown::DRAIN_WAIT).await;
+    };
+    tokio::select! {
+        served = &mut serving => {
+            tracing::info!("shutdown: every call finished");
+            served
+        }
+        () = deadline => {
+            tracing::warn!(drain_wait_ms = crate::shutdown::DRAIN_WAIT.as_millis() as u64, "shutdown: calls still open after the drain time; closing them");
+            (Ok(()), Ok(()))
+        }
+    }
 }
 
 /// Re-reads the tokens file on SIGHUP: tokens rotate without a restart. A bad file is refused and

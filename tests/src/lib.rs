@@ -1,5 +1,6 @@
 //! Harness for end-to-end tests: starts the real `ledger-node` binary on a free loopback port
-//! with its own data dir, kills it with SIGKILL, restarts it, and runs the `ledger` CLI.
+//! with its own data dir, kills it with SIGKILL or stops it with SIGTERM, restarts it, and runs
+//! the `ledger` CLI.
 //!
 //! The binaries are found next to the test executable's directory (`target/<profile>/`);
 //! `scripts/test.sh` builds them before running the tests.
@@ -26,6 +27,34 @@ pub fn binary(name: &str) -> PathBuf {
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port").local_addr().expect("local addr").port()
+}
+
+/// Sends SIGTERM (a graceful shutdown) to `child`.
+fn sigterm(child: &Child) {
+    let sent = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("run kill");
+    assert!(sent.success(), "kill -TERM failed");
+}
+
+/// Waits for `child` to exit, at most `timeout` (then kills it and panics).
+fn wait_exit(mut child: Child, timeout: Duration) -> std::process::ExitStatus {
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if let Some(status) = child.try_wait().expect("wait for ledger-node") {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().expect("SIGKILL ledger-node");
+    let status = child.wait().expect("reap ledger-node");
+    panic!("ledger-node did not exit within {timeout:?} of SIGTERM (killed: {status})");
+}
+
+/// How long a node may take to shut down gracefully (leadership transfer 5 s + drain 10 s + flush).
+pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(60);
+
+/// Runs `ledger-node` with `args` to completion (e.g. `restore`).
+pub fn ledger_node(args: &[&str]) -> Output {
+    Command::new(binary("ledger-node")).args(args).stdin(Stdio::null()).output().expect("run ledger-node")
 }
 
 /// One `ledger-node dev` process.
@@ -100,6 +129,22 @@ impl DevNode {
         assert!(self.child.is_none(), "restart a node that is stopped");
         self.spawn();
     }
+
+    /// SIGTERM, a graceful shutdown: waits for the exit (at most `SHUTDOWN_WAIT`); its status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.sigterm();
+        self.wait_exit()
+    }
+
+    /// Sends SIGTERM and returns at once (`wait_exit` reaps the process).
+    pub fn sigterm(&self) {
+        sigterm(self.child.as_ref().expect("signal a running node"));
+    }
+
+    /// Waits for the process to exit after `sigterm` (at most `SHUTDOWN_WAIT`).
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        wait_exit(self.child.take().expect("a running node"), SHUTDOWN_WAIT)
+    }
 }
 
 impl Drop for DevNode {
@@ -128,6 +173,22 @@ impl ClusterNode {
     /// not be in a cluster yet).
     pub fn start(id: u64, data_dir: &Path, bootstrap: Option<&[(u64, String)]>, extra_args: &[&str]) -> ClusterNode {
         ClusterNode::start_with_env(id, data_dir, bootstrap, extra_args, &[])
+    }
+
+    /// Starts node `id` on `port` (a port chosen before, e.g. to name it in a restore), without
+    /// bootstrapping.
+    pub fn start_on_port(id: u64, data_dir: &Path, port: u16, extra_args: &[&str]) -> ClusterNode {
+        let mut node = ClusterNode {
+            id,
+            data_dir: data_dir.to_path_buf(),
+            port,
+            log_path: data_dir.with_extension("log"),
+            child: None,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            extra_env: Vec::new(),
+        };
+        node.spawn(&[]);
+        node
     }
 
     /// `start`, with environment variables set on every start of the process.
@@ -218,6 +279,22 @@ impl ClusterNode {
             child.kill().expect("SIGKILL ledger-node");
             child.wait().expect("reap ledger-node");
         }
+    }
+
+    /// SIGTERM, a graceful shutdown: waits for the exit (at most `SHUTDOWN_WAIT`); its status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.sigterm();
+        self.wait_exit()
+    }
+
+    /// Sends SIGTERM and returns at once (`wait_exit` reaps the process).
+    pub fn sigterm(&self) {
+        sigterm(self.child.as_ref().expect("signal a running node"));
+    }
+
+    /// Waits for the process to exit after `sigterm` (at most `SHUTDOWN_WAIT`).
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        wait_exit(self.child.take().expect("a running node"), SHUTDOWN_WAIT)
     }
 
     /// Starts the node again on the same data dir and port (never with --bootstrap).

@@ -9,7 +9,8 @@ use ledger_proto::api::cluster_client::ClusterClient;
 use ledger_proto::api::ledger_client::LedgerClient;
 use ledger_proto::api::wallet_client::WalletClient;
 use ledger_proto::api::{
-    Asset, ClusterStatusRequest, CreateAssetsRequest, CreateTransfersRequest, ListAccountEntriesRequest, LookupTransfersRequest,
+    Asset, BackupRequest, ClusterStatusRequest, CreateAssetsRequest, CreateTransfersRequest, ListAccountEntriesRequest,
+    LookupTransfersRequest,
     GetTokenRequest, IssueTokenRequest, TriggerSnapshotRequest,
 };
 use tonic::Code;
@@ -78,6 +79,9 @@ async fn call(channel: &Channel, class: &str, token: Option<&str>) -> Code {
         "membership" => {
             code(cluster.trigger_snapshot(request(TriggerSnapshotRequest { purge_log: false }, token)).await.map(drop))
         }
+        // A relative dir: an admin passes the auth layer and is refused by the service
+        // (INVALID_ARGUMENT), so the test writes no backup.
+        "backup" => code(cluster.backup(request(BackupRequest { dir: "not-absolute".into() }, token)).await.map(drop)),
         "wallet:write" => code(
             wallet
                 .issue_token(request(IssueTokenRequest { token_id: vec![7; 16], ..IssueTokenRequest::default() }, token))
@@ -142,6 +146,7 @@ async fn every_rpc_class_refuses_no_token_unknown_token_and_wrong_role() {
         ("statement", &["auditor", "admin"]),
         ("operator", &["auditor", "admin"]),
         ("membership", &["admin"]),
+        ("backup", &["admin"]),
         ("wallet:write", &["wallet"]),
         ("wallet:read", &["wallet", "auditor", "admin"]),
     ];

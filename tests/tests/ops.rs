@@ -245,3 +245,32 @@ async fn json_logs_are_one_object_per_line() {
     assert_eq!(serving["fields"]["node_id"], 1);
     assert!(serving["timestamp"].is_string() && serving["target"].is_string(), "{serving}");
 }
+
+/// SIGTERM: a health watcher hears NOT_SERVING first; the open watch stream is a call in flight,
+/// so the node drains for its bound (10 s) and then exits 0, with every step logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_reports_not_serving_drains_within_its_bound_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = DevNode::start(&dir.path().join("n1"));
+    let channel = connect(node.endpoint()).await;
+    wait_health(&channel, ServingStatus::Serving, || node.log()).await;
+    let mut watch =
+        HealthClient::new(channel.clone()).watch(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
+    let first = watch.message().await.unwrap().unwrap();
+    assert_eq!(ServingStatus::try_from(first.status).unwrap(), ServingStatus::Serving);
+    let signalled = Instant::now();
+    let (status, took) = tokio::task::block_in_place(|| {
+        let status = node.terminate();
+        (status, signalled.elapsed())
+    });
+    assert_eq!(status.code(), Some(0), "log:\n{}", node.log());
+    let next = watch.message().await.ok().flatten().expect("the watcher heard the change before the stream closed");
+    assert_eq!(ServingStatus::try_from(next.status).unwrap(), ServingStatus::NotServing);
+    // The watch stream stayed open: the drain waited its full bound, and not much longer.
+    assert!(took >= Duration::from_secs(10) && took < Duration::from_secs(20), "shutdown took {took:?}");
+    let log = node.log();
+    for step in ["shutdown 1/4", "nobody to hand over to", "shutdown 3/4", "calls still open after the drain time", "shutdown 4/4", "database flushed"] {
+        assert!(log.contains(step), "the shutdown logs {step:?}:\n{log}");
+    }
+    println!("SIGTERM of a dev node with an open health watch: exited 0 after {} ms", took.as_millis());
+}

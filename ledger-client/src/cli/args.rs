@@ -88,6 +88,12 @@ pub enum Command {
     /// Offline HCE wallets: tokens, offline record sync, exceptions, record MACs.
     #[command(subcommand)]
     Wallet(WalletCommand),
+    /// Write a consistent backup of the first --endpoint's node, while it serves, to DIR on that
+    /// node's filesystem (absolute, must not exist). Restore it with `ledger-node restore`.
+    Backup {
+        #[arg(long)]
+        dir: String,
+    },
     /// Print the entries committed on an account as they happen, until interrupted.
     Watch {
         #[arg(value_parser = parse_id_arg)]

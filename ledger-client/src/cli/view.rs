@@ -272,6 +272,17 @@ pub fn membership_change(change: &MembershipChange) -> Node {
     }
 }
 
+pub fn backup_taken(taken: &BackupTaken) -> Node {
+    object! {
+        "dir" => taken.dir.clone(),
+        "applied_index" => taken.applied_index,
+        "state_hash" => taken.state_hash.clone(),
+        "files" => taken.files,
+        "bytes" => taken.bytes,
+        "elapsed_ms" => taken.elapsed_ms,
+    }
+}
+
 pub fn snapshot_taken(taken: &SnapshotTaken) -> Node {
     object! { "snapshot_index" => taken.snapshot_index, "purged_index" => taken.purged_index }
 }

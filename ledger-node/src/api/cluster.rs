@@ -1,8 +1,10 @@
-//! `ledger.v1.Cluster`: membership changes and forced snapshots, for operators. Also the member
+//! `ledger.v1.Cluster`: membership changes, forced snapshots and backups, for operators. Also the member
 //! rows shared with `Ledger.ClusterStatus`.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use ledger_proto::api as pb;
 use ledger_proto::api::cluster_server::Cluster;
@@ -14,6 +16,7 @@ use crate::config::check_url;
 use crate::raft::{NodeAddr, NodeId};
 use crate::service::cluster::{Changed, PROMOTE_LAG_MAX};
 use crate::service::{Node, ServiceError};
+use crate::service::backup;
 
 pub struct ClusterService {
     pub node: Node,
@@ -109,5 +112,53 @@ impl Cluster for ClusterService {
     ) -> Result<Response<pb::TriggerSnapshotResponse>, Status> {
         let (snapshot_index, purged_index) = self.node.snapshot_now(request.into_inner().purge_log).await.map_err(to_status)?;
         Ok(Response::new(pb::TriggerSnapshotResponse { snapshot_index, purged_index }))
+    }
+
+    async fn backup(&self, request: Request<pb::BackupRequest>) -> Result<Response<pb::BackupResponse>, Status> {
+        let dir = PathBuf::from(request.into_inner().dir);
+        let Some(running) = BackupRunning::claim() else {
+            return Err(Status::resource_exhausted("a backup of this node is already running; retry when it is done"));
+        };
+        let (db, cluster_name, node_id) = (self.node.db.clone(), self.node.cluster_name.clone(), self.node.id);
+        let started = Instant::now();
+        let target = dir.clone();
+        let manifest = tokio::task::spawn_blocking(move || {
+            // Held by the work, not the call: a cancelled call does not free the slot early.
+            let _running = running;
+            backup::create(&db, &target, &cluster_name, node_id)
+        })
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::InvalidInput => Status::invalid_argument(e.to_string()),
+                std::io::ErrorKind::AlreadyExists => Status::already_exists(e.to_string()),
+                _ => Status::internal(format!("backup failed: {e}")),
+            })?;
+        Ok(Response::new(pb::BackupResponse {
+            dir: dir.display().to_string(),
+            applied_index: manifest.applied_index,
+            state_hash: manifest.state_hash.clone(),
+            files: manifest.files.len() as u64,
+            bytes: manifest.total_bytes(),
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        }))
+    }
+}
+
+/// One backup at a time per node: a second would double the disk and I/O load for nothing.
+static BACKUP_RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// The claim on `BACKUP_RUNNING`, released when dropped.
+struct BackupRunning;
+
+impl BackupRunning {
+    fn claim() -> Option<BackupRunning> {
+        (!BACKUP_RUNNING.swap(true, Ordering::AcqRel)).then_some(BackupRunning)
+    }
+}
+
+impl Drop for BackupRunning {
+    fn drop(&mut self) {
+        BACKUP_RUNNING.store(false, Ordering::Release);
     }
 }

@@ -20,9 +20,10 @@ use crate::storage::db::{Cf, Db, cf, to_io};
 /// Appends waiting for the flusher at most; `append` blocks (backpressure) beyond it.
 const FLUSH_QUEUE_MAX: usize = 4_096;
 
-const KEY_VOTE: &[u8] = b"vote";
-const KEY_LAST_PURGED: &[u8] = b"last_purged";
-const KEY_COMMITTED: &[u8] = b"committed";
+// Keys of the Raft metadata column family (a restore rewrites them: service/backup.rs).
+pub(crate) const KEY_VOTE: &[u8] = b"vote";
+pub(crate) const KEY_LAST_PURGED: &[u8] = b"last_purged";
+pub(crate) const KEY_COMMITTED: &[u8] = b"committed";
 
 #[derive(Clone)]
 pub struct LogStore {

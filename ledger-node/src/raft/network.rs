@@ -14,7 +14,10 @@ use ledger_proto::raft::raft_peer_client::RaftPeerClient;
 use ledger_proto::raft::{NodeInfoRequest, NodeInfoResponse, RaftMessage, SnapshotChunk};
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse, VoteRequest,
+    VoteResponse,
+};
 use openraft::{ErrorSubject, ErrorVerb, OptionalSend, RaftNetworkV2, StorageError};
 use tokio::io::AsyncReadExt;
 use tonic::transport::{Channel, Endpoint};
@@ -202,6 +205,15 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
     async fn vote(&mut self, rpc: VoteRequest<TypeConfig>, option: RPCOption) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         let request = self.message(codec::encode(&rpc));
         self.call("vote", request, option.hard_ttl(), |mut c, m| async move { c.vote(m).await }).await
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        rpc: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let request = self.message(codec::encode(&rpc));
+        self.call("transfer_leader", request, option.hard_ttl(), |mut c, m| async move { c.transfer_leader(m).await }).await
     }
 
     async fn full_snapshot(

@@ -10,7 +10,7 @@ use ledger_proto::raft::raft_peer_server::RaftPeer;
 use ledger_proto::raft::{NodeInfoRequest, NodeInfoResponse, RaftMessage, SnapshotChunk};
 use openraft::ReadPolicy;
 use openraft::errors::{LinearizableReadError, RaftError};
-use openraft::raft::{AppendEntriesRequest, VoteRequest};
+use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
 use tokio::io::AsyncWriteExt;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -98,6 +98,13 @@ impl RaftPeer for PeerService {
         self.check_target(request.get_ref())?;
         let rpc: VoteRequest<TypeConfig> = open_message("vote", request.get_ref()).map_err(bad_message)?;
         let reply = self.raft.vote(rpc).await.map_err(raft_error)?;
+        Ok(Response::new(message(codec::encode(&reply))))
+    }
+
+    async fn transfer_leader(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.check_target(request.get_ref())?;
+        let rpc: TransferLeaderRequest<TypeConfig> = open_message("transfer_leader", request.get_ref()).map_err(bad_message)?;
+        let reply = self.raft.handle_transfer_leader(rpc).await.map_err(raft_error)?;
         Ok(Response::new(message(codec::encode(&reply))))
     }
 

@@ -220,10 +220,17 @@ impl Node {
                 .map(|l| l.index())
                 .unwrap_or(0);
             let lag = last.saturating_sub(matched);
-            if lag <= max_lag {
+            // Caught up, and answering: a learner added a moment ago has acknowledged nothing
+            // yet, and promoting it then is refused by the live-majority check below.
+            if lag <= max_lag && self.live_nodes().contains(&id) {
                 break;
             }
             if Instant::now() >= deadline {
+                if lag <= max_lag {
+                    return Err(ServiceError::Refused(format!(
+                        "learner {id} has not answered the leader within the last {LIVE_HORIZON:?}; is it running?"
+                    )));
+                }
                 return Err(ServiceError::Refused(format!(
                     "learner {id} is {lag} entries behind the leader (holds {matched} of {last}); wait for it to catch up"
                 )));

@@ -1,6 +1,7 @@
 //! Admission and reads: turns API calls into replicated commands (stamped with the leader's
 //! clock), waits for their results, and serves linearizable reads from the local state.
 
+pub mod backup;
 pub mod cluster;
 pub mod group_commit;
 pub mod identity;
