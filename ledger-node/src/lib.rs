@@ -11,3 +11,5 @@ pub mod api;
 pub mod server;
 pub mod service;
 pub mod telemetry;
+pub mod tls;
+pub mod certs;
