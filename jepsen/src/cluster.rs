@@ -2,6 +2,10 @@
 //! in its own network namespace when partitions are asked for (else on loopback). Every process
 //! is killed (and the namespaces deleted) when the `Cluster` is dropped: at the end of a run, on
 //! an error, on a panic, and on Ctrl-C (the run future is dropped).
+//!
+//! Every run uses TLS, as production does: `ledger-node certs` makes a CA and a certificate per
+//! node id in `<run dir>/pki` (namespaced nodes listen on non-loopback addresses, where a node
+//! refuses plaintext); clients connect over https, peers over mutual TLS on their own port.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -12,8 +16,9 @@ use anyhow::{Context, bail};
 
 use crate::net::Network;
 
-/// The port every node listens on inside its own namespace.
+/// The ports every node listens on inside its own namespace: clients, peers.
 const NAMESPACED_PORT: u16 = 7070;
+const NAMESPACED_PEER_PORT: u16 = 7080;
 
 pub struct Node {
     /// Position in the cluster: its address and namespace; a replaced node keeps its slot.
@@ -21,14 +26,21 @@ pub struct Node {
     /// Raft id: a node rebuilt from its peers gets a new one (ids are never reused).
     pub id: u64,
     pub listen: String,
+    /// The peer port's address (mutual TLS).
+    pub peer_listen: String,
     pub data_dir: PathBuf,
     child: Option<Child>,
     pub paused: bool,
 }
 
 impl Node {
+    /// Where clients reach the node.
     pub fn url(&self) -> String {
-        format!("http://{}", self.listen)
+        format!("https://{}", self.listen)
+    }
+    /// Where peers reach the node (the address to give `add-learner`).
+    pub fn peer_url(&self) -> String {
+        format!("https://{}", self.peer_listen)
     }
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {
@@ -69,15 +81,24 @@ pub fn node_binary() -> anyhow::Result<PathBuf> {
 }
 
 /// The arguments of one node start, in one place (flags such as TLS or auth are added here).
-pub fn node_args(id: u64, listen: &str, data_dir: &Path, bootstrap_peers: &[(u64, String)]) -> Vec<String> {
+pub fn node_args(node: &Node, pki: &Path, bootstrap_peers: &[(u64, String)]) -> Vec<String> {
+    let file = |name: String| pki.join(name).display().to_string();
     let mut args = vec![
         "start".to_string(),
         "--node-id".into(),
-        id.to_string(),
+        node.id.to_string(),
         "--listen".into(),
-        listen.to_string(),
+        node.listen.clone(),
+        "--peer-listen".into(),
+        node.peer_listen.clone(),
         "--data-dir".into(),
-        data_dir.display().to_string(),
+        node.data_dir.display().to_string(),
+        "--tls-cert".into(),
+        file(format!("node-{}.pem", node.id)),
+        "--tls-key".into(),
+        file(format!("node-{}-key.pem", node.id)),
+        "--tls-ca".into(),
+        file("ca.pem".into()),
     ];
     if !bootstrap_peers.is_empty() {
         args.push("--bootstrap".into());
@@ -93,21 +114,31 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// Client and peer addresses of a node in `slot`.
+fn addresses(net: Option<&Network>, slot: usize) -> anyhow::Result<(String, String)> {
+    Ok(match net {
+        Some(net) => (format!("{}:{NAMESPACED_PORT}", net.address(slot)), format!("{}:{NAMESPACED_PEER_PORT}", net.address(slot))),
+        None => (format!("127.0.0.1:{}", free_port()?), format!("127.0.0.1:{}", free_port()?)),
+    })
+}
+
+/// The host part of `host:port`.
+fn host(address: &str) -> &str {
+    address.rsplit_once(':').map(|(h, _)| h).unwrap_or(address)
+}
+
 impl Cluster {
     /// Starts `count` nodes and bootstraps them into one cluster of voters.
     pub fn start(count: usize, dir: &Path, namespaces: bool) -> anyhow::Result<Cluster> {
         let net = if namespaces { Some(Network::create(count)?) } else { None };
         let mut nodes = Vec::new();
         for slot in 0..count {
-            let listen = match &net {
-                Some(net) => format!("{}:{NAMESPACED_PORT}", net.address(slot)),
-                None => format!("127.0.0.1:{}", free_port()?),
-            };
+            let (listen, peer_listen) = addresses(net.as_ref(), slot)?;
             let id = slot as u64 + 1;
-            nodes.push(Node { slot, id, listen, data_dir: dir.join(format!("n{slot}-id{id}")), child: None, paused: false });
+            nodes.push(Node { slot, id, listen, peer_listen, data_dir: dir.join(format!("n{slot}-id{id}")), child: None, paused: false });
         }
         let mut cluster = Cluster { nodes, binary: node_binary()?, dir: dir.to_path_buf(), next_id: count as u64 + 1, net };
-        let peers: Vec<(u64, String)> = cluster.nodes[1..].iter().map(|n| (n.id, n.url())).collect();
+        let peers: Vec<(u64, String)> = cluster.nodes[1..].iter().map(|n| (n.id, n.peer_url())).collect();
         for slot in (1..count).rev() {
             cluster.spawn(slot, &[])?;
         }
@@ -119,16 +150,47 @@ impl Cluster {
         self.nodes.iter().map(Node::url).collect()
     }
 
+    fn pki(&self) -> PathBuf {
+        self.dir.join("pki")
+    }
+
+    /// Client TLS settings: the run's CA.
+    pub fn tls(&self) -> Option<ledger_client::ClientTls> {
+        // The CA exists once the first node was spawned (`Cluster::start` spawns them all).
+        ledger_client::ClientTls::from_files(&self.pki().join("ca.pem"), None, None).ok()
+    }
+
+    /// Issues node `slot`'s certificate for its current id (and the CA on the first call), for
+    /// its address and loopback. A rebuilt node gets a new id, hence a new certificate.
+    fn issue_certificate(&self, slot: usize) -> anyhow::Result<()> {
+        let node = &self.nodes[slot];
+        if self.pki().join(format!("node-{}.pem", node.id)).exists() {
+            return Ok(());
+        }
+        let hosts = format!("{}={},127.0.0.1,localhost", node.id, host(&node.listen));
+        let output = Command::new(&self.binary)
+            .args(["certs", "--dir"])
+            .arg(self.pki())
+            .args(["--node", &hosts])
+            .output()
+            .with_context(|| format!("run {} certs", self.binary.display()))?;
+        if !output.status.success() {
+            bail!("ledger-node certs for node {}: {}", node.id, String::from_utf8_lossy(&output.stderr));
+        }
+        Ok(())
+    }
+
     pub fn slot_of_id(&self, id: u64) -> Option<usize> {
         self.nodes.iter().position(|n| n.id == id)
     }
 
     fn spawn(&mut self, slot: usize, bootstrap_peers: &[(u64, String)]) -> anyhow::Result<()> {
+        self.issue_certificate(slot)?;
         let node = &self.nodes[slot];
         std::fs::create_dir_all(&node.data_dir)?;
         let log_path = self.dir.join(format!("node-slot{slot}.log"));
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
-        let args = node_args(node.id, &node.listen, &node.data_dir, bootstrap_peers);
+        let args = node_args(node, &self.pki(), bootstrap_peers);
         let mut command = match &self.net {
             // `ip netns exec` execs the node in place: the child's pid is the node's.
             Some(net) => {
@@ -213,17 +275,14 @@ impl Cluster {
     /// promoted: the cluster grows by one. Returns the slot.
     pub fn add_slot(&mut self) -> anyhow::Result<usize> {
         let slot = self.nodes.len();
-        let listen = match self.net.as_mut() {
-            Some(net) => {
-                let net_slot = net.add_slot()?;
-                assert_eq!(net_slot, slot, "one namespace per node slot");
-                format!("{}:{NAMESPACED_PORT}", net.address(net_slot))
-            }
-            None => format!("127.0.0.1:{}", free_port()?),
-        };
+        if let Some(net) = self.net.as_mut() {
+            let net_slot = net.add_slot()?;
+            assert_eq!(net_slot, slot, "one namespace per node slot");
+        }
+        let (listen, peer_listen) = addresses(self.net.as_ref(), slot)?;
         let id = self.next_id;
         self.next_id += 1;
-        self.nodes.push(Node { slot, id, listen, data_dir: self.dir.join(format!("n{slot}-id{id}")), child: None, paused: false });
+        self.nodes.push(Node { slot, id, listen, peer_listen, data_dir: self.dir.join(format!("n{slot}-id{id}")), child: None, paused: false });
         self.spawn(slot, &[])?;
         Ok(slot)
     }

@@ -228,13 +228,13 @@ async fn rebuild(cluster: &mut Cluster, slot: usize) -> anyhow::Result<String> {
 }
 
 fn member_clients(cluster: &Cluster) -> anyhow::Result<Vec<LedgerClient>> {
-    cluster.urls().into_iter().map(|u| workload::client(vec![u])).collect()
+    cluster.urls().into_iter().map(|u| workload::client(vec![u], cluster.tls())).collect()
 }
 
 /// Adds the (running, empty) node of `slot` as a learner. Tried against every node in turn (any
 /// may be the leader, some may be down) for 30 s. `Ok(Err(_))`: the last refusal.
 async fn add_learner(cluster: &Cluster, slot: usize) -> anyhow::Result<Result<bool, String>> {
-    let (id, url) = (cluster.nodes[slot].id, cluster.nodes[slot].url());
+    let (id, url) = (cluster.nodes[slot].id, cluster.nodes[slot].peer_url());
     let clients = member_clients(cluster)?;
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut added = Err("not tried".to_string());
@@ -273,7 +273,7 @@ async fn promote(cluster: &Cluster, id: u64) -> anyhow::Result<Result<bool, Stri
 async fn converge(cluster: &Cluster) -> anyhow::Result<(Verdict, Vec<serde_json::Value>)> {
     // A client that knows every current node (`state_hash_of` asks only its own endpoints; the
     // membership nemesis may have added nodes since the run began).
-    let client = &workload::client(cluster.urls())?;
+    let client = &workload::client(cluster.urls(), cluster.tls())?;
     let mut verdict = Verdict::new("replicas");
     let deadline = Instant::now() + CONVERGE_TIMEOUT;
     loop {
@@ -305,7 +305,7 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
     let windows = schedule::plan(options.seed, &options.nemeses, options.nodes, options.time_limit_s * 1000);
     let namespaces = options.nemeses.contains(&Nemesis::Partition);
     let mut cluster = Cluster::start(options.nodes, &options.dir, namespaces)?;
-    let admin = workload::client(cluster.urls())?;
+    let admin = workload::client(cluster.urls(), cluster.tls())?;
     let setup_deadline = Instant::now() + Duration::from_secs(60);
     let initial = loop {
         match workload::setup(&admin, options.accounts, BALANCE_INITIAL).await {
@@ -330,7 +330,7 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
         let mut urls = cluster.urls();
         let count = urls.len();
         urls.rotate_left(process as usize % count);
-        let client = workload::client(urls)?;
+        let client = workload::client(urls, cluster.tls())?;
         let (recorder, seed, accounts) = (recorder.clone(), options.seed, options.accounts);
         workers.push(match options.workload {
             Workload::Bank => tokio::spawn(workload::worker(client, recorder, process, seed, accounts, interval, deadline)),
@@ -361,7 +361,7 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
     let ops_end = start.elapsed();
     // Exactly-once probe: each transfer still unknown is sent once more with its key; the
     // answer must be the first result, replayed (or the first application, if it never landed).
-    let closer = workload::client(cluster.urls())?;
+    let closer = workload::client(cluster.urls(), cluster.tls())?;
     for op in &unknown {
         workload::attempt_transfer(&closer, &recorder, options.concurrency + 1, op, true).await;
     }

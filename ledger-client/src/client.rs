@@ -51,6 +51,9 @@ pub struct ClientConfig {
     /// Sent as `authorization: Bearer <token>` on every call (nodes started with a tokens file
     /// refuse calls without one). Never printed: its `Debug` is redacted.
     pub token: Option<BearerToken>,
+    /// `Some`: endpoints are `https://` and the nodes' certificates are verified against its CA
+    /// (and its client certificate, if any, is presented). `None`: `http://` endpoints only.
+    pub tls: Option<crate::ClientTls>,
 }
 
 /// A secret bearer token; `Debug` does not show it.
@@ -91,6 +94,7 @@ impl Default for ClientConfig {
             max_message_size_bytes: 32 * 1024 * 1024,
             max_staleness: None,
             token: None,
+            tls: None,
         }
     }
 }
@@ -135,7 +139,7 @@ impl LedgerClient {
         endpoints: Vec<String>,
         config: ClientConfig,
     ) -> Result<LedgerClient, ClientError> {
-        let endpoints = Endpoints::new(endpoints, config.connect_timeout)?;
+        let endpoints = Endpoints::new(endpoints, config.connect_timeout, config.tls.clone())?;
         Ok(LedgerClient {
             inner: Arc::new(Inner { config, endpoints }),
         })
@@ -468,11 +472,10 @@ impl LedgerClient {
     /// member named by `cluster_status`). One attempt, no failover.
     pub async fn cluster_status_at(&self, url: &str) -> Result<ClusterStatus, ClientError> {
         let url = crate::retry::normalize_endpoint(url);
-        let channel = tonic::transport::Endpoint::from_shared(url.clone())
-            .map_err(|e| ClientError::InvalidEndpoint {
-                endpoint: url.clone(),
-                reason: e.to_string(),
-            })?
+        let channel = self
+            .inner
+            .endpoints
+            .endpoint(&url)?
             .connect_timeout(self.inner.config.connect_timeout)
             .connect_lazy();
         let timeout = self.inner.config.request_timeout;

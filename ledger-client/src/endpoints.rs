@@ -8,7 +8,7 @@ use crate::error::ClientError;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 /// Bound on the endpoint list: redirects add endpoints, and a misbehaving server must not make
 /// the list (and the channel cache) grow without end.
@@ -20,6 +20,8 @@ const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) struct Endpoints {
     connect_timeout: Duration,
+    /// `Some`: every endpoint is https and uses it.
+    tls: Option<ClientTlsConfig>,
     state: Mutex<State>,
 }
 
@@ -35,11 +37,13 @@ impl Endpoints {
     pub(crate) fn new(
         urls: Vec<String>,
         connect_timeout: Duration,
+        tls: Option<crate::ClientTls>,
     ) -> Result<Endpoints, ClientError> {
+        let tls_on = tls.is_some();
         let mut unique: Vec<String> = Vec::with_capacity(urls.len());
         for url in urls {
             let url = crate::retry::normalize_endpoint(&url);
-            validate(&url)?;
+            validate(&url, tls_on)?;
             if !unique.contains(&url) {
                 unique.push(url);
             }
@@ -58,6 +62,7 @@ impl Endpoints {
         }
         Ok(Endpoints {
             connect_timeout,
+            tls: tls.map(|t| t.config()),
             state: Mutex::new(State {
                 urls: unique,
                 preferred: 0,
@@ -83,17 +88,28 @@ impl Endpoints {
         state.urls[state.preferred].clone()
     }
 
+    /// An endpoint for `url` with this client's TLS settings (none for http).
+    pub(crate) fn endpoint(&self, url: &str) -> Result<Endpoint, ClientError> {
+        validate(url, self.tls.is_some())?;
+        let invalid = |e: tonic::transport::Error| ClientError::InvalidEndpoint {
+            endpoint: url.to_string(),
+            reason: e.to_string(),
+        };
+        let endpoint = Endpoint::from_shared(url.to_string()).map_err(invalid)?;
+        match &self.tls {
+            Some(tls) => endpoint.tls_config(tls.clone()).map_err(invalid),
+            None => Ok(endpoint),
+        }
+    }
+
     /// The cached channel for `url`, created lazily. Must run inside a Tokio runtime.
     pub(crate) fn channel(&self, url: &str) -> Result<Channel, ClientError> {
         let mut state = self.lock();
         if let Some(channel) = state.channels.get(url) {
             return Ok(channel.clone());
         }
-        let channel = Endpoint::from_shared(url.to_string())
-            .map_err(|e| ClientError::InvalidEndpoint {
-                endpoint: url.to_string(),
-                reason: e.to_string(),
-            })?
+        let channel = self
+            .endpoint(url)?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
@@ -115,7 +131,7 @@ impl Endpoints {
     /// A follower named the leader: add it if new and prefer it. Returns false (and changes
     /// nothing) when the URL is invalid or the list is full.
     pub(crate) fn redirect(&self, leader: &str) -> bool {
-        if let Err(error) = validate(leader) {
+        if let Err(error) = validate(leader, self.tls.is_some()) {
             tracing::warn!(%leader, %error, "ignoring invalid leader redirect");
             return false;
         }
@@ -146,18 +162,25 @@ impl Endpoints {
     }
 }
 
-fn validate(url: &str) -> Result<(), ClientError> {
+/// `url` must be of the client's scheme: https with TLS settings, http without (a redirect to
+/// plaintext from a TLS cluster is refused, never followed).
+fn validate(url: &str, tls: bool) -> Result<(), ClientError> {
     let invalid = |reason: String| ClientError::InvalidEndpoint {
         endpoint: url.to_string(),
         reason,
     };
     let endpoint = Endpoint::from_shared(url.to_string()).map_err(|e| invalid(e.to_string()))?;
     let uri = endpoint.uri();
-    match uri.scheme_str() {
-        Some("http") => {}
-        // TLS is not compiled in; fail here rather than on every call.
-        Some(other) => return Err(invalid(format!("unsupported scheme {other:?} (only http)"))),
-        None => return Err(invalid("missing scheme".into())),
+    match (uri.scheme_str(), tls) {
+        (Some("http"), false) | (Some("https"), true) => {}
+        (Some("https"), false) => {
+            return Err(invalid("https needs TLS settings (the CA: --tls-ca / LEDGER_TLS_CA)".into()));
+        }
+        (Some("http"), true) => {
+            return Err(invalid("plaintext http with TLS settings: use https://".into()));
+        }
+        (Some(other), _) => return Err(invalid(format!("unsupported scheme {other:?} (http or https)"))),
+        (None, _) => return Err(invalid("missing scheme".into())),
     }
     if uri.host().is_none_or(str::is_empty) {
         return Err(invalid("missing host".into()));
@@ -173,6 +196,7 @@ mod tests {
         Endpoints::new(
             urls.iter().map(|s| s.to_string()).collect(),
             Duration::from_secs(2),
+            None,
         )
         .unwrap()
     }
@@ -188,10 +212,16 @@ mod tests {
             e.list(),
             vec!["http://127.0.0.1:7070", "http://127.0.0.1:7071"]
         );
-        assert!(Endpoints::new(vec![], Duration::from_secs(2)).is_err());
-        assert!(Endpoints::new(vec!["https://x:1".into()], Duration::from_secs(2)).is_err());
-        assert!(Endpoints::new(vec!["http://".into()], Duration::from_secs(2)).is_err());
-        assert!(Endpoints::new(vec!["http://a b:1".into()], Duration::from_secs(2)).is_err());
+        let two = Duration::from_secs(2);
+        assert!(Endpoints::new(vec![], two, None).is_err());
+        assert!(Endpoints::new(vec!["https://x:1".into()], two, None).is_err(), "https without TLS settings");
+        assert!(Endpoints::new(vec!["http://".into()], two, None).is_err());
+        assert!(Endpoints::new(vec!["http://a b:1".into()], two, None).is_err());
+        let tls = crate::ClientTls { ca_pem: b"-----BEGIN CERTIFICATE-----".to_vec(), identity: None };
+        assert!(Endpoints::new(vec!["http://x:1".into()], two, Some(tls.clone())).is_err(), "no plaintext with TLS");
+        let e = Endpoints::new(vec!["https://x:1".into()], two, Some(tls)).unwrap();
+        assert!(!e.redirect("http://y:1"), "a redirect to plaintext is refused");
+        assert!(e.redirect("https://y:1"));
     }
 
     #[test]

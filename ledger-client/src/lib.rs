@@ -51,6 +51,7 @@ pub mod result_code;
 pub mod retry;
 pub mod risk;
 pub mod timestamp;
+pub mod tls;
 pub mod types;
 pub mod wallet;
 
@@ -62,5 +63,6 @@ pub use error::{ClientError, ParseError};
 pub use ids::{decode_id, encode_id, parse_id, transfer_id_from_key};
 pub use result_code::ResultCode;
 pub use retry::Backoff;
+pub use tls::ClientTls;
 pub use rust_decimal::Decimal;
 pub use types::*;

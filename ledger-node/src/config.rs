@@ -17,6 +17,19 @@
 //! metrics_listen = "127.0.0.1:9100"     # optional: Prometheus metrics over HTTP (off by default)
 //! auth_tokens_file = "/etc/ledger/tokens.toml"  # optional: bearer tokens and roles (mode 600);
 //!                                        # needs peer_listen (docs/operations.md, Authentication)
+//! tls_cert = "/etc/ledger/node-1.pem"    # LEDGER_TLS_CERT: this node's certificate (TLS on both
+//!                                        # ports, and its client certificate towards peers); it
+//!                                        # names the node with the URI SAN ledger://<cluster_name>/node/<id>
+//! tls_key = "/etc/ledger/node-1-key.pem" # LEDGER_TLS_KEY: its private key, mode 600 (else refused)
+//! tls_ca = "/etc/ledger/ca.pem"          # LEDGER_TLS_CA: the cluster CA; peers must present a
+//!                                        # certificate from it (mutual TLS on peer_listen)
+//! tls_client_ca = "/etc/ledger/clients-ca.pem"  # optional: CA of client certificates, mapped to
+//!                                        # principals by the tokens file's [[certificate]] entries
+//!
+//! TLS: with tls_cert, tls_key and tls_ca set, clients connect over TLS (https:// URLs, the
+//! default advertise addresses) and peers over mutual TLS on their own port (peer_listen is then
+//! required). Without them the node serves plaintext, which it allows only when every listen
+//! address is loopback, and says so at start-up. `ledger-node certs` makes the files.
 //!
 //! [raft]                                 # tuning; defaults in `RaftTuning::default` with reasons
 //! heartbeat_ms = 100
@@ -32,6 +45,7 @@ use clap::Args;
 use serde::Deserialize;
 
 use crate::raft::NodeId;
+pub use crate::tls::TlsPaths;
 
 /// The flags of `ledger-node start`; each may also come from the environment or the file.
 #[derive(Debug, Clone, Default, Args, Deserialize)]
@@ -79,6 +93,19 @@ pub struct StartArgs {
     /// lists them). Off by default; unauthenticated: bind it to a private interface.
     #[arg(long, env = "LEDGER_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// This node's certificate (PEM), signed by --tls-ca and naming the node with the URI SAN
+    /// ledger://<cluster_name>/node/<node_id>. With --tls-key and --tls-ca: TLS on.
+    #[arg(long, env = "LEDGER_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM, mode 600: a key others may read is refused).
+    #[arg(long, env = "LEDGER_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// The cluster CA (PEM): peers must present a certificate it signed (mutual TLS).
+    #[arg(long, env = "LEDGER_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// CA of client certificates (PEM); the tokens file maps their names to principals.
+    #[arg(long, env = "LEDGER_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
     #[command(flatten)]
     #[serde(default)]
     pub raft: RaftArgs,
@@ -241,24 +268,60 @@ pub struct NodeConfig {
     pub dev_single: bool,
     /// Verify every table block's checksum when the database opens (`storage::db::open_with`).
     pub verify_tables_at_open: bool,
+    /// `Some`: TLS for clients, mutual TLS between peers (`tls`). `None`: plaintext, loopback only.
+    pub tls: Option<TlsPaths>,
 }
 
-/// Accepts `http://host:port` (a trailing slash is dropped); refuses anything else.
+/// Accepts `http://host:port` or `https://host:port` (a trailing slash is dropped); refuses
+/// anything else.
 pub fn check_url(url: &str) -> anyhow::Result<String> {
     let url = url.trim().trim_end_matches('/');
-    let Some(rest) = url.strip_prefix("http://") else { bail!("address {url:?} must start with http://") };
+    let Some(rest) = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")) else {
+        bail!("address {url:?} must start with http:// or https://")
+    };
     let (host, port) = rest.rsplit_once(':').with_context(|| format!("address {url:?} has no port"))?;
     if host.is_empty() || port.parse::<u16>().is_err() || rest.contains('/') {
-        bail!("address {url:?} must be http://HOST:PORT");
+        bail!("address {url:?} must be http(s)://HOST:PORT");
     }
     Ok(url.to_string())
 }
 
-fn default_url(addr: SocketAddr, key: &str) -> anyhow::Result<String> {
+/// The scheme nodes of this configuration speak.
+pub fn scheme(tls: bool) -> &'static str {
+    if tls { "https" } else { "http" }
+}
+
+/// Refuses a URL whose scheme is not the one this node speaks (a plaintext peer of a TLS
+/// cluster would be a downgrade; an https one of a plaintext node could never connect).
+pub fn check_scheme(url: &str, tls: bool, key: &str) -> anyhow::Result<()> {
+    let want = scheme(tls);
+    if !url.starts_with(&format!("{want}://")) {
+        let why = if tls { "TLS is on (tls_cert)" } else { "TLS is off (no tls_cert)" };
+        bail!("{key} {url:?} must start with {want}://: {why}");
+    }
+    Ok(())
+}
+
+/// Plaintext is allowed only when every address the node listens on is loopback (metrics, plain
+/// HTTP by design, excepted: see `metrics_listen`).
+pub fn check_plaintext_on_loopback(listen: SocketAddr, peer_listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    let addresses = std::iter::once(("listen", listen)).chain(peer_listen.map(|p| ("peer_listen", p)));
+    for (key, addr) in addresses {
+        if !addr.ip().is_loopback() {
+            bail!(
+                "{key} {addr} is not a loopback address and TLS is off: plaintext is allowed only on loopback; \
+                 set tls_cert, tls_key and tls_ca (`ledger-node certs` makes them), or listen on 127.0.0.1"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn default_url(addr: SocketAddr, key: &str, tls: bool) -> anyhow::Result<String> {
     if addr.ip().is_unspecified() {
         bail!("{key} is not set and the listen address {addr} is not one peers or clients can dial: set {key}");
     }
-    Ok(format!("http://{addr}"))
+    Ok(format!("{}://{addr}", scheme(tls)))
 }
 
 impl StartArgs {
@@ -277,15 +340,37 @@ impl StartArgs {
         }
         let listen = self.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7070)));
         let peer_listen = self.peer_listen.or(file.peer_listen).filter(|p| *p != listen);
+        let tls = match (
+            self.tls_cert.or(file.tls_cert),
+            self.tls_key.or(file.tls_key),
+            self.tls_ca.or(file.tls_ca),
+            self.tls_client_ca.or(file.tls_client_ca),
+        ) {
+            (Some(cert), Some(key), Some(ca), client_ca) => Some(TlsPaths { cert, key, ca, client_ca }),
+            (None, None, None, None) => None,
+            (None, None, None, Some(_)) => bail!("tls_client_ca is set but TLS is off: set tls_cert, tls_key and tls_ca too"),
+            _ => bail!("tls_cert, tls_key and tls_ca go together: set all three (TLS on) or none (plaintext, loopback only)"),
+        };
+        let tls_on = tls.is_some();
+        match (&tls, peer_listen) {
+            (Some(_), None) => bail!(
+                "TLS is on but peer_listen is not set: peers use mutual TLS with the cluster CA on their own port \
+                 (set peer_listen)"
+            ),
+            (None, _) => check_plaintext_on_loopback(listen, peer_listen)?,
+            _ => {}
+        }
         let advertise = match self.advertise.or(file.advertise) {
             Some(url) => check_url(&url)?,
-            None => default_url(listen, "advertise")?,
+            None => default_url(listen, "advertise", tls_on)?,
         };
         let peer_advertise = match (self.peer_advertise.or(file.peer_advertise), peer_listen) {
             (Some(url), _) => check_url(&url)?,
-            (None, Some(peer)) => default_url(peer, "peer_advertise")?,
+            (None, Some(peer)) => default_url(peer, "peer_advertise", tls_on)?,
             (None, None) => advertise.clone(),
         };
+        check_scheme(&advertise, tls_on, "advertise")?;
+        check_scheme(&peer_advertise, tls_on, "peer_advertise")?;
         let peers = self
             .peers
             .or(file.peers)
@@ -301,6 +386,9 @@ impl StartArgs {
         if ids.windows(2).any(|w| w[0] == w[1]) {
             bail!("peers and node_id name the same id twice");
         }
+        for peer in &peers {
+            check_scheme(&peer.peer_address, tls_on, &format!("peer {}", peer.node_id))?;
+        }
         let raft = self.raft.or(file.raft).resolve();
         check_tuning(&raft)?;
         let cluster_name = self.cluster_name.or(file.cluster_name).unwrap_or_else(|| "ledger".into());
@@ -308,6 +396,12 @@ impl StartArgs {
             bail!("cluster_name must be 1..=64 bytes");
         }
         let auth_tokens_file = self.auth_tokens_file.or(file.auth_tokens_file);
+        if tls.as_ref().is_some_and(|t| t.client_ca.is_some()) && auth_tokens_file.is_none() {
+            bail!(
+                "tls_client_ca is set but auth_tokens_file is not: client certificates authenticate through the \
+                 tokens file's [[certificate]] entries (principal and role per certificate name)"
+            );
+        }
         if auth_tokens_file.is_some() && peer_listen.is_none() {
             bail!(
                 "auth_tokens_file is set but peer_listen is not: with authentication on, Raft peers must be \
@@ -331,6 +425,7 @@ impl StartArgs {
             metrics_listen,
             dev_single: false,
             verify_tables_at_open: self.verify_tables_at_open.or(file.verify_tables_at_open).unwrap_or(true),
+            tls,
         })
     }
 }
@@ -393,6 +488,8 @@ impl NodeConfig {
             metrics_listen,
             dev_single: true,
             verify_tables_at_open: true,
+            // The README's one-command start: plaintext, and `dev` listens on loopback only.
+            tls: None,
         }
     }
 
@@ -488,7 +585,9 @@ election_timeout_max_ms = 600
         assert!(refuse(&["--node-id", "1", "--peer", "1=http://a:1"]).contains("same id twice"));
         assert!(refuse(&["--node-id", "1", "--peer", "2=a:1"]).contains("http://"));
         assert!(refuse(&["--node-id", "1", "--peer", "x=http://a:1"]).contains("not a number"));
-        assert!(refuse(&["--node-id", "1", "--listen", "0.0.0.0:7070"]).contains("set advertise"));
+        let tls = ["--tls-cert", "/c.pem", "--tls-key", "/k.pem", "--tls-ca", "/ca.pem"];
+        let with_tls = |args: &[&str]| refuse(&[&["--node-id", "1"], &tls[..], args].concat());
+        assert!(with_tls(&["--listen", "0.0.0.0:7070", "--peer-listen", "10.0.0.1:7080"]).contains("set advertise"));
         assert!(refuse(&["--node-id", "1", "--raft-heartbeat-ms", "500"]).contains("3 heartbeats"));
         assert!(refuse(&["--node-id", "1", "--auth-tokens-file", "/t.toml"]).contains("set peer_listen"));
         assert!(refuse(&["--node-id", "1", "--metrics-listen", "127.0.0.1:7070"]).contains("its own port"));
@@ -503,5 +602,31 @@ election_timeout_max_ms = 600
         std::fs::write(&file, "node_id = 1\nlisten_typo = \"x\"\n").unwrap();
         let err = parse(&[]).start.resolve(Some(&file)).unwrap_err();
         assert!(format!("{err:#}").contains("listen_typo"), "{err:#}");
+    }
+
+    #[test]
+    fn plaintext_only_on_loopback_and_tls_keys_go_together() {
+        let refuse = |args: &[&str]| format!("{:#}", parse(args).start.resolve(None).unwrap_err());
+        let err = refuse(&["--node-id", "1", "--listen", "10.1.2.3:7070"]);
+        assert!(err.contains("not a loopback address and TLS is off"), "{err}");
+        let err = refuse(&["--node-id", "1", "--peer-listen", "10.1.2.3:7080"]);
+        assert!(err.contains("peer_listen 10.1.2.3:7080 is not a loopback"), "{err}");
+        assert!(refuse(&["--node-id", "1", "--tls-cert", "/c.pem"]).contains("go together"));
+        assert!(refuse(&["--node-id", "1", "--tls-client-ca", "/c.pem"]).contains("TLS is off"));
+        let tls = ["--node-id", "1", "--tls-cert", "/c.pem", "--tls-key", "/k.pem", "--tls-ca", "/ca.pem"];
+        assert!(refuse(&tls).contains("set peer_listen"));
+        let with_peer = [&tls[..], &["--listen", "10.1.2.3:7070", "--peer-listen", "10.1.2.3:7080"]].concat();
+        assert!(refuse(&[&with_peer[..], &["--peer", "2=http://10.1.2.4:7080"]].concat()).contains("must start with https://"));
+        assert!(refuse(&[&with_peer[..], &["--advertise", "http://db1:7070"]].concat()).contains("must start with https://"));
+        assert!(refuse(&[&with_peer[..], &["--tls-client-ca", "/cc.pem"]].concat()).contains("auth_tokens_file"));
+        let err = refuse(&["--node-id", "1", "--peer", "2=https://127.0.0.1:7081"]);
+        assert!(err.contains("must start with http://") && err.contains("TLS is off"), "{err}");
+
+        let config = parse(&[&with_peer[..], &["--peer", "2=https://10.1.2.4:7080"]].concat()).start.resolve(None).unwrap();
+        assert_eq!(config.advertise, "https://10.1.2.3:7070", "TLS on: https by default");
+        assert_eq!(config.peer_advertise, "https://10.1.2.3:7080");
+        assert_eq!(config.tls.unwrap().ca, PathBuf::from("/ca.pem"));
+        let plain = parse(&["--node-id", "1", "--listen", "127.0.0.1:7070", "--peer-listen", "[::1]:7080"]).start;
+        assert!(plain.resolve(None).unwrap().tls.is_none(), "plaintext on loopback is allowed");
     }
 }

@@ -13,3 +13,5 @@ pub mod server;
 pub mod shutdown;
 pub mod service;
 pub mod telemetry;
+pub mod tls;
+pub mod certs;

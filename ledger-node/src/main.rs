@@ -51,6 +51,22 @@ enum Command {
     Restore(ledger_node::restore::RestoreArgs),
     /// Reads a token on standard input and prints its SHA-256, the `sha256` of a tokens-file entry.
     HashToken,
+    /// Makes TLS files for a test cluster into --dir: a cluster CA (created once, reused after),
+    /// node certificates (`--node ID=HOST[,HOST...]`) and client certificates (`--client NAME`).
+    /// Keys are written mode 600; existing files are never overwritten.
+    Certs {
+        #[arg(long)]
+        dir: PathBuf,
+        /// The cluster the node certificates name (URI SAN ledger://<cluster>/node/<id>).
+        #[arg(long, env = "LEDGER_CLUSTER_NAME", default_value = "ledger")]
+        cluster_name: String,
+        /// A node and the hosts (names or IP addresses) clients and peers dial it at; repeat.
+        #[arg(long = "node", value_parser = ledger_node::certs::parse_node)]
+        nodes: Vec<ledger_node::certs::Request>,
+        /// A client certificate with this subject common name; repeat.
+        #[arg(long = "client")]
+        clients: Vec<String>,
+    },
 }
 
 fn init_tracing(format: LogFormat) {
@@ -77,6 +93,13 @@ async fn main() -> anyhow::Result<()> {
             let token = token.trim_end_matches(['\n', '\r']);
             anyhow::ensure!(!token.is_empty(), "no token on standard input");
             println!("{}", ledger_node::api::auth::hex(&ledger_node::api::auth::token_digest(token)));
+            return Ok(());
+        }
+        Command::Certs { dir, cluster_name, mut nodes, clients } => {
+            nodes.extend(clients.into_iter().map(|name| ledger_node::certs::Request::Client { name }));
+            for file in ledger_node::certs::generate(&dir, &cluster_name, &nodes)? {
+                println!("{}", dir.join(file).display());
+            }
             return Ok(());
         }
     };

@@ -21,7 +21,7 @@ use crate::api::cluster::ClusterService;
 use crate::api::grpc::LedgerService;
 pub use crate::config::NodeConfig;
 use crate::raft::log_store::LogStore;
-use crate::raft::network::{Network, PEER_MESSAGE_BYTES_MAX};
+use crate::raft::network::{Network, PEER_MESSAGE_BYTES_MAX, PeerChannels};
 use crate::raft::peer_service::{LeaderContact, PeerService};
 use crate::raft::state_machine::StateMachine;
 use crate::raft::{NodeAddr, Raft};
@@ -33,6 +33,14 @@ use crate::storage;
 const BOOTSTRAP_RETRY: Duration = Duration::from_secs(1);
 
 pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    // Transport security first: a bad key or a plaintext public address refuses the start before
+    // anything touches the data dir.
+    let tls = config.tls.as_ref().map(|paths| crate::tls::load(paths, config.node_id, &config.cluster_name)).transpose()?;
+    if tls.is_none() {
+        crate::config::check_plaintext_on_loopback(config.listen, config.peer_listen)?;
+        tracing::warn!(listen = %config.listen, "TLS is off: clients and peers talk plaintext (allowed on loopback only)");
+        eprintln!("WARNING: TLS is off: ledger-node serves plaintext on {} (loopback only; for development)", config.listen);
+    }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let identity = identity::load_or_create(&config.data_dir, config.node_id, &config.cluster_name)?;
@@ -43,7 +51,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     let appended_bytes = log_store.appended_bytes();
     let state_machine = StateMachine::new(db.clone(), snapshot_dir.clone());
     let feed = state_machine.feed();
-    let network = Network::default();
+    let network = Network { channels: PeerChannels::new(tls.as_ref().map(|t| t.peer_client())) };
     let peers = network.channels.clone();
     let leader_contact = Arc::new(LeaderContact::default());
     let raft: Raft = Raft::new(config.node_id, Arc::new(config.raft_config()?), network, log_store, state_machine)
@@ -113,6 +121,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
             let seen = node.ids_seen.clone();
             Arc::new(move || seen.lock().unwrap_or_else(|p| p.into_inner()).ids().iter().copied().collect())
         },
+        mutual_tls: tls.is_some(),
     })
     .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
     .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX);
@@ -164,9 +173,9 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
             let why = if config.dev_single { "insecure dev mode" } else { "no auth_tokens_file" };
             tracing::warn!(
                 listen = %config.listen,
-                "{why}: client calls are NOT authenticated and traffic is plaintext; for tests and isolated networks only"
+                "{why}: client calls are NOT authenticated; for tests and isolated networks only"
             );
-            eprintln!("WARNING: {why}: ledger-node serves {} without authentication or TLS", config.listen);
+            eprintln!("WARNING: {why}: ledger-node serves {} without authentication", config.listen);
             Auth::disabled()
         }
     };
@@ -188,6 +197,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         listen = %config.listen,
         peer_listen = ?config.peer_listen,
         advertise = %config.advertise,
+        tls = tls.is_some(),
         data_dir = %config.data_dir.display(),
         "ledger node serving"
     );
@@ -205,7 +215,12 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     }
 
     type Serving = std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
-    let clients = tonic::transport::Server::builder()
+    let (mut client_server, mut peer_server) = (tonic::transport::Server::builder(), tonic::transport::Server::builder());
+    if let Some(tls) = &tls {
+        client_server = client_server.tls_config(tls.client_server()).context("TLS on the client port")?;
+        peer_server = peer_server.tls_config(tls.peer_server()).context("mutual TLS on the peer port")?;
+    }
+    let clients = client_server
         .layer(crate::telemetry::requests::RequestMetricsLayer)
         .layer(AuthLayer { auth: auth.clone() })
         .add_service(ledger)
@@ -224,7 +239,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         Some(listener) => (
             Box::pin(clients.serve_with_incoming_shutdown(client_listener, stopped(stop_rx.clone()))),
             Box::pin(
-                tonic::transport::Server::builder()
+                peer_server
                     .add_service(peer)
                     .serve_with_incoming_shutdown(listener, stopped(stop_rx.clone())),
             ),

@@ -153,12 +153,87 @@ impl Drop for DevNode {
     }
 }
 
+/// TLS files of a test cluster, made by `ledger-node certs` in one directory: the cluster CA,
+/// node certificates for 127.0.0.1 and localhost, client certificates.
+pub struct Pki {
+    pub dir: PathBuf,
+    pub cluster_name: String,
+}
+
+impl Pki {
+    /// A new CA in `dir` (created).
+    pub fn new(dir: &Path) -> Pki {
+        let pki = Pki { dir: dir.to_path_buf(), cluster_name: "ledger".into() };
+        pki.certs(&[]);
+        pki
+    }
+
+    fn certs(&self, args: &[String]) {
+        let out = Command::new(binary("ledger-node"))
+            .args(["certs", "--cluster-name", &self.cluster_name, "--dir"])
+            .arg(&self.dir)
+            .args(args)
+            .output()
+            .expect("run ledger-node certs");
+        assert!(out.status.success(), "ledger-node certs: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// Node `id`'s certificate and key (issued on first use).
+    pub fn node(&self, id: u64) -> (PathBuf, PathBuf) {
+        let (cert, key) = (self.dir.join(format!("node-{id}.pem")), self.dir.join(format!("node-{id}-key.pem")));
+        if !cert.exists() {
+            self.certs(&["--node".into(), format!("{id}=127.0.0.1,localhost")]);
+        }
+        (cert, key)
+    }
+
+    /// A client certificate and key with subject CN `name` (issued on first use).
+    pub fn client(&self, name: &str) -> (PathBuf, PathBuf) {
+        let (cert, key) = (self.dir.join(format!("client-{name}.pem")), self.dir.join(format!("client-{name}-key.pem")));
+        if !cert.exists() {
+            self.certs(&["--client".into(), name.into()]);
+        }
+        (cert, key)
+    }
+
+    /// The flags that give node `id` its TLS files.
+    pub fn node_args(&self, id: u64) -> Vec<String> {
+        let (cert, key) = self.node(id);
+        vec![
+            "--tls-cert".into(),
+            cert.display().to_string(),
+            "--tls-key".into(),
+            key.display().to_string(),
+            "--tls-ca".into(),
+            self.ca().display().to_string(),
+        ]
+    }
+
+    /// Client TLS settings trusting this CA, with client certificate `name` if given.
+    pub fn client_tls(&self, name: Option<&str>) -> ledger_client::ClientTls {
+        let identity = name.map(|n| self.client(n));
+        ledger_client::ClientTls::from_files(
+            &self.ca(),
+            identity.as_ref().map(|(c, _)| c.as_path()),
+            identity.as_ref().map(|(_, k)| k.as_path()),
+        )
+        .expect("client TLS files")
+    }
+}
+
 /// One `ledger-node start` process of a multi-node cluster, on its own loopback port (clients and
-/// peers share it) and its own data dir.
+/// peers share it, unless TLS is on: then peers get their own port) and its own data dir.
 pub struct ClusterNode {
     pub id: u64,
     pub data_dir: PathBuf,
     pub port: u16,
+    /// With TLS: the peer port (mutual TLS) and the directory of the cluster's TLS files.
+    pub peer_port: Option<u16>,
+    tls_args: Vec<String>,
     log_path: PathBuf,
     child: Option<Child>,
     /// Flags given on every start (e.g. Raft tuning).
@@ -182,6 +257,8 @@ impl ClusterNode {
             id,
             data_dir: data_dir.to_path_buf(),
             port,
+            peer_port: None,
+            tls_args: Vec::new(),
             log_path: data_dir.with_extension("log"),
             child: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
@@ -199,10 +276,25 @@ impl ClusterNode {
         extra_args: &[&str],
         extra_env: &[(&str, &str)],
     ) -> ClusterNode {
+        ClusterNode::start_with(id, data_dir, bootstrap, extra_args, extra_env, None)
+    }
+
+    /// `start_with_env`; with `pki`, the node runs TLS (its certificate from `pki`) and serves
+    /// peers on a separate port with mutual TLS.
+    pub fn start_with(
+        id: u64,
+        data_dir: &Path,
+        bootstrap: Option<&[(u64, String)]>,
+        extra_args: &[&str],
+        extra_env: &[(&str, &str)],
+        pki: Option<&Pki>,
+    ) -> ClusterNode {
         let mut node = ClusterNode {
             id,
             data_dir: data_dir.to_path_buf(),
             port: free_port(),
+            peer_port: pki.map(|_| free_port()),
+            tls_args: pki.map(|p| p.node_args(id)).unwrap_or_default(),
             log_path: data_dir.with_extension("log"),
             child: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
@@ -221,7 +313,16 @@ impl ClusterNode {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.peer_port.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// The URL peers reach this node at (the client port unless TLS gave peers their own).
+    pub fn peer_endpoint(&self) -> String {
+        match self.peer_port {
+            Some(port) => format!("https://127.0.0.1:{port}"),
+            None => self.endpoint(),
+        }
     }
 
     pub fn is_running(&self) -> bool {
@@ -234,6 +335,8 @@ impl ClusterNode {
             .args(["start", "--node-id", &self.id.to_string(), "--data-dir"])
             .arg(&self.data_dir)
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(self.peer_port.iter().flat_map(|p| ["--peer-listen".to_string(), format!("127.0.0.1:{p}")]))
+            .args(&self.tls_args)
             .args(&self.extra_args)
             .args(once)
             .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
@@ -330,6 +433,8 @@ pub struct Cluster {
     pub nodes: Vec<ClusterNode>,
     next_id: u64,
     extra_args: Vec<String>,
+    /// `Some`: TLS on, with the files of `<dir>/pki`.
+    pub pki: Option<Pki>,
 }
 
 impl Cluster {
@@ -340,22 +445,30 @@ impl Cluster {
 
     /// `bootstrap`, every node started with `extra_env` set (nodes added later are not).
     pub fn bootstrap_with_env(n: u64, extra_args: &[&str], extra_env: &[(&str, &str)]) -> Cluster {
+        Cluster::bootstrap_with(n, extra_args, extra_env, false)
+    }
+
+    /// `bootstrap` with TLS: a new CA in `<dir>/pki`, a certificate per node, peers on their
+    /// own ports with mutual TLS, clients over https.
+    pub fn bootstrap_tls(n: u64, extra_args: &[&str]) -> Cluster {
+        Cluster::bootstrap_with(n, extra_args, &[], true)
+    }
+
+    fn bootstrap_with(n: u64, extra_args: &[&str], extra_env: &[(&str, &str)], tls: bool) -> Cluster {
         let mut cluster = Cluster::empty(extra_args);
+        if tls {
+            cluster.pki = Some(Pki::new(&cluster.dir.path().join("pki")));
+        }
+        let pki = cluster.pki.as_ref();
         // Peers first: they wait, empty, for the bootstrapping node to contact them.
         let peers: Vec<ClusterNode> = (2..=n)
             .map(|id| {
-                ClusterNode::start_with_env(
-                    id,
-                    &cluster.dir.path().join(format!("node{id}")),
-                    None,
-                    extra_args,
-                    extra_env,
-                )
+                ClusterNode::start_with(id, &cluster.dir.path().join(format!("node{id}")), None, extra_args, extra_env, pki)
             })
             .collect();
-        let members: Vec<(u64, String)> = peers.iter().map(|p| (p.id, p.endpoint())).collect();
+        let members: Vec<(u64, String)> = peers.iter().map(|p| (p.id, p.peer_endpoint())).collect();
         let first =
-            ClusterNode::start_with_env(1, &cluster.dir.path().join("node1"), Some(&members), extra_args, extra_env);
+            ClusterNode::start_with(1, &cluster.dir.path().join("node1"), Some(&members), extra_args, extra_env, pki);
         cluster.nodes.push(first);
         cluster.nodes.extend(peers);
         cluster.next_id = n + 1;
@@ -371,7 +484,7 @@ impl Cluster {
         let mut args = vec!["cluster".to_string(), "init".to_string()];
         for node in &cluster.nodes[1..] {
             args.push("--peer".into());
-            args.push(format!("{}={}", node.id, node.endpoint()));
+            args.push(format!("{}={}", node.id, node.peer_endpoint()));
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let output = cli(&cluster.nodes[0].endpoint(), &args);
@@ -391,6 +504,7 @@ impl Cluster {
             nodes: Vec::new(),
             next_id: 1,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            pki: None,
         }
     }
 
@@ -399,8 +513,14 @@ impl Cluster {
         let id = self.next_id;
         self.next_id += 1;
         let extra: Vec<&str> = self.extra_args.iter().map(String::as_str).collect();
-        let node =
-            ClusterNode::start(id, &self.dir.path().join(format!("node{id}")), bootstrap.then_some(&[][..]), &extra);
+        let node = ClusterNode::start_with(
+            id,
+            &self.dir.path().join(format!("node{id}")),
+            bootstrap.then_some(&[][..]),
+            &extra,
+            &[],
+            self.pki.as_ref(),
+        );
         self.nodes.push(node);
         id
     }
@@ -427,4 +547,15 @@ pub fn cli(endpoint: &str, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run the ledger CLI")
+}
+
+/// `cli` over TLS: the nodes verified against `pki`'s CA, client certificate `name` if given.
+pub fn cli_tls(endpoint: &str, pki: &Pki, client: Option<&str>, args: &[&str]) -> Output {
+    let mut command = Command::new(binary("ledger"));
+    command.args(["--endpoint", endpoint, "--output", "json", "--tls-ca"]).arg(pki.ca());
+    if let Some(name) = client {
+        let (cert, key) = pki.client(name);
+        command.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+    }
+    command.args(args).stdin(Stdio::null()).output().expect("run the ledger CLI")
 }

@@ -70,9 +70,10 @@ impl Recorder {
     }
 }
 
-pub fn client(urls: Vec<String>) -> anyhow::Result<LedgerClient> {
+/// A client of the nodes at `urls` (https, verified against the run's CA in `tls`).
+pub fn client(urls: Vec<String>, tls: Option<ledger_client::ClientTls>) -> anyhow::Result<LedgerClient> {
     // Generous timeouts: the machine is shared and faults stall commits for seconds.
-    let config = ClientConfig { request_timeout: Duration::from_secs(5), max_retries: 3, ..ClientConfig::default() };
+    let config = ClientConfig { request_timeout: Duration::from_secs(5), max_retries: 3, tls, ..ClientConfig::default() };
     Ok(LedgerClient::connect_with(urls, config)?)
 }
 

@@ -52,6 +52,19 @@ pub struct Cli {
     #[arg(long, env = "LEDGER_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
 
+    /// CA certificate (PEM) the nodes' certificates must chain to; with it, endpoints are
+    /// https://. The cluster CA of `ledger-node certs` (ca.pem).
+    #[arg(long, env = "LEDGER_TLS_CA", global = true)]
+    pub tls_ca: Option<std::path::PathBuf>,
+
+    /// Client certificate (PEM) to present: nodes with tls_client_ca map it to a principal.
+    #[arg(long, env = "LEDGER_TLS_CERT", global = true, requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The client certificate's private key (PEM, mode 600).
+    #[arg(long, env = "LEDGER_TLS_KEY", global = true, requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }

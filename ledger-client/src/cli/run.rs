@@ -69,8 +69,23 @@ pub async fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
+    let tls = match (&cli.tls_ca, &cli.tls_cert) {
+        (Some(ca), _) => match crate::ClientTls::from_files(ca, cli.tls_cert.as_deref(), cli.tls_key.as_deref()) {
+            Ok(tls) => Some(tls),
+            Err(why) => {
+                eprintln!("error: --tls-ca / --tls-cert / --tls-key: {why}");
+                return ExitCode::from(EXIT_ERROR);
+            }
+        },
+        (None, Some(_)) => {
+            eprintln!("error: --tls-cert needs --tls-ca (the CA the nodes' certificates chain to)");
+            return ExitCode::from(EXIT_ERROR);
+        }
+        (None, None) => None,
+    };
     let config = ClientConfig {
         token,
+        tls,
         request_timeout: Duration::from_millis(cli.request_timeout_ms.max(1)),
         max_retries: cli.max_retries,
         max_staleness: cli.max_staleness_ms.map(Duration::from_millis),

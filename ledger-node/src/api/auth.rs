@@ -7,7 +7,11 @@
 //!   map in memory. A request costs one SHA-256 of the presented token, one map lookup and a
 //!   constant-time compare of the digests; no file read. `TokenTable::reload` swaps the map
 //!   (SIGHUP), so tokens rotate without a restart.
-//! - A refused call gets `UNAUTHENTICATED` (no token, or a token the node does not know) or
+//! - With TLS and `tls_client_ca`, a client certificate authenticates too: a `[[certificate]]`
+//!   entry of the same file maps a certificate name (subject CN, or a DNS, URI or e-mail SAN) to a
+//!   principal and role. A bearer token, when sent, takes precedence over the certificate.
+//! - A refused call gets `UNAUTHENTICATED` (no token, or a token the node does not know, or a
+//!   certificate no entry maps) or
 //!   `PERMISSION_DENIED` (a known principal whose role may not call the method); either way it is
 //!   counted, logged (principal, role, method; never the token) and journaled (`journal_denied`).
 
@@ -21,6 +25,7 @@ use anyhow::{Context, bail};
 use futures::future::{Either, Ready, ready};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 /// A role a principal holds (issue 8). One role per token: a service that needs two gets two tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
@@ -140,19 +145,38 @@ pub const TOKENS_MAX: usize = 10_000;
 /// Refusals waiting for the audit journal; older ones are dropped (and counted) beyond it.
 pub const DENIED_QUEUE_MAX: usize = 4_096;
 
-/// The tokens file (TOML): one `[[token]]` per principal.
+/// Longest certificate name an entry may map.
+pub const CERT_NAME_BYTES_MAX: usize = 255;
+
+/// The tokens file (TOML): one `[[token]]` per principal and token, one `[[certificate]]` per
+/// principal and client certificate name.
 ///
 /// ```toml
 /// [[token]]
 /// principal = "checkout-service"
 /// role = "payments"
 /// sha256 = "<hex SHA-256 of the token; `ledger-node hash-token` prints it>"
+///
+/// [[certificate]]
+/// principal = "reconciliation"
+/// role = "auditor"
+/// subject = "recon.payments.internal"   # the certificate's subject CN, or a DNS, URI or e-mail SAN
 /// ```
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TokensFile {
     #[serde(default)]
     token: Vec<TokenEntry>,
+    #[serde(default)]
+    certificate: Vec<CertificateEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CertificateEntry {
+    principal: String,
+    role: Role,
+    subject: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,10 +214,19 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 
 type TokenMap = HashMap<[u8; 32], Principal>;
 
-/// The principals this node knows, by token digest; reloadable while serving.
+/// Everything one read of the tokens file gives: principals by token digest and by client
+/// certificate name.
+#[derive(Default)]
+struct Credentials {
+    tokens: TokenMap,
+    certificates: HashMap<String, Principal>,
+}
+
+/// The principals this node knows, by token digest and by certificate name; reloadable while
+/// serving.
 pub struct TokenTable {
     path: PathBuf,
-    tokens: RwLock<Arc<TokenMap>>,
+    tokens: RwLock<Arc<Credentials>>,
 }
 
 impl TokenTable {
@@ -210,15 +243,34 @@ impl TokenTable {
             .iter()
             .map(|(name, role, token)| (token_digest(token), Principal { name: name.to_string(), role: *role }))
             .collect();
-        TokenTable { path: PathBuf::new(), tokens: RwLock::new(Arc::new(tokens)) }
+        let credentials = Credentials { tokens, certificates: HashMap::new() };
+        TokenTable { path: PathBuf::new(), tokens: RwLock::new(Arc::new(credentials)) }
     }
 
-    /// Re-reads the file; on error the current tokens stay in force.
+    /// Adds `(certificate name, principal, role)` mappings; for tests and embedding.
+    pub fn with_certificates(self, entries: &[(&str, &str, Role)]) -> TokenTable {
+        let mut credentials = Credentials::default();
+        credentials.tokens = self.tokens.read().unwrap_or_else(|p| p.into_inner()).tokens.clone();
+        for (subject, name, role) in entries {
+            credentials.certificates.insert(subject.to_string(), Principal { name: name.to_string(), role: *role });
+        }
+        TokenTable { path: self.path, tokens: RwLock::new(Arc::new(credentials)) }
+    }
+
+    /// Re-reads the file; on error the current tokens and certificate mappings stay in force.
+    /// Returns the number of entries (tokens and certificates).
     pub fn reload(&self) -> anyhow::Result<usize> {
-        let tokens = read_tokens(&self.path)?;
-        let count = tokens.len();
-        *self.tokens.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(tokens);
+        let credentials = read_tokens(&self.path)?;
+        let count = credentials.tokens.len() + credentials.certificates.len();
+        *self.tokens.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(credentials);
         Ok(count)
+    }
+
+    /// The principal a client certificate's names map to: the first of `names` (subject CN
+    /// first, then the SANs in certificate order) that has a `[[certificate]]` entry.
+    pub fn authenticate_certificate(&self, names: &[String]) -> Option<Principal> {
+        let credentials = self.tokens.read().unwrap_or_else(|p| p.into_inner()).clone();
+        names.iter().find_map(|name| credentials.certificates.get(name).cloned())
     }
 
     pub fn authenticate(&self, token: &str) -> Option<Principal> {
@@ -228,17 +280,42 @@ impl TokenTable {
         let digest = token_digest(token);
         let tokens = self.tokens.read().unwrap_or_else(|p| p.into_inner()).clone();
         // The map finds the entry by digest; the compare of the stored digest is constant-time.
-        let (stored, principal) = tokens.get_key_value(&digest)?;
+        let (stored, principal) = tokens.tokens.get_key_value(&digest)?;
         constant_time_eq(stored, &digest).then(|| principal.clone())
     }
 }
 
-fn read_tokens(path: &Path) -> anyhow::Result<TokenMap> {
+fn read_tokens(path: &Path) -> anyhow::Result<Credentials> {
     check_private(path)?;
     let text = std::fs::read_to_string(path).with_context(|| format!("reading tokens file {}", path.display()))?;
     let file: TokensFile = toml::from_str(&text).with_context(|| format!("parsing tokens file {}", path.display()))?;
-    if file.token.len() > TOKENS_MAX {
-        bail!("tokens file {}: {} entries, at most {TOKENS_MAX}", path.display(), file.token.len());
+    let entries = file.token.len() + file.certificate.len();
+    if entries > TOKENS_MAX {
+        bail!("tokens file {}: {entries} entries, at most {TOKENS_MAX}", path.display());
+    }
+    let mut certificates = HashMap::new();
+    for (i, entry) in file.certificate.iter().enumerate() {
+        if entry.principal.is_empty() || entry.principal.len() > 128 {
+            bail!("tokens file {}: certificate entry {}: principal must be 1..=128 bytes", path.display(), i + 1);
+        }
+        if entry.subject.is_empty() || entry.subject.len() > CERT_NAME_BYTES_MAX {
+            bail!(
+                "tokens file {}: certificate entry {} ({}): subject must be 1..={CERT_NAME_BYTES_MAX} bytes",
+                path.display(),
+                i + 1,
+                entry.principal
+            );
+        }
+        let principal = Principal { name: entry.principal.clone(), role: entry.role };
+        if certificates.insert(entry.subject.clone(), principal).is_some() {
+            bail!(
+                "tokens file {}: certificate entry {} ({}): subject {:?} mapped twice",
+                path.display(),
+                i + 1,
+                entry.principal,
+                entry.subject
+            );
+        }
     }
     let mut tokens = TokenMap::new();
     for (i, entry) in file.token.iter().enumerate() {
@@ -258,7 +335,7 @@ fn read_tokens(path: &Path) -> anyhow::Result<TokenMap> {
             bail!("tokens file {}: entry {} ({}): the same token twice", path.display(), i + 1, entry.principal);
         }
     }
-    Ok(tokens)
+    Ok(Credentials { tokens, certificates })
 }
 
 /// Refuses a secret file that its group or others may read or write.
@@ -358,6 +435,17 @@ impl Auth {
     /// The decision for one call: `Ok` to serve it (with who called, when a token was needed
     /// and given), or the status to answer with.
     pub fn check(&self, path: &str, authorization: Option<&[u8]>) -> Result<Option<Principal>, tonic::Status> {
+        self.check_call(path, authorization, None)
+    }
+
+    /// `check`, with the names of the client certificate the connection presented (if any): a
+    /// call without a bearer token authenticates by its certificate.
+    pub fn check_call(
+        &self,
+        path: &str,
+        authorization: Option<&[u8]>,
+        certificate_names: Option<&[String]>,
+    ) -> Result<Option<Principal>, tonic::Status> {
         let Some(tokens) = &self.tokens else {
             return Ok(None);
         };
@@ -391,11 +479,12 @@ impl Auth {
             .and_then(|value| std::str::from_utf8(value).ok())
             .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
             .map(str::trim);
-        let Some(token) = token else {
-            return Err(refuse(None, "no bearer token (authorization: Bearer <token>)"));
-        };
-        let Some(principal) = tokens.authenticate(token) else {
-            return Err(refuse(None, "unknown token"));
+        let principal = match (token, certificate_names) {
+            (Some(token), _) => tokens.authenticate(token).ok_or_else(|| refuse(None, "unknown token"))?,
+            (None, Some(names)) => tokens
+                .authenticate_certificate(names)
+                .ok_or_else(|| refuse(None, "client certificate not mapped to a principal"))?,
+            (None, None) => return Err(refuse(None, "no bearer token (authorization: Bearer <token>)")),
         };
         match access {
             Some(Access::Roles(roles)) if roles.contains(&principal.role) => Ok(Some(principal)),
@@ -473,7 +562,16 @@ where
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let authorization = request.headers().get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
-        match self.auth.check(request.uri().path(), authorization) {
+        // Parsed only when needed: a call with a token never looks at the certificate.
+        let certificate_names = match authorization {
+            Some(_) => None,
+            None => request
+                .extensions()
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(|info| info.peer_certs())
+                .and_then(|certs| certs.first().map(|der| crate::tls::names_in(der))),
+        };
+        match self.auth.check_call(request.uri().path(), authorization, certificate_names.as_deref()) {
             Ok(principal) => {
                 // Handlers read who called (e.g. the actor of a freeze) from the extensions.
                 if let Some(principal) = principal {
@@ -604,5 +702,47 @@ mod tests {
         std::fs::write(&path, "[[token]]\nprincipal = \"x\"\nrole = \"root\"\nsha256 = \"00\"\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(format!("{:#}", TokenTable::load(&path).err().unwrap()).contains("root"));
+    }
+
+    #[test]
+    fn a_mapped_client_certificate_authenticates_and_a_token_wins_over_it() {
+        let table = TokenTable::from_tokens(&[("root", Admin, "admin-token")])
+            .with_certificates(&[("recon.internal", "reconciliation", Auditor)]);
+        let auth = Auth::with_tokens(table);
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mapped = names(&["Recon CN", "recon.internal"]);
+        let got = auth.check_call("/ledger.v1.Audit/GetJournalHead", None, Some(&mapped)).unwrap();
+        assert_eq!(got, Some(Principal { name: "reconciliation".into(), role: Auditor }), "a SAN maps");
+        let err = auth.check_call("/ledger.v1.Ledger/CreateAssets", None, Some(&mapped)).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::PermissionDenied, "the certificate's role rules");
+        let err = auth.check_call("/ledger.v1.Audit/GetJournalHead", None, Some(&names(&["stranger"]))).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unauthenticated);
+        assert!(err.message().contains("not mapped"), "{}", err.message());
+        let got = auth.check_call("/ledger.v1.Ledger/CreateAssets", Some(b"Bearer admin-token"), Some(&mapped)).unwrap();
+        assert_eq!(got.unwrap().role, Admin, "a token, when sent, is who calls");
+        let err = auth.check_call("/ledger.v1.Audit/GetJournalHead", Some(b"Bearer wrong"), Some(&mapped)).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unauthenticated, "a bad token is not rescued by the certificate");
+    }
+
+    #[test]
+    fn certificate_entries_are_read_checked_and_reloaded() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.toml");
+        let write = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        };
+        write("[[certificate]]\nprincipal = \"recon\"\nrole = \"auditor\"\nsubject = \"recon.internal\"\n");
+        let table = TokenTable::load(&path).unwrap();
+        let names = vec!["recon.internal".to_string()];
+        assert_eq!(table.authenticate_certificate(&names).unwrap().role, Auditor);
+        write("[[certificate]]\nprincipal = \"recon\"\nrole = \"admin\"\nsubject = \"recon2\"\n");
+        assert_eq!(table.reload().unwrap(), 1);
+        assert!(table.authenticate_certificate(&names).is_none(), "gone after the reload");
+        write("[[certificate]]\nprincipal = \"a\"\nrole = \"admin\"\nsubject = \"x\"\n[[certificate]]\nprincipal = \"b\"\nrole = \"admin\"\nsubject = \"x\"\n");
+        assert!(format!("{:#}", TokenTable::load(&path).err().unwrap()).contains("mapped twice"));
+        write("[[certificate]]\nprincipal = \"a\"\nrole = \"admin\"\nsubject = \"\"\n");
+        assert!(format!("{:#}", TokenTable::load(&path).err().unwrap()).contains("subject must be"));
     }
 }

@@ -57,8 +57,12 @@ pub fn member_rows(node: &Node) -> Vec<pb::NodeStatus> {
         .collect()
 }
 
-fn peer_url(url: &str) -> Result<String, Status> {
-    check_url(url).map_err(|e| Status::invalid_argument(e.to_string()))
+/// A peer URL of this node's scheme (https:// when it runs TLS, else http://).
+fn peer_url(url: &str, me: &NodeAddr) -> Result<String, Status> {
+    let url = check_url(url).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    crate::config::check_scheme(&url, me.peer.starts_with("https://"), "peer address")
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    Ok(url)
 }
 
 fn node_id(id: u64) -> Result<NodeId, Status> {
@@ -82,7 +86,7 @@ impl Cluster for ClusterService {
         let others = req
             .members
             .iter()
-            .map(|m| Ok((node_id(m.node_id)?, peer_url(&m.peer_address)?)))
+            .map(|m| Ok((node_id(m.node_id)?, peer_url(&m.peer_address, &self.me)?)))
             .collect::<Result<Vec<_>, Status>>()?;
         let changed = self.node.init_cluster(self.me.clone(), &others).await;
         self.answer(changed)
@@ -90,7 +94,7 @@ impl Cluster for ClusterService {
 
     async fn add_learner(&self, request: Request<pb::AddLearnerRequest>) -> Result<Response<pb::MembershipResponse>, Status> {
         let req = request.into_inner();
-        let changed = self.node.add_learner(node_id(req.node_id)?, &peer_url(&req.peer_address)?).await;
+        let changed = self.node.add_learner(node_id(req.node_id)?, &peer_url(&req.peer_address, &self.me)?).await;
         self.answer(changed)
     }
 

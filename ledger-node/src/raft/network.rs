@@ -20,7 +20,7 @@ use openraft::raft::{
 };
 use openraft::{ErrorSubject, ErrorVerb, OptionalSend, RaftNetworkV2, StorageError};
 use tokio::io::AsyncReadExt;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use super::{LogId, NodeAddr, NodeId, Snapshot, TypeConfig, Vote};
 use super::snapshot::SnapshotFile;
@@ -61,23 +61,37 @@ pub fn open_message<T: serde::de::DeserializeOwned>(what: &str, m: &RaftMessage)
 }
 
 /// One lazily connected channel per peer URL, shared by replication, follower reads and joins.
+/// With TLS, every channel is mutual TLS: the peer is verified against the cluster CA and this
+/// node presents its own certificate (`tls::TlsMaterial::peer_client`).
 #[derive(Clone, Default)]
 pub struct PeerChannels {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    tls: Option<ClientTlsConfig>,
 }
 
 impl PeerChannels {
+    pub fn new(tls: Option<ClientTlsConfig>) -> PeerChannels {
+        PeerChannels { channels: Arc::default(), tls }
+    }
+
+    fn endpoint(&self, url: &str) -> Result<Endpoint, String> {
+        let endpoint = Endpoint::from_shared(url.to_string()).map_err(|e| format!("bad peer address {url:?}: {e}"))?;
+        match (&self.tls, url.starts_with("https://")) {
+            (Some(tls), true) => endpoint.tls_config(tls.clone()).map_err(|e| format!("peer address {url:?}: {e}")),
+            (None, false) => Ok(endpoint),
+            // Never a plaintext channel from a TLS node (a downgrade), nor TLS without the CA.
+            (Some(_), false) => Err(format!("peer address {url:?} is plaintext but this node runs TLS: use https://")),
+            (None, true) => Err(format!("peer address {url:?} is https but this node runs without TLS")),
+        }
+    }
+
     pub fn client(&self, url: &str) -> Result<RaftPeerClient<Channel>, String> {
         let channel = {
             let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
             match channels.get(url) {
                 Some(channel) => channel.clone(),
                 None => {
-                    let channel = Endpoint::from_shared(url.to_string())
-                        .map_err(|e| format!("bad peer address {url:?}: {e}"))?
-                        .connect_timeout(CONNECT_TIMEOUT)
-                        .tcp_nodelay(true)
-                        .connect_lazy();
+                    let channel = self.endpoint(url)?.connect_timeout(CONNECT_TIMEOUT).tcp_nodelay(true).connect_lazy();
                     if channels.len() >= CHANNELS_MAX {
                         channels.clear();
                     }

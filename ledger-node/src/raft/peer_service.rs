@@ -60,6 +60,8 @@ pub struct PeerService {
     pub cluster_name: String,
     /// Node ids this node has seen in a membership (shared with the service layer's record).
     pub ids_seen: Arc<dyn Fn() -> Vec<NodeId> + Send + Sync>,
+    /// TLS on: every call must come from a node certificate of this cluster (`check_sender`).
+    pub mutual_tls: bool,
 }
 
 fn bad_message(e: std::io::Error) -> Status {
@@ -72,6 +74,39 @@ fn raft_error(e: impl std::fmt::Display) -> Status {
 }
 
 impl PeerService {
+    /// With mutual TLS, who sent a call: the node id its certificate names (the handshake already
+    /// checked the chain to the cluster CA). A node that is not in this node's membership (voters
+    /// and learners) is refused with PERMISSION_DENIED and logged, except while this node holds no
+    /// Raft state: then it is waiting to be joined, and the joining leader is not known yet.
+    fn check_sender<T>(&self, request: &Request<T>, method: &'static str) -> Result<(), Status> {
+        use openraft::type_config::async_runtime::WatchReceiver;
+        if !self.mutual_tls {
+            return Ok(());
+        }
+        let certs = request.peer_certs().ok_or_else(|| Status::unauthenticated("no peer certificate"))?;
+        let der = certs.first().ok_or_else(|| Status::unauthenticated("no peer certificate"))?;
+        let sender = match crate::tls::node_id_in(der, &self.cluster_name) {
+            Ok(id) => id,
+            Err(why) => {
+                tracing::warn!(method, remote = ?request.remote_addr(), reason = %why, "peer call refused: not a node of this cluster");
+                return Err(Status::permission_denied(format!("not a node of cluster {:?}: {why}", self.cluster_name)));
+            }
+        };
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let membership = metrics.membership_config.membership();
+        let joining = membership.nodes().next().is_none();
+        if joining || membership.get_node(&sender).is_some() {
+            return Ok(());
+        }
+        tracing::warn!(
+            method,
+            sender,
+            remote = ?request.remote_addr(),
+            "peer call refused: node {sender} is not a member of this cluster"
+        );
+        Err(Status::permission_denied(format!("node {sender} is not a member of this cluster")))
+    }
+
     /// Refuses a message meant for another node: another id, or this id in another data dir
     /// (a wiped node must not answer for the member whose log it lost).
     fn check_target(&self, m: &RaftMessage) -> Result<(), Status> {
@@ -95,6 +130,7 @@ impl PeerService {
 #[tonic::async_trait]
 impl RaftPeer for PeerService {
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.check_sender(&request, "vote")?;
         self.check_target(request.get_ref())?;
         let rpc: VoteRequest<TypeConfig> = open_message("vote", request.get_ref()).map_err(bad_message)?;
         let reply = self.raft.vote(rpc).await.map_err(raft_error)?;
@@ -109,6 +145,7 @@ impl RaftPeer for PeerService {
     }
 
     async fn append_entries(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.check_sender(&request, "append_entries")?;
         self.check_target(request.get_ref())?;
         let arrived = Instant::now();
         let rpc: AppendEntriesRequest<TypeConfig> =
@@ -122,6 +159,7 @@ impl RaftPeer for PeerService {
     }
 
     async fn install_snapshot(&self, request: Request<Streaming<SnapshotChunk>>) -> Result<Response<RaftMessage>, Status> {
+        self.check_sender(&request, "install_snapshot")?;
         let mut stream = request.into_inner();
         tokio::fs::create_dir_all(&self.snapshot_dir).await.map_err(|e| Status::internal(e.to_string()))?;
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
@@ -161,7 +199,8 @@ impl RaftPeer for PeerService {
         Ok(Response::new(message(codec::encode(&reply))))
     }
 
-    async fn node_info(&self, _: Request<NodeInfoRequest>) -> Result<Response<NodeInfoResponse>, Status> {
+    async fn node_info(&self, request: Request<NodeInfoRequest>) -> Result<Response<NodeInfoResponse>, Status> {
+        self.check_sender(&request, "node_info")?;
         let initialized = self.raft.is_initialized().await.map_err(raft_error)?;
         Ok(Response::new(NodeInfoResponse {
             node_id: self.node_id,
@@ -176,6 +215,7 @@ impl RaftPeer for PeerService {
     }
 
     async fn read_index(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.check_sender(&request, "read_index")?;
         self.check_target(request.get_ref())?;
         // Confirms leadership with a quorum (ReadIndex), like a read on the leader itself.
         let linearizer = match self.raft.get_read_linearizer(ReadPolicy::ReadIndex).await {
