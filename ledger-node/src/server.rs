@@ -93,13 +93,18 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     let ledger = LedgerServer::new(LedgerService::new(node.clone()))
         .max_decoding_message_size(MESSAGE_BYTES_MAX)
         .max_encoding_message_size(MESSAGE_BYTES_MAX);
-    let wallet = WalletServer::new(crate::api::wallet::WalletService::from_env(node.clone(), config.dev_single))
+    let wallet = WalletServer::new(crate::api::wallet::WalletService::from_env(node.clone(), config.dev_single)?)
         .max_decoding_message_size(MESSAGE_BYTES_MAX)
         .max_encoding_message_size(MESSAGE_BYTES_MAX);
     let audit = AuditServer::new(crate::api::audit::AuditService::new(node.clone()))
+        .max_decoding_message_size(MESSAGE_BYTES_MAX)
         .max_encoding_message_size(MESSAGE_BYTES_MAX);
-    let risk = RiskServer::new(crate::api::risk::RiskService { node: node.clone() });
-    let cluster = ClusterServer::new(ClusterService { node: node.clone(), me: me.clone() });
+    let risk = RiskServer::new(crate::api::risk::RiskService { node: node.clone() })
+        .max_decoding_message_size(MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(MESSAGE_BYTES_MAX);
+    let cluster = ClusterServer::new(ClusterService { node: node.clone(), me: me.clone() })
+        .max_decoding_message_size(MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(MESSAGE_BYTES_MAX);
     let peer = RaftPeerServer::new(PeerService {
         raft: raft.clone(),
         leader_contact,

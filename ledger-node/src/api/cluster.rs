@@ -54,7 +54,13 @@ pub fn member_rows(node: &Node) -> Vec<pb::NodeStatus> {
         .collect()
 }
 
+/// Bytes in a peer address a membership change may name (it is stored in every membership).
+pub const PEER_ADDRESS_BYTES_MAX: usize = 256;
+
 fn peer_url(url: &str) -> Result<String, Status> {
+    if url.len() > PEER_ADDRESS_BYTES_MAX {
+        return Err(Status::invalid_argument(format!("peer address of {} bytes; at most {PEER_ADDRESS_BYTES_MAX}", url.len())));
+    }
     check_url(url).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
@@ -109,5 +115,18 @@ impl Cluster for ClusterService {
     ) -> Result<Response<pb::TriggerSnapshotResponse>, Status> {
         let (snapshot_index, purged_index) = self.node.snapshot_now(request.into_inner().purge_log).await.map_err(to_status)?;
         Ok(Response::new(pb::TriggerSnapshotResponse { snapshot_index, purged_index }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_addresses_are_bounded() {
+        let url = |host_len: usize| format!("http://{}:7070", "h".repeat(host_len));
+        let fits = PEER_ADDRESS_BYTES_MAX - "http://:7070".len();
+        assert_eq!(peer_url(&url(fits)).unwrap().len(), PEER_ADDRESS_BYTES_MAX);
+        assert_eq!(peer_url(&url(fits + 1)).unwrap_err().code(), tonic::Code::InvalidArgument);
     }
 }

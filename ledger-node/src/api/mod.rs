@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod bounds;
 pub mod cluster;
 pub mod convert;
 pub mod grpc;

@@ -54,6 +54,27 @@ pub fn available_minor(account: &Account) -> u128 {
         .saturating_sub(b.debits_posted.saturating_add(b.debits_pending))
 }
 
+/// The checks of an issue that need no state, in the order `issue` runs them (the API runs them
+/// too, to refuse before proposing).
+pub fn check_issue(input: &IssueTokenInput) -> Result<(), ResultCode> {
+    if input.token_id == 0 || input.account_id == 0 || input.clearing_account_id == 0 {
+        return Err(ResultCode::IdMustNotBeZero);
+    }
+    if input.account_id == input.clearing_account_id {
+        return Err(ResultCode::AccountsMustBeDifferent);
+    }
+    if input.device_id.is_empty() || input.device_id.len() > WALLET_DEVICE_ID_BYTES_MAX {
+        return Err(ResultCode::DeviceIdInvalid);
+    }
+    if input.max_offline_count == 0 || input.max_offline_count > WALLET_OFFLINE_COUNT_MAX {
+        return Err(ResultCode::OfflineCountExceeded);
+    }
+    if input.validity_ms > WALLET_VALIDITY_MS_MAX {
+        return Err(ResultCode::TimeoutTooLarge);
+    }
+    Ok(())
+}
+
 pub fn issue(
     store: &mut impl Store,
     input: &IssueTokenInput,
@@ -61,20 +82,8 @@ pub fn issue(
     entries: &mut Vec<AccountEntry>,
 ) -> io::Result<ItemResult> {
     let refuse = |code| Ok(ItemResult { id: input.token_id, ..ItemResult::new(code) });
-    if input.token_id == 0 || input.account_id == 0 || input.clearing_account_id == 0 {
-        return refuse(ResultCode::IdMustNotBeZero);
-    }
-    if input.account_id == input.clearing_account_id {
-        return refuse(ResultCode::AccountsMustBeDifferent);
-    }
-    if input.device_id.is_empty() || input.device_id.len() > WALLET_DEVICE_ID_BYTES_MAX {
-        return refuse(ResultCode::DeviceIdInvalid);
-    }
-    if input.max_offline_count == 0 || input.max_offline_count > WALLET_OFFLINE_COUNT_MAX {
-        return refuse(ResultCode::OfflineCountExceeded);
-    }
-    if input.validity_ms > WALLET_VALIDITY_MS_MAX {
-        return refuse(ResultCode::TimeoutTooLarge);
+    if let Err(code) = check_issue(input) {
+        return refuse(code);
     }
     if super::blocklist::is_blocked(store, input.token_id, &input.device_id)? {
         return refuse(ResultCode::Blocked);
