@@ -106,7 +106,8 @@ impl WalletService {
     }
 }
 
-fn id(bytes: &[u8], what: &str) -> Result<u128, Status> {
+/// A required id: 16 bytes, not zero.
+pub(crate) fn id(bytes: &[u8], what: &str) -> Result<u128, Status> {
     match convert::id(bytes) {
         Ok(0) | Err(_) => Err(Status::invalid_argument(format!("{what} must be 16 bytes and not zero"))),
         Ok(id) => Ok(id),
@@ -162,6 +163,16 @@ pub(crate) fn issue_input(r: &pb::IssueTokenRequest) -> Result<Result<wallet::Is
         Ok(()) => Ok(input),
         Err(code) => Err(ItemResult { id: input.token_id, ..ItemResult::new(code) }),
     })
+}
+
+/// Decodes a revoke request; Ok(Err): the result apply would give (a reason too long), without
+/// a Raft round trip.
+pub(crate) fn revoke_input(r: &pb::RevokeTokenRequest) -> Result<Result<wallet::RevokeTokenInput, ItemResult>, Status> {
+    let token_id = id(&r.token_id, "token id")?;
+    if r.reason.len() > crate::ledger::limits::REASON_BYTES_MAX {
+        return Ok(Err(ItemResult::new(ResultCode::ReasonInvalid)));
+    }
+    Ok(Ok(wallet::RevokeTokenInput { token_id, reason: r.reason.clone() }))
 }
 
 /// Decodes a sync's records and verifies each MAC with the key (apply sees only the verdict).
@@ -263,12 +274,10 @@ impl Wallet for WalletService {
     }
 
     async fn revoke_token(&self, request: Request<pb::RevokeTokenRequest>) -> Result<Response<pb::WriteResult>, Status> {
-        let r = request.into_inner();
-        let input = wallet::RevokeTokenInput { token_id: id(&r.token_id, "token id")?, reason: r.reason };
-        if input.reason.len() > crate::ledger::limits::REASON_BYTES_MAX {
-            // What apply answers, without a Raft round trip for a reason no rule accepts.
-            return Ok(Response::new(convert::write_result(0, &ItemResult::new(ResultCode::ReasonInvalid))));
-        }
+        let input = match revoke_input(&request.into_inner())? {
+            Ok(input) => input,
+            Err(refused) => return Ok(Response::new(convert::write_result(0, &refused))),
+        };
         let applied = self.node.propose(Operation::RevokeTokens(vec![input])).await.map_err(to_status)?;
         let result = applied.results.first().ok_or_else(|| Status::internal("no result"))?;
         Ok(Response::new(convert::write_result(0, result)))
