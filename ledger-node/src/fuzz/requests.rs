@@ -30,9 +30,15 @@ pub enum Request {
     IssueToken(pb::IssueTokenRequest),
     SyncOfflineRecords(pb::SyncOfflineRecordsRequest),
     RevokeToken(pb::RevokeTokenRequest),
+    /// `Audit.ExportJournal`: the range it resolves to, and its first page of lines.
+    ExportJournal(pb::ExportJournalRequest),
+    /// The `authorization` header of any call, checked by the auth layer for `path`.
+    Authorization { path: String, header: Vec<u8> },
 }
 
-pub const KINDS: u8 = 11;
+pub const KINDS: u8 = 13;
+/// The bearer token the fuzz auth table knows (role admin).
+pub const FUZZ_TOKEN: &str = "fuzz-token-0123456789abcdef0123456789abcdef";
 
 impl Request {
     /// Tag byte ‖ protobuf body: the corpus format of this target.
@@ -49,6 +55,12 @@ impl Request {
             Request::IssueToken(r) => (8, r.encode_to_vec()),
             Request::SyncOfflineRecords(r) => (9, r.encode_to_vec()),
             Request::RevokeToken(r) => (10, r.encode_to_vec()),
+            Request::ExportJournal(r) => (11, r.encode_to_vec()),
+            // Path length (at most 255) ‖ path ‖ header.
+            Request::Authorization { path, header } => {
+                let path = &path.as_bytes()[..path.len().min(255)];
+                (12, [&[path.len() as u8][..], path, header].concat())
+            }
         };
         [vec![tag], body].concat()
     }
@@ -67,7 +79,13 @@ impl Request {
             7 => Request::SetBlocklist(Message::decode(body).ok()?),
             8 => Request::IssueToken(Message::decode(body).ok()?),
             9 => Request::SyncOfflineRecords(Message::decode(body).ok()?),
-            _ => Request::RevokeToken(Message::decode(body).ok()?),
+            10 => Request::RevokeToken(Message::decode(body).ok()?),
+            11 => Request::ExportJournal(Message::decode(body).ok()?),
+            _ => {
+                let (len, rest) = body.split_first()?;
+                let path = std::str::from_utf8(rest.get(..usize::from(*len))?).ok()?.to_string();
+                Request::Authorization { path, header: rest[usize::from(*len)..].to_vec() }
+            }
         })
     }
 }
@@ -195,6 +213,36 @@ fn answer(request: &Request) -> Answer {
             let records = wallet::offline_records(MASTER_KEY, known.as_ref(), &r.records)?;
             let input = crate::ledger::wallet::SyncInput { token_id, records, reissue_through_sequence: r.reissue_through_sequence };
             Ok((Vec::new(), Some(Operation::SyncOfflineRecords(vec![input]))))
+        }
+        Request::ExportJournal(r) => {
+            let world = world::world();
+            let head = crate::ledger::journal::head(&world).expect("world journal").seq;
+            let request = crate::ledger::audit::RangeRequest {
+                from_seq: r.from_seq,
+                to_seq: r.to_seq,
+                from_timestamp_ns: r.from_timestamp_ns,
+                to_timestamp_ns: r.to_timestamp_ns,
+            };
+            let range = crate::ledger::audit::resolve(&world, request).expect("a range resolves");
+            assert!(range.from_seq >= 1 && range.to_seq <= head, "{range:?} outside 1..={head}");
+            let page = crate::ledger::audit::lines(&world, range.from_seq, range.to_seq, crate::api::audit::EXPORT_LINES_PER_MESSAGE)
+                .expect("lines read");
+            let expected = if range.from_seq > range.to_seq { 0 } else { (range.to_seq - range.from_seq + 1).min(crate::api::audit::EXPORT_LINES_PER_MESSAGE as u64) };
+            assert_eq!(page.len() as u64, expected, "{range:?}");
+            Ok((Vec::new(), None))
+        }
+        Request::Authorization { path, header } => {
+            use crate::api::auth::{Auth, Role, TokenTable};
+            let auth = Auth::with_tokens(TokenTable::from_tokens(&[("fuzz", Role::Admin, FUZZ_TOKEN)]));
+            match auth.check(path, Some(header)) {
+                Ok(_) => {}
+                Err(status) => assert!(
+                    matches!(status.code(), tonic::Code::Unauthenticated | tonic::Code::PermissionDenied),
+                    "auth answered {status:?}"
+                ),
+            }
+            assert!(Auth::disabled().check(path, Some(header)).is_ok(), "authentication off lets every call through");
+            Ok((Vec::new(), None))
         }
         Request::RevokeToken(r) => match wallet::revoke_input(r)? {
             Ok(input) => Ok((Vec::new(), Some(Operation::RevokeTokens(vec![input])))),

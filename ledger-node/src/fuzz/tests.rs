@@ -321,13 +321,20 @@ fn request() -> impl Strategy<Value = Request> {
         2 => issue.prop_map(Request::IssueToken),
         4 => (token(), wire_records(), prop_oneof![Just(0u64), sequence()]).prop_map(|(token_id, records, reissue_through_sequence)| Request::SyncOfflineRecords(pb::SyncOfflineRecordsRequest { token_id, records, reissue_through_sequence })),
         1 => (token(), text(REASON_BYTES_MAX)).prop_map(|(token_id, reason)| Request::RevokeToken(pb::RevokeTokenRequest { token_id, reason })),
+        1 => (sequence(), sequence(), prop_oneof![Just(0u64), Just(T0_NS + 3 * 1_000_000), any::<u64>()], prop_oneof![Just(0u64), Just(T0_NS + 5 * 1_000_000), any::<u64>()])
+            .prop_map(|(from_seq, to_seq, from_timestamp_ns, to_timestamp_ns)| Request::ExportJournal(pb::ExportJournalRequest { from_seq, to_seq, from_timestamp_ns, to_timestamp_ns })),
+        1 => (prop_oneof![Just(String::from("/ledger.v1.Ledger/CreateTransfers")), Just(String::from("/ledger.raft.v1.RaftPeer/Vote")), ".{0,40}"], prop_oneof![
+            Just(format!("Bearer {}", super::requests::FUZZ_TOKEN).into_bytes()),
+            Just(b"Bearer ".to_vec()),
+            prop::collection::vec(any::<u8>(), 0..80),
+        ]).prop_map(|(path, header)| Request::Authorization { path, header }),
     ]
 }
 
 // ---- the properties ----
 
 proptest! {
-    #![proptest_config(cases(256))]
+    #![proptest_config(cases(512))]
 
     /// Noise into every target: nothing panics.
     #[test]
@@ -364,7 +371,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(cases(48))]
+    #![proptest_config(cases(96))]
 
     /// Random hostile command sequences keep the ledger whole (`apply::check_sequence`).
     #[test]
