@@ -205,6 +205,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
 
     type Serving = std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
     let clients = tonic::transport::Server::builder()
+        .max_concurrent_streams(crate::api::STREAMS_PER_CONNECTION_MAX)
         .layer(crate::telemetry::requests::RequestMetricsLayer)
         .layer(AuthLayer { auth: auth.clone() })
         .add_service(ledger)
@@ -224,6 +225,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
             Box::pin(clients.serve_with_incoming_shutdown(client_listener, stopped(stop_rx.clone()))),
             Box::pin(
                 tonic::transport::Server::builder()
+                    .max_concurrent_streams(crate::api::STREAMS_PER_CONNECTION_MAX)
                     .add_service(peer)
                     .serve_with_incoming_shutdown(listener, stopped(stop_rx.clone())),
             ),

@@ -358,7 +358,7 @@ impl Ledger for LedgerService {
             let same_ts = store::account_entries(
                 &reader,
                 account_id,
-                Some(last_ts - 1),
+                Some(last_ts.saturating_sub(1)),
                 Some(last_ts.saturating_add(1)),
                 2 * TRANSFER_LEGS_MAX,
                 req.reverse,

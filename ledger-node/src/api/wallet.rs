@@ -394,6 +394,28 @@ mod tests {
         assert!(MasterKey::from_file(std::path::Path::new("/nonexistent/ledger-master.key")).is_err());
     }
 
+    /// The replicated state (what snapshots ship, what audit exports read: the journal is a
+    /// table) never holds the master key, a device key or a token key: the state machine never
+    /// sees them, only the verdict on each MAC.
+    #[test]
+    fn no_table_holds_a_wallet_key() {
+        use crate::fuzz::world::{DEVICE, MASTER_KEY, TOKEN, world};
+        let state = world();
+        assert!(token::get_token(&state, TOKEN).unwrap().is_some(), "the world has an issued token");
+        let secrets = [MASTER_KEY.to_vec(), mac::device_key(MASTER_KEY, DEVICE).to_vec(), mac::token_key(MASTER_KEY, DEVICE, TOKEN).to_vec()];
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        for (table, rows) in &state.tables {
+            for (key, value) in rows {
+                for secret in &secrets {
+                    for needle in [secret.clone(), hex(secret).into_bytes()] {
+                        let found = |haystack: &[u8]| haystack.windows(needle.len()).any(|w| w == needle.as_slice());
+                        assert!(!found(key) && !found(value), "table {table:?} holds a wallet key");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_master_key_never_prints_its_bytes() {
         let key = MasterKey::from_file(key_file(b"0123456789abcdef0123456789ABCDEF-secret", 0o600).path()).unwrap();
