@@ -716,7 +716,9 @@ impl LedgerClient {
         F: Fn(ClusterGrpc, tonic::Request<Req>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
     {
-        self.call_with(rpc, kind, pinned, request, timeout, ClusterGrpc::new, send)
+        let max = self.inner.config.max_message_size_bytes;
+        let make = move |channel| ClusterGrpc::new(channel).max_decoding_message_size(max).max_encoding_message_size(max);
+        self.call_with(rpc, kind, pinned, request, timeout, make, send)
             .await
     }
 
@@ -740,8 +742,10 @@ impl LedgerClient {
         F: Fn(RiskGrpc, tonic::Request<Req>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
     {
+        let max = self.inner.config.max_message_size_bytes;
+        let make = move |channel| RiskGrpc::new(channel).max_decoding_message_size(max).max_encoding_message_size(max);
         let timeout = self.inner.config.request_timeout;
-        self.call_with(rpc, kind, None, request, timeout, RiskGrpc::new, send).await
+        self.call_with(rpc, kind, None, request, timeout, make, send).await
     }
 
     /// A call to the `Wallet` service (see `wallet.rs`): same retries, leader following and

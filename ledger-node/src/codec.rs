@@ -12,9 +12,12 @@ use serde::de::DeserializeOwned;
 /// corruption. So the version is checked where it can be named instead: a data dir records the
 /// format it was created with (`identity.toml`) and a node of another format is refused at start;
 /// a peer reports its format (`NodeInfo`) and one of another format is refused as a member.
-/// Bump it with any change to a persisted or replicated type (docs/operations.md, Upgrades).
+/// Bump it with any change to a persisted or replicated type, and with any change to what apply
+/// does with a command (replicas of two rules would diverge on the same log; docs/operations.md,
+/// Upgrades).
 ///
-/// 1: the first release. 2: transfers and idempotency records name their owner.
+/// 1: the first release. 2: transfers and idempotency records name their owner; a refused token
+/// issue writes nothing; an offline payment keeps the merchant's balance rule.
 pub const FORMAT_VERSION: u32 = 2;
 
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {

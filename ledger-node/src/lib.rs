@@ -5,6 +5,7 @@
 pub mod ledger;
 pub mod codec;
 pub mod config;
+pub mod fuzz;
 pub mod raft;
 pub mod storage;
 pub mod api;

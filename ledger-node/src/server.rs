@@ -101,13 +101,18 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     let ledger = LedgerServer::new(LedgerService::new(node.clone()))
         .max_decoding_message_size(MESSAGE_BYTES_MAX)
         .max_encoding_message_size(MESSAGE_BYTES_MAX);
-    let wallet = WalletServer::new(crate::api::wallet::WalletService::from_env(node.clone(), config.dev_single))
+    let wallet = WalletServer::new(crate::api::wallet::WalletService::from_env(node.clone(), config.dev_single)?)
         .max_decoding_message_size(MESSAGE_BYTES_MAX)
         .max_encoding_message_size(MESSAGE_BYTES_MAX);
     let audit = AuditServer::new(crate::api::audit::AuditService::new(node.clone()))
+        .max_decoding_message_size(MESSAGE_BYTES_MAX)
         .max_encoding_message_size(MESSAGE_BYTES_MAX);
-    let risk = RiskServer::new(crate::api::risk::RiskService { node: node.clone() });
-    let cluster = ClusterServer::new(ClusterService { node: node.clone(), me: me.clone() });
+    let risk = RiskServer::new(crate::api::risk::RiskService { node: node.clone() })
+        .max_decoding_message_size(MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(MESSAGE_BYTES_MAX);
+    let cluster = ClusterServer::new(ClusterService { node: node.clone(), me: me.clone() })
+        .max_decoding_message_size(MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(MESSAGE_BYTES_MAX);
     let peer = RaftPeerServer::new(PeerService {
         raft: raft.clone(),
         leader_contact,
@@ -215,7 +220,10 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     }
 
     type Serving = std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
-    let (mut client_server, mut peer_server) = (tonic::transport::Server::builder(), tonic::transport::Server::builder());
+    let (mut client_server, mut peer_server) = (
+        tonic::transport::Server::builder().max_concurrent_streams(crate::api::STREAMS_PER_CONNECTION_MAX),
+        tonic::transport::Server::builder().max_concurrent_streams(crate::api::STREAMS_PER_CONNECTION_MAX),
+    );
     if let Some(tls) = &tls {
         client_server = client_server.tls_config(tls.client_server()).context("TLS on the client port")?;
         peer_server = peer_server.tls_config(tls.peer_server()).context("mutual TLS on the peer port")?;

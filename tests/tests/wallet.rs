@@ -623,3 +623,49 @@ async fn watch_wallet_pushes_balance_changes_from_other_channels() {
     // An unknown token is NOT_FOUND.
     assert!(matches!(c.watch_wallet(99).await, Err(ledger_client::ClientError::Rejected { code: tonic::Code::NotFound, .. })));
 }
+
+/// A master key file its group or others may read stops the node at start-up (and says why); the
+/// same key with mode 600 starts it. The key bytes never reach the log.
+#[test]
+fn a_master_key_file_others_may_read_stops_the_node() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("master.key");
+    let secret = "e2e-master-key-0123456789abcdef-0123456789abcdef";
+    std::fs::write(&key_path, secret).unwrap();
+    let run = |mode: u32, data: &str| {
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let port = ledger_e2e::free_port();
+        let log_path = dir.path().join(format!("{data}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut child = std::process::Command::new(ledger_e2e::binary("ledger-node"))
+            .args(["start", "--node-id", "1", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(dir.path().join(data))
+            .env("LEDGER_WALLET_MASTER_KEY_FILE", &key_path)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let exited = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() || Instant::now() > deadline {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (exited, std::fs::read_to_string(&log_path).unwrap())
+    };
+    let (exited, log) = run(0o644, "open");
+    assert!(exited.is_some_and(|s| !s.success()), "the node served with a world-readable key: {log}");
+    assert!(log.contains("readable by its owner only") && log.contains("LEDGER_WALLET_MASTER_KEY_FILE"), "{log}");
+    assert!(!log.contains(secret), "the key reached the log");
+    let (exited, log) = run(0o600, "private");
+    assert!(exited.is_none(), "the node did not serve with a mode-600 key: {log}");
+    assert!(!log.contains(secret), "the key reached the log");
+}

@@ -57,8 +57,14 @@ pub fn member_rows(node: &Node) -> Vec<pb::NodeStatus> {
         .collect()
 }
 
-/// A peer URL of this node's scheme (https:// when it runs TLS, else http://).
+/// Bytes in a peer address a membership change may name (it is stored in every membership).
+pub const PEER_ADDRESS_BYTES_MAX: usize = 256;
+
+/// A peer URL of this node's scheme (https:// when it runs TLS, else http://), bounded.
 fn peer_url(url: &str, me: &NodeAddr) -> Result<String, Status> {
+    if url.len() > PEER_ADDRESS_BYTES_MAX {
+        return Err(Status::invalid_argument(format!("peer address of {} bytes; at most {PEER_ADDRESS_BYTES_MAX}", url.len())));
+    }
     let url = check_url(url).map_err(|e| Status::invalid_argument(e.to_string()))?;
     crate::config::check_scheme(&url, me.peer.starts_with("https://"), "peer address")
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -164,5 +170,19 @@ impl BackupRunning {
 impl Drop for BackupRunning {
     fn drop(&mut self) {
         BACKUP_RUNNING.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_addresses_are_bounded() {
+        let url = |host_len: usize| format!("http://{}:7070", "h".repeat(host_len));
+        let fits = PEER_ADDRESS_BYTES_MAX - "http://:7070".len();
+        let me = NodeAddr { peer: "http://127.0.0.1:7080".into(), api: "http://127.0.0.1:7070".into(), incarnation: 1 };
+        assert_eq!(peer_url(&url(fits), &me).unwrap().len(), PEER_ADDRESS_BYTES_MAX);
+        assert_eq!(peer_url(&url(fits + 1), &me).unwrap_err().code(), tonic::Code::InvalidArgument);
     }
 }

@@ -91,6 +91,33 @@ pub fn status_change_input(c: &pb::AccountStatusChange, actor: &str) -> Result<S
     Ok(StatusChangeInput { account_id: id(&c.account_id)?, status, reason: c.reason.clone(), actor: actor.to_string() })
 }
 
+/// What the API checks of one item before proposing it: decoding, then the same stateless
+/// checks the state machine runs (`ledger::validate`). A refusal is the item's result.
+pub fn prepare_asset(a: &pb::Asset) -> Result<AssetInput, ItemResult> {
+    let input = asset_input(a);
+    crate::ledger::validate::asset(&input).map_err(ItemResult::new)?;
+    Ok(input)
+}
+
+pub fn prepare_account(a: &pb::Account) -> Result<AccountInput, ItemResult> {
+    let input = account_input(a).map_err(ItemResult::new)?;
+    crate::ledger::validate::account(&input).map_err(ItemResult::new)?;
+    Ok(input)
+}
+
+/// A refused transfer names its id when the id decodes (the client matches results by it).
+pub fn prepare_transfer(t: &pb::Transfer) -> Result<TransferInput, ItemResult> {
+    let input = transfer_input(t).map_err(|r| ItemResult { id: id(&t.id).unwrap_or(0), ..r })?;
+    crate::ledger::validate::transfer(&input)?;
+    Ok(input)
+}
+
+pub fn prepare_status_change(c: &pb::AccountStatusChange, actor: &str) -> Result<StatusChangeInput, ItemResult> {
+    let input = status_change_input(c, actor).map_err(ItemResult::new)?;
+    crate::ledger::validate::status_change(&input).map_err(ItemResult::new)?;
+    Ok(input)
+}
+
 pub fn write_result(index: usize, r: &ItemResult) -> pb::WriteResult {
     pb::WriteResult {
         index: index as u32,

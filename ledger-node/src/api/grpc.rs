@@ -11,7 +11,7 @@ use tokio::sync::broadcast::error::RecvError;
 use openraft::type_config::async_runtime::WatchReceiver;
 use tonic::{Request, Response, Status};
 
-use super::convert;
+use super::{bounds, convert};
 use super::status::{storage, to_status};
 use crate::ledger::limits::*;
 use crate::ledger::result::ItemResult;
@@ -59,13 +59,6 @@ fn max_staleness<T>(request: &Request<T>) -> Result<Option<Duration>, Status> {
         Some(ms @ 1..=STALENESS_MAX_MS) => Ok(Some(Duration::from_millis(ms))),
         _ => Err(Status::invalid_argument(format!("{STALENESS_HEADER} must be 1..={STALENESS_MAX_MS}"))),
     }
-}
-
-fn check_batch(len: usize) -> Result<(), Status> {
-    if len > BATCH_ITEMS_MAX {
-        return Err(Status::invalid_argument(format!("batch has {len} items; the limit is {BATCH_ITEMS_MAX}")));
-    }
-    Ok(())
 }
 
 fn request_id(bytes: &[u8], what: &str) -> Result<u128, Status> {
@@ -133,9 +126,7 @@ impl LedgerService {
         get: impl for<'r> Fn(&ReadStore<'r>, u128) -> std::io::Result<Option<T>>,
         to_wire: impl for<'r, 's> Fn(&T, &mut Scales<'r, 's>) -> Result<W, Status>,
     ) -> Result<Vec<W>, Status> {
-        if raw_ids.len() > LOOKUP_IDS_MAX {
-            return Err(Status::invalid_argument(format!("at most {LOOKUP_IDS_MAX} ids per lookup")));
-        }
+        bounds::lookup(raw_ids.len(), "ids")?;
         let ids = raw_ids.iter().map(|b| request_id(b, what)).collect::<Result<Vec<_>, _>>()?;
         self.read_barrier(staleness).await?;
         let reader = self.node.reader();
@@ -161,7 +152,7 @@ pub(crate) async fn write_items<P, I, F>(
 where
     F: Future<Output = Result<Vec<ItemResult>, ServiceError>>,
 {
-    check_batch(items.len())?;
+    bounds::items(items.len())?;
     let mut results: Vec<Option<ItemResult>> = vec![None; items.len()];
     let mut positions = Vec::with_capacity(items.len());
     let mut inputs = Vec::with_capacity(items.len());
@@ -200,17 +191,9 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::AccountEntry, Status>> +
 impl Ledger for LedgerService {
     async fn create_assets(&self, request: Request<pb::CreateAssetsRequest>) -> Result<Response<pb::CreateAssetsResponse>, Status> {
         let req = request.into_inner();
+        bounds::create_assets(&req)?;
         let results = self
-            .write(
-                "create_assets",
-                &req.assets,
-                |a| {
-                    let input = convert::asset_input(a);
-                    validate::asset(&input).map_err(ItemResult::new)?;
-                    Ok(input)
-                },
-                |inputs| self.propose(inputs, Operation::CreateAssets),
-            )
+            .write("create_assets", &req.assets, convert::prepare_asset, |inputs| self.propose(inputs, Operation::CreateAssets))
             .await?;
         Ok(Response::new(pb::CreateAssetsResponse { results }))
     }
@@ -220,17 +203,9 @@ impl Ledger for LedgerService {
         request: Request<pb::CreateAccountsRequest>,
     ) -> Result<Response<pb::CreateAccountsResponse>, Status> {
         let req = request.into_inner();
+        bounds::create_accounts(&req)?;
         let results = self
-            .write(
-                "create_accounts",
-                &req.accounts,
-                |a| {
-                    let input = convert::account_input(a).map_err(ItemResult::new)?;
-                    validate::account(&input).map_err(ItemResult::new)?;
-                    Ok(input)
-                },
-                |inputs| self.propose(inputs, Operation::CreateAccounts),
-            )
+            .write("create_accounts", &req.accounts, convert::prepare_account, |inputs| self.propose(inputs, Operation::CreateAccounts))
             .await?;
         Ok(Response::new(pb::CreateAccountsResponse { results }))
     }
@@ -241,18 +216,14 @@ impl Ledger for LedgerService {
     ) -> Result<Response<pb::CreateTransfersResponse>, Status> {
         let owner = super::auth::owner(&request);
         let req = request.into_inner();
-        let legs: usize = req.transfers.iter().map(|t| t.legs.len()).sum();
-        if legs > BATCH_LEGS_MAX {
-            return Err(Status::invalid_argument(format!("batch has {legs} legs; the limit is {BATCH_LEGS_MAX}")));
-        }
+        bounds::create_transfers(&req)?;
         let results = self
             .write(
                 "create_transfers",
                 &req.transfers,
                 |t| {
-                    let mut input = convert::transfer_input(t).map_err(|r| ItemResult { id: convert::id(&t.id).unwrap_or(0), ..r })?;
+                    let mut input = convert::prepare_transfer(t)?;
                     input.owner = owner.clone();
-                    validate::transfer(&input)?;
                     Ok(input)
                 },
                 |inputs| self.transfers.submit(inputs),
@@ -267,17 +238,11 @@ impl Ledger for LedgerService {
     ) -> Result<Response<pb::SetAccountStatusResponse>, Status> {
         let actor = super::auth::actor(&request);
         let req = request.into_inner();
+        bounds::set_account_status(&req)?;
         let results = self
-            .write(
-                "set_account_status",
-                &req.changes,
-                |c| {
-                    let input = convert::status_change_input(c, &actor).map_err(ItemResult::new)?;
-                    validate::status_change(&input).map_err(ItemResult::new)?;
-                    Ok(input)
-                },
-                |inputs| self.propose(inputs, Operation::SetAccountStatus),
-            )
+            .write("set_account_status", &req.changes, |c| convert::prepare_status_change(c, &actor), |inputs| {
+                self.propose(inputs, Operation::SetAccountStatus)
+            })
             .await?;
         Ok(Response::new(pb::SetAccountStatusResponse { results }))
     }
@@ -285,9 +250,8 @@ impl Ledger for LedgerService {
     async fn lookup_assets(&self, request: Request<pb::LookupAssetsRequest>) -> Result<Response<pb::LookupAssetsResponse>, Status> {
         let staleness = max_staleness(&request)?;
         let req = request.into_inner();
-        if req.codes.len() > LOOKUP_IDS_MAX {
-            return Err(Status::invalid_argument(format!("at most {LOOKUP_IDS_MAX} codes per lookup")));
-        }
+        bounds::lookup(req.codes.len(), "codes")?;
+        req.codes.iter().try_for_each(|code| bounds::named_asset(code))?;
         self.read_barrier(staleness).await?;
         let reader = self.node.reader();
         let mut assets = Vec::new();
@@ -407,7 +371,7 @@ impl Ledger for LedgerService {
             let same_ts = store::account_entries(
                 &reader,
                 account_id,
-                Some(last_ts - 1),
+                Some(last_ts.saturating_sub(1)),
                 Some(last_ts.saturating_add(1)),
                 2 * TRANSFER_LEGS_MAX,
                 req.reverse,

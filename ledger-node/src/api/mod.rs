@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod bounds;
 pub mod cluster;
 pub mod convert;
 pub mod grpc;
@@ -14,3 +15,6 @@ pub mod wallet_watch;
 
 /// Largest request or response message.
 pub const MESSAGE_BYTES_MAX: usize = 32 << 20;
+/// Concurrent HTTP/2 streams (calls in flight, watch streams included) per client or peer
+/// connection. tonic leaves it unlimited unless set; more wait for the peer's SETTINGS window.
+pub const STREAMS_PER_CONNECTION_MAX: u32 = 1_024;

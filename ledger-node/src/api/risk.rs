@@ -24,7 +24,7 @@ fn decimal(text: &Option<String>) -> Result<Option<DecimalInput>, ItemResult> {
     text.as_deref().map(DecimalInput::parse).transpose().map_err(ItemResult::new)
 }
 
-fn limit_input(rule: &pb::LimitRule) -> Result<LimitInput, ItemResult> {
+pub(crate) fn limit_input(rule: &pb::LimitRule) -> Result<LimitInput, ItemResult> {
     let scope = match &rule.scope {
         Some(pb::limit_rule::Scope::AccountId(id)) => {
             LimitScope::Account(convert::id(id).map_err(ItemResult::new)?)
@@ -41,19 +41,22 @@ fn limit_input(rule: &pb::LimitRule) -> Result<LimitInput, ItemResult> {
     })
 }
 
-fn block_input(change: &pb::BlocklistChange) -> Result<BlockInput, ItemResult> {
+pub(crate) fn block_input(change: &pb::BlocklistChange) -> Result<BlockInput, ItemResult> {
     let target = match &change.target {
         Some(pb::blocklist_change::Target::TokenId(id)) => BlockTarget::Token(convert::id(id).map_err(ItemResult::new)?),
         Some(pb::blocklist_change::Target::DeviceId(device)) => BlockTarget::Device(device.clone()),
         None => return Err(ItemResult::new(ResultCode::DeviceIdInvalid)),
     };
-    Ok(BlockInput { target, blocked: change.blocked, reason: change.reason.clone() })
+    let input = BlockInput { target, blocked: change.blocked, reason: change.reason.clone() };
+    crate::ledger::wallet::blocklist::check(&input).map_err(ItemResult::new)?;
+    Ok(input)
 }
 
 #[tonic::async_trait]
 impl Risk for RiskService {
     async fn set_limits(&self, request: Request<pb::SetLimitsRequest>) -> Result<Response<pb::SetLimitsResponse>, Status> {
         let req = request.into_inner();
+        super::bounds::set_limits(&req)?;
         let node = &self.node;
         let results = write_items("set_limits", &req.rules, limit_input, |inputs| async move {
             Ok(node.propose(Operation::SetLimits(inputs)).await?.results)
@@ -103,6 +106,7 @@ impl Risk for RiskService {
 
     async fn set_blocklist(&self, request: Request<pb::SetBlocklistRequest>) -> Result<Response<pb::SetBlocklistResponse>, Status> {
         let req = request.into_inner();
+        super::bounds::set_blocklist(&req)?;
         let node = &self.node;
         let results = write_items("set_blocklist", &req.changes, block_input, |inputs| async move {
             Ok(node.propose(Operation::SetBlocklist(inputs)).await?.results)

@@ -11,7 +11,8 @@ use tonic::{Request, Response, Status};
 use super::convert;
 use super::status::{storage, to_status};
 use crate::ledger::amount::{DecimalInput, format_minor};
-use crate::ledger::limits::{BATCH_ITEMS_MAX, WALLET_EXCEPTIONS_PAGE_MAX};
+use crate::ledger::limits::WALLET_EXCEPTIONS_PAGE_MAX;
+use crate::ledger::result::{ItemResult, ResultCode};
 use crate::ledger::store;
 use crate::ledger::types::Operation;
 use crate::ledger::wallet::{self, mac, sync, token};
@@ -21,41 +22,71 @@ use crate::service::Node;
 /// `LEDGER_WALLET_DEV_KEY=1`) when no key file is configured; never in production.
 pub const DEV_MASTER_KEY: &[u8] = b"ledger-dev-master-key";
 
+/// Bytes in a wallet master key at least.
+pub const MASTER_KEY_BYTES_MIN: usize = 32;
+/// Bytes in a wallet master key file at most (a key, not a document).
+pub const MASTER_KEY_BYTES_MAX: usize = 4_096;
+
+/// The wallet master key. Its `Debug` never shows the bytes, so no log or error message can
+/// carry it; nothing else reads it but MAC derivation.
+#[derive(Clone)]
+pub struct MasterKey(Vec<u8>);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MasterKey(<{} bytes redacted>)", self.0.len())
+    }
+}
+
+impl MasterKey {
+    /// Reads a key file: refused (so the node does not start) if its group or others may read
+    /// or write it, if it cannot be read, or if it holds fewer than 32 or more than 4,096 bytes.
+    pub fn from_file(path: &std::path::Path) -> anyhow::Result<MasterKey> {
+        use anyhow::Context;
+        super::auth::check_private(path).context("wallet master key file (LEDGER_WALLET_MASTER_KEY_FILE)")?;
+        let key = std::fs::read(path).with_context(|| format!("reading the wallet master key file {}", path.display()))?;
+        if !(MASTER_KEY_BYTES_MIN..=MASTER_KEY_BYTES_MAX).contains(&key.len()) {
+            anyhow::bail!(
+                "wallet master key file {} holds {} bytes; a key has {MASTER_KEY_BYTES_MIN}..={MASTER_KEY_BYTES_MAX}",
+                path.display(),
+                key.len()
+            );
+        }
+        Ok(MasterKey(key))
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 pub struct WalletService {
     pub node: Node,
     /// WatchWallet streams open now.
     watchers: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// None: wallet writes are refused (FAILED_PRECONDITION) until a master key is configured.
-    master_key: Option<Vec<u8>>,
+    master_key: Option<MasterKey>,
 }
 
 impl WalletService {
-    /// The master key comes from `LEDGER_WALLET_MASTER_KEY_FILE` (raw bytes, at least 32), or
-    /// the dev key in dev mode. It is never logged.
-    pub fn from_env(node: Node, dev_mode: bool) -> WalletService {
-        let master_key = match std::env::var("LEDGER_WALLET_MASTER_KEY_FILE") {
-            Ok(path) => match std::fs::read(&path) {
-                Ok(key) if key.len() >= 32 => Some(key),
-                Ok(_) => {
-                    tracing::error!(path, "wallet master key file holds fewer than 32 bytes; wallet writes disabled");
-                    None
-                }
-                Err(e) => {
-                    tracing::error!(path, error = %e, "cannot read the wallet master key file; wallet writes disabled");
-                    None
-                }
-            },
-            Err(_) if dev_mode || std::env::var("LEDGER_WALLET_DEV_KEY").as_deref() == Ok("1") => {
+    /// The master key comes from `LEDGER_WALLET_MASTER_KEY_FILE` (raw bytes, 32..=4,096, mode
+    /// 600), or the dev key in dev mode. A key file that is set but unusable stops the start-up
+    /// (`MasterKey::from_file`): a wallet service silently without its key would refuse every
+    /// write. The key is never logged.
+    pub fn from_env(node: Node, dev_mode: bool) -> anyhow::Result<WalletService> {
+        let master_key = match std::env::var_os("LEDGER_WALLET_MASTER_KEY_FILE") {
+            Some(path) => Some(MasterKey::from_file(std::path::Path::new(&path))?),
+            None if dev_mode || std::env::var("LEDGER_WALLET_DEV_KEY").as_deref() == Ok("1") => {
                 tracing::warn!("wallet: using the documented DEV master key (LEDGER_WALLET_DEV_KEY=1); not for production");
-                Some(DEV_MASTER_KEY.to_vec())
+                Some(MasterKey(DEV_MASTER_KEY.to_vec()))
             }
-            Err(_) => None,
+            None => None,
         };
-        WalletService { node, master_key, watchers: Default::default() }
+        Ok(WalletService { node, master_key, watchers: Default::default() })
     }
 
     fn key(&self) -> Result<&[u8], Status> {
-        self.master_key.as_deref().ok_or_else(|| {
+        self.master_key.as_ref().map(MasterKey::bytes).ok_or_else(|| {
             Status::failed_precondition("no wallet master key configured (LEDGER_WALLET_MASTER_KEY_FILE)")
         })
     }
@@ -75,7 +106,8 @@ impl WalletService {
     }
 }
 
-fn id(bytes: &[u8], what: &str) -> Result<u128, Status> {
+/// A required id: 16 bytes, not zero.
+pub(crate) fn id(bytes: &[u8], what: &str) -> Result<u128, Status> {
     match convert::id(bytes) {
         Ok(0) | Err(_) => Err(Status::invalid_argument(format!("{what} must be 16 bytes and not zero"))),
         Ok(id) => Ok(id),
@@ -115,6 +147,71 @@ pub(super) fn token_wire(t: &wallet::Token, scale: u8, mac_key: Vec<u8>) -> pb::
     }
 }
 
+/// Decodes an issue request. Err: the request is malformed (INVALID_ARGUMENT); Ok(Err): the
+/// result apply would give for the stateless rules (`token::check_issue`), without proposing.
+pub(crate) fn issue_input(r: &pb::IssueTokenRequest) -> Result<Result<wallet::IssueTokenInput, ItemResult>, Status> {
+    let input = wallet::IssueTokenInput {
+        token_id: id(&r.token_id, "token id")?,
+        account_id: id(&r.account_id, "account id")?,
+        clearing_account_id: id(&r.clearing_account_id, "clearing account id")?,
+        device_id: r.device_id.clone(),
+        offline_limit: amount(&r.offline_limit)?,
+        max_offline_count: r.max_offline_count,
+        validity_ms: r.validity_ms,
+    };
+    Ok(match token::check_issue(&input) {
+        Ok(()) => Ok(input),
+        Err(code) => Err(ItemResult { id: input.token_id, ..ItemResult::new(code) }),
+    })
+}
+
+/// Decodes a revoke request; Ok(Err): the result apply would give (a reason too long), without
+/// a Raft round trip.
+pub(crate) fn revoke_input(r: &pb::RevokeTokenRequest) -> Result<Result<wallet::RevokeTokenInput, ItemResult>, Status> {
+    let token_id = id(&r.token_id, "token id")?;
+    if r.reason.len() > crate::ledger::limits::REASON_BYTES_MAX {
+        return Ok(Err(ItemResult::new(ResultCode::ReasonInvalid)));
+    }
+    Ok(Ok(wallet::RevokeTokenInput { token_id, reason: r.reason.clone() }))
+}
+
+/// Decodes a sync's records and verifies each MAC with the key (apply sees only the verdict).
+/// `known`: the token and its asset's scale, if it exists. An unknown token or an amount beyond
+/// the asset's scale cannot be verified: apply gives those their own reason.
+pub(crate) fn offline_records(
+    master: &[u8],
+    known: Option<&(wallet::Token, u8)>,
+    records: &[pb::OfflineRecord],
+) -> Result<Vec<wallet::OfflineRecordInput>, Status> {
+    let mut inputs = Vec::with_capacity(records.len());
+    for rec in records {
+        let merchant = id(&rec.merchant_account_id, "merchant account id")?;
+        let amount_input = amount(&rec.amount)?;
+        // A MAC of another length can never verify: it is carried as zeros, marked invalid.
+        let mac_bytes: Option<[u8; 32]> = rec.mac.as_slice().try_into().ok();
+        let mac_valid = match known {
+            Some((t, scale)) => match amount_input.to_minor(*scale) {
+                Ok(minor) => {
+                    let key = mac::token_key(master, &t.device_id, t.id);
+                    let expected = mac::record_mac(&key, t.id, rec.sequence, minor, merchant, rec.device_time_ms);
+                    mac_bytes.is_some_and(|m| mac::mac_equal(&expected, &m))
+                }
+                Err(_) => true,
+            },
+            None => true,
+        };
+        inputs.push(wallet::OfflineRecordInput {
+            sequence: rec.sequence,
+            amount: amount_input,
+            merchant_account_id: merchant,
+            device_time_ms: rec.device_time_ms,
+            mac: mac_bytes.unwrap_or([0; 32]),
+            mac_valid,
+        });
+    }
+    Ok(inputs)
+}
+
 /// `a - b` in minor units as a signed number (balances are u128; their difference may be negative).
 fn signed_minor(a: u128, b: u128) -> Result<i128, Status> {
     let too_large = || Status::out_of_range("balance beyond i128");
@@ -132,15 +229,9 @@ fn format_signed_minor(value: i128, scale: u8) -> String {
 impl Wallet for WalletService {
     async fn issue_token(&self, request: Request<pb::IssueTokenRequest>) -> Result<Response<pb::IssueTokenResponse>, Status> {
         let master = self.key()?.to_vec();
-        let r = request.into_inner();
-        let input = wallet::IssueTokenInput {
-            token_id: id(&r.token_id, "token id")?,
-            account_id: id(&r.account_id, "account id")?,
-            clearing_account_id: id(&r.clearing_account_id, "clearing account id")?,
-            device_id: r.device_id,
-            offline_limit: amount(&r.offline_limit)?,
-            max_offline_count: r.max_offline_count,
-            validity_ms: r.validity_ms,
+        let input = match issue_input(&request.into_inner())? {
+            Ok(input) => input,
+            Err(refused) => return Ok(Response::new(pb::IssueTokenResponse { result: Some(convert::write_result(0, &refused)), token: None })),
         };
         let token_id = input.token_id;
         let applied = self.node.propose(Operation::IssueTokens(vec![input])).await.map_err(to_status)?;
@@ -161,39 +252,11 @@ impl Wallet for WalletService {
     ) -> Result<Response<pb::SyncOfflineRecordsResponse>, Status> {
         let master = self.key()?.to_vec();
         let r = request.into_inner();
-        if r.records.len() >= BATCH_ITEMS_MAX {
-            return Err(Status::invalid_argument(format!("at most {} records per sync", BATCH_ITEMS_MAX - 1)));
-        }
+        super::bounds::sync_offline_records(&r)?;
         let token_id = id(&r.token_id, "token id")?;
         self.barrier().await?;
         let known = self.read_token(token_id)?;
-        let mut records = Vec::with_capacity(r.records.len());
-        for rec in &r.records {
-            let merchant = id(&rec.merchant_account_id, "merchant account id")?;
-            let amount_input = amount(&rec.amount)?;
-            let mac_bytes: [u8; 32] = rec.mac.as_slice().try_into().unwrap_or([0; 32]);
-            // Verified here, with the key; apply sees only the verdict. An unknown token or an
-            // unparsable amount cannot be verified: apply gives those their own reason.
-            let mac_valid = match &known {
-                Some((t, scale)) => match amount_input.to_minor(*scale) {
-                    Ok(minor) => {
-                        let key = mac::token_key(&master, &t.device_id, t.id);
-                        let expected = mac::record_mac(&key, t.id, rec.sequence, minor, merchant, rec.device_time_ms);
-                        rec.mac.len() == 32 && mac::mac_equal(&expected, &mac_bytes)
-                    }
-                    Err(_) => true,
-                },
-                None => true,
-            };
-            records.push(wallet::OfflineRecordInput {
-                sequence: rec.sequence,
-                amount: amount_input,
-                merchant_account_id: merchant,
-                device_time_ms: rec.device_time_ms,
-                mac: mac_bytes,
-                mac_valid,
-            });
-        }
+        let records = offline_records(&master, known.as_ref(), &r.records)?;
         let input = wallet::SyncInput { token_id, records, reissue_through_sequence: r.reissue_through_sequence };
         let applied = self.node.propose(Operation::SyncOfflineRecords(vec![input])).await.map_err(to_status)?;
         let mut results: Vec<pb::WriteResult> =
@@ -211,8 +274,10 @@ impl Wallet for WalletService {
     }
 
     async fn revoke_token(&self, request: Request<pb::RevokeTokenRequest>) -> Result<Response<pb::WriteResult>, Status> {
-        let r = request.into_inner();
-        let input = wallet::RevokeTokenInput { token_id: id(&r.token_id, "token id")?, reason: r.reason };
+        let input = match revoke_input(&request.into_inner())? {
+            Ok(input) => input,
+            Err(refused) => return Ok(Response::new(convert::write_result(0, &refused))),
+        };
         let applied = self.node.propose(Operation::RevokeTokens(vec![input])).await.map_err(to_status)?;
         let result = applied.results.first().ok_or_else(|| Status::internal("no result"))?;
         Ok(Response::new(convert::write_result(0, result)))
@@ -293,5 +358,70 @@ impl Wallet for WalletService {
             })
             .collect();
         Ok(Response::new(pb::ListExceptionsResponse { exceptions }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn key_file(bytes: &[u8], mode: u32) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), bytes).unwrap();
+        std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+        file
+    }
+
+    #[test]
+    fn a_master_key_file_others_may_read_is_refused() {
+        let secret = [7u8; 32];
+        assert_eq!(MasterKey::from_file(key_file(&secret, 0o600).path()).unwrap().bytes(), secret);
+        assert!(MasterKey::from_file(key_file(&secret, 0o400).path()).is_ok());
+        for mode in [0o640, 0o604, 0o620, 0o602, 0o644, 0o666] {
+            let err = MasterKey::from_file(key_file(&secret, mode).path()).unwrap_err();
+            let text = format!("{err:#}");
+            assert!(text.contains("readable by its owner only") && text.contains("LEDGER_WALLET_MASTER_KEY_FILE"), "{mode:o}: {text}");
+        }
+    }
+
+    #[test]
+    fn a_master_key_file_of_the_wrong_size_or_missing_is_refused() {
+        assert!(MasterKey::from_file(key_file(&[1; MASTER_KEY_BYTES_MIN - 1], 0o600).path()).is_err());
+        assert!(MasterKey::from_file(key_file(&[1; MASTER_KEY_BYTES_MAX], 0o600).path()).is_ok());
+        assert!(MasterKey::from_file(key_file(&[1; MASTER_KEY_BYTES_MAX + 1], 0o600).path()).is_err());
+        assert!(MasterKey::from_file(std::path::Path::new("/nonexistent/ledger-master.key")).is_err());
+    }
+
+    /// The replicated state (what snapshots ship, what audit exports read: the journal is a
+    /// table) never holds the master key, a device key or a token key: the state machine never
+    /// sees them, only the verdict on each MAC.
+    #[test]
+    fn no_table_holds_a_wallet_key() {
+        use crate::fuzz::world::{DEVICE, MASTER_KEY, TOKEN, world};
+        let state = world();
+        assert!(token::get_token(&state, TOKEN).unwrap().is_some(), "the world has an issued token");
+        let secrets = [MASTER_KEY.to_vec(), mac::device_key(MASTER_KEY, DEVICE).to_vec(), mac::token_key(MASTER_KEY, DEVICE, TOKEN).to_vec()];
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        for (table, rows) in &state.tables {
+            for (key, value) in rows {
+                for secret in &secrets {
+                    for needle in [secret.clone(), hex(secret).into_bytes()] {
+                        let found = |haystack: &[u8]| haystack.windows(needle.len()).any(|w| w == needle.as_slice());
+                        assert!(!found(key) && !found(value), "table {table:?} holds a wallet key");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_master_key_never_prints_its_bytes() {
+        let key = MasterKey::from_file(key_file(b"0123456789abcdef0123456789ABCDEF-secret", 0o600).path()).unwrap();
+        for text in [format!("{key:?}"), format!("{:?}", Some(key.clone())), format!("{key:#?}")] {
+            assert!(!text.contains("secret") && !text.contains("0123456789") && !text.contains("48, 49"), "{text}");
+            assert!(text.contains("redacted"), "{text}");
+        }
     }
 }

@@ -29,12 +29,30 @@ impl Clock {
     pub fn last(&self) -> u64 {
         self.next_ns - 1
     }
+    /// Where the clock stands now (see `rewind`).
+    pub fn checkpoint(&self) -> ClockCheckpoint {
+        ClockCheckpoint { next_ns: self.next_ns, issued: self.issued }
+    }
+    /// Takes back the timestamps handed out since `checkpoint`: for an item refused after it
+    /// took some, when nothing that was written keeps them.
+    pub fn rewind(&mut self, to: ClockCheckpoint) {
+        assert!(to.next_ns <= self.next_ns, "a clock rewinds only to an earlier checkpoint");
+        self.next_ns = to.next_ns;
+        self.issued = to.issued;
+    }
     pub fn tick(&mut self) -> u64 {
         let now = self.next_ns;
         self.next_ns = now.checked_add(1).expect("timestamps exhausted (year 2554)");
         self.issued = true;
         now
     }
+}
+
+/// A point to rewind a `Clock` to.
+#[derive(Debug, Clone, Copy)]
+pub struct ClockCheckpoint {
+    next_ns: u64,
+    issued: bool,
 }
 
 /// What one command did: a result per item, and the balance entries it wrote (for watchers).

@@ -71,7 +71,8 @@ pub fn day_of(timestamp_ns: u64, utc_offset_minutes: i32) -> i64 {
 /// Sets or removes one rule. A refused rule changes nothing (and takes no timestamp).
 pub fn set(store: &mut impl Store, input: &LimitInput, clock: &mut Clock) -> io::Result<ItemResult> {
     let refuse = |code| Ok(ItemResult::new(code));
-    if input.utc_offset_minutes.abs() > UTC_OFFSET_MINUTES_MAX {
+    // unsigned_abs: i32::MIN has no i32 absolute value (`abs` would panic every replica).
+    if input.utc_offset_minutes.unsigned_abs() > UTC_OFFSET_MINUTES_MAX.unsigned_abs() {
         return refuse(ResultCode::LimitInvalid);
     }
     let asset = match &input.scope {

@@ -771,6 +771,9 @@ fn limit_invalid_for_an_offset_beyond_14_hours() {
     let mut l = Ledger::world();
     l.refuses(super::risk::limit_account(WALLET, Some(1), None, None, 14 * 60 + 1), R::LimitInvalid, None);
     l.refuses(super::risk::limit_account(WALLET, Some(1), None, None, -14 * 60 - 1), R::LimitInvalid, None);
+    // The extremes of i32 (i32::MIN has no i32 absolute value: it once panicked apply).
+    l.refuses(super::risk::limit_account(WALLET, Some(1), None, None, i32::MIN), R::LimitInvalid, None);
+    l.refuses(super::risk::limit_account(WALLET, Some(1), None, None, i32::MAX), R::LimitInvalid, None);
     l.ok(super::risk::limit_account(WALLET, Some(1), None, None, -14 * 60));
 }
 

@@ -230,3 +230,37 @@ proptest! {
         prop_assert_eq!(l.balances(PHONE_WALLET).debits_pending, t.hold_remaining_minor);
     }
 }
+
+/// Found by the fuzzer (corpus `apply/crash-issue-closed-clearing`): a hold the ledger refuses
+/// refused the issue but left the hold's idempotency record and a used timestamp behind.
+#[test]
+fn an_issue_whose_hold_is_refused_writes_nothing() {
+    let mut l = wallet_world();
+    l.all_ok(accounts(vec![account(110, "CNY"), capped(111, "CNY")]));
+    l.all_ok(statuses(vec![status(110, AccountStatus::Closed)]));
+    for (clearing, code) in [(110, R::AccountClosed), (111, R::ExceedsDebits)] {
+        let input = wallet::IssueTokenInput { clearing_account_id: clearing, ..issue(950 + clearing, 1_000, 5) };
+        let r = l.refuses(Operation::IssueTokens(vec![input.clone()]), code, None);
+        assert_eq!((r.id, r.timestamp_ns), (input.token_id, 0));
+        // Nothing was recorded: the same issue with a usable clearing account succeeds.
+        l.ok(Operation::IssueTokens(vec![wallet::IssueTokenInput { clearing_account_id: CLEARING, ..input }]));
+    }
+}
+
+/// Found by the fuzzer (corpus `apply/crash-offline-spend-overcredits`): an offline payment to a
+/// merchant whose credits must not exceed its debits was posted past that rule.
+#[test]
+fn an_offline_payment_keeps_the_merchants_balance_rule() {
+    let mut l = wallet_world();
+    l.all_ok(accounts(vec![capped(112, "CNY")]));
+    l.ok(transfer(posted(2, &[(112, SOURCE, 1_000)])));
+    let before = l.all_balances();
+    let r = l.apply(upload(vec![record(1, 1_001, 112)], 0)).results;
+    assert_eq!((r[0].code, r[0].replay), (R::ExceedsDebits, false));
+    assert_eq!(l.all_balances(), before);
+    assert_eq!(sync::exceptions(&l.store, TOKEN, 10).unwrap()[0].reason, R::ExceedsDebits);
+    // Up to its debits it is paid.
+    let r = l.apply(upload(vec![record(2, 1_000, 112)], 0)).results;
+    assert_eq!(r[0].code, R::Ok);
+    assert_eq!(l.b(112), (1_000, 1_000, 0, 0));
+}

@@ -50,17 +50,24 @@ pub fn is_blocked(store: &impl Store, token_id: TokenId, device_id: &str) -> io:
     Ok(get(store, &BlockTarget::Token(token_id))?.is_some() || get(store, &BlockTarget::Device(device_id.to_string()))?.is_some())
 }
 
-pub fn set(store: &mut impl Store, input: &BlockInput, clock: &mut Clock) -> io::Result<ItemResult> {
-    let refuse = |code| Ok(ItemResult::new(code));
+/// The checks of a change that need no state (the API runs them too, before proposing).
+pub fn check(input: &BlockInput) -> Result<(), ResultCode> {
     match &input.target {
-        BlockTarget::Token(0) => return refuse(ResultCode::IdMustNotBeZero),
+        BlockTarget::Token(0) => return Err(ResultCode::IdMustNotBeZero),
         BlockTarget::Device(d) if d.is_empty() || d.len() > WALLET_DEVICE_ID_BYTES_MAX => {
-            return refuse(ResultCode::DeviceIdInvalid);
+            return Err(ResultCode::DeviceIdInvalid);
         }
         _ => {}
     }
     if input.reason.len() > REASON_BYTES_MAX {
-        return refuse(ResultCode::ReasonInvalid);
+        return Err(ResultCode::ReasonInvalid);
+    }
+    Ok(())
+}
+
+pub fn set(store: &mut impl Store, input: &BlockInput, clock: &mut Clock) -> io::Result<ItemResult> {
+    if let Err(code) = check(input) {
+        return Ok(ItemResult::new(code));
     }
     let timestamp_ns = clock.tick();
     let key = key(&input.target);

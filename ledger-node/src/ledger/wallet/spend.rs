@@ -45,6 +45,11 @@ pub fn spend(
     let Some(debited) = wallet.balances.debits_posted.checked_add(amount_minor) else {
         return Ok(Err(ResultCode::OverflowsBalance));
     };
+    // The merchant's own rule (credits_must_not_exceed_debits) holds for offline money too.
+    merchant.balances.credits_posted = credited;
+    if let Err(code) = crate::ledger::account::check_constraints(&merchant) {
+        return Ok(Err(code));
+    }
     // The money was reserved by the hold: a freeze after issue does not stop what was spent.
     let entry = |account_id, leg_index, kind, is_debit, balances_after| AccountEntry {
         account_id,
@@ -62,7 +67,6 @@ pub fn spend(
     clearing.balances.credits_pending =
         clearing.balances.credits_pending.checked_sub(amount_minor).ok_or_else(|| corrupt("hold above clearing"))?;
     wallet.balances.debits_posted = debited;
-    merchant.balances.credits_posted = credited;
     let new_entries = [
         entry(wallet.id, 0, EntryKind::VoidPending, true, wallet_released),
         entry(clearing.id, 0, EntryKind::VoidPending, false, clearing.balances),

@@ -54,6 +54,27 @@ pub fn available_minor(account: &Account) -> u128 {
         .saturating_sub(b.debits_posted.saturating_add(b.debits_pending))
 }
 
+/// The checks of an issue that need no state, in the order `issue` runs them (the API runs them
+/// too, to refuse before proposing).
+pub fn check_issue(input: &IssueTokenInput) -> Result<(), ResultCode> {
+    if input.token_id == 0 || input.account_id == 0 || input.clearing_account_id == 0 {
+        return Err(ResultCode::IdMustNotBeZero);
+    }
+    if input.account_id == input.clearing_account_id {
+        return Err(ResultCode::AccountsMustBeDifferent);
+    }
+    if input.device_id.is_empty() || input.device_id.len() > WALLET_DEVICE_ID_BYTES_MAX {
+        return Err(ResultCode::DeviceIdInvalid);
+    }
+    if input.max_offline_count == 0 || input.max_offline_count > WALLET_OFFLINE_COUNT_MAX {
+        return Err(ResultCode::OfflineCountExceeded);
+    }
+    if input.validity_ms > WALLET_VALIDITY_MS_MAX {
+        return Err(ResultCode::TimeoutTooLarge);
+    }
+    Ok(())
+}
+
 pub fn issue(
     store: &mut impl Store,
     input: &IssueTokenInput,
@@ -61,20 +82,8 @@ pub fn issue(
     entries: &mut Vec<AccountEntry>,
 ) -> io::Result<ItemResult> {
     let refuse = |code| Ok(ItemResult { id: input.token_id, ..ItemResult::new(code) });
-    if input.token_id == 0 || input.account_id == 0 || input.clearing_account_id == 0 {
-        return refuse(ResultCode::IdMustNotBeZero);
-    }
-    if input.account_id == input.clearing_account_id {
-        return refuse(ResultCode::AccountsMustBeDifferent);
-    }
-    if input.device_id.is_empty() || input.device_id.len() > WALLET_DEVICE_ID_BYTES_MAX {
-        return refuse(ResultCode::DeviceIdInvalid);
-    }
-    if input.max_offline_count == 0 || input.max_offline_count > WALLET_OFFLINE_COUNT_MAX {
-        return refuse(ResultCode::OfflineCountExceeded);
-    }
-    if input.validity_ms > WALLET_VALIDITY_MS_MAX {
-        return refuse(ResultCode::TimeoutTooLarge);
+    if let Err(code) = check_issue(input) {
+        return refuse(code);
     }
     if super::blocklist::is_blocked(store, input.token_id, &input.device_id)? {
         return refuse(ResultCode::Blocked);
@@ -105,6 +114,10 @@ pub fn issue(
         return refuse(code);
     }
     let validity_ms = if input.validity_ms == 0 { WALLET_VALIDITY_MS_DEFAULT } else { input.validity_ms };
+    // A hold the ledger refuses (a closed or credit-capped clearing account) refuses the issue,
+    // and a refused issue writes nothing: not the hold's idempotency record, not a timestamp.
+    let checkpoint = clock.checkpoint();
+    let hold_recorded = store::get_idempotency(store, &hold_key(input.token_id, 0))?.is_some();
     let issued_at_ns = clock.tick();
     let expires_at_ns = issued_at_ns.saturating_add(validity_ms.saturating_mul(MS));
     let mut token = Token {
@@ -131,11 +144,20 @@ pub fn issue(
         validity_ms,
     };
     if let Err(code) = place_hold(store, &mut token, asset.scale, clock, entries)? {
+        if !hold_recorded {
+            store.delete(Table::Idempotency, hold_key(token.id, 0).as_bytes());
+        }
+        clock.rewind(checkpoint);
         return refuse(code);
     }
     store.put(Table::WalletReleases, &release_key(&token), store::encode(&()));
     put_token(store, &token);
     Ok(ItemResult { timestamp_ns: issued_at_ns, id: token.id, ..ItemResult::new(ResultCode::Ok) })
+}
+
+/// The idempotency key of a token's hold of window `generation`.
+fn hold_key(token_id: TokenId, generation: u32) -> String {
+    format!("wallet:{token_id}:hold:{generation}")
 }
 
 /// Places the hold of a new window: the limit, capped by what the wallet can spend.
@@ -159,7 +181,7 @@ fn place_hold(
     let hold_id = derived_id("hold", token.id, u64::from(token.generation));
     let input = TransferInput {
         id: hold_id,
-        idempotency_key: format!("wallet:{}:hold:{}", token.id, token.generation),
+        idempotency_key: hold_key(token.id, token.generation),
         asset: token.asset.clone(),
         kind: TransferKind::Pending,
         legs: vec![LegInput {
