@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-deps.sh
+# Prove the install step itself: hide what a fresh machine lacks and check what it asks apt for.
+scripts/tests/ensure-deps.sh
 # The end-to-end tests start the real binaries: build them first.
 cargo build --release --locked --workspace --bins
 exec cargo test --release --locked --workspace "$@"
