@@ -96,7 +96,7 @@ def test_a_two_phase_hold_is_posted_in_part_or_voided(client: lc.Client) -> None
     src, payer, shop = setup_accounts(client, "HKD", 2, 3, limited=True)
     client.submit_transfer("hkd-topup", "HKD", [lc.Leg(src, payer, D("100.00"))])
     hold = client.hold("order-9-hold", "HKD", [lc.Leg(payer, shop, D("30.00"))], timeout_ms=60_000)
-    assert hold.id is not None
+    assert hold.id == lc.transfer_id_from_key("order-9-hold")
     assert balances(client, payer).debits_pending == D("30.00")
     client.post_pending("order-9-capture", hold.id, [D("25.00")])
     after = balances(client, payer)
@@ -104,8 +104,7 @@ def test_a_two_phase_hold_is_posted_in_part_or_voided(client: lc.Client) -> None
     record = client.get_transfer(hold.id)
     assert record is not None and record.pending_state is lc.PendingState.POSTED
     second = client.hold("order-10-hold", "HKD", [lc.Leg(payer, shop, D("10.00"))])
-    assert second.id is not None
-    client.void_pending("order-10-void", second.id)
+        client.void_pending("order-10-void", second.id)
     assert balances(client, payer).debits_pending == D("0.00")
     with pytest.raises(lc.PendingStateError):
         client.post_pending("order-10-capture", second.id)

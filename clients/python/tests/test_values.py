@@ -103,14 +103,14 @@ def test_an_unknown_result_code_is_unrecognized_never_success() -> None:
     unknown = max(numbers) + 1000
     code = lc.ResultCode(unknown)
     assert code.name == "UNRECOGNIZED" and code.value == unknown and not code.recognized
-    result = lc.WriteResult(0, code, 0, None, False, None)
+    result = lc.WriteResult(0, code, 0, None, False, 0)
     assert not result.ok
     assert type(result.error()) is lc.RefusedError
 
 
 def test_every_refusal_code_has_a_category_with_the_code_attached() -> None:
     for code in lc.ResultCode:
-        result = lc.WriteResult(3, code, 0, 1, False, None)
+        result = lc.WriteResult(3, code, 0, 1, False, 0)
         if code.name in ("OK", "EXISTS"):
             assert result.ok and result.raise_for_code() is result
             continue

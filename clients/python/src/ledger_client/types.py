@@ -29,7 +29,9 @@ class WriteResult:
     timestamp_ns: int
     leg_index: int | None
     replay: bool
-    id: int | None
+    #: The account's id (accounts, status changes) or the id of the transfer the idempotency
+    #: key is bound to (transfers); 0 when the node sent none (assets, some refusals).
+    id: int
 
     @property
     def ok(self) -> bool:
@@ -40,7 +42,7 @@ class WriteResult:
         """The exception of this refusal (its class is the code's category); None on success."""
         if self.ok:
             return None
-        return refusal_class(self.code)(self.code, self.index, self.leg_index, self.id)
+        return refusal_class(self.code)(self.code, self.index, self.leg_index, self.id or None)
 
     def raise_for_code(self) -> WriteResult:
         """Raises the refusal's exception; returns self on success."""
@@ -57,7 +59,7 @@ class WriteResult:
             timestamp_ns=p.timestamp_ns,
             leg_index=p.leg_index if p.HasField("leg_index") else None,
             replay=p.replay,
-            id=ids.decode_optional_id(p.id, "WriteResult.id"),
+            id=ids.decode_optional_id(p.id, "WriteResult.id") or 0,
         )
 
 
