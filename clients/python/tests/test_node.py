@@ -104,7 +104,7 @@ def test_a_two_phase_hold_is_posted_in_part_or_voided(client: lc.Client) -> None
     record = client.get_transfer(hold.id)
     assert record is not None and record.pending_state is lc.PendingState.POSTED
     second = client.hold("order-10-hold", "HKD", [lc.Leg(payer, shop, D("10.00"))])
-        client.void_pending("order-10-void", second.id)
+    client.void_pending("order-10-void", second.id)
     assert balances(client, payer).debits_pending == D("0.00")
     with pytest.raises(lc.PendingStateError):
         client.post_pending("order-10-capture", second.id)
