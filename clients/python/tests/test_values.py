@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 import ledger_client as lc
 from ledger_client import amounts, ids
+from google.protobuf import descriptor_pb2
+
 from ledger_client._proto.ledger.v1 import ledger_pb2
 
 
@@ -150,3 +153,32 @@ def test_endpoints_are_validated() -> None:
         lc.Client("http://127.0.0.1:1")
     with pytest.raises(lc.InvalidInputError):
         lc.Client(["http://127.0.0.1:1"], token="has space")
+
+
+def test_the_installed_code_is_generated_from_this_checkout(tmp_path: Path) -> None:
+    """Generated at build time, never checked in: an install older than proto/ fails here."""
+    from grpc_tools import protoc  # type: ignore[import-untyped]
+
+    from ledger_client._proto.ledger.v1 import audit_pb2, cluster_pb2, risk_pb2, wallet_pb2
+
+    root = Path(__file__).resolve().parents[3] / "proto" / "proto"
+    files = sorted(str(p) for p in (root / "ledger" / "v1").glob("*.proto"))
+    out = tmp_path / "descriptors.binpb"
+    assert protoc.main(["protoc", f"-I{root}", f"--descriptor_set_out={out}", *files]) == 0
+    fresh = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
+    by_name = {f.name: f for f in fresh.file}
+    for module in (ledger_pb2, audit_pb2, cluster_pb2, risk_pb2, wallet_pb2):
+        installed = descriptor_pb2.FileDescriptorProto.FromString(module.DESCRIPTOR.serialized_pb)
+        assert without_json_names(installed) == without_json_names(by_name[installed.name]), installed.name
+
+
+def without_json_names(file: descriptor_pb2.FileDescriptorProto) -> descriptor_pb2.FileDescriptorProto:
+    copy = descriptor_pb2.FileDescriptorProto()
+    copy.CopyFrom(file)
+    for message in copy.message_type:
+        for field in message.field:
+            field.ClearField("json_name")
+        for nested in message.nested_type:
+            for field in nested.field:
+                field.ClearField("json_name")
+    return copy
