@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import subprocess
+import threading
+import time
 from decimal import Decimal
 
 import pytest
@@ -186,3 +188,19 @@ def test_health_lookups_and_external_refs(client: lc.Client, node: Node) -> None
         client.create_asset("KRW", 2)
     status = client.cluster_status()
     assert status.role == "leader" and status.leader_id == status.node_id
+
+
+def test_watch_account_streams_new_entries(client: lc.Client) -> None:
+    src, a = setup_accounts(client, "WATCH", 2, 2)
+    watch = client.watch_account(a, timeout=20.0)
+
+    def pay_soon() -> None:
+        time.sleep(0.5)
+        client.submit_transfer("watch-1", "WATCH", [lc.Leg(src, a, D("2.25"))])
+
+    payer = threading.Thread(target=pay_soon)
+    payer.start()
+    entry = next(watch)
+    payer.join()
+    assert (entry.account_id, entry.amount, entry.is_debit) == (a, D("2.25"), False)
+    assert entry.transfer_id == lc.transfer_id_from_key("watch-1")

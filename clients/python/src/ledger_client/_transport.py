@@ -369,16 +369,21 @@ class Transport:
             return responses, next(responses, None)
 
         responses, first = self.with_retries(method.path, Kind.READ, attempt, timeout_s=timeout_s, pinned=pinned)
-        if first is None:
-            return
-        yield first
         try:
+            if first is None:
+                return
+            yield first
             yield from responses
         except grpc.RpcError as error:
             code, details = status_of(error)
             if classify(code, details, metadata_of(error)).outcome is Outcome.FATAL:
                 raise rejected(code, details) from None
             raise UnavailableError(f"{method.path}: stream broken: {code.name}: {details}", 1) from None
+        finally:
+            # A consumer that stops early (break, close, garbage collection) ends the call.
+            cancel = getattr(responses, "cancel", None)
+            if callable(cancel):
+                cancel()
 
 
 def status_of(error: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
