@@ -16,7 +16,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -258,8 +258,8 @@ class Settings:
     timeout_s: float
     max_attempts: int
     backoff: Backoff
-    token: str | None
-    max_staleness_ms: int | None
+    token: str | None = field(repr=False)  # a secret: never in a repr or a log
+    max_staleness_ms: int | None = None
 
 
 class Transport:
