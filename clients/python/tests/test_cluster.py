@@ -70,8 +70,16 @@ class Writer(threading.Thread):
 def test_the_client_survives_a_leader_killed_mid_run(tmp_path: Path) -> None:
     nodes = cluster(tmp_path)
     by_id = {n.node_id: n for n in nodes}
-    client = lc.Client([n.endpoint for n in nodes], timeout=2.0, max_attempts=12, backoff=lc.Backoff(0.05, 0.5))
-    client.create_asset("CNY", 2)
+    first_leader = wait_for_leader(nodes)
+    follower = next(n for n in nodes if n.node_id != first_leader)
+    with lc.Client([follower.endpoint]) as via_follower:
+        assert via_follower.create_asset("CNY", 2).ok
+        # The follower redirected (x-ledger-leader: the client learned the leader's address) or
+        # forwarded the write to the leader itself.
+        assert via_follower.endpoints in ([follower.endpoint], [follower.endpoint, by_id[first_leader].endpoint])
+    # Follower first: the writers start with a redirect.
+    endpoints = [follower.endpoint] + [n.endpoint for n in nodes if n is not follower]
+    client = lc.Client(endpoints, timeout=2.0, max_attempts=12, backoff=lc.Backoff(0.05, 0.5))
     source, target = 1, 2
     assert all(r.ok for r in client.create_accounts([lc.NewAccount(source, "CNY", 100), lc.NewAccount(target, "CNY", 1)]))
 
