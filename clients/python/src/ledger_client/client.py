@@ -242,7 +242,10 @@ class Client(AuditCalls, WalletCalls, HealthCalls):
     def get_transfer_by_idempotency_key(self, idempotency_key: str) -> IdempotencyRecord | None:
         """What the key is bound to (its first result, a failure included), or None if unused."""
         request = ledger_pb2.GetTransferByIdempotencyKeyRequest(idempotency_key=idempotency_key)
-        response = self._transport.unary(_BY_KEY, request, Kind.READ)
+        try:
+            response = self._transport.unary(_BY_KEY, request, Kind.READ)
+        except NotFoundError:  # API revision 2; revision 1 answered found=false
+            return None
         if not response.found:
             return None
         return IdempotencyRecord(
