@@ -14,7 +14,9 @@ export CARGO_TARGET_DIR="$target"
 venv="$target/pyenv"
 python="${LEDGER_PYTHON:-python3}"
 
-if [ ! -x "$venv/bin/python" ]; then
+# A venv whose interpreter is gone (Python upgraded or removed) is made anew.
+if ! "$venv/bin/python" -c '' 2>/dev/null; then
+  rm -rf "$venv"
   "$python" -m venv "$venv" || { echo "python: cannot create a venv with $python (install python3-venv)" >&2; exit 1; }
 fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
