@@ -8,6 +8,7 @@ import subprocess
 import threading
 import time
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -204,3 +205,15 @@ def test_watch_account_streams_new_entries(client: lc.Client) -> None:
     payer.join()
     assert (entry.account_id, entry.amount, entry.is_debit) == (a, D("2.25"), False)
     assert entry.transfer_id == lc.transfer_id_from_key("watch-1")
+
+
+def test_the_readme_example_runs(node: Node) -> None:
+    """clients/python/README.md's example, against this node: the README stays true."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    example = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    endpoints = '"http://127.0.0.1:7070", "http://127.0.0.1:7071", "http://127.0.0.1:7072"'
+    assert endpoints in example
+    scope: dict[str, object] = {}
+    exec(compile(example.replace(endpoints, repr(node.endpoint)), "README.md", "exec"), scope)
+    result = scope["result"]
+    assert isinstance(result, lc.WriteResult) and result.ok
