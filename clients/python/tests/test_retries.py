@@ -229,3 +229,22 @@ def test_a_client_is_shared_by_threads(nodes: Callable[[], FakeNode]) -> None:
     for thread in threads:
         thread.join()
     assert errors == [] and len(node.requests) == 40
+
+
+def forward_failed(url: str) -> Answer:
+    def answer(request: ledger_pb2.CreateTransfersRequest, context: grpc.ServicerContext) -> ledger_pb2.CreateTransfersResponse:
+        context.set_trailing_metadata((("x-ledger-outcome", "unknown"), ("x-ledger-leader", url)))
+        context.abort(grpc.StatusCode.UNAVAILABLE, "forward to the leader failed")
+
+    return answer
+
+
+def test_a_failed_forward_goes_to_the_named_leader_and_stays_maybe_applied(nodes: Callable[[], FakeNode]) -> None:
+    follower, leader = nodes(), nodes()
+    follower.answers = [forward_failed(leader.url)]
+    [result] = fast_client([follower.url]).submit_transfers([transfer()])
+    assert result.ok and follower.requests == leader.requests
+    follower.answers = [forward_failed(leader.url)] * 4
+    leader.answers = [outcome_unknown] * 4
+    with pytest.raises(lc.OutcomeUnknownError):
+        fast_client([follower.url]).submit_transfers([transfer()])

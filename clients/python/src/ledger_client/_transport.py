@@ -199,10 +199,12 @@ def classify(code: grpc.StatusCode, details: str, metadata: dict[str, str]) -> D
     """What a failed attempt proves. Only what is proven counts as "not applied": an UNAVAILABLE
     that is neither a node's refusal nor a connect failure may be a connection lost mid-call."""
     if code == grpc.StatusCode.UNAVAILABLE:
+        leader = metadata.get(LEADER_METADATA_KEY, "").strip() or None
         if metadata.get(OUTCOME_METADATA_KEY, "").strip().lower() == "unknown":
-            return Disposition(Outcome.MAYBE_APPLIED)
+            # e.g. a follower's failed forward: maybe applied, and the leader is worth trying next.
+            return Disposition(Outcome.MAYBE_APPLIED, leader)
         if LEADER_METADATA_KEY in metadata:
-            return Disposition(Outcome.NOT_APPLIED, metadata[LEADER_METADATA_KEY].strip() or None)
+            return Disposition(Outcome.NOT_APPLIED, leader)
         lowered = details.lower()
         if lowered.startswith(_NOT_LEADER_PREFIX) or any(text in lowered for text in _NEVER_SENT):
             return Disposition(Outcome.NOT_APPLIED)
