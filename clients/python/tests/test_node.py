@@ -217,3 +217,10 @@ def test_the_readme_example_runs(node: Node) -> None:
     exec(compile(example.replace(endpoints, repr(node.endpoint)), "README.md", "exec"), scope)
     result = scope["result"]
     assert isinstance(result, lc.WriteResult) and result.ok
+
+
+def test_a_watch_ends_quietly_at_its_deadline(client: lc.Client) -> None:
+    (account,) = setup_accounts(client, "QUIET", 2, 1)
+    started = time.monotonic()
+    assert list(client.watch_account(account, timeout=1.0)) == []
+    assert 0.9 < time.monotonic() - started < 5, "one deadline, not retried"

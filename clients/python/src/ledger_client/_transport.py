@@ -355,11 +355,20 @@ class Transport:
         return self.endpoints.redirect(leader)
 
     def stream(
-        self, method: Rpc[Req, Resp], request: Req, *, timeout_s: float, pinned: str | None = None
+        self,
+        method: Rpc[Req, Resp],
+        request: Req,
+        *,
+        timeout_s: float,
+        end_at_deadline: bool = False,
+        pinned: str | None = None,
     ) -> Iterator[Resp]:
         """A server stream (a read): opened with retries until its first message arrives, then
-        read to the end; the whole stream has the deadline `timeout_s`. A failure after the
-        first message raises (UnavailableError or RejectedError): restart the read."""
+        read to the end; the whole stream has the deadline `timeout_s`, which is never retried
+        (it would restart the wait). With `end_at_deadline` (a watch) the deadline ends the
+        stream quietly; otherwise it raises UnavailableError. A failure after the first message
+        raises (UnavailableError or RejectedError): restart the read."""
+        deadline_code = grpc.StatusCode.DEADLINE_EXCEEDED
 
         def attempt(url: str, deadline_s: float) -> tuple[Iterator[Resp], Resp | None]:
             call = self.endpoints.channel(url).unary_stream(
@@ -368,7 +377,14 @@ class Transport:
                 response_deserializer=method.response_type.FromString,
             )
             responses: Iterator[Resp] = call(request, timeout=deadline_s, metadata=self.metadata(Kind.READ))
-            return responses, next(responses, None)
+            try:
+                return responses, next(responses, None)
+            except grpc.RpcError as error:
+                if status_of(error)[0] != deadline_code:
+                    raise
+                if end_at_deadline:
+                    return responses, None
+                raise UnavailableError(f"{method.path}: no answer within {deadline_s} s", 1) from None
 
         responses, first = self.with_retries(method.path, Kind.READ, attempt, timeout_s=timeout_s, pinned=pinned)
         try:
@@ -378,6 +394,8 @@ class Transport:
             yield from responses
         except grpc.RpcError as error:
             code, details = status_of(error)
+            if code == deadline_code and end_at_deadline:
+                return
             if classify(code, details, metadata_of(error)).outcome is Outcome.FATAL:
                 raise rejected(code, details) from None
             raise UnavailableError(f"{method.path}: stream broken: {code.name}: {details}", 1) from None

@@ -310,11 +310,11 @@ class Client(AuditCalls, WalletCalls, HealthCalls):
         return Statement(account_id, from_ns, to_ns, opening, self.account_entries(account_id, from_ns, to_ns))
 
     def watch_account(self, account_id: int, *, timeout: float = 3600.0) -> Iterator[AccountEntry]:
-        """Entries committed on the account from now on, until `timeout` seconds (the stream's
-        deadline) or a broken connection (then resubscribe and fill the gap with
-        `account_entries(from_ns=last timestamp + 1)`)."""
+        """Entries committed on the account from now on; the iteration ends after `timeout`
+        seconds (the stream's deadline). A broken connection raises UnavailableError: resubscribe
+        and fill the gap with `account_entries(from_ns=last timestamp + 1)`."""
         request = ledger_pb2.WatchAccountRequest(account_id=ids.encode_id(account_id, "account id"))
-        for entry in self._transport.stream(_WATCH, request, timeout_s=timeout):
+        for entry in self._transport.stream(_WATCH, request, timeout_s=timeout, end_at_deadline=True):
             yield AccountEntry.from_proto(entry)
 
     def cluster_status(self, endpoint: str | None = None) -> ClusterStatus:
