@@ -46,6 +46,7 @@ class FakeNode:
 
     def lookup(self, request: ledger_pb2.LookupAccountsRequest, context: grpc.ServicerContext) -> ledger_pb2.LookupAccountsResponse:
         self.requests.append(request.SerializeToString())
+        self.metadata.append({k: str(v) for k, v in context.invocation_metadata()})
         answer = self.answers.pop(0) if self.answers else ok
         answer(ledger_pb2.CreateTransfersRequest(), context)
         return ledger_pb2.LookupAccountsResponse()
@@ -248,3 +249,12 @@ def test_a_failed_forward_goes_to_the_named_leader_and_stays_maybe_applied(nodes
     leader.answers = [outcome_unknown] * 4
     with pytest.raises(lc.OutcomeUnknownError):
         fast_client([follower.url]).submit_transfers([transfer()])
+
+
+def test_bounded_staleness_is_asked_for_reads_only(nodes: Callable[[], FakeNode]) -> None:
+    node = nodes()
+    client = fast_client([node.url], max_staleness_ms=250)
+    client.lookup_accounts([1])
+    client.submit_transfers([transfer()])
+    assert node.metadata[0].get("x-ledger-max-staleness-ms") == "250"
+    assert "x-ledger-max-staleness-ms" not in node.metadata[1]
