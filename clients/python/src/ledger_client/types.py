@@ -15,7 +15,7 @@ from typing import cast
 from . import amounts, ids
 from ._enums import AccountStatus, EntryKind, PendingState, ResultCode, TransferKind
 from ._proto.ledger.v1 import ledger_pb2
-from .errors import InvalidInputError, RefusedError, is_success, refusal_class
+from .errors import InvalidInputError, ProtocolError, RefusedError, is_success, refusal_class
 
 IDEMPOTENCY_KEY_MAX_BYTES = 128
 
@@ -64,8 +64,7 @@ class WriteResult:
 
 
 def write_results(results: Sequence[ledger_pb2.WriteResult], expected: int) -> list[WriteResult]:
-    from .errors import ProtocolError
-
+    """One result per item, in request order, or the response breaks the contract."""
     if len(results) != expected:
         raise ProtocolError(f"{len(results)} results for {expected} items")
     decoded = [WriteResult.from_proto(r) for r in results]
