@@ -76,6 +76,7 @@ class Node:
                     return self
             except OSError:
                 time.sleep(0.05)
+        self.kill9()
         pytest.fail(f"ledger-node did not serve within {START_TIMEOUT_S} s; log:\n{self.log()}")
 
     def log(self) -> str:
@@ -99,18 +100,17 @@ def dev_node(data_dir: Path) -> Node:
     return Node(data_dir, ["dev", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}"], port).start()
 
 
-def cluster(directory: Path, size: int = 3) -> list[Node]:
+def cluster(directory: Path, nodes: list[Node], size: int = 3) -> list[Node]:
     """Nodes 2..size start empty and wait; node 1 bootstraps the cluster of all of them (the
-    README's "Run a 3-node cluster"). Returns once a leader serves writes' reads."""
+    README's "Run a 3-node cluster"). Each node is appended to `nodes` before it starts, so the
+    caller stops every one even when a start fails. Returns once the nodes agree on a leader."""
     ports = {node_id: free_port() for node_id in range(1, size + 1)}
-    nodes: list[Node] = []
-    for node_id in range(2, size + 1):
-        nodes.append(Node(directory / f"n{node_id}", start_args(node_id, directory, ports[node_id]), ports[node_id], node_id))
     peers = [arg for node_id in range(2, size + 1) for arg in ("--peer", f"{node_id}=http://127.0.0.1:{ports[node_id]}")]
-    first = Node(directory / "n1", [*start_args(1, directory, ports[1]), "--bootstrap", *peers], ports[1], 1)
-    for node in nodes:
-        node.start()
-    nodes.insert(0, first.start())
+    for node_id in [*range(2, size + 1), 1]:
+        args = start_args(node_id, directory, ports[node_id]) + (["--bootstrap", *peers] if node_id == 1 else [])
+        nodes.append(Node(directory / f"n{node_id}", args, ports[node_id], node_id))
+        nodes[-1].start()
+    nodes.sort(key=lambda n: n.node_id)
     wait_for_leader(nodes)
     return nodes
 
@@ -144,8 +144,21 @@ def wait_for_leader(nodes: list[Node], timeout_s: float = 30.0) -> int:
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     started = dev_node(tmp_path_factory.mktemp("dev") / "node")
-    yield started
-    started.kill9()
+    try:
+        yield started
+    finally:
+        started.kill9()
+
+
+@pytest.fixture
+def three_nodes(tmp_path: Path) -> Iterator[list[Node]]:
+    """A 3-node cluster; every node is SIGKILLed at teardown, whatever the test did."""
+    nodes: list[Node] = []
+    try:
+        yield cluster(tmp_path, nodes)
+    finally:
+        for node in nodes:
+            node.kill9()
 
 
 @pytest.fixture

@@ -8,10 +8,9 @@ import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from pathlib import Path
 
 import ledger_client as lc
-from conftest import Node, cluster, wait_for_leader
+from conftest import Node, wait_for_leader
 
 WRITERS = 3
 BEFORE_KILL = 20  # acknowledged transfers per writer before the kill
@@ -67,8 +66,8 @@ class Writer(threading.Thread):
                 pass  # nothing was applied; the same transfer again is still the right move
 
 
-def test_the_client_survives_a_leader_killed_mid_run(tmp_path: Path) -> None:
-    nodes = cluster(tmp_path)
+def test_the_client_survives_a_leader_killed_mid_run(three_nodes: list[Node]) -> None:
+    nodes = three_nodes
     by_id = {n.node_id: n for n in nodes}
     first_leader = wait_for_leader(nodes)
     follower = next(n for n in nodes if n.node_id != first_leader)
@@ -95,6 +94,7 @@ def test_the_client_survives_a_leader_killed_mid_run(tmp_path: Path) -> None:
     for writer in writers:
         writer.join(RUN_TIMEOUT_S + 10)
         assert writer.error is None, f"writer {writer.number}: {writer.error!r}\n{logs(nodes)}"
+    client.close()
     failover_s = min(w.first_ack_after_kill or float("inf") for w in writers) - killed_at
     print(f"failover: first write acknowledged {failover_s:.2f} s after SIGKILL of leader {leader_id}; "
           f"unknown outcomes retried: {sum(w.unknown_outcomes for w in writers)}, "

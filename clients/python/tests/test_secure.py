@@ -44,8 +44,10 @@ def secure_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Node
             "--tls-cert", str(pki / "node-1.pem"), "--tls-key", str(pki / "node-1-key.pem"), "--tls-ca", str(pki / "ca.pem"),
             "--auth-tokens-file", str(tokens)]
     node = Node(directory / "n1", args, port).start()
-    yield node, pki / "ca.pem"
-    node.kill9()
+    try:
+        yield node, pki / "ca.pem"
+    finally:
+        node.kill9()
 
 
 def test_tls_and_tokens(secure_node: tuple[Node, Path]) -> None:
