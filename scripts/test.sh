@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace: unit, property, and end-to-end tests against real binaries.
+# Runs every test of the workspace: unit, property, and end-to-end tests against real binaries,
+# then the Python client's type check and tests (scripts/test-python.sh).
 # One profile (release) for build and tests: RocksDB's C++ is compiled once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,4 +9,9 @@ scripts/ensure-deps.sh
 scripts/tests/ensure-deps.sh
 # The end-to-end tests start the real binaries: build them first.
 cargo build --release --locked --workspace --bins
-exec cargo test --release --locked --workspace "$@"
+# Both suites run whatever the other's outcome; the script fails if either fails.
+status=0
+cargo test --release --locked --workspace "$@" || status=$?
+# The Python client (clients/python) against the same binaries: prints `python: N passed, M failed`.
+scripts/test-python.sh || status=$?
+exit "$status"
