@@ -1,7 +1,7 @@
-//! The power-cut mutation proof (issue 19): a `ledger-node dev` whose data dir is on
-//! `powercut-fs` (a FUSE pass-through that keeps unsynced writes in memory) takes acknowledged
-//! transfers; then the power is cut (node SIGKILLed, every unsynced byte dropped) and the node
-//! restarts over what a power loss leaves. The durability check — every acknowledged transfer
+//! The power-cut mutation proof (issue 19): a `ledger-node dev`, then a 3-node cluster, each
+//! node's data dir on its own `powercut-fs` (a FUSE pass-through that keeps unsynced writes in
+//! memory), takes acknowledged transfers; then the power is cut on every node at once (nodes
+//! SIGKILLed, every unsynced byte dropped) and the nodes restart over what a power loss leaves. The durability check — every acknowledged transfer
 //! is found by id and the balances conserve — must pass with the Raft log's fsync, and must
 //! FAIL with the fsync skipped (`LEDGER_UNSAFE_SKIP_FSYNC=1`): a check that cannot see a missing
 //! fsync proves nothing, and kill -9 alone cannot (the page cache survives it).
