@@ -230,7 +230,9 @@ impl Rig {
             let mut command = self.command(index, skip_fsync);
             if bootstrap && index == 0 && self.slots.len() > 1 {
                 command.arg("--bootstrap");
-                members.iter().for_each(|m| _ = command.args(["--peer", m]));
+                for member in &members {
+                    command.args(["--peer", member]);
+                }
             }
             self.slots[index].child = Some(command.spawn().expect("spawn ledger-node"));
             self.wait_serving(index)?;
