@@ -10,6 +10,7 @@ pub mod checker;
 pub mod cluster;
 pub mod history;
 pub mod net;
+pub mod power_cut;
 pub mod report;
 pub mod run;
 pub mod schedule;

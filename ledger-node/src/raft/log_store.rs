@@ -20,6 +20,11 @@ use crate::storage::db::{Cf, Db, cf, to_io};
 /// Appends waiting for the flusher at most; `append` blocks (backpressure) beyond it.
 const FLUSH_QUEUE_MAX: usize = 4_096;
 
+/// Test hook, never for production: `LEDGER_UNSAFE_SKIP_FSYNC=1` makes the log acknowledge
+/// appends without syncing the WAL (written to the OS only). It exists for jepsen's power-cut
+/// mutation proof (jepsen/tests/power_cut.rs), which must see the acknowledged writes this loses.
+pub const UNSAFE_SKIP_FSYNC_ENV: &str = "LEDGER_UNSAFE_SKIP_FSYNC";
+
 // Keys of the Raft metadata column family (a restore rewrites them: service/backup.rs).
 pub(crate) const KEY_VOTE: &[u8] = b"vote";
 pub(crate) const KEY_LAST_PURGED: &[u8] = b"last_purged";
@@ -62,8 +67,10 @@ impl LogStore {
     pub fn new(db: Db) -> io::Result<LogStore> {
         let (flush_tx, flush_rx) = sync_channel(FLUSH_QUEUE_MAX);
         let flusher_db = db.clone();
-        let thread =
-            thread::Builder::new().name("raft-log-flusher".into()).spawn(move || run_flusher(flusher_db, flush_rx))?;
+        let sync = !unsafe_skip_fsync();
+        let thread = thread::Builder::new()
+            .name("raft-log-flusher".into())
+            .spawn(move || run_flusher(flusher_db, flush_rx, sync))?;
         Ok(LogStore {
             db,
             flusher: Arc::new(Flusher { tx: Some(flush_tx), thread: Some(thread) }),
@@ -110,7 +117,19 @@ fn index_of(key: &[u8]) -> io::Result<u64> {
     Ok(u64::from_be_bytes(bytes))
 }
 
-fn run_flusher(db: Db, rx: Receiver<IOFlushed<TypeConfig>>) {
+/// Whether the test hook is on (only the exact value `1` turns it on, loudly).
+fn unsafe_skip_fsync() -> bool {
+    let on = std::env::var(UNSAFE_SKIP_FSYNC_ENV).is_ok_and(|v| v == "1");
+    if on {
+        tracing::error!(
+            env = UNSAFE_SKIP_FSYNC_ENV,
+            "UNSAFE TEST HOOK: the raft log is NOT fsynced; acknowledged writes are lost on power loss"
+        );
+    }
+    on
+}
+
+fn run_flusher(db: Db, rx: Receiver<IOFlushed<TypeConfig>>, sync: bool) {
     while let Ok(first) = rx.recv() {
         let mut waiting = vec![first];
         loop {
@@ -119,7 +138,7 @@ fn run_flusher(db: Db, rx: Receiver<IOFlushed<TypeConfig>>) {
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        let result = db.flush_wal(true);
+        let result = db.flush_wal(sync);
         tracing::trace!(appends = waiting.len(), "raft log fsync");
         for callback in waiting {
             let outcome = match &result {
