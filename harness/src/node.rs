@@ -263,33 +263,42 @@ impl Drop for NodeProcess {
 mod tests {
     use super::*;
 
+    /// A fresh directory for one test's logs.
+    fn scratch(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ledger-harness-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     /// A spec whose "node" is `script` run by `sh -c` (the node's own arguments become the
-    /// script's `$0 $1...` and are ignored), listening on `listen` if the script does.
-    fn fake(script: &str, listen: String, log: &std::path::Path) -> NodeSpec {
+    /// script's `$0 $1...` and are ignored), on 127.0.0.1:`port`, logging to `<dir>/<name>.log`.
+    fn fake(script: &str, port: u16, dir: &std::path::Path, name: &str) -> NodeSpec {
         NodeSpec {
             mode: Mode::Member { id: 1 },
-            data_dir: log.with_extension("data"),
-            listen,
+            data_dir: dir.join(name),
+            listen: format!("127.0.0.1:{port}"),
             peer_listen: None,
             tls: None,
             bootstrap: Some(vec![(2, "http://127.0.0.1:1".into())]),
             extra_args: Vec::new(),
             env: Vec::new(),
             log_filter: LOG_FILTER.into(),
-            output: Output::File(log.to_path_buf()),
+            output: Output::File(dir.join(format!("{name}.log"))),
             wrapper: vec!["sh".into(), "-c".into(), script.into()],
             binary: PathBuf::from("ledger-node"),
         }
     }
 
+    /// A stand-in node that says "up" and listens on `port` until killed.
     fn listener(port: u16) -> String {
         format!("echo up; exec python3 -c 'import socket,time; s=socket.socket(); s.bind((\"127.0.0.1\",{port})); s.listen(); time.sleep(60)'")
     }
 
     #[test]
     fn arguments_name_every_setting_and_bootstrap_only_the_first_start() {
-        let dir = std::env::temp_dir().join(format!("harness-args-{}", std::process::id()));
-        let mut spec = fake("exit 0", "127.0.0.1:7070".into(), &dir.join("n1.log"));
+        let dir = scratch("args");
+        let mut spec = fake("exit 0", 7070, &dir, "n1");
         spec.peer_listen = Some("127.0.0.1:7080".into());
         spec.tls = Some(TlsFiles::issued(&dir, 1));
         spec.extra_args = vec!["--metrics-listen".into(), "127.0.0.1:9100".into()];
@@ -298,48 +307,42 @@ mod tests {
         for part in ["--listen 127.0.0.1:7070", "--peer-listen 127.0.0.1:7080", "node-1.pem", "node-1-key.pem", "ca.pem", "--metrics-listen", "--bootstrap --peer 2=http://127.0.0.1:1"] {
             assert!(args.contains(part), "{part} missing from {args}");
         }
-        std::fs::create_dir_all(&dir).unwrap();
-        let _ = spec.spawn().unwrap().wait_exit(Duration::from_secs(10)).unwrap();
+        assert!(spec.spawn().unwrap().wait_exit(Duration::from_secs(10)).unwrap().success());
         assert!(!spec.args().contains(&"--bootstrap".to_string()), "a restart never bootstraps");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
-    fn ready_once_the_port_accepts_and_sigterm_ends_it() {
-        let dir = std::env::temp_dir().join(format!("harness-ready-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+    fn ready_once_the_port_accepts_and_sigterm_or_drop_ends_it() {
+        let dir = scratch("ready");
         let port = crate::free_port().unwrap();
-        let mut spec = fake(&listener(port), format!("127.0.0.1:{port}"), &dir.join("n1.log"));
+        let mut spec = fake(&listener(port), port, &dir, "n1");
         let mut process = spec.spawn().unwrap();
         process.wait_ready(Duration::from_secs(30)).unwrap();
         assert!(process.is_running());
         assert_eq!(process.log().trim(), "up", "the output goes to the log file");
         let status = process.terminate(Duration::from_secs(10)).unwrap();
         assert!(!status.success(), "ended by SIGTERM: {status}");
-        // Dropped while running: killed, and the port is free again.
-        let process = spec.spawn().unwrap();
+        // Dropped while running: killed and reaped, so the port is free again at once.
+        let mut process = spec.spawn().unwrap();
+        process.wait_ready(Duration::from_secs(30)).unwrap();
         drop(process);
         assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(), "the dropped process was killed");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_process_that_exits_or_never_listens_is_reported_with_its_log() {
-        let dir = std::env::temp_dir().join(format!("harness-exit-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch("exit");
         let port = crate::free_port().unwrap();
-        let mut spec = fake("echo refusing to start >&2; exit 3", format!("127.0.0.1:{port}"), &dir.join("n1.log"));
+        let mut spec = fake("echo refusing to start >&2; exit 3", port, &dir, "n1");
         let err = spec.spawn().unwrap().wait_ready(Duration::from_secs(30)).unwrap_err().to_string();
         assert!(err.contains("exited with exit status: 3") && err.contains("refusing to start"), "{err}");
 
-        let mut spec = fake("sleep 30", format!("127.0.0.1:{port}"), &dir.join("n2.log"));
-        let mut process = spec.spawn().unwrap();
+        let mut process = fake("sleep 30", port, &dir, "n2").spawn().unwrap();
         let started = Instant::now();
         let err = process.wait_ready(Duration::from_millis(300)).unwrap_err().to_string();
         assert!(err.contains("did not accept connections within 300ms"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(5));
         let err = process.wait_exit(Duration::from_millis(100)).unwrap_err().to_string();
         assert!(err.contains("did not exit within 100ms (killed)"), "{err}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -36,7 +36,7 @@ pub fn ledger_node(args: &[&str]) -> Output {
     Command::new(binary("ledger-node")).args(args).stdin(Stdio::null()).output().expect("run ledger-node")
 }
 
-/// Polls `check` every `every` until it returns `Some`, at most `timeout`; then panics with
+/// Polls `check` every `every` until it returns `Ok`, at most `timeout`; then panics with
 /// `what` and the last value `check` saw (`Err`), so a test waits on a condition, never a guess.
 pub async fn eventually<T, E, F, Fut>(what: &str, timeout: Duration, every: Duration, mut check: F) -> T
 where
@@ -144,18 +144,25 @@ impl DevNode {
     }
 }
 
-impl Deref for DevNode {
-    type Target = TestNode;
-    fn deref(&self) -> &TestNode {
-        &self.node
-    }
+/// `DevNode` and `ClusterNode` are a `TestNode` with their own constructors and addresses.
+macro_rules! deref_to_test_node {
+    ($kind:ty) => {
+        impl Deref for $kind {
+            type Target = TestNode;
+            fn deref(&self) -> &TestNode {
+                &self.node
+            }
+        }
+
+        impl DerefMut for $kind {
+            fn deref_mut(&mut self) -> &mut TestNode {
+                &mut self.node
+            }
+        }
+    };
 }
 
-impl DerefMut for DevNode {
-    fn deref_mut(&mut self) -> &mut TestNode {
-        &mut self.node
-    }
-}
+deref_to_test_node!(DevNode);
 
 /// TLS files of a test cluster, made by `ledger-node certs` in one directory: the cluster CA,
 /// node certificates for 127.0.0.1 and localhost, client certificates.
@@ -320,18 +327,7 @@ impl ClusterNode {
     }
 }
 
-impl Deref for ClusterNode {
-    type Target = TestNode;
-    fn deref(&self) -> &TestNode {
-        &self.node
-    }
-}
-
-impl DerefMut for ClusterNode {
-    fn deref_mut(&mut self) -> &mut TestNode {
-        &mut self.node
-    }
-}
+deref_to_test_node!(ClusterNode);
 
 /// N `ledger-node start` processes in one temp dir. Node ids are handed out once, from 1 up.
 pub struct Cluster {
