@@ -252,7 +252,9 @@ impl ClusterNode {
     /// Starts node `id` on `port` (a port chosen before, e.g. to name it in a restore), without
     /// bootstrapping.
     pub fn start_on_port(id: u64, data_dir: &Path, port: u16, extra_args: &[&str]) -> ClusterNode {
-        ClusterNode::start_at(id, data_dir, port, None, extra_args, &[], None)
+        let mut spec = member_spec(id, data_dir, port);
+        spec.extra_args = extra_args.iter().map(|s| s.to_string()).collect();
+        ClusterNode::from_spec(id, port, None, spec)
     }
 
     /// `start`, with environment variables set on every start of the process.
@@ -276,27 +278,20 @@ impl ClusterNode {
         extra_env: &[(&str, &str)],
         pki: Option<&Pki>,
     ) -> ClusterNode {
-        ClusterNode::start_at(id, data_dir, free_port(), bootstrap, extra_args, extra_env, pki)
-    }
-
-    fn start_at(
-        id: u64,
-        data_dir: &Path,
-        port: u16,
-        bootstrap: Option<&[(u64, String)]>,
-        extra_args: &[&str],
-        extra_env: &[(&str, &str)],
-        pki: Option<&Pki>,
-    ) -> ClusterNode {
-        let mut spec = NodeSpec::new(Mode::Member { id }, data_dir.to_path_buf(), format!("127.0.0.1:{port}"))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let port = free_port();
+        let mut spec = member_spec(id, data_dir, port);
         let peer_port = pki.map(|_| free_port());
         spec.peer_listen = peer_port.map(|p| format!("127.0.0.1:{p}"));
         spec.tls = pki.map(|p| p.node_files(id));
         spec.bootstrap = bootstrap.map(<[_]>::to_vec);
         spec.extra_args = extra_args.iter().map(|s| s.to_string()).collect();
         spec.env = extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        ClusterNode { id, data_dir: data_dir.to_path_buf(), port, peer_port, node: TestNode::start(spec) }
+        ClusterNode::from_spec(id, port, peer_port, spec)
+    }
+
+    /// Starts the node `spec` describes and waits until it accepts connections.
+    fn from_spec(id: u64, port: u16, peer_port: Option<u16>, spec: NodeSpec) -> ClusterNode {
+        ClusterNode { id, data_dir: spec.data_dir.clone(), port, peer_port, node: TestNode::start(spec) }
     }
 
     pub fn endpoint(&self) -> String {
@@ -328,6 +323,11 @@ impl ClusterNode {
 }
 
 deref_to_test_node!(ClusterNode);
+
+/// `ledger-node start --node-id <id>` on 127.0.0.1:`port` with `data_dir`, nothing else yet.
+fn member_spec(id: u64, data_dir: &Path, port: u16) -> NodeSpec {
+    NodeSpec::new(Mode::Member { id }, data_dir.to_path_buf(), format!("127.0.0.1:{port}")).unwrap_or_else(|e| panic!("{e}"))
+}
 
 /// N `ledger-node start` processes in one temp dir. Node ids are handed out once, from 1 up.
 pub struct Cluster {
