@@ -425,7 +425,8 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
     verdicts.push(replicas);
     let undecided: Vec<&str> = verdicts.iter().filter(|v| v.valid.is_none()).map(|v| v.checker).collect();
     let valid = passes(&verdicts, options.accept_undecided.as_deref());
-    let snapshots = cluster.snapshot_counts();
+    let mut snapshots = cluster.snapshot_counts();
+    snapshots["purged_index"] = json!(purged_indexes(&cluster).await?);
     let (ok, fail, info) = report::counts(&ops);
 
     let results = json!({
@@ -478,6 +479,17 @@ fn print_verdicts(verdicts: &[Verdict], accept_undecided: Option<&str>) {
     for v in verdicts {
         println!("  {:<14} {:?} {}", v.checker, v.valid, v.anomalies.first().cloned().unwrap_or_default());
     }
+}
+
+/// Each node's last purged log index (0: nothing purged, or no answer), from its own status.
+async fn purged_indexes(cluster: &Cluster) -> anyhow::Result<Vec<u64>> {
+    let client = workload::client(cluster.urls(), cluster.tls())?;
+    let mut purged = Vec::new();
+    for url in cluster.urls() {
+        let status = tokio::time::timeout(Duration::from_secs(3), client.cluster_status_at(&url)).await;
+        purged.push(status.ok().and_then(Result::ok).map_or(0, |s| s.purged_index));
+    }
+    Ok(purged)
 }
 
 /// The node flags for snapshots every `entries` log entries. Few entries are kept behind a
