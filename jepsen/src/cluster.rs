@@ -3,16 +3,17 @@
 //! is killed (and the namespaces deleted) when the `Cluster` is dropped: at the end of a run, on
 //! an error, on a panic, and on Ctrl-C (the run future is dropped).
 //!
+//! The processes are `ledger-harness`'s (shared with the end-to-end tests and ledger-bench).
+//!
 //! Every run uses TLS, as production does: `ledger-node certs` makes a CA and a certificate per
 //! node id in `<run dir>/pki` (namespaced nodes listen on non-loopback addresses, where a node
 //! refuses plaintext); clients connect over https, peers over mutual TLS on their own port.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use ledger_harness::{Mode, NodeProcess, NodeSpec, Output, TlsFiles};
 
 use crate::net::Network;
 
@@ -29,7 +30,7 @@ pub struct Node {
     /// The peer port's address (mutual TLS).
     pub peer_listen: String,
     pub data_dir: PathBuf,
-    child: Option<Child>,
+    process: Option<NodeProcess>,
     pub paused: bool,
 }
 
@@ -43,13 +44,10 @@ impl Node {
         format!("https://{}", self.peer_listen)
     }
     pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(child) => matches!(child.try_wait(), Ok(None)),
-            None => false,
-        }
+        self.process.as_mut().is_some_and(NodeProcess::is_running)
     }
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.process.as_ref().and_then(NodeProcess::pid)
     }
 }
 
@@ -58,60 +56,41 @@ pub struct Cluster {
     binary: PathBuf,
     dir: PathBuf,
     next_id: u64,
+    /// Flags every node gets (Raft tuning).
+    extra_args: Vec<String>,
     /// Dropped after the nodes (field order), so no process outlives its namespace.
     pub net: Option<Network>,
 }
 
-/// `ledger-node` next to the running `jepsen` binary (`<target>/release/`), or `LEDGER_NODE_BIN`.
+/// How long a node of a new cluster may take to accept connections.
+const START_WAIT: Duration = Duration::from_secs(60);
+
+/// `ledger-node` next to the running `jepsen` binary (`<target>/release/`), or `LEDGER_NODE_BIN`
+/// (see `ledger_harness::binary`).
 pub fn node_binary() -> anyhow::Result<PathBuf> {
-    if let Ok(path) = std::env::var("LEDGER_NODE_BIN") {
-        return Ok(PathBuf::from(path));
-    }
-    let exe = std::env::current_exe()?;
-    let mut dir = exe.parent().context("binary directory")?.to_path_buf();
-    // Integration tests run from <target>/release/deps.
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let path = dir.join("ledger-node");
-    if !path.exists() {
-        bail!("{} not found: build it first (`cargo build --release -p ledger-node`) or set LEDGER_NODE_BIN", path.display());
-    }
-    Ok(path)
+    Ok(ledger_harness::binary("ledger-node")?)
 }
 
-/// The arguments of one node start, in one place (flags such as TLS or auth are added here).
-pub fn node_args(node: &Node, pki: &Path, bootstrap_peers: &[(u64, String)]) -> Vec<String> {
-    let file = |name: String| pki.join(name).display().to_string();
-    let mut args = vec![
-        "start".to_string(),
-        "--node-id".into(),
-        node.id.to_string(),
-        "--listen".into(),
-        node.listen.clone(),
-        "--peer-listen".into(),
-        node.peer_listen.clone(),
-        "--data-dir".into(),
-        node.data_dir.display().to_string(),
-        "--tls-cert".into(),
-        file(format!("node-{}.pem", node.id)),
-        "--tls-key".into(),
-        file(format!("node-{}-key.pem", node.id)),
-        "--tls-ca".into(),
-        file("ca.pem".into()),
-    ];
-    if !bootstrap_peers.is_empty() {
-        args.push("--bootstrap".into());
-        for (peer, url) in bootstrap_peers {
-            args.push("--peer".into());
-            args.push(format!("{peer}={url}"));
-        }
+/// How one start of `node` is made, in one place (flags such as TLS or auth are added here).
+fn node_spec(node: &Node, binary: &Path, pki: &Path, log: PathBuf, bootstrap_peers: &[(u64, String)]) -> NodeSpec {
+    NodeSpec {
+        mode: Mode::Member { id: node.id },
+        data_dir: node.data_dir.clone(),
+        listen: node.listen.clone(),
+        peer_listen: Some(node.peer_listen.clone()),
+        tls: Some(TlsFiles::issued(pki, node.id)),
+        bootstrap: (!bootstrap_peers.is_empty()).then(|| bootstrap_peers.to_vec()),
+        extra_args: Vec::new(),
+        env: Vec::new(),
+        log_filter: ledger_harness::LOG_FILTER.to_string(),
+        output: Output::File(log),
+        wrapper: Vec::new(),
+        binary: binary.to_path_buf(),
     }
-    args
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(ledger_harness::free_port()?)
 }
 
 /// Client and peer addresses of a node in `slot`.
@@ -128,21 +107,25 @@ fn host(address: &str) -> &str {
 }
 
 impl Cluster {
-    /// Starts `count` nodes and bootstraps them into one cluster of voters.
-    pub fn start(count: usize, dir: &Path, namespaces: bool) -> anyhow::Result<Cluster> {
+    /// Starts `count` nodes, each with `extra_args`, and bootstraps them into one cluster of voters.
+    pub fn start(count: usize, dir: &Path, namespaces: bool, extra_args: &[String]) -> anyhow::Result<Cluster> {
         let net = if namespaces { Some(Network::create(count)?) } else { None };
         let mut nodes = Vec::new();
         for slot in 0..count {
             let (listen, peer_listen) = addresses(net.as_ref(), slot)?;
             let id = slot as u64 + 1;
-            nodes.push(Node { slot, id, listen, peer_listen, data_dir: dir.join(format!("n{slot}-id{id}")), child: None, paused: false });
+            nodes.push(Node { slot, id, listen, peer_listen, data_dir: dir.join(format!("n{slot}-id{id}")), process: None, paused: false });
         }
-        let mut cluster = Cluster { nodes, binary: node_binary()?, dir: dir.to_path_buf(), next_id: count as u64 + 1, net };
+        let extra_args = extra_args.to_vec();
+        let mut cluster = Cluster { nodes, binary: node_binary()?, dir: dir.to_path_buf(), next_id: count as u64 + 1, extra_args, net };
         let peers: Vec<(u64, String)> = cluster.nodes[1..].iter().map(|n| (n.id, n.peer_url())).collect();
+        // Peers first, each accepting connections before the bootstrapping node contacts them.
         for slot in (1..count).rev() {
             cluster.spawn(slot, &[])?;
+            cluster.wait_ready(slot)?;
         }
         cluster.spawn(0, &peers)?;
+        cluster.wait_ready(0)?;
         Ok(cluster)
     }
 
@@ -168,16 +151,14 @@ impl Cluster {
             return Ok(());
         }
         let hosts = format!("{}={},127.0.0.1,localhost", node.id, host(&node.listen));
-        let output = Command::new(&self.binary)
-            .args(["certs", "--dir"])
-            .arg(self.pki())
-            .args(["--node", &hosts])
-            .output()
-            .with_context(|| format!("run {} certs", self.binary.display()))?;
-        if !output.status.success() {
-            bail!("ledger-node certs for node {}: {}", node.id, String::from_utf8_lossy(&output.stderr));
-        }
-        Ok(())
+        ledger_harness::certs(&self.binary, &self.pki(), &["--node".into(), hosts]).with_context(|| format!("certificate of node {}", node.id))
+    }
+
+    /// Waits until the node of `slot` accepts connections (at most `START_WAIT`): the namespaced
+    /// addresses are reachable from the root namespace through the bridge.
+    fn wait_ready(&mut self, slot: usize) -> anyhow::Result<()> {
+        let process = self.nodes[slot].process.as_mut().context("a spawned node")?;
+        Ok(process.wait_ready(START_WAIT)?)
     }
 
     pub fn slot_of_id(&self, id: u64) -> Option<usize> {
@@ -188,38 +169,41 @@ impl Cluster {
         self.issue_certificate(slot)?;
         let node = &self.nodes[slot];
         std::fs::create_dir_all(&node.data_dir)?;
-        let log_path = self.dir.join(format!("node-slot{slot}.log"));
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
-        let args = node_args(node, &self.pki(), bootstrap_peers);
-        let mut command = match &self.net {
+        let log = self.log_path(slot);
+        let mut spec = node_spec(node, &self.binary, &self.pki(), log, bootstrap_peers);
+        spec.extra_args = self.extra_args.clone();
+        if let Some(net) = &self.net {
             // `ip netns exec` execs the node in place: the child's pid is the node's.
-            Some(net) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", &net.namespace(slot)]).arg(&self.binary);
-                c
-            }
-            None => Command::new(&self.binary),
-        };
-        let child = command
-            .args(&args)
-            .env("LEDGER_LOG", "info,openraft=warn,openraft::core::heartbeat=error")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("spawn {}", self.binary.display()))?;
+            spec.wrapper = vec!["ip".into(), "netns".into(), "exec".into(), net.namespace(slot)];
+        }
+        let process = spec.spawn().with_context(|| format!("start the node of slot {slot}"))?;
         let node = &mut self.nodes[slot];
-        node.child = Some(child);
+        node.process = Some(process);
         node.paused = false;
         Ok(())
+    }
+
+    /// How many snapshots the nodes built and installed, from their logs (every slot's log,
+    /// across restarts and rebuilds): `{"built": n, "installed": m}`.
+    pub fn snapshot_counts(&self) -> serde_json::Value {
+        let (mut built, mut installed) = (0, 0);
+        for slot in 0..self.nodes.len() {
+            let log = std::fs::read_to_string(self.log_path(slot)).unwrap_or_default();
+            built += log.lines().filter(|l| l.contains("snapshot built")).count();
+            installed += log.lines().filter(|l| l.contains("snapshot installed")).count();
+        }
+        serde_json::json!({"built": built, "installed": installed})
+    }
+
+    fn log_path(&self, slot: usize) -> PathBuf {
+        self.dir.join(format!("node-slot{slot}.log"))
     }
 
     /// SIGKILL (a crash: no shutdown code runs). A paused node is killed too.
     pub fn kill(&mut self, slot: usize) {
         let node = &mut self.nodes[slot];
-        if let Some(mut child) = node.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(process) = node.process.take() {
+            process.kill9();
         }
         node.paused = false;
     }
@@ -234,17 +218,13 @@ impl Cluster {
     }
 
     fn signal(&self, slot: usize, signal: &str) -> anyhow::Result<()> {
-        let Some(pid) = self.nodes[slot].pid() else { return Ok(()) };
-        let status = Command::new("kill").args([signal, &pid.to_string()]).status()?;
-        if !status.success() {
-            bail!("kill {signal} {pid} failed");
-        }
-        Ok(())
+        let Some(process) = &self.nodes[slot].process else { return Ok(()) };
+        Ok(process.signal(signal)?)
     }
 
     pub fn pause(&mut self, slot: usize) -> anyhow::Result<()> {
         if self.nodes[slot].is_running() {
-            self.signal(slot, "-STOP")?;
+            self.signal(slot, "STOP")?;
             self.nodes[slot].paused = true;
         }
         Ok(())
@@ -252,7 +232,7 @@ impl Cluster {
 
     pub fn resume(&mut self, slot: usize) -> anyhow::Result<()> {
         if self.nodes[slot].paused {
-            self.signal(slot, "-CONT")?;
+            self.signal(slot, "CONT")?;
             self.nodes[slot].paused = false;
         }
         Ok(())
@@ -282,7 +262,7 @@ impl Cluster {
         let (listen, peer_listen) = addresses(self.net.as_ref(), slot)?;
         let id = self.next_id;
         self.next_id += 1;
-        self.nodes.push(Node { slot, id, listen, peer_listen, data_dir: self.dir.join(format!("n{slot}-id{id}")), child: None, paused: false });
+        self.nodes.push(Node { slot, id, listen, peer_listen, data_dir: self.dir.join(format!("n{slot}-id{id}")), process: None, paused: false });
         self.spawn(slot, &[])?;
         Ok(slot)
     }
@@ -290,7 +270,7 @@ impl Cluster {
     /// Flips one byte of one of the node's files (it must be stopped): an SST if there is one,
     /// else the largest file. Returns what was flipped.
     pub fn flip_byte(&mut self, slot: usize, pick: u64) -> anyhow::Result<String> {
-        assert!(self.nodes[slot].child.is_none(), "flip bytes only in a stopped node's files");
+        assert!(self.nodes[slot].process.is_none(), "flip bytes only in a stopped node's files");
         let mut files = Vec::new();
         collect_files(&self.nodes[slot].data_dir, &mut files)?;
         // RocksDB's data: tables, write-ahead logs (where the Raft log and recent state live),

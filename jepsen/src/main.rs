@@ -29,6 +29,14 @@ struct Args {
     accounts: u64,
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Raft log entries between snapshots (the node's `--raft-snapshot-entries`). Small, so that
+    /// snapshots are built, logs purged and snapshots installed while the faults run.
+    #[arg(long, default_value_t = jepsen::run::SNAPSHOT_ENTRIES)]
+    snapshot_entries: u64,
+    /// Why an undecided checker verdict (a search budget ran out) is acceptable for this run.
+    /// Without it, an undecided verdict fails the run like an anomaly.
+    #[arg(long, value_name = "REASON")]
+    accept_undecided: Option<String>,
     /// Run directory (default: jepsen-runs/<unix time>-<nemesis>-seed<seed>).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -58,6 +66,8 @@ async fn main() -> anyhow::Result<()> {
         accounts: args.accounts,
         seed: args.seed,
         dir,
+        snapshot_entries: args.snapshot_entries,
+        accept_undecided: args.accept_undecided,
     };
     // Ctrl-C drops the run future, and with it the cluster: its Drop kills every node and
     // deletes the namespaces (so no `process::exit` before that).

@@ -29,6 +29,9 @@ fn run(workload: &str, nemesis: &str, seed: u64, dir: &Path) -> serde_json::Valu
     let ok = results["counts"]["ok"].as_u64().expect("ok count");
     assert!(ok >= OK_OPS_MIN, "{nemesis}: only {ok} ok operations\n{stdout}");
     assert!(results["faults_injected"].as_u64().expect("faults") >= 1, "{nemesis}: no fault injected\n{stdout}");
+    // The small snapshot threshold (`--snapshot-entries`, 300) is reached: snapshots are built
+    // (and logs purged behind them) while the faults run.
+    assert!(results["snapshots"]["built"].as_u64().expect("snapshots built") >= 1, "{nemesis}: no snapshot built\n{stdout}");
     for file in ["history.jsonl", "timeline.jsonl", "report.html"] {
         assert!(dir.join(file).metadata().is_ok_and(|m| m.len() > 0), "{nemesis}: {file} missing");
     }
@@ -41,7 +44,7 @@ fn short_runs_under_kill_pause_partition_and_a_flipped_byte_pass_every_checker()
     let runs = [("bank", "kill", 1), ("bank", "pause", 2), ("bank", "partition", 3), ("bank", "corrupt", 4), ("two-phase", "kill", 5)];
     for (workload, nemesis, seed) in runs {
         let results = run(workload, nemesis, seed, &root.join(format!("{workload}-{nemesis}")));
-        println!("{workload} {nemesis}: {}", results["counts"]);
+        println!("{workload} {nemesis}: {}; snapshots {}", results["counts"], results["snapshots"]);
         if workload == "two-phase" {
             let checkers = results["checkers"].as_array().expect("checkers");
             assert!(checkers.iter().any(|c| c["checker"] == "two_phase"), "the two-phase checker ran: {results:#}");

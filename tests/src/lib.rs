@@ -1,157 +1,168 @@
 //! Harness for end-to-end tests: starts the real `ledger-node` binary on a free loopback port
 //! with its own data dir, kills it with SIGKILL or stops it with SIGTERM, restarts it, and runs
-//! the `ledger` CLI.
+//! the `ledger` CLI. The processes themselves are `ledger-harness`'s (shared with jepsen and
+//! ledger-bench); this layer adds the test conventions: panics with the node's log instead of
+//! errors, clusters in temp dirs, TLS files, and `eventually` for waiting on a condition.
 //!
-//! The binaries are found next to the test executable's directory (`target/<profile>/`);
-//! `scripts/test.sh` builds them before running the tests.
+//! The binaries are found by `ledger_harness::binary` (next to the test executable, then
+//! `$CARGO_TARGET_DIR/release`); `scripts/test.sh` builds them before running the tests.
 
-use std::net::{TcpListener, TcpStream};
+use std::future::Future;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use ledger_harness::{Mode, NodeProcess, NodeSpec, TlsFiles};
 
 /// Path of a workspace binary built in the same profile as the running test.
 pub fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile> directory");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} not found: build the binaries first (`cargo build --release --workspace --bins`, done by scripts/test.sh)",
-        path.display()
-    );
-    path
+    ledger_harness::binary(name).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port").local_addr().expect("local addr").port()
-}
-
-/// Sends SIGTERM (a graceful shutdown) to `child`.
-fn sigterm(child: &Child) {
-    let sent = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("run kill");
-    assert!(sent.success(), "kill -TERM failed");
-}
-
-/// Waits for `child` to exit, at most `timeout` (then kills it and panics).
-fn wait_exit(mut child: Child, timeout: Duration) -> std::process::ExitStatus {
-    let started = Instant::now();
-    while started.elapsed() < timeout {
-        if let Some(status) = child.try_wait().expect("wait for ledger-node") {
-            return status;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.kill().expect("SIGKILL ledger-node");
-    let status = child.wait().expect("reap ledger-node");
-    panic!("ledger-node did not exit within {timeout:?} of SIGTERM (killed: {status})");
+    ledger_harness::free_port().expect("bind an ephemeral port")
 }
 
 /// How long a node may take to shut down gracefully (leadership transfer 5 s + drain 10 s + flush).
 pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(60);
+
+/// How long a node may take to accept connections after its start.
+pub const START_WAIT: Duration = Duration::from_secs(60);
 
 /// Runs `ledger-node` with `args` to completion (e.g. `restore`).
 pub fn ledger_node(args: &[&str]) -> Output {
     Command::new(binary("ledger-node")).args(args).stdin(Stdio::null()).output().expect("run ledger-node")
 }
 
-/// One `ledger-node dev` process.
-pub struct DevNode {
-    pub data_dir: PathBuf,
-    pub port: u16,
-    log_path: PathBuf,
-    child: Option<Child>,
+/// Polls `check` every `every` until it returns `Ok`, at most `timeout`; then panics with
+/// `what` and the last value `check` saw (`Err`), so a test waits on a condition, never a guess.
+pub async fn eventually<T, E, F, Fut>(what: &str, timeout: Duration, every: Duration, mut check: F) -> T
+where
+    E: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match check().await {
+            Ok(value) => return value,
+            Err(last) => last,
+        };
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}; last seen: {last:?}");
+        tokio::time::sleep(every).await;
+    }
 }
 
-impl DevNode {
-    /// Starts a node on a fresh port with `data_dir`, and waits until it serves.
-    pub fn start(data_dir: &Path) -> DevNode {
-        let mut node = DevNode {
-            data_dir: data_dir.to_path_buf(),
-            port: free_port(),
-            log_path: data_dir.with_extension("log"),
-            child: None,
-        };
+/// A node started from a spec, restartable: the test-facing layer over `ledger_harness`
+/// (every failure is a panic that shows the node's log). `DevNode` and `ClusterNode` deref to it.
+pub struct TestNode {
+    pub spec: NodeSpec,
+    process: Option<NodeProcess>,
+}
+
+impl TestNode {
+    fn start(spec: NodeSpec) -> TestNode {
+        let mut node = TestNode { spec, process: None };
         node.spawn();
         node
     }
 
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
+    /// Spawns the process and waits until it accepts connections (at most `START_WAIT`).
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).expect("node log file");
-        let child = Command::new(binary("ledger-node"))
-            .args(["dev", "--data-dir"])
-            .arg(&self.data_dir)
-            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
-            .env("LEDGER_LOG", "info,openraft=warn")
-            .stdout(log.try_clone().expect("clone log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn ledger-node");
-        self.child = Some(child);
-        self.wait_serving(Duration::from_secs(60));
+        let mut process = self.spec.spawn().unwrap_or_else(|e| panic!("{e}"));
+        process.wait_ready(START_WAIT).unwrap_or_else(|e| panic!("{e}"));
+        self.process = Some(process);
     }
 
-    /// The node binds its port only once it is leader of its cluster: a connect means ready.
-    fn wait_serving(&mut self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("ledger-node exited with {status}; log:\n{}", self.log());
-            }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("ledger-node did not serve within {timeout:?}; log:\n{}", self.log());
+    pub fn is_running(&self) -> bool {
+        self.process.is_some()
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+        self.spec.log()
     }
 
     /// SIGKILL: no shutdown code runs, as in a crash.
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().expect("SIGKILL ledger-node");
-            child.wait().expect("reap ledger-node");
+        if let Some(process) = self.process.take() {
+            process.kill9();
         }
     }
 
-    /// Starts the node again on the same data dir and port.
+    /// Starts the node again on the same data dir and port (never with --bootstrap).
     pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "restart a node that is stopped");
+        assert!(self.process.is_none(), "restart a node that is stopped");
         self.spawn();
     }
 
     /// SIGTERM, a graceful shutdown: waits for the exit (at most `SHUTDOWN_WAIT`); its status.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
+    pub fn terminate(&mut self) -> ExitStatus {
         self.sigterm();
         self.wait_exit()
     }
 
     /// Sends SIGTERM and returns at once (`wait_exit` reaps the process).
     pub fn sigterm(&self) {
-        sigterm(self.child.as_ref().expect("signal a running node"));
+        self.process.as_ref().expect("signal a running node").signal("TERM").unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Waits for the process to exit after `sigterm` (at most `SHUTDOWN_WAIT`).
-    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
-        wait_exit(self.child.take().expect("a running node"), SHUTDOWN_WAIT)
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let process = self.process.take().expect("a running node");
+        process.wait_exit(SHUTDOWN_WAIT).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Runs the node with `once` added, to completion (for starts that must be refused).
+    pub fn run_to_exit(&self, once: &[&str]) -> Output {
+        assert!(self.process.is_none(), "stop the node first");
+        let once: Vec<String> = once.iter().map(|s| s.to_string()).collect();
+        self.spec.command(&once).output().expect("run ledger-node")
     }
 }
 
-impl Drop for DevNode {
-    fn drop(&mut self) {
-        self.kill9();
+/// One `ledger-node dev` process.
+pub struct DevNode {
+    pub data_dir: PathBuf,
+    pub port: u16,
+    node: TestNode,
+}
+
+impl DevNode {
+    /// Starts a node on a fresh port with `data_dir`, and waits until it serves (a dev node
+    /// binds its port only once it leads its cluster of one).
+    pub fn start(data_dir: &Path) -> DevNode {
+        let port = free_port();
+        let mut spec = NodeSpec::new(Mode::Dev, data_dir.to_path_buf(), format!("127.0.0.1:{port}")).unwrap_or_else(|e| panic!("{e}"));
+        spec.log_filter = "info,openraft=warn".into();
+        DevNode { data_dir: data_dir.to_path_buf(), port, node: TestNode::start(spec) }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
 }
+
+/// `DevNode` and `ClusterNode` are a `TestNode` with their own constructors and addresses.
+macro_rules! deref_to_test_node {
+    ($kind:ty) => {
+        impl Deref for $kind {
+            type Target = TestNode;
+            fn deref(&self) -> &TestNode {
+                &self.node
+            }
+        }
+
+        impl DerefMut for $kind {
+            fn deref_mut(&mut self) -> &mut TestNode {
+                &mut self.node
+            }
+        }
+    };
+}
+
+deref_to_test_node!(DevNode);
 
 /// TLS files of a test cluster, made by `ledger-node certs` in one directory: the cluster CA,
 /// node certificates for 127.0.0.1 and localhost, client certificates.
@@ -169,13 +180,9 @@ impl Pki {
     }
 
     fn certs(&self, args: &[String]) {
-        let out = Command::new(binary("ledger-node"))
-            .args(["certs", "--cluster-name", &self.cluster_name, "--dir"])
-            .arg(&self.dir)
-            .args(args)
-            .output()
-            .expect("run ledger-node certs");
-        assert!(out.status.success(), "ledger-node certs: {}", String::from_utf8_lossy(&out.stderr));
+        let mut all = vec!["--cluster-name".to_string(), self.cluster_name.clone()];
+        all.extend_from_slice(args);
+        ledger_harness::certs(&binary("ledger-node"), &self.dir, &all).unwrap_or_else(|e| panic!("{e}"));
     }
 
     pub fn ca(&self) -> PathBuf {
@@ -184,11 +191,17 @@ impl Pki {
 
     /// Node `id`'s certificate and key (issued on first use).
     pub fn node(&self, id: u64) -> (PathBuf, PathBuf) {
-        let (cert, key) = (self.dir.join(format!("node-{id}.pem")), self.dir.join(format!("node-{id}-key.pem")));
-        if !cert.exists() {
+        let files = self.node_files(id);
+        (files.cert, files.key)
+    }
+
+    /// Node `id`'s TLS files (issued on first use).
+    pub fn node_files(&self, id: u64) -> TlsFiles {
+        let files = TlsFiles::issued(&self.dir, id);
+        if !files.cert.exists() {
             self.certs(&["--node".into(), format!("{id}=127.0.0.1,localhost")]);
         }
-        (cert, key)
+        files
     }
 
     /// A client certificate and key with subject CN `name` (issued on first use).
@@ -202,15 +215,7 @@ impl Pki {
 
     /// The flags that give node `id` its TLS files.
     pub fn node_args(&self, id: u64) -> Vec<String> {
-        let (cert, key) = self.node(id);
-        vec![
-            "--tls-cert".into(),
-            cert.display().to_string(),
-            "--tls-key".into(),
-            key.display().to_string(),
-            "--tls-ca".into(),
-            self.ca().display().to_string(),
-        ]
+        self.node_files(id).args()
     }
 
     /// Client TLS settings trusting this CA, with client certificate `name` if given.
@@ -231,15 +236,9 @@ pub struct ClusterNode {
     pub id: u64,
     pub data_dir: PathBuf,
     pub port: u16,
-    /// With TLS: the peer port (mutual TLS) and the directory of the cluster's TLS files.
+    /// With TLS: the peer port (mutual TLS).
     pub peer_port: Option<u16>,
-    tls_args: Vec<String>,
-    log_path: PathBuf,
-    child: Option<Child>,
-    /// Flags given on every start (e.g. Raft tuning).
-    extra_args: Vec<String>,
-    /// Environment variables set on every start (e.g. the wallet master key's).
-    extra_env: Vec<(String, String)>,
+    node: TestNode,
 }
 
 impl ClusterNode {
@@ -253,19 +252,9 @@ impl ClusterNode {
     /// Starts node `id` on `port` (a port chosen before, e.g. to name it in a restore), without
     /// bootstrapping.
     pub fn start_on_port(id: u64, data_dir: &Path, port: u16, extra_args: &[&str]) -> ClusterNode {
-        let mut node = ClusterNode {
-            id,
-            data_dir: data_dir.to_path_buf(),
-            port,
-            peer_port: None,
-            tls_args: Vec::new(),
-            log_path: data_dir.with_extension("log"),
-            child: None,
-            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
-            extra_env: Vec::new(),
-        };
-        node.spawn(&[]);
-        node
+        let mut spec = member_spec(id, data_dir, port);
+        spec.extra_args = extra_args.iter().map(|s| s.to_string()).collect();
+        ClusterNode::from_spec(id, port, None, spec)
     }
 
     /// `start`, with environment variables set on every start of the process.
@@ -289,27 +278,20 @@ impl ClusterNode {
         extra_env: &[(&str, &str)],
         pki: Option<&Pki>,
     ) -> ClusterNode {
-        let mut node = ClusterNode {
-            id,
-            data_dir: data_dir.to_path_buf(),
-            port: free_port(),
-            peer_port: pki.map(|_| free_port()),
-            tls_args: pki.map(|p| p.node_args(id)).unwrap_or_default(),
-            log_path: data_dir.with_extension("log"),
-            child: None,
-            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
-            extra_env: extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        };
-        let mut args = Vec::new();
-        if let Some(peers) = bootstrap {
-            args.push("--bootstrap".to_string());
-            for (peer_id, url) in peers {
-                args.push("--peer".into());
-                args.push(format!("{peer_id}={url}"));
-            }
-        }
-        node.spawn(&args);
-        node
+        let port = free_port();
+        let mut spec = member_spec(id, data_dir, port);
+        let peer_port = pki.map(|_| free_port());
+        spec.peer_listen = peer_port.map(|p| format!("127.0.0.1:{p}"));
+        spec.tls = pki.map(|p| p.node_files(id));
+        spec.bootstrap = bootstrap.map(<[_]>::to_vec);
+        spec.extra_args = extra_args.iter().map(|s| s.to_string()).collect();
+        spec.env = extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        ClusterNode::from_spec(id, port, peer_port, spec)
+    }
+
+    /// Starts the node `spec` describes and waits until it accepts connections.
+    fn from_spec(id: u64, port: u16, peer_port: Option<u16>, spec: NodeSpec) -> ClusterNode {
+        ClusterNode { id, data_dir: spec.data_dir.clone(), port, peer_port, node: TestNode::start(spec) }
     }
 
     pub fn endpoint(&self) -> String {
@@ -325,87 +307,6 @@ impl ClusterNode {
         }
     }
 
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
-    }
-
-    fn command(&self, once: &[String]) -> Command {
-        let mut command = Command::new(binary("ledger-node"));
-        command
-            .args(["start", "--node-id", &self.id.to_string(), "--data-dir"])
-            .arg(&self.data_dir)
-            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
-            .args(self.peer_port.iter().flat_map(|p| ["--peer-listen".to_string(), format!("127.0.0.1:{p}")]))
-            .args(&self.tls_args)
-            .args(&self.extra_args)
-            .args(once)
-            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
-            .env("LEDGER_LOG", "info,openraft=warn,openraft::core::heartbeat=error");
-        command
-    }
-
-    fn spawn(&mut self, once: &[String]) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).expect("node log file");
-        let child = self
-            .command(once)
-            .stdout(log.try_clone().expect("clone log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn ledger-node start");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("ledger-node {} exited with {status}; log:\n{}", self.id, self.log());
-            }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("ledger-node {} did not serve within 60 s; log:\n{}", self.id, self.log());
-    }
-
-    /// Runs the node with `once` added, to completion (for starts that must be refused).
-    pub fn run_to_exit(&self, once: &[&str]) -> Output {
-        assert!(self.child.is_none(), "stop the node first");
-        self.command(&once.iter().map(|s| s.to_string()).collect::<Vec<_>>()).output().expect("run ledger-node")
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-
-    /// SIGKILL: no shutdown code runs, as in a crash.
-    pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().expect("SIGKILL ledger-node");
-            child.wait().expect("reap ledger-node");
-        }
-    }
-
-    /// SIGTERM, a graceful shutdown: waits for the exit (at most `SHUTDOWN_WAIT`); its status.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
-        self.sigterm();
-        self.wait_exit()
-    }
-
-    /// Sends SIGTERM and returns at once (`wait_exit` reaps the process).
-    pub fn sigterm(&self) {
-        sigterm(self.child.as_ref().expect("signal a running node"));
-    }
-
-    /// Waits for the process to exit after `sigterm` (at most `SHUTDOWN_WAIT`).
-    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
-        wait_exit(self.child.take().expect("a running node"), SHUTDOWN_WAIT)
-    }
-
-    /// Starts the node again on the same data dir and port (never with --bootstrap).
-    pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "restart a node that is stopped");
-        self.spawn(&[]);
-    }
-
     /// The node's snapshot files (`<data_dir>/snapshots/*.bin`).
     pub fn snapshot_files(&self) -> Vec<PathBuf> {
         let Ok(entries) = std::fs::read_dir(self.data_dir.join("snapshots")) else {
@@ -416,15 +317,16 @@ impl ClusterNode {
 
     /// Deletes the node's data dir (the node must be stopped): a disk lost for good.
     pub fn wipe(&mut self) {
-        assert!(self.child.is_none(), "wipe a node that is stopped");
+        assert!(!self.is_running(), "wipe a node that is stopped");
         std::fs::remove_dir_all(&self.data_dir).expect("wipe the data dir");
     }
 }
 
-impl Drop for ClusterNode {
-    fn drop(&mut self) {
-        self.kill9();
-    }
+deref_to_test_node!(ClusterNode);
+
+/// `ledger-node start --node-id <id>` on 127.0.0.1:`port` with `data_dir`, nothing else yet.
+fn member_spec(id: u64, data_dir: &Path, port: u16) -> NodeSpec {
+    NodeSpec::new(Mode::Member { id }, data_dir.to_path_buf(), format!("127.0.0.1:{port}")).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// N `ledger-node start` processes in one temp dir. Node ids are handed out once, from 1 up.

@@ -9,14 +9,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ledger_client::{
     ClientConfig, ClientError, Decimal, LedgerClient, Leg, NewAccount, NewAsset, NewTransfer, ResultCode,
     transfer_id_from_key,
 };
-use ledger_e2e::{Cluster, cli};
+use ledger_e2e::{Cluster, cli, eventually};
 
 const CNY: &str = "CNY";
 /// Accounts the load moves money between (no balance limits: every transfer is valid).
@@ -31,6 +31,9 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// Acknowledged transfers that make one load phase (under a second of load on a 2-core box).
+const PHASE_ACKS: usize = 200;
 
 fn soak() -> Duration {
     Duration::from_secs(std::env::var("LEDGER_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(0))
@@ -67,6 +70,26 @@ async fn wait_leader(cluster: &Cluster, timeout: Duration) -> u64 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("no leader within {timeout:?}\n{}", cluster.logs());
+}
+
+fn endpoint_of(cluster: &Cluster, id: u64) -> String {
+    cluster.nodes.iter().find(|n| n.id == id).unwrap_or_else(|| panic!("no node {id}")).endpoint()
+}
+
+/// Waits until node `id` (just restarted) has applied everything the leader had applied when
+/// the wait began: it is back in the cluster and caught up, and can vote again.
+async fn wait_caught_up(cluster: &Cluster, id: u64, timeout: Duration) {
+    let leader = wait_leader(cluster, timeout).await;
+    let client = patient_client(cluster.endpoints());
+    let target = client.cluster_status_at(&endpoint_of(cluster, leader)).await.expect("the leader's status").applied_index;
+    let endpoint = endpoint_of(cluster, id);
+    eventually(&format!("node {id} catching up to index {target}"), timeout, Duration::from_millis(20), || async {
+        match client.cluster_status_at(&endpoint).await {
+            Ok(status) if status.applied_index >= target && status.leader_id.is_some() => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
 }
 
 /// Waits until every running node has applied the same index with the same state hash.
@@ -135,16 +158,19 @@ impl Attempt {
 /// Writers that each send one transfer at a time until stopped, recording every fate.
 struct Load {
     stop: Arc<AtomicBool>,
+    /// Transfers acknowledged so far, over all writers.
+    acked: Arc<AtomicUsize>,
     tasks: Vec<tokio::task::JoinHandle<Vec<Attempt>>>,
 }
 
 impl Load {
     fn start(endpoints: Vec<String>, writers: usize, prefix: &str) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(AtomicUsize::new(0));
         let tasks = (0..writers)
             .map(|writer| {
                 let client = patient_client(endpoints.clone());
-                let (stop, prefix) = (stop.clone(), prefix.to_string());
+                let (stop, acked, prefix) = (stop.clone(), acked.clone(), prefix.to_string());
                 tokio::spawn(async move {
                     let mut attempts = Vec::new();
                     let accounts: Vec<u128> = ACCOUNTS.collect();
@@ -160,6 +186,7 @@ impl Load {
                             Ok(results) => {
                                 assert_eq!(results.len(), 1);
                                 assert_eq!(results[0].code, ResultCode::Ok, "{:?}", results[0]);
+                                acked.fetch_add(1, Ordering::Relaxed);
                                 Fate::Acked
                             }
                             Err(e @ ClientError::Unknown { .. }) => Fate::Unknown(e.to_string()),
@@ -173,7 +200,19 @@ impl Load {
                 })
             })
             .collect();
-        Load { stop, tasks }
+        Load { stop, acked, tasks }
+    }
+
+    /// One phase of load: runs until `acks` more transfers are acknowledged (however long the
+    /// machine needs, at most 60 s), then `soak()` longer.
+    async fn phase(&self, acks: usize) {
+        let target = self.acked.load(Ordering::Relaxed) + acks;
+        eventually("a load phase's acknowledgements", Duration::from_secs(60), Duration::from_millis(10), || async {
+            let now = self.acked.load(Ordering::Relaxed);
+            if now >= target { Ok(()) } else { Err(format!("{now} of {target} acknowledged")) }
+        })
+        .await;
+        tokio::time::sleep(soak()).await;
     }
 
     async fn stop(self) -> Vec<Attempt> {
@@ -321,11 +360,15 @@ async fn a_three_node_cluster_from_the_cli_serves_through_any_node_and_survives_
     }
     let account = stale_reader.lookup_account(4).await.expect("a recent follower serves a bounded-stale read");
     assert_eq!(account.unwrap().balances.credits_posted, d("20.00"));
-    tokio::time::sleep(Duration::from_millis(2_000)).await;
-    match stale_reader.lookup_account(4).await {
-        Err(ClientError::Unavailable { .. }) => {}
-        other => panic!("a follower cut off for longer than the bound must not answer: {other:?}"),
-    }
+    // Refused once the bound (1.5 s) has passed: polled, and refusing by 2 s at the latest.
+    let cut_off = "a follower cut off for longer than the bound must not answer";
+    eventually(cut_off, Duration::from_millis(2_000), Duration::from_millis(50), || async {
+        match stale_reader.lookup_account(4).await {
+            Err(ClientError::Unavailable { .. }) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
 
     // Every node killed at once, all restarted: the same state, and writes go on.
     for node in cluster.nodes.iter_mut() {
@@ -358,7 +401,7 @@ async fn killing_the_leader_under_load_fails_over_within_3_s_and_loses_nothing()
     setup_accounts(&patient_client(cluster.endpoints())).await;
 
     let load = Load::start(cluster.endpoints(), 8, "failover");
-    tokio::time::sleep(Duration::from_secs(2) + soak()).await;
+    load.phase(PHASE_ACKS).await;
 
     // The probe: one write after another through the survivors, until one is acknowledged.
     let survivors: Vec<String> = cluster.nodes.iter().filter(|n| n.id != leader).map(|n| n.endpoint()).collect();
@@ -385,9 +428,9 @@ async fn killing_the_leader_under_load_fails_over_within_3_s_and_loses_nothing()
     assert_ne!(new_leader, leader);
     assert!(failover < Duration::from_secs(3), "failover took {failover:?}");
 
-    tokio::time::sleep(Duration::from_secs(2) + soak()).await;
+    load.phase(PHASE_ACKS).await;
     cluster.node(leader).restart();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    wait_caught_up(&cluster, leader, Duration::from_secs(30)).await;
     let attempts = load.stop().await;
     let client = patient_client(cluster.endpoints());
     let (acked, unknown, not_applied) = verify_exactly_once(&client, &attempts).await;
@@ -442,7 +485,7 @@ async fn sigterm_of_the_leader_under_load_hands_over_leadership_and_loses_nothin
     let leader = wait_leader(&cluster, Duration::from_secs(20)).await;
     setup_accounts(&patient_client(cluster.endpoints())).await;
     let load = Load::start(cluster.endpoints(), 8, "sigterm");
-    tokio::time::sleep(Duration::from_secs(2) + soak()).await;
+    load.phase(PHASE_ACKS).await;
 
     let probe_config = ClientConfig { request_timeout: Duration::from_millis(500), max_retries: 2, ..ClientConfig::default() };
     let survivors: Vec<String> = cluster.nodes.iter().filter(|n| n.id != leader).map(|n| n.endpoint()).collect();
@@ -471,7 +514,7 @@ async fn sigterm_of_the_leader_under_load_hands_over_leadership_and_loses_nothin
 
     // The same measurement for a crash of the new leader (the old one back as a follower first).
     cluster.node(leader).restart();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_caught_up(&cluster, leader, Duration::from_secs(30)).await;
     let survivors: Vec<String> = cluster.nodes.iter().filter(|n| n.id != new_leader).map(|n| n.endpoint()).collect();
     let probe = LedgerClient::connect_with(survivors, probe_config).unwrap();
     let killed_at = Instant::now();
@@ -489,7 +532,7 @@ async fn sigterm_of_the_leader_under_load_hands_over_leadership_and_loses_nothin
     assert!(handover < failover, "handover {handover:?} vs kill {failover:?}");
 
     cluster.node(new_leader).restart();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    wait_caught_up(&cluster, new_leader, Duration::from_secs(30)).await;
     let attempts = load.stop().await;
     let client = patient_client(cluster.endpoints());
     let (acked, unknown, not_applied) = verify_exactly_once(&client, &attempts).await;
@@ -511,7 +554,7 @@ async fn membership_changes_under_load_lose_no_write() {
     // writers know every address they will need; a real deployment would use a load balancer.
     let (four, five, six) = (cluster.start_node(false), cluster.start_node(false), cluster.start_node(false));
     let load = Load::start(cluster.endpoints(), 4, "membership");
-    tokio::time::sleep(Duration::from_secs(1) + soak()).await;
+    load.phase(PHASE_ACKS / 2).await;
 
     // Grow: two learners, caught up, then voters.
     for id in [four, five] {
@@ -521,7 +564,7 @@ async fn membership_changes_under_load_lose_no_write() {
     }
     let admin = patient_client(cluster.endpoints());
     assert_eq!(admin.cluster_status().await.unwrap().nodes.iter().filter(|n| n.voter).count(), 5);
-    tokio::time::sleep(Duration::from_secs(1) + soak()).await;
+    load.phase(PHASE_ACKS / 2).await;
 
     // Shrink: remove two of the original voters (maybe the leader), then stop them.
     for id in [1, 2] {
@@ -533,7 +576,7 @@ async fn membership_changes_under_load_lose_no_write() {
     }
     let status = patient_client(cluster.endpoints()).cluster_status().await.unwrap();
     assert_eq!(status.nodes.iter().map(|n| n.node_id).collect::<Vec<_>>(), vec![3, four, five]);
-    tokio::time::sleep(Duration::from_secs(1) + soak()).await;
+    load.phase(PHASE_ACKS / 2).await;
 
     // Replace node 3, whose disk is lost, by node 6.
     cluster.node(3).kill9();
@@ -551,7 +594,7 @@ async fn membership_changes_under_load_lose_no_write() {
         other => panic!("re-adding a retired id must be refused, got {other:?}"),
     }
     cluster.node(3).kill9();
-    tokio::time::sleep(Duration::from_secs(1) + soak()).await;
+    load.phase(PHASE_ACKS / 2).await;
 
     let attempts = load.stop().await;
     let failed: Vec<&Attempt> = attempts.iter().filter(|a| !matches!(a.fate, Fate::Acked)).collect();
@@ -583,7 +626,7 @@ async fn a_follower_restarted_after_its_peers_purged_their_logs_catches_up_by_sn
     cluster.node(down).kill9();
 
     let load = Load::start(cluster.endpoints(), 4, "snapshot");
-    tokio::time::sleep(Duration::from_secs(2) + soak()).await;
+    load.phase(PHASE_ACKS).await;
     // Load until the log passed the threshold (slower on a busy machine), then stop.
     let deadline = Instant::now() + Duration::from_secs(60);
     while client.cluster_status_at(&cluster.node(leader).endpoint()).await.unwrap().snapshot_index == 0 {
@@ -653,7 +696,7 @@ async fn a_corrupted_snapshot_is_refused_and_its_node_replaced() {
     setup_accounts(&client).await;
     let four = cluster.start_node(false);
     let load = Load::start(cluster.endpoints(), 4, "corrupt");
-    tokio::time::sleep(Duration::from_secs(1) + soak()).await;
+    load.phase(PHASE_ACKS / 2).await;
     let attempts = load.stop().await;
     for endpoint in cluster.endpoints().into_iter().filter(|e| *e != cluster.node(four).endpoint()) {
         client.trigger_snapshot(&endpoint, true).await.unwrap();
@@ -699,12 +742,13 @@ async fn a_corrupted_log_entry_is_refused_and_its_node_rebuilt_from_peers() {
     let client = patient_client(cluster.endpoints());
     setup_accounts(&client).await;
     let load = Load::start(cluster.endpoints(), 4, "corrupt-log");
-    tokio::time::sleep(Duration::from_secs(1) + soak()).await;
+    load.phase(PHASE_ACKS / 2).await;
     let attempts = load.stop().await;
     wait_converged(&cluster, Duration::from_secs(30)).await;
 
     let victim = cluster.nodes.iter().map(|n| n.id).find(|id| *id != leader).unwrap();
     cluster.node(victim).kill9();
+    let killed_at = Instant::now();
     let corrupted_index = {
         use ledger_node::storage::db::{Cf, cf};
         let db = ledger_node::storage::open(&cluster.node(victim).data_dir.join("db")).unwrap();
@@ -723,8 +767,9 @@ async fn a_corrupted_log_entry_is_refused_and_its_node_rebuilt_from_peers() {
     assert!(stderr.contains(&format!("corrupted raft log entry {corrupted_index}")), "{stderr}");
 
     // With one voter down, removing a live one would leave no live majority: refused. (The
-    // leader counts a voter live for 1 s after its last acknowledgement.)
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // leader counts a voter live for 1 s after its last acknowledgement, a state no API shows:
+    // wait until 1.5 s have passed since the kill, the last moment it could have acknowledged.)
+    tokio::time::sleep_until((killed_at + Duration::from_millis(1_500)).into()).await;
     let admin = patient_client(cluster.endpoints());
     let live_follower = cluster.nodes.iter().map(|n| n.id).find(|id| *id != leader && *id != victim).unwrap();
     match admin.remove_node(live_follower).await {

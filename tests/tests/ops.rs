@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use ledger_e2e::{ClusterNode, DevNode, free_port};
+use ledger_e2e::{ClusterNode, DevNode, eventually, free_port};
 use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -166,10 +166,13 @@ fn scrape(address: &str) -> String {
 
 /// The value of the first sample line that starts with `series` (name plus labels, if any).
 fn sample(text: &str, series: &str) -> f64 {
+    try_sample(text, series).unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
+}
+
+fn try_sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse::<f64>().ok()))
-        .unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,9 +199,16 @@ async fn metrics_endpoint_reports_requests_results_raft_and_storage() {
     }
     // A snapshot on disk, for its size gauge (kept log: purge_log false).
     client.trigger_snapshot(&endpoint, false).await.expect("snapshot");
-    // Gauges from timers are sampled every few seconds.
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    let text = scrape(&metrics_listen);
+    // Gauges from timers are sampled every 5 s: wait for the first sample that counts the
+    // snapshot just taken (all of a sample's gauges are set together).
+    let text = eventually("a metrics sample taken after the snapshot", Duration::from_secs(15), Duration::from_millis(200), || async {
+        let text = scrape(&metrics_listen);
+        match try_sample(&text, "ledger_snapshot_bytes") {
+            Some(bytes) if bytes > 0.0 => Ok(text),
+            other => Err(format!("ledger_snapshot_bytes {other:?}")),
+        }
+    })
+    .await;
 
     assert_eq!(sample(&text, "ledger_transfers_applied_total"), 5.0, "five created, five replayed");
     assert!(sample(&text, "ledger_write_results_total{operation=\"create_transfers\",code=\"OK\"}") >= 5.0);

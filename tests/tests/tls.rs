@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ledger_client::{ClientConfig, ClientError, LedgerClient, Leg, NewAccount, NewAsset, NewTransfer, transfer_id_from_key};
-use ledger_e2e::{Cluster, ClusterNode, Pki, binary, cli_tls, free_port};
+use ledger_e2e::{Cluster, ClusterNode, Pki, binary, cli_tls, eventually, free_port};
 use ledger_proto::api::ledger_client::LedgerClient as LedgerGrpc;
 use ledger_proto::raft::NodeInfoRequest;
 use ledger_proto::raft::raft_peer_client::RaftPeerClient;
@@ -160,6 +160,8 @@ async fn a_tls_cluster_replicates_refuses_bad_clients_and_stranger_nodes() {
         cluster.nodes[0].log()
     );
     // A stranger process that bootstraps with a member as its peer never forms anything with it.
+    let refusals = || cluster.nodes[0].log().lines().filter(|l| l.contains("peer call refused") && l.contains("node 9 is not a member")).count();
+    let refused_before = refusals();
     let mut stranger_node = ClusterNode::start_with(
         9,
         &cluster.dir.path().join("node9"),
@@ -168,7 +170,12 @@ async fn a_tls_cluster_replicates_refuses_bad_clients_and_stranger_nodes() {
         &[],
         Some(pki),
     );
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Its bootstrap has called the member, and been refused.
+    eventually("the member refusing the stranger process's bootstrap", Duration::from_secs(30), Duration::from_millis(50), || async {
+        let now = refusals();
+        if now > refused_before { Ok(()) } else { Err(format!("{now} refusals of node 9 logged, {refused_before} before it started")) }
+    })
+    .await;
     let status = c.cluster_status().await.unwrap();
     assert!(status.nodes.iter().all(|m| m.node_id != 9), "node 9 became a member: {status:?}");
     assert_eq!(status.nodes.len(), 3);
