@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use ledger_proto::raft::raft_peer_server::RaftPeer;
 use ledger_proto::raft::{NodeInfoRequest, NodeInfoResponse, RaftMessage, SnapshotChunk};
@@ -162,8 +162,7 @@ impl RaftPeer for PeerService {
         self.check_sender(&request, "install_snapshot")?;
         let mut stream = request.into_inner();
         tokio::fs::create_dir_all(&self.snapshot_dir).await.map_err(|e| Status::internal(e.to_string()))?;
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        let path = self.snapshot_dir.join(format!("incoming-{nanos}.tmp"));
+        let path = super::snapshot::unique_temp_path(&self.snapshot_dir, "incoming");
         let result = receive(&mut stream, &path, |h| self.check_target(h)).await;
         let (vote, meta) = match result {
             Ok(parts) => parts,

@@ -68,13 +68,48 @@ pub fn read_sm_meta(get: impl Fn(&[u8]) -> io::Result<Option<Vec<u8>>>) -> io::R
 
 /// Writes a snapshot of `db` into `dir`; returns its meta and file. Blocking.
 pub fn build(db: &rocksdb::DB, dir: &Path) -> io::Result<(SnapshotMeta, SnapshotFile)> {
+    let written = write(db, dir)?;
+    let index = snapshot_index(&written.meta);
+    let path = published_path(dir, index);
+    publish(&written.tmp, &path)?;
+    tracing::info!(index, records = written.records, path = %path.display(), "snapshot built");
+    Ok((written.meta, SnapshotFile { path }))
+}
+
+/// A complete, synced snapshot file not yet published under its final name.
+pub struct Written {
+    pub meta: SnapshotMeta,
+    pub tmp: PathBuf,
+    pub records: u64,
+}
+
+/// The last log index a snapshot covers (0 for the empty state).
+pub fn snapshot_index(meta: &SnapshotMeta) -> u64 {
+    meta.last_log_id.as_ref().map(|id| id.index()).unwrap_or(0)
+}
+
+/// Where the snapshot of `index` is published in `dir`.
+pub fn published_path(dir: &Path, index: u64) -> PathBuf {
+    dir.join(format!("snapshot-{index:020}.bin"))
+}
+
+/// A temp file name no other build or receive in this process uses at the same time: two
+/// builds of one index (a forced one and a policy one) or a build racing a received snapshot
+/// must never write, rename or remove each other's file.
+pub fn unique_temp_path(dir: &Path, prefix: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    dir.join(format!("{prefix}-{}-{n}.tmp", std::process::id()))
+}
+
+/// Writes a snapshot of `db` into a temp file in `dir`, synced. Blocking.
+pub fn write(db: &rocksdb::DB, dir: &Path) -> io::Result<Written> {
     fs::create_dir_all(dir)?;
     let view = db.snapshot();
     // The meta comes from the same view as the data: a snapshot never claims more or less than it holds.
     let (last_log_id, last_membership) = read_sm_meta(|k| view.get_cf(cf(db, Cf::SmMeta), k).map_err(to_io))?;
     let meta = SnapshotMeta { last_log_id, last_membership };
-    let index = meta.last_log_id.as_ref().map(|id| id.index()).unwrap_or(0);
-    let tmp = dir.join(format!("snapshot-{index:020}.tmp"));
+    let tmp = unique_temp_path(dir, &format!("snapshot-{:020}", snapshot_index(&meta)));
     let mut out = HashingWriter { inner: BufWriter::new(File::create(&tmp)?), hasher: crc32fast::Hasher::new() };
     out.write_all(MAGIC)?;
     let meta_bytes = codec::encode(&meta);
@@ -98,41 +133,69 @@ pub fn build(db: &rocksdb::DB, dir: &Path) -> io::Result<(SnapshotMeta, Snapshot
     let mut file = out.inner.into_inner().map_err(|e| e.into_error())?;
     file.write_all(&crc.to_le_bytes())?;
     file.sync_all()?;
-    drop(file);
-    let path = dir.join(format!("snapshot-{index:020}.bin"));
-    publish(&tmp, &path)?;
-    tracing::info!(index, records, path = %path.display(), "snapshot built");
-    Ok((meta, SnapshotFile { path }))
+    Ok(Written { meta, tmp, records })
 }
 
-/// Renames a complete snapshot into place, fsyncs the directory, removes older snapshots.
+/// The index in a published snapshot's file name (`snapshot-<index>.bin`).
+fn published_index(path: &Path) -> Option<u64> {
+    if path.extension()? != "bin" {
+        return None;
+    }
+    path.file_stem()?.to_str()?.strip_prefix("snapshot-")?.parse().ok()
+}
+
+/// Renames a complete snapshot into place, fsyncs the directory, then removes the published
+/// snapshots **older** than it. Never a newer one: openraft builds and installs concurrently, so
+/// a build of index 100 may finish after a snapshot of 200 was installed, and the newest file
+/// must stay the one `latest` returns (the log before it may already be purged). Never a temp
+/// file either: it belongs to a build or a receive still running (stale ones from a crash are
+/// removed at start by `remove_stale_temp_files`).
 pub fn publish(tmp: &Path, path: &Path) -> io::Result<()> {
     fs::rename(tmp, path)?;
     let dir = path.parent().expect("snapshot files live in a directory");
     File::open(dir)?.sync_all()?;
+    let Some(published) = published_index(path) else { return Ok(()) };
     for old in fs::read_dir(dir)? {
         let old = old?.path();
-        let is_snapshot = old.extension().is_some_and(|e| e == "bin" || e == "tmp");
-        if is_snapshot && old != path && old != tmp {
+        if published_index(&old).is_some_and(|index| index < published) {
             let _ = fs::remove_file(old);
         }
     }
     Ok(())
 }
 
-/// The newest snapshot in `dir`, if any.
+/// Removes the temp files of builds and receives that a crash or kill interrupted. Call only
+/// before Raft starts (no build or receive runs then).
+pub fn remove_stale_temp_files(dir: &Path) -> io::Result<usize> {
+    if !dir.exists() {
+        return Ok(0);
+    }
+    let mut removed = 0;
+    for item in fs::read_dir(dir)? {
+        let path = item?.path();
+        if path.extension().is_some_and(|e| e == "tmp") {
+            fs::remove_file(&path)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// The newest published snapshot in `dir`, if any.
 pub fn latest(dir: &Path) -> io::Result<Option<SnapshotFile>> {
     if !dir.exists() {
         return Ok(None);
     }
-    let mut newest: Option<PathBuf> = None;
+    let mut newest: Option<(u64, PathBuf)> = None;
     for item in fs::read_dir(dir)? {
         let path = item?.path();
-        if path.extension().is_some_and(|e| e == "bin") && newest.as_ref().is_none_or(|n| path > *n) {
-            newest = Some(path);
+        if let Some(index) = published_index(&path) {
+            if newest.as_ref().is_none_or(|(n, _)| index > *n) {
+                newest = Some((index, path));
+            }
         }
     }
-    Ok(newest.map(|path| SnapshotFile { path }))
+    Ok(newest.map(|(_, path)| SnapshotFile { path }))
 }
 
 /// Checks the whole-file checksum, then returns the meta. Reads the file once.
@@ -226,4 +289,88 @@ pub fn install(db: &rocksdb::DB, path: &Path, expected: &SnapshotMeta) -> io::Re
     db.write_opt(batch, &opts).map_err(to_io)?;
     tracing::info!(records, path = %path.display(), "snapshot installed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::LogId as RaftLogId;
+    use openraft::impls::leader_id_adv::LeaderId;
+
+    use super::*;
+
+    fn db_applied_at(dir: &Path, index: u64) -> crate::storage::Db {
+        let db = crate::storage::open(&dir.join("db")).unwrap();
+        set_applied(&db, index);
+        db
+    }
+
+    fn set_applied(db: &rocksdb::DB, index: u64) {
+        let id = RaftLogId::new(LeaderId { term: 1, node_id: 1 }, index);
+        db.put_cf(cf(db, Cf::SmMeta), KEY_APPLIED, codec::encode(&Some(id))).unwrap();
+        db.put_cf(cf(db, Cf::Ledger(Table::ALL[0])), format!("row-{index}"), b"v").unwrap();
+    }
+
+    fn index_of(file: &SnapshotFile) -> u64 {
+        snapshot_index(&read_meta(&file.path).unwrap())
+    }
+
+    /// A build that finishes after a newer snapshot was published neither replaces nor removes it.
+    #[test]
+    fn a_late_build_of_an_older_index_keeps_the_newer_snapshot() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("snapshots");
+        let db = db_applied_at(tmp.path(), 200);
+        let (_, newer) = build(&db, &dir).unwrap();
+        set_applied(&db, 100);
+        let (meta, older) = build(&db, &dir).unwrap();
+        assert_eq!(snapshot_index(&meta), 100);
+        let newest = latest(&dir).unwrap().expect("a snapshot");
+        assert_eq!(newest.path, newer.path);
+        assert_eq!(index_of(&newest), 200);
+        verify(&newer.path).unwrap();
+        assert!(older.path.exists(), "the late build's file stays until a newer one is published");
+        // A newer publish removes both older ones.
+        set_applied(&db, 300);
+        build(&db, &dir).unwrap();
+        assert!(!newer.path.exists() && !older.path.exists());
+        assert_eq!(index_of(&latest(&dir).unwrap().unwrap()), 300);
+    }
+
+    /// An install published while a build is writing its temp file leaves the build working:
+    /// its temp file is not removed, and it publishes afterwards without hiding the install.
+    #[test]
+    fn an_install_during_a_build_leaves_both_working() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("snapshots");
+        let db = db_applied_at(tmp.path(), 100);
+        let building = write(&db, &dir).unwrap();
+        // Meanwhile a snapshot of 300 (from a leader) arrives and is installed and published.
+        let leader = tempfile::tempdir().unwrap();
+        let leader_db = db_applied_at(leader.path(), 300);
+        let sent = write(&leader_db, &leader.path().join("out")).unwrap();
+        let incoming = unique_temp_path(&dir, "incoming");
+        fs::rename(&sent.tmp, &incoming).unwrap();
+        install(&db, &incoming, &sent.meta).unwrap();
+        publish(&incoming, &published_path(&dir, 300)).unwrap();
+        assert!(building.tmp.exists(), "the install must not remove a build's temp file");
+        // The build finishes.
+        let built = published_path(&dir, snapshot_index(&building.meta));
+        publish(&building.tmp, &built).unwrap();
+        verify(&built).unwrap();
+        assert_eq!(index_of(&latest(&dir).unwrap().unwrap()), 300);
+        let (applied, _) = read_sm_meta(|k| db.get_cf(cf(&db, Cf::SmMeta), k).map_err(to_io)).unwrap();
+        assert_eq!(applied.map(|id| id.index()), Some(300));
+    }
+
+    #[test]
+    fn stale_temp_files_are_removed_at_start_and_published_ones_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("snapshots");
+        let db = db_applied_at(tmp.path(), 7);
+        let (_, published) = build(&db, &dir).unwrap();
+        let interrupted = write(&db, &dir).unwrap();
+        fs::write(unique_temp_path(&dir, "incoming"), b"half a snapshot").unwrap();
+        assert_eq!(remove_stale_temp_files(&dir).unwrap(), 2);
+        assert!(!interrupted.tmp.exists() && published.path.exists());
+    }
 }

@@ -32,7 +32,14 @@ pub struct StateMachine {
 }
 
 impl StateMachine {
+    /// Also removes the temp files of snapshot builds and receives a crash interrupted: call
+    /// before Raft starts.
     pub fn new(db: Db, snapshot_dir: PathBuf) -> StateMachine {
+        match snapshot::remove_stale_temp_files(&snapshot_dir) {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, dir = %snapshot_dir.display(), "removed interrupted snapshot temp files"),
+            Err(e) => tracing::warn!(error = %e, dir = %snapshot_dir.display(), "could not remove interrupted snapshot temp files"),
+        }
         let (feed, _) = broadcast::channel(ENTRY_FEED_CAPACITY);
         let cache = Arc::new(Mutex::new(RowCache::new(ROW_CACHE_ROWS_MAX)));
         StateMachine { db, snapshot_dir, feed, cache }
@@ -165,8 +172,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let installed = snapshot::install(&db, &data.path, &meta);
             cache.lock().expect("row cache lock").clear();
             installed?;
-            let index = meta.last_log_id.as_ref().map(|id| id.index()).unwrap_or(0);
-            let path = dir.join(format!("snapshot-{index:020}.bin"));
+            let path = snapshot::published_path(&dir, snapshot::snapshot_index(&meta));
             if data.path != path {
                 std::fs::create_dir_all(&dir)?;
                 snapshot::publish(&data.path, &path)?;
