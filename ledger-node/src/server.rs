@@ -78,6 +78,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         cluster_name: config.cluster_name.clone(),
         ids_seen: Arc::new(Mutex::new(ids_seen)),
         leader_contact: leader_contact.clone(),
+        ledger_clock: Arc::default(),
     };
 
     if config.dev_single {
@@ -95,6 +96,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     }
     let tasks = [
         tokio::spawn(node.clone().run_expiry_ticker()),
+        tokio::spawn(node.clone().run_clock_sampler()),
         tokio::spawn(node.clone().record_member_ids()),
         tokio::spawn(node.clone().run_log_size_snapshots(appended_bytes, config.raft.snapshot_log_bytes)),
         tokio::spawn(watch_fatal(raft.clone())),

@@ -210,6 +210,7 @@ impl RaftPeer for PeerService {
             cluster_name: self.cluster_name.clone(),
             node_ids_seen: (self.ids_seen)(),
             format_version: crate::codec::FORMAT_VERSION,
+            now_ns: crate::service::now_ns(),
         }))
     }
 
