@@ -163,7 +163,8 @@ impl RaftPeer for PeerService {
         let mut stream = request.into_inner();
         tokio::fs::create_dir_all(&self.snapshot_dir).await.map_err(|e| Status::internal(e.to_string()))?;
         let path = super::snapshot::unique_temp_path(&self.snapshot_dir, "incoming");
-        let result = receive(&mut stream, &path, |h| self.check_target(h)).await;
+        let bytes_max = super::snapshot::receive_bytes_max(&self.snapshot_dir).map_err(|e| Status::internal(e.to_string()))?;
+        let result = receive(&mut stream, &path, bytes_max, |h| self.check_target(h)).await;
         let (vote, meta) = match result {
             Ok(parts) => parts,
             Err(status) => {
@@ -231,15 +232,17 @@ impl RaftPeer for PeerService {
 }
 
 /// Writes the streamed snapshot to `path`, checking the header's addressee, every chunk's CRC
-/// and the whole file's.
+/// and the whole file's, and that it stays within `bytes_max` (`snapshot::receive_bytes_max`).
 async fn receive(
     stream: &mut Streaming<SnapshotChunk>,
     path: &PathBuf,
+    bytes_max: u64,
     check_target: impl Fn(&RaftMessage) -> Result<(), Status>,
 ) -> Result<(Vote, SnapshotMeta), Status> {
     let io = |e: std::io::Error| Status::internal(e.to_string());
     let mut file = tokio::fs::File::create(path).await.map_err(io)?;
     let mut total = crc32fast::Hasher::new();
+    let mut received: u64 = 0;
     let mut header: Option<(Vote, SnapshotMeta)> = None;
     loop {
         let chunk = stream.message().await?.ok_or_else(|| Status::invalid_argument("snapshot stream ended early"))?;
@@ -252,6 +255,12 @@ async fn receive(
         }
         if crc32fast::hash(&chunk.data) != chunk.crc32 {
             return Err(Status::data_loss("snapshot chunk checksum mismatch"));
+        }
+        received += chunk.data.len() as u64;
+        if received > bytes_max {
+            return Err(Status::resource_exhausted(format!(
+                "snapshot larger than {bytes_max} bytes, half the disk space free when it began: refused"
+            )));
         }
         total.update(&chunk.data);
         file.write_all(&chunk.data).await.map_err(io)?;

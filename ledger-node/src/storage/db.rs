@@ -12,6 +12,16 @@ use crate::ledger::Table;
 
 pub type Db = Arc<rocksdb::DB>;
 
+/// Key in `sm_meta` present while a snapshot install is in progress (raft/snapshot.rs): the
+/// ledger tables are then partial, and every reader refuses or waits.
+pub const KEY_INSTALLING: &[u8] = b"installing";
+
+/// The error a read gets while a snapshot install is in progress (`ErrorKind::WouldBlock`,
+/// which the API answers as UNAVAILABLE: another node, or this one a moment later, can answer).
+pub fn install_in_progress_error() -> io::Error {
+    io::Error::new(io::ErrorKind::WouldBlock, "a snapshot is being installed on this node: retry, or ask another node")
+}
+
 /// Column families that are not ledger tables.
 #[derive(Debug, Clone, Copy)]
 pub enum Cf {
