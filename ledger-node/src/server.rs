@@ -43,9 +43,11 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let identity_is_new = !identity::exists(&config.data_dir);
     let identity = identity::load_or_create(&config.data_dir, config.node_id, &config.cluster_name)?;
     let ids_seen = IdsSeen::load(&config.data_dir)?;
     let db = storage::db::open_with(&config.data_dir.join("db"), config.verify_tables_at_open).context("opening the database")?;
+    identity::bind_database(&config.data_dir, &identity, identity_is_new, &db)?;
     let snapshot_dir = config.data_dir.join("snapshots");
     let log_store = LogStore::new(db.clone())?;
     let appended_bytes = log_store.appended_bytes();
@@ -76,6 +78,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         cluster_name: config.cluster_name.clone(),
         ids_seen: Arc::new(Mutex::new(ids_seen)),
         leader_contact: leader_contact.clone(),
+        ledger_clock: Arc::default(),
     };
 
     if config.dev_single {
@@ -93,6 +96,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     }
     let tasks = [
         tokio::spawn(node.clone().run_expiry_ticker()),
+        tokio::spawn(node.clone().run_clock_sampler()),
         tokio::spawn(node.clone().record_member_ids()),
         tokio::spawn(node.clone().run_log_size_snapshots(appended_bytes, config.raft.snapshot_log_bytes)),
         tokio::spawn(watch_fatal(raft.clone())),

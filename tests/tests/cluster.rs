@@ -788,6 +788,43 @@ async fn a_corrupted_log_entry_is_refused_and_its_node_rebuilt_from_peers() {
     verify_exactly_once(&patient_client(cluster.endpoints()), &attempts).await;
 }
 
+/// Node 3's database deleted while its `identity.toml` stayed (what a corruption message used to
+/// invite): it voted in some term, and an empty database would let it vote again in that term.
+/// It must not come back as the same voter: the start is refused with the rebuild procedure,
+/// and the cluster goes on with the other two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_database_was_deleted_refuses_to_start_as_the_same_voter() {
+    use ledger_node::storage::db::{Cf, cf};
+    let _serial = serial();
+    let mut cluster = Cluster::bootstrap(3, &[]);
+    wait_leader(&cluster, Duration::from_secs(20)).await;
+    let client = patient_client(cluster.endpoints());
+    setup_accounts(&client).await;
+    cluster.node(3).terminate();
+    // Node 3's vote, as it recorded it.
+    let db_dir = cluster.node(3).data_dir.join("db");
+    let term = {
+        let db = ledger_node::storage::open(&db_dir).expect("node 3's database");
+        let bytes = db.get_cf(cf(&db, Cf::RaftMeta), b"vote").unwrap().expect("node 3 has voted");
+        let vote: ledger_node::raft::Vote = ledger_node::codec::decode(&"vote", &bytes).unwrap();
+        vote.leader_id.term
+    };
+    assert!(term >= 1);
+    std::fs::remove_dir_all(&db_dir).expect("delete only the db directory");
+    assert!(cluster.node(3).data_dir.join("identity.toml").exists());
+    for _ in 0..2 {
+        let refused = cluster.node(3).run_to_exit(&[]);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "a node without its Raft state must not start: {stderr}");
+        assert!(stderr.contains("holds no Raft state") && stderr.contains("vote twice"), "{stderr}");
+        assert!(stderr.contains("Rebuild a node whose data is lost"), "names the procedure: {stderr}");
+    }
+    // The other two still make a quorum.
+    let key = "after-node-3-refused".to_string();
+    let t = NewTransfer::posted(transfer_id_from_key(&key), key, CNY, vec![Leg::new(1, 2, d("1.00"))]);
+    assert!(client.create_transfers(vec![t]).await.unwrap().remove(0).is_success());
+}
+
 /// Measurement (not run by default): catch-up time of a wiped node re-added under a new id after
 /// `LEDGER_CATCHUP_TRANSFERS` transfers (default 1,000,000), and the 3-node write throughput
 /// while loading them.

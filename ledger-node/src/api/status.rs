@@ -33,6 +33,8 @@ pub fn to_status(e: ServiceError) -> Status {
         ServiceError::Storage(e) if e.kind() == std::io::ErrorKind::InvalidData => {
             Status::data_loss(format!("refusing to serve corrupted state: {e}"))
         }
+        // A snapshot install in progress (storage::db::install_in_progress_error): transient.
+        ServiceError::Storage(e) if e.kind() == std::io::ErrorKind::WouldBlock => Status::unavailable(e.to_string()),
         ServiceError::Storage(e) => Status::internal(e.to_string()),
     }
 }

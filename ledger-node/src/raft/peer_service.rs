@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use ledger_proto::raft::raft_peer_server::RaftPeer;
 use ledger_proto::raft::{NodeInfoRequest, NodeInfoResponse, RaftMessage, SnapshotChunk};
@@ -162,9 +162,9 @@ impl RaftPeer for PeerService {
         self.check_sender(&request, "install_snapshot")?;
         let mut stream = request.into_inner();
         tokio::fs::create_dir_all(&self.snapshot_dir).await.map_err(|e| Status::internal(e.to_string()))?;
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        let path = self.snapshot_dir.join(format!("incoming-{nanos}.tmp"));
-        let result = receive(&mut stream, &path, |h| self.check_target(h)).await;
+        let path = super::snapshot::unique_temp_path(&self.snapshot_dir, "incoming");
+        let bytes_max = super::snapshot::receive_bytes_max(&self.snapshot_dir).map_err(|e| Status::internal(e.to_string()))?;
+        let result = receive(&mut stream, &path, bytes_max, |h| self.check_target(h)).await;
         let (vote, meta) = match result {
             Ok(parts) => parts,
             Err(status) => {
@@ -211,6 +211,7 @@ impl RaftPeer for PeerService {
             cluster_name: self.cluster_name.clone(),
             node_ids_seen: (self.ids_seen)(),
             format_version: crate::codec::FORMAT_VERSION,
+            now_ns: crate::service::now_ns(),
         }))
     }
 
@@ -231,15 +232,17 @@ impl RaftPeer for PeerService {
 }
 
 /// Writes the streamed snapshot to `path`, checking the header's addressee, every chunk's CRC
-/// and the whole file's.
+/// and the whole file's, and that it stays within `bytes_max` (`snapshot::receive_bytes_max`).
 async fn receive(
     stream: &mut Streaming<SnapshotChunk>,
     path: &PathBuf,
+    bytes_max: u64,
     check_target: impl Fn(&RaftMessage) -> Result<(), Status>,
 ) -> Result<(Vote, SnapshotMeta), Status> {
     let io = |e: std::io::Error| Status::internal(e.to_string());
     let mut file = tokio::fs::File::create(path).await.map_err(io)?;
     let mut total = crc32fast::Hasher::new();
+    let mut received: u64 = 0;
     let mut header: Option<(Vote, SnapshotMeta)> = None;
     loop {
         let chunk = stream.message().await?.ok_or_else(|| Status::invalid_argument("snapshot stream ended early"))?;
@@ -252,6 +255,12 @@ async fn receive(
         }
         if crc32fast::hash(&chunk.data) != chunk.crc32 {
             return Err(Status::data_loss("snapshot chunk checksum mismatch"));
+        }
+        received += chunk.data.len() as u64;
+        if received > bytes_max {
+            return Err(Status::resource_exhausted(format!(
+                "snapshot larger than {bytes_max} bytes, half the disk space free when it began: refused"
+            )));
         }
         total.update(&chunk.data);
         file.write_all(&chunk.data).await.map_err(io)?;

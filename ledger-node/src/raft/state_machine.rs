@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
-use rocksdb::IteratorMode;
 use tokio::sync::broadcast;
 
 use super::snapshot::{self, KEY_APPLIED, KEY_MEMBERSHIP, SnapshotFile};
@@ -32,7 +31,14 @@ pub struct StateMachine {
 }
 
 impl StateMachine {
+    /// Also removes the temp files of snapshot builds and receives a crash interrupted: call
+    /// before Raft starts.
     pub fn new(db: Db, snapshot_dir: PathBuf) -> StateMachine {
+        match snapshot::remove_stale_temp_files(&snapshot_dir) {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, dir = %snapshot_dir.display(), "removed interrupted snapshot temp files"),
+            Err(e) => tracing::warn!(error = %e, dir = %snapshot_dir.display(), "could not remove interrupted snapshot temp files"),
+        }
         let (feed, _) = broadcast::channel(ENTRY_FEED_CAPACITY);
         let cache = Arc::new(Mutex::new(RowCache::new(ROW_CACHE_ROWS_MAX)));
         StateMachine { db, snapshot_dir, feed, cache }
@@ -122,7 +128,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn applied_state(&mut self) -> io::Result<(Option<LogId>, StoredMembership)> {
         let db = self.db.clone();
-        snapshot::read_sm_meta(|k| db.get_cf(cf(&db, Cf::SmMeta), k).map_err(to_io))
+        // Raft reads this first at start: an install a crash interrupted is finished before.
+        blocking(move || {
+            snapshot::finish_interrupted_install(&db)?;
+            snapshot::read_sm_meta(|k| db.get_cf(cf(&db, Cf::SmMeta), k).map_err(to_io))
+        })
+        .await
     }
 
     async fn apply<Strm>(&mut self, entries: Strm) -> io::Result<()>
@@ -160,18 +171,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let dir = self.snapshot_dir.clone();
         let meta = meta.clone();
         blocking(move || {
-            // Whatever happens to the install, the cached rows may no longer be the state's.
-            cache.lock().expect("row cache lock").clear();
-            let installed = snapshot::install(&db, &data.path, &meta);
-            cache.lock().expect("row cache lock").clear();
-            installed?;
-            let index = meta.last_log_id.as_ref().map(|id| id.index()).unwrap_or(0);
-            let path = dir.join(format!("snapshot-{index:020}.bin"));
+            // Published first: the install marker names the file, and a crash mid-install is
+            // finished from it at the next start, so it must be in place (not a temp file).
+            let path = snapshot::published_path(&dir, snapshot::snapshot_index(&meta));
             if data.path != path {
                 std::fs::create_dir_all(&dir)?;
                 snapshot::publish(&data.path, &path)?;
             }
-            Ok(())
+            // Whatever happens to the install, the cached rows may no longer be the state's.
+            cache.lock().expect("row cache lock").clear();
+            let installed = snapshot::install(&db, &path, &meta);
+            cache.lock().expect("row cache lock").clear();
+            installed.map(|_| ())
         })
         .await
     }
@@ -200,18 +211,32 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 }
 
 /// The applied index and a SHA-256 over every ledger row, read from one point-in-time view.
+/// Streams: one row in memory at a time, whatever the ledger's size. Refused while a snapshot
+/// install is in progress (the tables are partial then).
 pub fn state_hash(db: &rocksdb::DB) -> io::Result<(u64, [u8; 32])> {
+    use sha2::{Digest, Sha256};
     let view = db.snapshot();
-    let (applied, _) = snapshot::read_sm_meta(|k| view.get_cf(cf(db, Cf::SmMeta), k).map_err(to_io))?;
-    let mut rows = Vec::new();
-    for table in Table::ALL {
-        for item in view.iterator_cf(cf(db, Cf::Ledger(table)), IteratorMode::Start) {
-            let (k, v) = item.map_err(to_io)?;
-            rows.push((table, k, v));
-        }
+    let sm_get = |k: &[u8]| view.get_cf(cf(db, Cf::SmMeta), k).map_err(to_io);
+    if snapshot::install_in_progress(sm_get)? {
+        return Err(crate::storage::db::install_in_progress_error());
     }
-    let hash = ledger::store::state_hash(rows.iter().map(|(t, k, v)| (*t, &k[..], &v[..])));
-    Ok((applied.map(|id| id.index()).unwrap_or(0), hash))
+    let (applied, _) = snapshot::read_sm_meta(sm_get)?;
+    // The bytes `ledger::store::state_hash` hashes, row by row (`streamed_hash_matches_the_ledger_hash`).
+    let mut hasher = Sha256::new();
+    for table in Table::ALL {
+        let mut rows = view.raw_iterator_cf(cf(db, Cf::Ledger(table)));
+        rows.seek_to_first();
+        while let (Some(key), Some(value)) = (rows.key(), rows.value()) {
+            hasher.update([table as u8]);
+            hasher.update((key.len() as u32).to_le_bytes());
+            hasher.update(key);
+            hasher.update((value.len() as u32).to_le_bytes());
+            hasher.update(value);
+            rows.next();
+        }
+        rows.status().map_err(to_io)?;
+    }
+    Ok((applied.map(|id| id.index()).unwrap_or(0), hasher.finalize().into()))
 }
 
 #[cfg(test)]
@@ -243,5 +268,23 @@ mod tests {
         assert_eq!(results_one, results_split);
         assert_eq!(state_hash(&db_one).unwrap(), state_hash(&db_split).unwrap());
         assert_eq!(state_hash(&db_split).unwrap().0, 5, "applied index of the last entry");
+    }
+
+    /// The streamed hash hashes exactly what `ledger::store::state_hash` does over every row.
+    #[test]
+    fn streamed_hash_matches_the_ledger_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::storage::open(dir.path()).unwrap();
+        apply_batch(&db, &Mutex::new(RowCache::new(2)), &entries(), BATCH_WRITES_MAX).unwrap();
+        let mut rows = Vec::new();
+        for table in Table::ALL {
+            for item in db.iterator_cf(cf(&db, Cf::Ledger(table)), rocksdb::IteratorMode::Start) {
+                let (k, v) = item.unwrap();
+                rows.push((table, k, v));
+            }
+        }
+        assert!(rows.len() >= 5);
+        let expected = ledger::store::state_hash(rows.iter().map(|(t, k, v)| (*t, &k[..], &v[..])));
+        assert_eq!(state_hash(&db).unwrap(), (5, expected));
     }
 }

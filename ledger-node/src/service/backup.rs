@@ -324,6 +324,8 @@ fn restore_into(backup_dir: &Path, manifest: &Manifest, target: &RestoreTarget) 
     let me = NodeAddr { peer: target.peer_advertise.clone(), api: target.advertise.clone(), incarnation: identity.incarnation };
     let (applied, _) = snapshot::read_sm_meta(|k| db.get_cf(cf(&db, Cf::SmMeta), k).map_err(to_io))?;
     new_cluster_state(&db, applied.as_ref(), target.node_id, me)?;
+    // The checkpoint names the backed-up node's incarnation: the restored data dir has its own.
+    crate::service::identity::record_incarnation(&db, identity.incarnation)?;
     if applied.is_some() {
         // Members that join later receive this snapshot (the log before it is gone).
         snapshot::build(&db, &data_dir.join("snapshots"))?;

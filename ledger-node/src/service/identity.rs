@@ -3,6 +3,10 @@
 //! dir, and peers address messages to (id, incarnation), so a wiped node that comes back under
 //! its old id is not mistaken for the member it replaced.
 //!
+//! The database records the incarnation too (`KEY_INCARNATION` in `raft_meta`), so a data dir
+//! whose database was deleted or replaced while `identity.toml` stayed is refused at start: its
+//! vote and log are gone, and coming back as the same member could vote twice in one term.
+//!
 //! Also keeps `<data_dir>/node-ids-seen`: every node id this node has seen in a membership, so
 //! the leader can refuse to add an id that was ever a member (ids are never reused).
 
@@ -14,8 +18,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::codec::FORMAT_VERSION;
+use crate::codec::{self, FORMAT_VERSION};
 use crate::raft::NodeId;
+use crate::storage::db::{Cf, cf, to_io};
 
 const IDENTITY_FILE: &str = "identity.toml";
 const IDS_SEEN_FILE: &str = "node-ids-seen";
@@ -102,6 +107,81 @@ pub fn load_or_create(data_dir: &Path, node_id: NodeId, cluster_name: &str) -> a
     Ok(identity)
 }
 
+/// Whether the data dir has an identity yet (before `load_or_create` makes one).
+pub fn exists(data_dir: &Path) -> bool {
+    data_dir.join(IDENTITY_FILE).exists()
+}
+
+/// Key in the `raft_meta` column family: the incarnation whose Raft state the database holds.
+pub const KEY_INCARNATION: &[u8] = b"incarnation";
+
+/// Ties the database to the data dir's identity, or refuses to start on a database that is not
+/// the one this identity voted and acknowledged with. `identity_is_new`: `identity.toml` was
+/// created by this start.
+///
+/// - The database names this incarnation: it is the one. Any other incarnation: refused (a
+///   database copied from another data dir, or an identity file replaced).
+/// - The database names none and is empty: a new data dir binds it. But an identity older than
+///   this start with an empty database means the database was deleted (or never bound and
+///   wiped): the member may have voted in a term and acknowledged log entries that are gone, and
+///   answering as it again could elect two leaders in one term. Refused, with the procedure.
+/// - The database names none but holds Raft state: a data dir from before the record existed
+///   (or a restored one); it is bound now.
+pub fn bind_database(data_dir: &Path, identity: &Identity, identity_is_new: bool, db: &rocksdb::DB) -> anyhow::Result<()> {
+    let meta = cf(db, Cf::RaftMeta);
+    if let Some(bytes) = db.get_cf(meta, KEY_INCARNATION).map_err(to_io)? {
+        let recorded: u64 = codec::decode(&"the database's incarnation", &bytes)?;
+        if recorded != identity.incarnation {
+            bail!(
+                "data dir {}: the database holds the Raft state of incarnation {recorded:x}, but identity.toml names \
+                 incarnation {:x}: the database or the identity file was replaced. Refusing to start; put back the \
+                 matching file, or rebuild the node (docs/operations.md, \"Rebuild a node whose data is lost\")",
+                data_dir.display(),
+                identity.incarnation
+            );
+        }
+        return Ok(());
+    }
+    if !identity_is_new && !holds_raft_state(db)? {
+        bail!(
+            "data dir {} belongs to node {} (incarnation {:x}) but its database holds no Raft state: the db \
+             directory was deleted or replaced. This member may have voted and acknowledged log entries that are \
+             gone; starting it empty under the same identity could let it vote twice in one term (two leaders, \
+             lost writes), so it refuses. Rebuild it as a new node: remove node {} from the cluster, delete the \
+             whole data dir (identity.toml included), start it with a new node id and add it (docs/operations.md, \
+             \"Rebuild a node whose data is lost\")",
+            data_dir.display(),
+            identity.node_id,
+            identity.incarnation,
+            identity.node_id
+        );
+    }
+    record_incarnation(db, identity.incarnation)?;
+    tracing::info!(incarnation = format!("{:x}", identity.incarnation), "database bound to the data dir's identity");
+    Ok(())
+}
+
+/// Records (synced) that the database holds the Raft state of `incarnation`; `restore` calls it
+/// for the new incarnation of a restored data dir, whose database came from another one.
+pub fn record_incarnation(db: &rocksdb::DB, incarnation: u64) -> std::io::Result<()> {
+    let mut opts = rocksdb::WriteOptions::default();
+    opts.set_sync(true);
+    db.put_cf_opt(cf(db, Cf::RaftMeta), KEY_INCARNATION, codec::encode(&incarnation), &opts).map_err(to_io)
+}
+
+/// A vote, a log entry, a purge or commit record, or an applied state machine.
+fn holds_raft_state(db: &rocksdb::DB) -> anyhow::Result<bool> {
+    for family in [Cf::RaftMeta, Cf::RaftLog, Cf::SmMeta] {
+        let mut iter = db.raw_iterator_cf(cf(db, family));
+        iter.seek_to_first();
+        if iter.valid() {
+            return Ok(true);
+        }
+        iter.status().map_err(to_io)?;
+    }
+    Ok(false)
+}
+
 /// The durable record of every node id seen in a membership.
 pub struct IdsSeen {
     path: PathBuf,
@@ -174,6 +254,48 @@ mod tests {
         std::fs::write(dir.path().join(IDENTITY_FILE), text).unwrap();
         let err = load_or_create(dir.path(), 3, "ledger").unwrap_err().to_string();
         assert!(err.contains("holds data format 1") && err.contains(&format!("only format {FORMAT_VERSION}")), "{err}");
+    }
+
+    /// The db directory deleted while identity.toml stayed: the node refuses to start as the
+    /// member that voted, and says how to rebuild it.
+    #[test]
+    fn a_data_dir_whose_database_was_deleted_refuses_to_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let db_dir = dir.path().join("db");
+        let fresh = !exists(dir.path());
+        let identity = load_or_create(dir.path(), 3, "ledger").unwrap();
+        {
+            let db = crate::storage::open(&db_dir).unwrap();
+            bind_database(dir.path(), &identity, fresh, &db).unwrap();
+            // A start before the node joined anything: bound, empty, still fine.
+            bind_database(dir.path(), &identity, false, &db).unwrap();
+            // It votes (as the log store writes a vote).
+            db.put_cf(cf(&db, Cf::RaftMeta), crate::raft::log_store::KEY_VOTE, b"vote for node 1 in term 7").unwrap();
+        }
+        let db = crate::storage::open(&db_dir).unwrap();
+        bind_database(dir.path(), &identity, !exists(dir.path()), &db).expect("a restart with its database");
+        drop(db);
+        std::fs::remove_dir_all(&db_dir).unwrap();
+        let db = crate::storage::open(&db_dir).unwrap();
+        let identity = load_or_create(dir.path(), 3, "ledger").unwrap();
+        let err = bind_database(dir.path(), &identity, false, &db).unwrap_err().to_string();
+        assert!(err.contains("holds no Raft state") && err.contains("vote twice"), "{err}");
+        assert!(err.contains("Rebuild a node whose data is lost"), "{err}");
+        // Refused again on every start: nothing was written.
+        assert!(bind_database(dir.path(), &identity, false, &db).is_err());
+    }
+
+    #[test]
+    fn a_database_of_another_incarnation_is_refused_and_an_unbound_one_with_state_is_adopted() {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = load_or_create(dir.path(), 3, "ledger").unwrap();
+        let db = crate::storage::open(&dir.path().join("db")).unwrap();
+        // A data dir from before the record: Raft state, no incarnation in the database.
+        db.put_cf(cf(&db, Cf::RaftMeta), crate::raft::log_store::KEY_VOTE, b"a vote").unwrap();
+        bind_database(dir.path(), &identity, false, &db).expect("adopted");
+        let other = Identity { incarnation: identity.incarnation ^ 0x10, ..identity.clone() };
+        let err = bind_database(dir.path(), &other, false, &db).unwrap_err().to_string();
+        assert!(err.contains("the database or the identity file was replaced"), "{err}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod backup;
 pub mod cluster;
 pub mod group_commit;
 pub mod identity;
+pub mod ledger_clock;
 
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -57,8 +58,19 @@ pub(crate) fn not_leader(f: &ForwardToLeader<TypeConfig>) -> ServiceError {
     ServiceError::NotLeader { leader_addr: f.leader_node.as_ref().map(|n| n.api.clone()) }
 }
 
+/// This node's wall clock (ns since the Unix epoch). `LEDGER_TEST_CLOCK_OFFSET_SECS` (signed,
+/// read once) shifts it: for tests of a node whose clock is wrong, never for production.
 pub fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    static OFFSET_NS: std::sync::OnceLock<i128> = std::sync::OnceLock::new();
+    let offset = *OFFSET_NS.get_or_init(|| {
+        let secs = std::env::var("LEDGER_TEST_CLOCK_OFFSET_SECS").ok().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
+        if secs != 0 {
+            tracing::warn!(offset_secs = secs, "LEDGER_TEST_CLOCK_OFFSET_SECS shifts this node's clock (tests only)");
+        }
+        i128::from(secs) * 1_000_000_000
+    });
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0);
+    (now + offset).clamp(0, i128::from(u64::MAX)) as u64
 }
 
 #[derive(Clone)]
@@ -74,6 +86,8 @@ pub struct Node {
     pub ids_seen: Arc<Mutex<identity::IdsSeen>>,
     /// When a leader last reached this node (bounded-staleness reads).
     pub leader_contact: Arc<LeaderContact>,
+    /// Bounds the time stamped on proposals by the voters' median clock.
+    pub ledger_clock: Arc<ledger_clock::LedgerClock>,
 }
 
 impl ServiceError {
@@ -94,7 +108,7 @@ impl ServiceError {
 impl Node {
     /// Proposes one command and waits until it is applied here.
     pub async fn propose(&self, operation: Operation) -> Result<CommandResponse, ServiceError> {
-        let command = Command { proposed_at_ns: now_ns(), operation };
+        let command = Command { proposed_at_ns: self.ledger_clock.proposal_ns(), operation };
         let started = std::time::Instant::now();
         let written = self.raft.client_write(command).await;
         metrics::histogram!(crate::telemetry::COMMIT_LATENCY_SECONDS).record(started.elapsed().as_secs_f64());
@@ -175,7 +189,9 @@ impl Node {
                 continue;
             }
             let due = match next_expiry_ns(&self.reader()) {
-                Ok(Some(at)) => at <= now_ns(),
+                // The bounded clock: a fast clock would otherwise propose a tick every interval
+                // for a hold that ledger time has not reached.
+                Ok(Some(at)) => at <= self.ledger_clock.proposal_ns(),
                 Ok(None) => false,
                 Err(e) => {
                     tracing::error!(error = %e, "reading the expiry index failed");

@@ -12,6 +12,16 @@ use crate::ledger::Table;
 
 pub type Db = Arc<rocksdb::DB>;
 
+/// Key in `sm_meta` present while a snapshot install is in progress (raft/snapshot.rs): the
+/// ledger tables are then partial, and every reader refuses or waits.
+pub const KEY_INSTALLING: &[u8] = b"installing";
+
+/// The error a read gets while a snapshot install is in progress (`ErrorKind::WouldBlock`,
+/// which the API answers as UNAVAILABLE: another node, or this one a moment later, can answer).
+pub fn install_in_progress_error() -> io::Error {
+    io::Error::new(io::ErrorKind::WouldBlock, "a snapshot is being installed on this node: retry, or ask another node")
+}
+
 /// Column families that are not ledger tables.
 #[derive(Debug, Clone, Copy)]
 pub enum Cf {
@@ -52,18 +62,25 @@ pub fn open_with(path: &Path, verify_tables: bool) -> io::Result<Db> {
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
-    // Any damage in the write-ahead log refuses the open: the default (point-in-time recovery)
-    // silently drops every record after a corrupted one, which for a Raft node means forgetting
-    // acknowledged log entries and votes (found by the jepsen corrupt nemesis: a node came back
-    // with its applied index at 4 and never converged). A node that refuses to open is rebuilt
-    // from its peers (README: "Replace a node"). RocksDB turns WAL recycling off in this mode.
-    opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::AbsoluteConsistency);
+    // Write-ahead-log recovery: a torn *tail* is tolerated, any other damage refuses the open.
+    // A kill or power cut can leave the last WAL record incomplete (a write batch above the WAL
+    // buffer goes out in several write() calls): those bytes were never synced, so no fsync, and
+    // no Raft acknowledgement, ever covered them; dropping that one incomplete record recovers
+    // exactly the synced state. A record whose checksum does not match, wherever it is, or damage
+    // before the last record, is corruption of data that may have been synced and acknowledged:
+    // the open fails (`explain_open_error`). So the guarantee is absolute consistency on synced
+    // data. `AbsoluteConsistency` (the previous setting) also refused the torn tail: one kill -9
+    // during a large write, or a power cut across a rack, left a node (a quorum) that would not
+    // start. `PointInTime` (RocksDB's default) silently drops every record after a damaged one,
+    // which for a Raft node means forgetting acknowledged entries and votes (found by the jepsen
+    // corrupt nemesis). WAL recycling stays off (RocksDB's default; this mode requires it).
+    opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
     opts.set_max_total_wal_size(256 << 20);
     opts.set_compression_type(DBCompressionType::Lz4);
     opts.set_bottommost_compression_type(DBCompressionType::Zstd);
     opts.increase_parallelism(2);
     let descriptors = all_cfs().into_iter().map(|cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(cf)));
-    let db = rocksdb::DB::open_cf_descriptors(&opts, path, descriptors).map_err(to_io)?;
+    let db = rocksdb::DB::open_cf_descriptors(&opts, path, descriptors).map_err(|e| explain_open_error(path, e))?;
     if verify_tables {
         let verified = verify_tables_of(&db).inspect_err(|e| tracing::error!(error = %e, path = %path.display(), "refusing to open the database"))?;
         tracing::info!(
@@ -74,6 +91,24 @@ pub fn open_with(path: &Path, verify_tables: bool) -> io::Result<Db> {
         );
     }
     Ok(Arc::new(db))
+}
+
+/// The error of a refused open. RocksDB's own words say which file and offset; a corruption also
+/// says what it means for the node and what to do (the open repairs nothing).
+fn explain_open_error(path: &Path, e: rocksdb::Error) -> io::Error {
+    if e.kind() != rocksdb::ErrorKind::Corruption {
+        return to_io(e);
+    }
+    let message = format!(
+        "the database {} is damaged ({}): a record that was synced (and may have been acknowledged) is \
+         corrupted, so this node cannot recover its Raft log, vote or ledger state. It refuses to start \
+         rather than forget acknowledged writes. Do not delete only the db directory: rebuild the node \
+         (docs/operations.md, \"Rebuild a node whose data is lost\")",
+        path.display(),
+        e.into_string()
+    );
+    tracing::error!(path = %path.display(), "{message}");
+    io::Error::new(io::ErrorKind::InvalidData, message)
 }
 
 /// A table block whose checksum does not match, found by the scan at open: the node must not
@@ -89,7 +124,8 @@ impl fmt::Display for TableCorruption {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "corrupted table data in column family {}: {}; this node's database is damaged: remove the node and add a fresh one, which catches up from its peers",
+            "corrupted table data in column family {}: {}; this node's database is damaged: remove the node and add a fresh one, which catches up from its peers \
+             (docs/operations.md, \"Rebuild a node whose data is lost\")",
             self.column_family, self.detail
         )
     }

@@ -10,3 +10,5 @@ pub use rocks_store::{BatchStore, ROW_CACHE_ROWS_MAX, ReadStore, RowCache};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wal_tests;

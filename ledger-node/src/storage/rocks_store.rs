@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch};
 
-use super::db::{Cf, cf, to_io};
+use super::db::{Cf, KEY_INSTALLING, cf, install_in_progress_error, to_io};
 use crate::ledger::Table;
 use crate::ledger::store::{KeyValue, Store};
 
@@ -40,22 +40,35 @@ fn scan_db(
 /// Reads committed, applied state from one RocksDB snapshot: every read through one `ReadStore`
 /// sees the same applied index, so a lookup of several accounts never sees half of a transfer
 /// (one leg's debit without its credit) that was applied between two of its gets.
+///
+/// A snapshot taken while a Raft snapshot is being installed (its marker in `sm_meta`) holds
+/// partial tables: every read through it fails with `install_in_progress_error`.
 pub struct ReadStore<'a> {
     pub db: &'a rocksdb::DB,
     snapshot: rocksdb::Snapshot<'a>,
+    installing: bool,
 }
 
 impl<'a> ReadStore<'a> {
     pub fn new(db: &'a rocksdb::DB) -> ReadStore<'a> {
-        ReadStore { db, snapshot: db.snapshot() }
+        let snapshot = db.snapshot();
+        // A failed lookup here fails the reads too (same database): only a present marker counts.
+        let installing = snapshot.get_cf(cf(db, Cf::SmMeta), KEY_INSTALLING).is_ok_and(|v| v.is_some());
+        ReadStore { db, snapshot, installing }
+    }
+
+    fn check(&self) -> io::Result<()> {
+        if self.installing { Err(install_in_progress_error()) } else { Ok(()) }
     }
 }
 
 impl Store for ReadStore<'_> {
     fn get(&self, table: Table, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
+        self.check()?;
         self.snapshot.get_cf(cf(self.db, Cf::Ledger(table)), key).map_err(to_io)
     }
     fn scan(&self, table: Table, start: &[u8], end: &[u8], limit: usize, reverse: bool) -> io::Result<Vec<KeyValue>> {
+        self.check()?;
         if start >= end || limit == 0 {
             return Ok(Vec::new());
         }

@@ -46,6 +46,7 @@ pub const RAFT_LOG_BYTES: &str = "ledger_raft_log_bytes";
 pub const SNAPSHOT_BYTES: &str = "ledger_snapshot_bytes";
 // Authentication.
 pub const AUTH_DENIALS_TOTAL: &str = "ledger_auth_denials_total";
+pub const LEDGER_TIME_CLAMPED_TOTAL: &str = "ledger_time_clamped_total";
 
 /// Latency buckets (seconds): 100 µs to 10 s, about ×2.5 apart.
 const SECONDS_BUCKETS: [f64; 14] =
@@ -93,6 +94,10 @@ fn describe() {
     describe_gauge!(ROCKSDB_PENDING_COMPACTION_BYTES, Unit::Bytes, "rocksdb.estimate-pending-compaction-bytes, all column families");
     describe_gauge!(ROCKSDB_MEMTABLE_BYTES, Unit::Bytes, "rocksdb.cur-size-all-mem-tables, all column families");
     describe_gauge!(ROCKSDB_LIVE_DATA_BYTES, Unit::Bytes, "rocksdb.estimate-live-data-size, all column families");
+    describe_counter!(
+        LEDGER_TIME_CLAMPED_TOTAL,
+        "Proposals whose time was clamped: this node's clock was more than the allowed skew ahead of the voters' median clock"
+    );
     describe_counter!(AUTH_DENIALS_TOTAL, "Client calls refused by authentication, by reason");
     describe_gauge!(RAFT_LOG_BYTES, Unit::Bytes, "Raft log on disk: SST files plus memtables of the raft_log column family");
     describe_gauge!(SNAPSHOT_BYTES, Unit::Bytes, "Snapshot files in the data dir (the current one, and one being built or received)");
