@@ -133,9 +133,14 @@ async fn a_tls_cluster_replicates_refuses_bad_clients_and_stranger_nodes() {
     let foreign = RaftPeerClient::new(channel(&member_peer, &pki.ca(), Some(other.node(4))));
     let refused = foreign.clone().node_info(NodeInfoRequest {}).await.expect_err("a foreign node certificate is refused");
     // TLS 1.3 checks a client certificate after the client's half of the handshake: the refusal
-    // arrives as the server's fatal alert on the first request, as a transport error.
+    // arrives as the server's fatal alert on the first request, as a transport error. On a loaded
+    // machine the server's close can overtake the alert: the client then reads a closed
+    // connection instead (seen 3 runs in 4 under load); both are the handshake's refusal, never
+    // an answer from the service.
+    let refusal = format!("{refused:?}").to_lowercase();
     assert!(
-        matches!(refused.code(), Code::Unavailable | Code::Unknown) && format!("{refused:?}").contains("alert"),
+        matches!(refused.code(), Code::Unavailable | Code::Unknown)
+            && (refusal.contains("alert") || refusal.contains("connection closed") || refusal.contains("connection reset") || refusal.contains("broken pipe")),
         "refused in the handshake: {refused:?}"
     );
     // Even trusting the cluster CA, the peer port wants a client certificate.
