@@ -231,6 +231,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     let clients = client_server
         .layer(crate::telemetry::requests::RequestMetricsLayer)
         .layer(AuthLayer { auth: auth.clone() })
+        .layer(crate::api::request_errors::RequestErrorsLayer)
         .add_service(ledger)
         .add_service(cluster)
         .add_service(wallet)
@@ -248,6 +249,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
             Box::pin(clients.serve_with_incoming_shutdown(client_listener, stopped(stop_rx.clone()))),
             Box::pin(
                 peer_server
+                    .layer(crate::api::request_errors::RequestErrorsLayer)
                     .add_service(peer)
                     .serve_with_incoming_shutdown(listener, stopped(stop_rx.clone())),
             ),

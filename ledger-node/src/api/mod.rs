@@ -7,6 +7,7 @@ pub mod bounds;
 pub mod cluster;
 pub mod convert;
 pub mod grpc;
+pub mod request_errors;
 pub mod risk;
 pub mod health;
 pub mod status;
