@@ -40,8 +40,11 @@ pub fn account_input(a: &pb::Account) -> Result<AccountInput, ResultCode> {
     })
 }
 
+/// An unset kind (`TRANSFER_KIND_UNSPECIFIED`, 0) is refused like an unknown one: a forgotten
+/// field must not post.
 pub fn transfer_kind(kind: i32) -> Result<TransferKind, ResultCode> {
     match pb::TransferKind::try_from(kind).map_err(|_| ResultCode::KindInvalid)? {
+        pb::TransferKind::Unspecified => Err(ResultCode::KindInvalid),
         pb::TransferKind::Posted => Ok(TransferKind::Posted),
         pb::TransferKind::Pending => Ok(TransferKind::Pending),
         pb::TransferKind::PostPending => Ok(TransferKind::PostPending),
@@ -118,10 +121,21 @@ pub fn prepare_status_change(c: &pb::AccountStatusChange, actor: &str) -> Result
     Ok(input)
 }
 
+/// The wire number of a result code. The ledger numbers its codes as the proto does except OK:
+/// since API revision 2 the wire's 0 is RESULT_CODE_UNSPECIFIED (an unset code must not read as
+/// success) and OK travels as 62. The ledger's own numbers (`as_u32`, persisted and journaled)
+/// do not change.
+pub fn result_code(code: ResultCode) -> i32 {
+    match code {
+        ResultCode::Ok => pb::ResultCode::Ok as i32,
+        other => other.as_u32() as i32,
+    }
+}
+
 pub fn write_result(index: usize, r: &ItemResult) -> pb::WriteResult {
     pb::WriteResult {
         index: index as u32,
-        code: r.code.as_u32() as i32,
+        code: result_code(r.code),
         timestamp_ns: r.timestamp_ns,
         leg_index: r.leg_index.map(u32::from),
         replay: r.replay,
@@ -264,6 +278,35 @@ mod tests {
         assert_eq!(transfer_input(&transfer(vec![leg("1")], 7)).unwrap_err().code, ResultCode::KindInvalid);
         let ok = transfer_input(&transfer(vec![leg("1.50")], pb::TransferKind::Pending as i32)).unwrap();
         assert_eq!((ok.kind, ok.legs[0].amount), (TransferKind::Pending, DecimalInput { digits: 15, scale: 1 }));
+    }
+
+    #[test]
+    fn an_unset_transfer_kind_is_refused() {
+        assert_eq!(transfer_kind(pb::TransferKind::Unspecified as i32), Err(ResultCode::KindInvalid));
+        assert_eq!(transfer_kind(0), Err(ResultCode::KindInvalid));
+        assert_eq!(transfer_kind(pb::TransferKind::Posted as i32), Ok(TransferKind::Posted));
+    }
+
+    /// Every ledger code has a wire number whose proto name is the code's name, none is
+    /// RESULT_CODE_UNSPECIFIED, and no two share one.
+    #[test]
+    fn every_result_code_maps_to_its_proto_value_by_name() {
+        let codes: Vec<ResultCode> = (0u8..128).map_while(|i| postcard::from_bytes::<ResultCode>(&[i]).ok()).collect();
+        assert!(codes.len() >= 62);
+        let mut seen = std::collections::BTreeSet::new();
+        for code in codes {
+            let wire = pb::ResultCode::try_from(result_code(code)).unwrap_or_else(|_| panic!("{code:?} has no wire value"));
+            assert_ne!(wire, pb::ResultCode::Unspecified, "{code:?}");
+            let snake: String = format!("{code:?}")
+                .chars()
+                .enumerate()
+                .flat_map(|(i, c)| if c.is_ascii_uppercase() && i > 0 { vec!['_', c] } else { vec![c.to_ascii_uppercase()] })
+                .collect();
+            assert_eq!(wire.as_str_name(), snake, "{code:?}");
+            assert!(seen.insert(result_code(code)), "{code:?}: wire number used twice");
+        }
+        assert_eq!(pb::ResultCode::Ok as i32, 62);
+        assert_eq!(pb::ResultCode::Unspecified as i32, 0);
     }
 
     #[test]

@@ -313,7 +313,7 @@ impl Ledger for LedgerService {
         };
         Ok(Response::new(pb::GetTransferByIdempotencyKeyResponse {
             found: true,
-            code: record.code.as_u32() as i32,
+            code: convert::result_code(record.code),
             transfer_id: convert::id_bytes(record.transfer_id),
             timestamp_ns: record.timestamp_ns,
             transfer,
@@ -505,7 +505,7 @@ where
 /// A replayed result (same idempotency key and content) moved nothing now: not a transfer applied.
 fn count_result(operation: &'static str, result: &ItemResult) {
     let code = result.code;
-    let name = pb::ResultCode::try_from(code.as_u32() as i32).map(|c| c.as_str_name()).unwrap_or("UNKNOWN");
+    let name = pb::ResultCode::try_from(convert::result_code(code)).map(|c| c.as_str_name()).unwrap_or("UNKNOWN");
     metrics::counter!(crate::telemetry::WRITE_RESULTS_TOTAL, "operation" => operation, "code" => name).increment(1);
     if operation == "create_transfers" && code == crate::ledger::result::ResultCode::Ok && !result.replay {
         metrics::counter!(crate::telemetry::TRANSFERS_APPLIED_TOTAL).increment(1);

@@ -353,7 +353,7 @@ impl Wallet for WalletService {
                 amount: format_minor(e.amount.digits, e.amount.scale),
                 merchant_account_id: convert::id_bytes(e.merchant_account_id),
                 device_time_ms: e.device_time_ms,
-                reason: e.reason.as_u32() as i32,
+                reason: convert::result_code(e.reason),
                 timestamp_ns: e.timestamp_ns,
             })
             .collect();
