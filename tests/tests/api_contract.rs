@@ -150,3 +150,156 @@ async fn an_oversized_request_is_resource_exhausted() {
     let reply = unary(&node.endpoint(), "/ledger.v1.Ledger/CreateAssets", body).await;
     assert!(reply.is_ok(), "an empty CreateAssets with an unknown field is fine: {reply:?}");
 }
+
+mod wire {
+    pub use ledger_proto::api as pb;
+    pub use ledger_proto::api::ledger_client::LedgerClient;
+
+    pub const CNY: &str = "CNY";
+    pub const PAYER: u128 = 1;
+    pub const MERCHANT: u128 = 2;
+
+    pub fn id(n: u128) -> Vec<u8> {
+        n.to_be_bytes().to_vec()
+    }
+
+    pub fn leg(debit: u128, credit: u128, amount: &str) -> pb::Leg {
+        pb::Leg { debit_account_id: id(debit), credit_account_id: id(credit), amount: amount.into() }
+    }
+
+    pub fn posted(n: u128, legs: Vec<pb::Leg>) -> pb::Transfer {
+        pb::Transfer {
+            id: id(n),
+            idempotency_key: format!("key-{n}"),
+            asset: CNY.into(),
+            legs,
+            kind: pb::TransferKind::Posted as i32,
+            ..Default::default()
+        }
+    }
+
+    /// CNY (scale 2), PAYER (may overdraw) and MERCHANT, straight on the wire.
+    pub async fn setup(url: &str) -> LedgerClient<tonic::transport::Channel> {
+        let mut c = LedgerClient::new(super::channel(url).await);
+        let asset = pb::Asset { code: CNY.into(), scale: 2 };
+        let r = c.create_assets(pb::CreateAssetsRequest { assets: vec![asset] }).await.unwrap().into_inner();
+        assert_eq!(r.results[0].code, pb::ResultCode::Ok as i32);
+        let account = |n| pb::Account { id: id(n), asset: CNY.into(), code: 1, ..Default::default() };
+        let r = c.create_accounts(pb::CreateAccountsRequest { accounts: vec![account(PAYER), account(MERCHANT)] }).await.unwrap();
+        assert!(r.into_inner().results.iter().all(|r| r.code == pb::ResultCode::Ok as i32));
+        c
+    }
+
+    pub fn codes(results: &[pb::WriteResult]) -> Vec<pb::ResultCode> {
+        results.iter().map(|r| pb::ResultCode::try_from(r.code).expect("a known code")).collect()
+    }
+
+    pub fn ids(results: &[pb::WriteResult]) -> Vec<Vec<u8>> {
+        results.iter().map(|r| r.id.clone()).collect()
+    }
+}
+
+/// API revision 2: 0 means "unset" in every enum. An unset transfer kind is refused (it used to
+/// post), OK is not 0 on the wire, and records never carry 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_enum_values_mean_unset_and_are_refused_or_never_sent() {
+    use wire::*;
+    let dir = tempfile::tempdir().unwrap();
+    let node = DevNode::start(&dir.path().join("node"));
+    let mut c = setup(&node.endpoint()).await;
+    let unset_kind = pb::Transfer { kind: 0, ..posted(10, vec![leg(PAYER, MERCHANT, "1.00")]) };
+    let ok = posted(11, vec![leg(PAYER, MERCHANT, "2.00")]);
+    let r = c.create_transfers(pb::CreateTransfersRequest { transfers: vec![unset_kind, ok] }).await.unwrap().into_inner();
+    assert_eq!(codes(&r.results), [pb::ResultCode::KindInvalid, pb::ResultCode::Ok]);
+    assert_eq!(r.results[1].code, 62, "OK travels as 62");
+    assert!(r.results.iter().all(|r| r.code != 0));
+
+    let found = c.lookup_transfers(pb::LookupTransfersRequest { ids: vec![id(10), id(11)] }).await.unwrap().into_inner();
+    assert_eq!(found.transfers.len(), 1, "the unset-kind transfer moved nothing");
+    let record = &found.transfers[0];
+    assert_eq!(record.transfer.as_ref().unwrap().kind, pb::TransferKind::Posted as i32);
+    assert_eq!(record.transfer.as_ref().unwrap().kind, 4);
+    assert_eq!(record.pending_state, pb::PendingState::None as i32);
+    assert_eq!(record.pending_state, 5);
+    let by_key = c
+        .get_transfer_by_idempotency_key(pb::GetTransferByIdempotencyKeyRequest { idempotency_key: "key-11".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(by_key.code, pb::ResultCode::Ok as i32);
+    let entries = c
+        .list_account_entries(pb::ListAccountEntriesRequest { account_id: id(PAYER), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].kind, pb::EntryKind::Posted as i32);
+    assert_eq!(entries[0].kind, 5);
+    let accounts = c.lookup_accounts(pb::LookupAccountsRequest { ids: vec![id(PAYER)] }).await.unwrap().into_inner().accounts;
+    assert_eq!(accounts[0].status, pb::AccountStatus::Active as i32);
+
+    // An unset target status is refused too.
+    let change = pb::AccountStatusChange { account_id: id(PAYER), status: 0, reason: String::new() };
+    let r = c.set_account_status(pb::SetAccountStatusRequest { changes: vec![change] }).await.unwrap().into_inner();
+    assert_eq!(codes(&r.results), [pb::ResultCode::AccountStatusInvalid]);
+}
+
+/// Every refused item names its id when the id decodes, whichever check refused it (the API's
+/// decoding, the stateless checks, the state machine).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_items_name_their_id() {
+    use wire::*;
+    let dir = tempfile::tempdir().unwrap();
+    let node = DevNode::start(&dir.path().join("node"));
+    let mut c = setup(&node.endpoint()).await;
+    let pending = |n, timeout_ms| pb::Transfer {
+        kind: pb::TransferKind::Pending as i32,
+        timeout_ms,
+        ..posted(n, vec![leg(PAYER, MERCHANT, "1.00")])
+    };
+    let transfers = vec![
+        posted(20, vec![leg(PAYER, MERCHANT, "0")]),                                    // AMOUNT_ZERO
+        posted(21, vec![]),                                                              // LEGS_EMPTY
+        pb::Transfer { timeout_ms: 5, ..posted(22, vec![leg(PAYER, MERCHANT, "1.00")]) }, // TIMEOUT_RESERVED_FOR_PENDING
+        pending(23, (1 << 31) + 1),                                                      // TIMEOUT_TOO_LARGE
+        posted(24, vec![leg(PAYER, MERCHANT, "-1.00")]),                                 // AMOUNT_NEGATIVE
+        posted(25, vec![leg(99, MERCHANT, "1.00")]),                                     // DEBIT_ACCOUNT_NOT_FOUND
+        pb::Transfer { kind: 0, ..posted(26, vec![leg(PAYER, MERCHANT, "1.00")]) },      // KIND_INVALID
+        pb::Transfer { id: vec![1, 2, 3], ..posted(27, vec![leg(PAYER, MERCHANT, "1.00")]) }, // ID_INVALID
+        posted(28, vec![leg(PAYER, MERCHANT, "1.00")]),                                  // OK
+    ];
+    let r = c.create_transfers(pb::CreateTransfersRequest { transfers }).await.unwrap().into_inner();
+    use pb::ResultCode as R;
+    assert_eq!(
+        codes(&r.results),
+        [
+            R::AmountZero,
+            R::LegsEmpty,
+            R::TimeoutReservedForPending,
+            R::TimeoutTooLarge,
+            R::AmountNegative,
+            R::DebitAccountNotFound,
+            R::KindInvalid,
+            R::IdInvalid,
+            R::Ok
+        ]
+    );
+    let mut want: Vec<Vec<u8>> = (20..=28).map(id).collect();
+    want[7] = Vec::new(); // a 3-byte id does not decode: nothing to name
+    assert_eq!(ids(&r.results), want);
+
+    let accounts = vec![
+        pb::Account { id: id(30), asset: "XXX".into(), code: 1, ..Default::default() }, // ASSET_NOT_FOUND
+        pb::Account { id: id(31), asset: CNY.into(), code: 0, ..Default::default() },    // ACCOUNT_CODE_MUST_NOT_BE_ZERO
+    ];
+    let r = c.create_accounts(pb::CreateAccountsRequest { accounts }).await.unwrap().into_inner();
+    assert_eq!(codes(&r.results), [R::AssetNotFound, R::AccountCodeMustNotBeZero]);
+    assert_eq!(ids(&r.results), [id(30), id(31)]);
+
+    let change = |n, status: pb::AccountStatus| pb::AccountStatusChange { account_id: id(n), status: status as i32, reason: String::new() };
+    let changes = vec![change(98, pb::AccountStatus::Frozen), change(PAYER, pb::AccountStatus::Unspecified)];
+    let r = c.set_account_status(pb::SetAccountStatusRequest { changes }).await.unwrap().into_inner();
+    assert_eq!(codes(&r.results), [R::AccountNotFound, R::AccountStatusInvalid]);
+    assert_eq!(ids(&r.results), [id(98), id(PAYER)]);
+}

@@ -108,9 +108,9 @@ pub fn prepare_account(a: &pb::Account) -> Result<AccountInput, ItemResult> {
     Ok(input)
 }
 
-/// A refused transfer names its id when the id decodes (the client matches results by it).
+/// A refused transfer's result names its id (`LedgerService::write` adds it when the id decodes).
 pub fn prepare_transfer(t: &pb::Transfer) -> Result<TransferInput, ItemResult> {
-    let input = transfer_input(t).map_err(|r| ItemResult { id: id(&t.id).unwrap_or(0), ..r })?;
+    let input = transfer_input(t)?;
     crate::ledger::validate::transfer(&input)?;
     Ok(input)
 }
