@@ -303,3 +303,51 @@ async fn refused_items_name_their_id() {
     assert_eq!(codes(&r.results), [R::AccountNotFound, R::AccountStatusInvalid]);
     assert_eq!(ids(&r.results), [id(98), id(PAYER)]);
 }
+
+/// Not found is said one way per kind of read: a single get answers NOT_FOUND, a batch lookup
+/// leaves the missing out (ledger.proto "Not found").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_gets_answer_not_found_and_batch_lookups_leave_the_missing_out() {
+    use wire::*;
+    let dir = tempfile::tempdir().unwrap();
+    let node = DevNode::start(&dir.path().join("node"));
+    let url = node.endpoint();
+    let mut c = setup(&url).await;
+    let r = c.create_transfers(pb::CreateTransfersRequest { transfers: vec![posted(40, vec![leg(PAYER, MERCHANT, "1.00")])] });
+    assert_eq!(codes(&r.await.unwrap().into_inner().results), [pb::ResultCode::Ok]);
+
+    let not_found = |r: Result<_, tonic::Status>, what: &str| {
+        let status = r.err().unwrap_or_else(|| panic!("{what}: answered"));
+        assert_eq!(status.code(), tonic::Code::NotFound, "{what}: {status:?}");
+    };
+    let key = |k: &str| pb::GetTransferByIdempotencyKeyRequest { idempotency_key: k.into() };
+    not_found(c.get_transfer_by_idempotency_key(key("never-used")).await.map(|_| ()), "GetTransferByIdempotencyKey");
+    let known = c.get_transfer_by_idempotency_key(key("key-40")).await.unwrap().into_inner();
+    assert!(known.found);
+    assert_eq!(known.transfer_id, id(40));
+    let by_ref = pb::GetAccountByExternalRefRequest { external_ref: "+86 000".into() };
+    not_found(c.get_account_by_external_ref(by_ref).await.map(|_| ()), "GetAccountByExternalRef");
+    let entries = pb::ListAccountEntriesRequest { account_id: id(77), ..Default::default() };
+    not_found(c.list_account_entries(entries).await.map(|_| ()), "ListAccountEntries");
+    let at = pb::GetBalanceAtRequest { account_id: id(77), timestamp_ns: 1 };
+    not_found(c.get_balance_at(at).await.map(|_| ()), "GetBalanceAt");
+    let mut wallet = pb::wallet_client::WalletClient::new(channel(&url).await);
+    not_found(wallet.get_token(pb::GetTokenRequest { token_id: id(55) }).await.map(|_| ()), "GetToken");
+    let mut risk = pb::risk_client::RiskClient::new(channel(&url).await);
+    not_found(risk.get_limits(pb::GetLimitsRequest { account_id: id(77) }).await.map(|_| ()), "GetLimits");
+
+    // Batch lookups: OK, the found ones in request order, the missing left out.
+    let accounts = c.lookup_accounts(pb::LookupAccountsRequest { ids: vec![id(77), id(MERCHANT), id(PAYER)] }).await.unwrap();
+    let found: Vec<Vec<u8>> = accounts.into_inner().accounts.iter().map(|a| a.account.as_ref().unwrap().id.clone()).collect();
+    assert_eq!(found, [id(MERCHANT), id(PAYER)]);
+    let transfers = c.lookup_transfers(pb::LookupTransfersRequest { ids: vec![id(41), id(40)] }).await.unwrap();
+    assert_eq!(transfers.into_inner().transfers.len(), 1);
+    let assets = c.lookup_assets(pb::LookupAssetsRequest { codes: vec!["USD".into(), CNY.into()] }).await.unwrap();
+    assert_eq!(assets.into_inner().assets.len(), 1);
+
+    // The Rust client reads NOT_FOUND of a single get as None.
+    let client = ledger_client::LedgerClient::connect(vec![url.clone()]).unwrap();
+    assert!(client.get_transfer_by_idempotency_key("never-used").await.unwrap().is_none());
+    assert!(client.get_transfer_by_idempotency_key("key-40").await.unwrap().is_some());
+    assert!(client.get_account_by_external_ref("+86 000").await.unwrap().is_none());
+}

@@ -315,8 +315,9 @@ impl Ledger for LedgerService {
         }
         self.read_barrier(staleness).await?;
         let reader = self.node.reader();
+        // Another principal's key reads as never used: its existence is not revealed.
         let Some(record) = store::get_idempotency(&reader, &key).map_err(storage)?.filter(|r| scope.admits(&r.owner)) else {
-            return Ok(Response::new(pb::GetTransferByIdempotencyKeyResponse::default()));
+            return Err(Status::not_found("no transfer was submitted with this idempotency key"));
         };
         let transfer = match store::get_transfer(&reader, record.transfer_id).map_err(storage)? {
             Some(t) if record.code.is_success() => {

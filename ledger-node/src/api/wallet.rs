@@ -286,8 +286,10 @@ impl Wallet for WalletService {
     async fn get_token(&self, request: Request<pb::GetTokenRequest>) -> Result<Response<pb::GetTokenResponse>, Status> {
         let token_id = id(&request.into_inner().token_id, "token id")?;
         self.barrier().await?;
-        let token = self.read_token(token_id)?.map(|(t, scale)| token_wire(&t, scale, Vec::new()));
-        Ok(Response::new(pb::GetTokenResponse { token }))
+        let Some((t, scale)) = self.read_token(token_id)? else {
+            return Err(Status::not_found(format!("token {token_id} not found")));
+        };
+        Ok(Response::new(pb::GetTokenResponse { token: Some(token_wire(&t, scale, Vec::new())) }))
     }
 
     type WatchWalletStream = super::wallet_watch::WalletStream;
