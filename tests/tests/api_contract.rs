@@ -351,3 +351,30 @@ async fn single_gets_answer_not_found_and_batch_lookups_leave_the_missing_out() 
     assert!(client.get_transfer_by_idempotency_key("key-40").await.unwrap().is_some());
     assert!(client.get_account_by_external_ref("+86 000").await.unwrap().is_none());
 }
+
+/// The transfer id is part of the idempotency fingerprint: a retry with a fresh id conflicts; a
+/// transfer sent without an id gets one derived from its key, so its retries replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_without_an_id_gets_one_derived_from_its_key() {
+    use wire::*;
+    let dir = tempfile::tempdir().unwrap();
+    let node = DevNode::start(&dir.path().join("node"));
+    let mut c = setup(&node.endpoint()).await;
+    let mut send = async |t: pb::Transfer| {
+        let r = c.create_transfers(pb::CreateTransfersRequest { transfers: vec![t] }).await.unwrap().into_inner();
+        r.results.into_iter().next().unwrap()
+    };
+    let no_id = pb::Transfer { id: Vec::new(), ..posted(0, vec![leg(PAYER, MERCHANT, "3.00")]) };
+    let no_id = pb::Transfer { idempotency_key: "order-7".into(), ..no_id };
+    let first = send(no_id.clone()).await;
+    let derived = ledger_client::transfer_id_from_key("order-7");
+    assert_eq!((first.code, first.replay, first.id.clone()), (pb::ResultCode::Ok as i32, false, id(derived)));
+    let retry = send(no_id.clone()).await;
+    assert_eq!((retry.code, retry.replay, retry.id), (pb::ResultCode::Ok as i32, true, id(derived)), "a retry replays");
+    let explicit = send(pb::Transfer { id: id(derived), ..no_id.clone() }).await;
+    assert_eq!((explicit.code, explicit.replay), (pb::ResultCode::Ok as i32, true), "the derived id sent explicitly is the same transfer");
+    // The trap the proto warns about: the same key with a freshly generated id.
+    let fresh = send(pb::Transfer { id: id(12345), ..no_id }).await;
+    assert_eq!(fresh.code, pb::ResultCode::IdempotencyKeyConflict as i32);
+    assert_eq!(fresh.id, id(derived), "the conflict names the transfer the key is bound to");
+}

@@ -52,6 +52,22 @@ pub fn transfer_kind(kind: i32) -> Result<TransferKind, ResultCode> {
     }
 }
 
+/// The id of a transfer sent without one (empty bytes): the first 16 bytes (big-endian) of
+/// SHA-256("ledger.transfer-id.v1\0" ‖ idempotency key), never zero. The same derivation as the
+/// CLI's (`ledger_client::transfer_id_from_key`): every retry with the key gets the same id, so
+/// it replays instead of conflicting (the id is part of the idempotency fingerprint).
+pub fn transfer_id_from_key(idempotency_key: &str) -> u128 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new().chain_update(b"ledger.transfer-id.v1\0").chain_update(idempotency_key.as_bytes()).finalize();
+    let first: [u8; 16] = digest[..16].try_into().expect("SHA-256 has 32 bytes");
+    u128::from_be_bytes(first).max(1)
+}
+
+/// A transfer's id as sent (16 bytes), or derived from its idempotency key when empty.
+pub fn transfer_id(t: &pb::Transfer) -> Result<u128, ResultCode> {
+    if t.id.is_empty() { Ok(transfer_id_from_key(&t.idempotency_key)) } else { id(&t.id) }
+}
+
 pub fn transfer_input(t: &pb::Transfer) -> Result<TransferInput, ItemResult> {
     let plain = |code| ItemResult::new(code);
     let mut legs = Vec::with_capacity(t.legs.len());
@@ -69,7 +85,7 @@ pub fn transfer_input(t: &pb::Transfer) -> Result<TransferInput, ItemResult> {
         post_amounts.push(DecimalInput::parse(amount).map_err(at)?);
     }
     Ok(TransferInput {
-        id: id(&t.id).map_err(plain)?,
+        id: transfer_id(t).map_err(plain)?,
         idempotency_key: t.idempotency_key.clone(),
         asset: t.asset.clone(),
         kind: transfer_kind(t.kind).map_err(plain)?,
@@ -278,6 +294,19 @@ mod tests {
         assert_eq!(transfer_input(&transfer(vec![leg("1")], 7)).unwrap_err().code, ResultCode::KindInvalid);
         let ok = transfer_input(&transfer(vec![leg("1.50")], pb::TransferKind::Pending as i32)).unwrap();
         assert_eq!((ok.kind, ok.legs[0].amount), (TransferKind::Pending, DecimalInput { digits: 15, scale: 1 }));
+    }
+
+    const DERIVED_ID_OF_K: u128 = 0x825f_cb7b_7a98_b570_3fa3_a18c_e166_4e16;
+
+    #[test]
+    fn an_empty_transfer_id_is_derived_from_the_key() {
+        // The CLI's derivation (ledger_client::transfer_id_from_key) of "k": pinned in both crates.
+        assert_eq!(transfer_id_from_key("k"), DERIVED_ID_OF_K);
+        let t = |id: Vec<u8>| pb::Transfer { id, idempotency_key: "k".into(), ..Default::default() };
+        assert_eq!(transfer_id(&t(Vec::new())), Ok(DERIVED_ID_OF_K));
+        assert_eq!(transfer_id(&t(7u128.to_be_bytes().to_vec())), Ok(7));
+        assert_eq!(transfer_id(&t(vec![0; 16])), Ok(0), "16 zero bytes stay zero: ID_MUST_NOT_BE_ZERO");
+        assert_ne!(transfer_id_from_key("k"), transfer_id_from_key("k2"));
     }
 
     #[test]

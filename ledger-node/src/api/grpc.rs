@@ -234,7 +234,7 @@ impl Ledger for LedgerService {
             .write(
                 "create_transfers",
                 &req.transfers,
-                |t| convert::id(&t.id).unwrap_or(0),
+                |t| convert::transfer_id(t).unwrap_or(0),
                 |t| {
                     let mut input = convert::prepare_transfer(t)?;
                     input.owner = owner.clone();
