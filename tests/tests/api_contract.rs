@@ -378,3 +378,55 @@ async fn a_transfer_without_an_id_gets_one_derived_from_its_key() {
     assert_eq!(fresh.code, pb::ResultCode::IdempotencyKeyConflict as i32);
     assert_eq!(fresh.id, id(derived), "the conflict names the transfer the key is bound to");
 }
+
+/// The rules the docs state, as the node applies them: closing needs a zero net balance and
+/// nothing pending; closing again is OK with timestamp 0; amounts have no leading zeros,
+/// trailing fractional zeros carry no value, and 39 digits are too many even when they fit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_and_amount_rules_are_as_documented() {
+    use pb::ResultCode as R;
+    use wire::*;
+    let dir = tempfile::tempdir().unwrap();
+    let node = DevNode::start(&dir.path().join("node"));
+    let mut c = setup(&node.endpoint()).await;
+    let mut transfer = async |t: pb::Transfer| {
+        let r = c.create_transfers(pb::CreateTransfersRequest { transfers: vec![t] }).await.unwrap().into_inner();
+        pb::ResultCode::try_from(r.results[0].code).unwrap()
+    };
+    // Amount grammar and scale (CNY has scale 2).
+    assert_eq!(transfer(posted(50, vec![leg(PAYER, MERCHANT, "007.5")])).await, R::AmountInvalid);
+    assert_eq!(transfer(posted(51, vec![leg(PAYER, MERCHANT, "00")])).await, R::AmountInvalid);
+    assert_eq!(transfer(posted(52, vec![leg(PAYER, MERCHANT, "2.505")])).await, R::AmountScaleExceeded);
+    assert_eq!(transfer(posted(53, vec![leg(PAYER, MERCHANT, "2.500")])).await, R::Ok, "2.500 is 2.5");
+    let thirty_nine = format!("1{}", "0".repeat(38)); // 10^38 < u128::MAX, but 39 digits
+    assert_eq!(transfer(posted(54, vec![leg(PAYER, MERCHANT, &thirty_nine)])).await, R::AmountOverflow);
+
+    // Closing: MERCHANT got 2.50 (net credit): refused; sending it back makes the net zero:
+    // allowed although both posted totals are 2.50, not zero.
+    let close = |n| pb::AccountStatusChange { account_id: id(n), status: pb::AccountStatus::Closed as i32, reason: String::new() };
+    let mut status = async |change: pb::AccountStatusChange| {
+        let mut ledger = LedgerClient::new(super::channel(&node.endpoint()).await);
+        let r = ledger.set_account_status(pb::SetAccountStatusRequest { changes: vec![change] }).await.unwrap().into_inner();
+        (pb::ResultCode::try_from(r.results[0].code).unwrap(), r.results[0].timestamp_ns)
+    };
+    assert_eq!(status(close(MERCHANT)).await.0, R::BalanceNotZero);
+    // A hold on the way back: net zero would be reached, but something is pending.
+    let hold = pb::Transfer { kind: pb::TransferKind::Pending as i32, ..posted(55, vec![leg(MERCHANT, PAYER, "2.50")]) };
+    assert_eq!(transfer(hold).await, R::Ok);
+    assert_eq!(status(close(MERCHANT)).await.0, R::BalanceNotZero, "a pending debit blocks closing");
+    let void = pb::Transfer {
+        kind: pb::TransferKind::VoidPending as i32,
+        pending_id: id(55),
+        asset: String::new(),
+        ..posted(56, vec![])
+    };
+    assert_eq!(transfer(void).await, R::Ok);
+    assert_eq!(transfer(posted(57, vec![leg(MERCHANT, PAYER, "2.50")])).await, R::Ok);
+    let (code, first_ts) = status(close(MERCHANT)).await;
+    assert_eq!(code, R::Ok, "posted debits equal credits, nothing pending");
+    assert!(first_ts > 0);
+    let (code, again_ts) = status(close(MERCHANT)).await;
+    assert_eq!((code, again_ts), (R::Ok, 0), "closing a closed account is OK and changes nothing");
+    let freeze = pb::AccountStatusChange { status: pb::AccountStatus::Frozen as i32, ..close(MERCHANT) };
+    assert_eq!(status(freeze).await.0, R::AccountClosed);
+}
