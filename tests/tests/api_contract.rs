@@ -430,3 +430,154 @@ async fn closing_and_amount_rules_are_as_documented() {
     let freeze = pb::AccountStatusChange { status: pb::AccountStatus::Frozen as i32, ..close(MERCHANT) };
     assert_eq!(status(freeze).await.0, R::AccountClosed);
 }
+
+mod forwarding {
+    use std::time::{Duration, Instant};
+
+    use ledger_e2e::{Cluster, ClusterNode, free_port};
+    use ledger_proto::api as pb;
+    use pb::ledger_client::LedgerClient;
+
+    use super::wire::{CNY, MERCHANT, PAYER, id, leg, posted};
+
+    /// The running node that reports itself leader, and the followers' endpoints.
+    pub async fn leader_and_followers(endpoints: &[(u64, String)], token: Option<&str>) -> (String, Vec<String>) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let mut leader = None;
+            let mut followers = Vec::new();
+            for (_, url) in endpoints {
+                let Ok(channel) = tonic::transport::Endpoint::from_shared(url.clone()).unwrap().connect().await else { continue };
+                let mut c = LedgerClient::new(channel);
+                let Ok(status) = c.cluster_status(with_token(pb::ClusterStatusRequest {}, token)).await else { continue };
+                match status.into_inner().role.as_str() {
+                    "leader" => leader = Some(url.clone()),
+                    "follower" => followers.push(url.clone()),
+                    _ => {}
+                }
+            }
+            if let Some(leader) = leader
+                && followers.len() == endpoints.len() - 1
+            {
+                return (leader, followers);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no leader with every other node following within 30 s");
+    }
+
+    pub fn with_token<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(token) = token {
+            request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        request
+    }
+
+    /// Asset, two accounts and one transfer, each sent to `url` (a follower) as `admin` /
+    /// `payer` (tokens, or none when authentication is off); every one must succeed there.
+    pub async fn writes_through(url: &str, admin: Option<&str>, payer: Option<&str>) {
+        let mut c = LedgerClient::new(super::channel(url).await);
+        let ok = |results: Vec<pb::WriteResult>, what: &str| {
+            assert!(results.iter().all(|r| r.code == pb::ResultCode::Ok as i32), "{what}: {results:?}");
+        };
+        let assets = pb::CreateAssetsRequest { assets: vec![pb::Asset { code: CNY.into(), scale: 2 }] };
+        let reply = c.create_assets(with_token(assets, admin)).await.expect("a follower takes the write");
+        assert!(reply.metadata().get("x-ledger-leader").is_none());
+        ok(reply.into_inner().results, "assets");
+        let account = |n| pb::Account { id: id(n), asset: CNY.into(), code: 1, ..Default::default() };
+        let accounts = pb::CreateAccountsRequest { accounts: vec![account(PAYER), account(MERCHANT)] };
+        ok(c.create_accounts(with_token(accounts, admin)).await.unwrap().into_inner().results, "accounts");
+        let transfers = pb::CreateTransfersRequest { transfers: vec![posted(60, vec![leg(PAYER, MERCHANT, "6.00")])] };
+        ok(c.create_transfers(with_token(transfers, payer)).await.unwrap().into_inner().results, "transfer");
+    }
+
+    /// A 3-node cluster without authentication: writes sent to a follower are applied (forwarded
+    /// to the leader), and a call already forwarded once is not forwarded again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_sent_to_a_follower_are_forwarded_to_the_leader() {
+        let cluster = Cluster::bootstrap(3, &[]);
+        let endpoints: Vec<(u64, String)> = cluster.nodes.iter().map(|n| (n.id, n.endpoint())).collect();
+        let (leader, followers) = leader_and_followers(&endpoints, None).await;
+        writes_through(&followers[0], None, None).await;
+        // Read back through the other follower (linearizable): the write is committed.
+        let mut reader = LedgerClient::new(super::channel(&followers[1]).await);
+        let found = reader.lookup_transfers(pb::LookupTransfersRequest { ids: vec![id(60)] }).await.unwrap().into_inner();
+        assert_eq!(found.transfers.len(), 1, "{}", cluster.logs());
+
+        // One hop: a call marked as forwarded is answered by the follower with the trailer.
+        let mut c = LedgerClient::new(super::channel(&followers[0]).await);
+        let mut request = tonic::Request::new(pb::CreateTransfersRequest { transfers: vec![posted(61, vec![leg(PAYER, MERCHANT, "1.00")])] });
+        request.metadata_mut().insert("x-ledger-forwarded", "9".parse().unwrap());
+        let status = c.create_transfers(request).await.expect_err("not forwarded twice");
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert_eq!(status.metadata().get("x-ledger-leader").and_then(|v| v.to_str().ok()), Some(leader.as_str()));
+        // Reads are served by the follower itself, never forwarded.
+        let found = c.lookup_transfers(pb::LookupTransfersRequest { ids: vec![id(61)] }).await.unwrap().into_inner();
+        assert!(found.transfers.is_empty(), "the refused call moved nothing");
+    }
+
+    fn sha256_hex(token: &str) -> String {
+        use std::io::Write;
+        let mut child = std::process::Command::new(ledger_e2e::binary("ledger-node"))
+            .arg("hash-token")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("ledger-node hash-token");
+        child.stdin.take().unwrap().write_all(format!("{token}\n").as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// With bearer tokens: the forwarded write is authorized and owned as the original caller
+    /// (the leader authenticates the caller's token, not the follower), and a caller the
+    /// follower refuses is refused there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_forwarded_write_keeps_the_callers_principal() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = dir.path().join("tokens.toml");
+        let entries = [("ops", "admin", "tok-admin"), ("checkout", "payments", "tok-pay"), ("regulator", "auditor", "tok-audit")];
+        let text: String = entries
+            .iter()
+            .map(|(p, r, t)| format!("[[token]]\nprincipal = \"{p}\"\nrole = \"{r}\"\nsha256 = \"{}\"\n\n", sha256_hex(t)))
+            .collect();
+        std::fs::write(&tokens, text).unwrap();
+        std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let peer_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let args = |i: usize| vec!["--auth-tokens-file".to_string(), tokens.display().to_string(), "--peer-listen".into(), format!("127.0.0.1:{}", peer_ports[i])];
+        let peer_url = |i: usize| format!("http://127.0.0.1:{}", peer_ports[i]);
+        let start = |i: usize, bootstrap: Option<&[(u64, String)]>| {
+            let a = args(i);
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            ClusterNode::start(i as u64 + 1, &dir.path().join(format!("n{}", i + 1)), bootstrap, &a)
+        };
+        let n2 = start(1, None);
+        let n3 = start(2, None);
+        let n1 = start(0, Some(&[(2, peer_url(1)), (3, peer_url(2))]));
+        let endpoints: Vec<(u64, String)> = [&n1, &n2, &n3].iter().map(|n| (n.id, n.endpoint())).collect();
+        let (_leader, followers) = leader_and_followers(&endpoints, Some("tok-admin")).await;
+
+        writes_through(&followers[0], Some("tok-admin"), Some("tok-pay")).await;
+        let mut c = LedgerClient::new(super::channel(&followers[1]).await);
+        let found = c
+            .lookup_transfers(with_token(pb::LookupTransfersRequest { ids: vec![id(60)] }, Some("tok-admin")))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(found.transfers[0].owner, "checkout", "owned by the caller, not by the follower");
+
+        // The follower authorizes first: a role that may not write is refused there.
+        let transfers = pb::CreateTransfersRequest { transfers: vec![posted(62, vec![leg(PAYER, MERCHANT, "1.00")])] };
+        let status = c.create_transfers(with_token(transfers, Some("tok-audit"))).await.expect_err("auditors do not pay");
+        assert_eq!(status.code(), tonic::Code::PermissionDenied);
+        // An admin may not create transfers either, forwarded or not: the leader checks the
+        // caller's role again, so nothing is gained by going through a follower.
+        let transfers = pb::CreateTransfersRequest { transfers: vec![posted(63, vec![leg(PAYER, MERCHANT, "1.00")])] };
+        let status = c.create_transfers(with_token(transfers, Some("tok-admin"))).await.expect_err("admins do not pay");
+        assert_eq!(status.code(), tonic::Code::PermissionDenied);
+        drop((n1, n2, n3));
+    }
+}
