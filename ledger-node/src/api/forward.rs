@@ -116,8 +116,8 @@ impl Forwarder {
             Err(why) => return unknown_outcome(&leader, &why),
         };
         let call = async {
-            futures::future::poll_fn(|cx| tower_service::Service::poll_ready(&mut channel, cx)).await?;
-            tower_service::Service::call(&mut channel, request).await
+            futures::future::poll_fn(|cx| <Channel as tower_service::Service<http::Request<Body>>>::poll_ready(&mut channel, cx)).await?;
+            <Channel as tower_service::Service<http::Request<Body>>>::call(&mut channel, request).await
         };
         match tokio::time::timeout(FORWARD_TIMEOUT, call).await {
             Ok(Ok(response)) => {
