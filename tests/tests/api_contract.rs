@@ -404,8 +404,8 @@ async fn closing_and_amount_rules_are_as_documented() {
     // Closing: MERCHANT got 2.50 (net credit): refused; sending it back makes the net zero:
     // allowed although both posted totals are 2.50, not zero.
     let close = |n| pb::AccountStatusChange { account_id: id(n), status: pb::AccountStatus::Closed as i32, reason: String::new() };
-    let mut status = async |change: pb::AccountStatusChange| {
-        let mut ledger = LedgerClient::new(super::channel(&node.endpoint()).await);
+    let status = async |change: pb::AccountStatusChange| {
+        let mut ledger = LedgerClient::new(channel(&node.endpoint()).await);
         let r = ledger.set_account_status(pb::SetAccountStatusRequest { changes: vec![change] }).await.unwrap().into_inner();
         (pb::ResultCode::try_from(r.results[0].code).unwrap(), r.results[0].timestamp_ns)
     };
