@@ -581,3 +581,38 @@ mod forwarding {
         drop((n1, n2, n3));
     }
 }
+
+/// Over TLS (auth off): a follower forwards a write to the leader's https address, verifying it
+/// against the cluster CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_forwarded_over_tls() {
+    use ledger_proto::api as pb;
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+    let cluster = ledger_e2e::Cluster::bootstrap_tls(3, &[]);
+    let ca = std::fs::read(cluster.pki.as_ref().unwrap().ca()).unwrap();
+    let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&ca));
+    let connect = async |url: &str| {
+        let endpoint = Endpoint::from_shared(url.to_string()).unwrap().tls_config(tls.clone()).unwrap();
+        pb::ledger_client::LedgerClient::new(endpoint.connect().await.expect("TLS connect"))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let follower = loop {
+        let mut roles = Vec::new();
+        for node in &cluster.nodes {
+            let role = match connect(&node.endpoint()).await.cluster_status(pb::ClusterStatusRequest {}).await {
+                Ok(s) => s.into_inner().role,
+                Err(_) => String::new(),
+            };
+            roles.push((node.endpoint(), role));
+        }
+        if roles.iter().any(|(_, r)| r == "leader") && roles.iter().filter(|(_, r)| r == "follower").count() == 2 {
+            break roles.into_iter().find(|(_, r)| r == "follower").unwrap().0;
+        }
+        assert!(std::time::Instant::now() < deadline, "no leader over TLS\n{}", cluster.logs());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let mut c = connect(&follower).await;
+    let assets = pb::CreateAssetsRequest { assets: vec![pb::Asset { code: "CNY".into(), scale: 2 }] };
+    let reply = c.create_assets(assets).await.unwrap_or_else(|s| panic!("{s:?}\n{}", cluster.logs()));
+    assert_eq!(reply.into_inner().results[0].code, pb::ResultCode::Ok as i32);
+}
