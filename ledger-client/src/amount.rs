@@ -3,8 +3,9 @@
 use crate::error::ParseError;
 use rust_decimal::Decimal;
 
-/// Parses the wire grammar `-?[0-9]+(.[0-9]+)?` exactly. Stricter than `Decimal::from_str`
-/// (which accepts `_`, `+`, `1.`, `.5`): what the client accepts must be what the server accepts.
+/// Parses the wire grammar `-?(0|[1-9][0-9]*)(.[0-9]+)?` exactly (no leading zeros). Stricter
+/// than `Decimal::from_str` (which accepts `_`, `+`, `1.`, `.5`, `007`): what the client
+/// accepts must be what the server accepts.
 /// The scale is kept ("12.50" stays 2 places), and more than 28 significant digits is an error,
 /// never a silent rounding.
 pub fn parse_amount(input: &str) -> Result<Decimal, ParseError> {
@@ -18,6 +19,10 @@ pub fn parse_amount(input: &str) -> Result<Decimal, ParseError> {
     };
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     if !digits(whole) || !fraction.is_none_or(digits) {
+        return Err(syntax());
+    }
+    // The node refuses leading zeros (AMOUNT_INVALID): "007" is not an amount.
+    if whole.len() > 1 && whole.starts_with('0') {
         return Err(syntax());
     }
     let mut value = Decimal::from_str_exact(input).map_err(|_| ParseError::AmountOverflow {
@@ -58,7 +63,7 @@ mod tests {
         assert_eq!(format_amount(parse_amount("12.50").unwrap()), "12.50");
         assert_eq!(format_amount(parse_amount("0").unwrap()), "0");
         assert_eq!(format_amount(parse_amount("-3.000").unwrap()), "-3.000");
-        assert_eq!(format_amount(parse_amount("007").unwrap()), "7");
+        assert_eq!(format_amount(parse_amount("0.07").unwrap()), "0.07");
         assert_eq!(parse_amount("1.5").unwrap(), Decimal::new(15, 1));
         assert_eq!(format_amount(parse_amount("-0.00").unwrap()), "0.00");
         let max = "9999999999999999999999999999";
@@ -73,7 +78,7 @@ mod tests {
     fn rejects_everything_else() {
         for bad in [
             "", "-", ".5", "5.", "+5", "1e3", "1_000", " 1", "1 ", "1,5", "--1", "0x10", "NaN",
-            "1.2.3",
+            "1.2.3", "007", "00", "01.5", "-007",
         ] {
             assert!(
                 matches!(parse_amount(bad), Err(ParseError::AmountSyntax { .. })),

@@ -334,7 +334,12 @@ impl LedgerClient {
             .call("GetTransferByIdempotencyKey", CallKind::Read, None, request, |mut grpc, request| async move {
                 grpc.get_transfer_by_idempotency_key(request).await
             })
-            .await?;
+            .await;
+        // A single get answers NOT_FOUND for a key never used (ledger.proto "Not found").
+        let response = match response {
+            Err(ClientError::Rejected { code: tonic::Code::NotFound, .. }) => return Ok(None),
+            other => other?,
+        };
         convert::idempotency_record_from_proto(response).map_err(protocol)
     }
 

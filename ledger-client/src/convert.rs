@@ -141,7 +141,8 @@ fn transfer_kind_from_proto(value: i32) -> Result<TransferKind, ParseError> {
         Ok(api::TransferKind::Pending) => Ok(TransferKind::Pending),
         Ok(api::TransferKind::PostPending) => Ok(TransferKind::PostPending),
         Ok(api::TransferKind::VoidPending) => Ok(TransferKind::VoidPending),
-        Err(_) => Err(ParseError::EnumValue {
+        // The node never sends UNSPECIFIED: a server bug, not a kind.
+        Ok(api::TransferKind::Unspecified) | Err(_) => Err(ParseError::EnumValue {
             field: "Transfer.kind",
             value,
         }),
@@ -196,7 +197,7 @@ fn pending_state_from_proto(value: i32) -> Result<PendingState, ParseError> {
         Ok(api::PendingState::Posted) => Ok(PendingState::Posted),
         Ok(api::PendingState::Voided) => Ok(PendingState::Voided),
         Ok(api::PendingState::Expired) => Ok(PendingState::Expired),
-        Err(_) => Err(ParseError::EnumValue {
+        Ok(api::PendingState::Unspecified) | Err(_) => Err(ParseError::EnumValue {
             field: "TransferRecord.pending_state",
             value,
         }),
@@ -247,7 +248,7 @@ fn entry_kind_from_proto(value: i32) -> Result<EntryKind, ParseError> {
         Ok(api::EntryKind::PostPending) => Ok(EntryKind::PostPending),
         Ok(api::EntryKind::VoidPending) => Ok(EntryKind::VoidPending),
         Ok(api::EntryKind::ExpirePending) => Ok(EntryKind::ExpirePending),
-        Err(_) => Err(ParseError::EnumValue {
+        Ok(api::EntryKind::Unspecified) | Err(_) => Err(ParseError::EnumValue {
             field: "AccountEntry.kind",
             value,
         }),

@@ -68,6 +68,13 @@ pub fn transfer_id_from_key(idempotency_key: &str) -> u128 {
 mod tests {
     use super::*;
 
+    /// The node derives the same id for a transfer sent without one (ledger-node
+    /// api::convert::transfer_id_from_key pins the same value).
+    #[test]
+    fn the_derived_id_is_pinned() {
+        assert_eq!(transfer_id_from_key("k"), 0x825f_cb7b_7a98_b570_3fa3_a18c_e166_4e16);
+    }
+
     #[test]
     fn encode_is_16_bytes_big_endian() {
         let bytes = encode_id(0x0102);

@@ -1,7 +1,8 @@
 //! `ResultCode`: a mirror of the proto enum `ledger.v1.ResultCode` with snake_case names and an
 //! `Unrecognized` arm, so a newer server's code is reported as a number instead of being folded
 //! into OK (prost's `code()` getter maps unknown values to the default, which is OK: dangerous
-//! for a ledger). A unit test checks every proto value maps to the same number and name.
+//! for a ledger; since API revision 2 the default is RESULT_CODE_UNSPECIFIED, still no success).
+//! A unit test checks every proto value maps to the same number and name.
 
 use std::fmt;
 
@@ -49,7 +50,10 @@ macro_rules! result_codes {
 }
 
 result_codes! {
-    Ok = 0 => "ok",
+    // Never sent by the node (API revision 2): a result with an unset code. Not a success.
+    Unspecified = 0 => "result_code_unspecified",
+    // 62 since API revision 2 (it was 0).
+    Ok = 62 => "ok",
     Exists = 1 => "exists",
     ExistsWithDifferentFields = 2 => "exists_with_different_fields",
     IdMustNotBeZero = 3 => "id_must_not_be_zero",
@@ -150,7 +154,7 @@ mod tests {
             assert_eq!(mirror.name(), proto.as_str_name().to_ascii_lowercase());
             assert_eq!(ResultCode::from_name(mirror.name()), Some(mirror));
         }
-        assert_eq!(known, 62);
+        assert_eq!(known, 63);
     }
 
     #[test]
@@ -162,5 +166,9 @@ mod tests {
         assert!(ResultCode::Exists.is_success());
         assert!(!ResultCode::ExistsWithDifferentFields.is_success());
         assert!(!ResultCode::Unrecognized(99).is_success());
+        // An unset code (0) is never read as success (API revision 2).
+        assert_eq!(ResultCode::from_i32(0), ResultCode::Unspecified);
+        assert!(!ResultCode::from_i32(0).is_success());
+        assert_eq!(ResultCode::Ok.as_i32(), 62);
     }
 }

@@ -146,7 +146,12 @@ impl LedgerClient {
                 request,
                 |mut grpc, request| async move { grpc.get_token(request).await },
             )
-            .await?;
+            .await;
+        // A single get answers NOT_FOUND for an unknown token (ledger.proto "Not found").
+        let response = match response {
+            Err(ClientError::Rejected { code: tonic::Code::NotFound, .. }) => return Ok(None),
+            other => other?,
+        };
         response
             .token
             .map(convert::token_from_proto)

@@ -231,6 +231,8 @@ impl api::ledger_server::Ledger for FakeNode {
                     transfer_id: encode_id(100 + n as u128),
                     amount: format!("{n}.00"),
                     is_debit: n % 2 == 0,
+                    // API revision 2: 0 is ENTRY_KIND_UNSPECIFIED, which a node never sends.
+                    kind: api::EntryKind::Posted as i32,
                     balances_after: Some(api::Balances::default()),
                     ..Default::default()
                 })

@@ -232,9 +232,12 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         client_server = client_server.tls_config(tls.client_server()).context("TLS on the client port")?;
         peer_server = peer_server.tls_config(tls.peer_server()).context("mutual TLS on the peer port")?;
     }
+    let forwarder = crate::api::forward::Forwarder::new(node.clone(), auth.tokens.is_some(), tls.as_ref().map(|t| t.forward_client()));
     let clients = client_server
         .layer(crate::telemetry::requests::RequestMetricsLayer)
         .layer(AuthLayer { auth: auth.clone() })
+        .layer(crate::api::request_errors::RequestErrorsLayer)
+        .layer(crate::api::forward::ForwardLayer { forwarder })
         .add_service(ledger)
         .add_service(cluster)
         .add_service(wallet)
@@ -252,6 +255,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
             Box::pin(clients.serve_with_incoming_shutdown(client_listener, stopped(stop_rx.clone()))),
             Box::pin(
                 peer_server
+                    .layer(crate::api::request_errors::RequestErrorsLayer)
                     .add_service(peer)
                     .serve_with_incoming_shutdown(listener, stopped(stop_rx.clone())),
             ),

@@ -283,16 +283,17 @@ async fn bad_input_gets_its_own_error_and_changes_nothing() {
         kind,
         ..Default::default()
     };
+    const POSTED: i32 = pb::TransferKind::Posted as i32;
     let hash_before = c.state_hash().await.unwrap().state_hash;
     let reply = raw
         .create_transfers(pb::CreateTransfersRequest {
             transfers: vec![
-                transfer(vec![1, 2, 3], "m1", vec![leg("1.00")], 0),
-                transfer(30u128.to_be_bytes().to_vec(), "m2", vec![leg("1,00")], 0),
-                transfer(31u128.to_be_bytes().to_vec(), "m3", vec![leg("-1.00")], 0),
+                transfer(vec![1, 2, 3], "m1", vec![leg("1.00")], POSTED),
+                transfer(30u128.to_be_bytes().to_vec(), "m2", vec![leg("1,00")], POSTED),
+                transfer(31u128.to_be_bytes().to_vec(), "m3", vec![leg("-1.00")], POSTED),
                 transfer(32u128.to_be_bytes().to_vec(), "m4", vec![leg("1.00")], 99),
-                transfer(33u128.to_be_bytes().to_vec(), "m5", vec![leg("0")], 0),
-                transfer(34u128.to_be_bytes().to_vec(), "m6", vec![leg(&"9".repeat(39))], 0),
+                transfer(33u128.to_be_bytes().to_vec(), "m5", vec![leg("0")], POSTED),
+                transfer(34u128.to_be_bytes().to_vec(), "m6", vec![leg(&"9".repeat(39))], POSTED),
             ],
         })
         .await

@@ -40,13 +40,32 @@ pub fn account_input(a: &pb::Account) -> Result<AccountInput, ResultCode> {
     })
 }
 
+/// An unset kind (`TRANSFER_KIND_UNSPECIFIED`, 0) is refused like an unknown one: a forgotten
+/// field must not post.
 pub fn transfer_kind(kind: i32) -> Result<TransferKind, ResultCode> {
     match pb::TransferKind::try_from(kind).map_err(|_| ResultCode::KindInvalid)? {
+        pb::TransferKind::Unspecified => Err(ResultCode::KindInvalid),
         pb::TransferKind::Posted => Ok(TransferKind::Posted),
         pb::TransferKind::Pending => Ok(TransferKind::Pending),
         pb::TransferKind::PostPending => Ok(TransferKind::PostPending),
         pb::TransferKind::VoidPending => Ok(TransferKind::VoidPending),
     }
+}
+
+/// The id of a transfer sent without one (empty bytes): the first 16 bytes (big-endian) of
+/// SHA-256("ledger.transfer-id.v1\0" ‖ idempotency key), never zero. The same derivation as the
+/// CLI's (`ledger_client::transfer_id_from_key`): every retry with the key gets the same id, so
+/// it replays instead of conflicting (the id is part of the idempotency fingerprint).
+pub fn transfer_id_from_key(idempotency_key: &str) -> u128 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new().chain_update(b"ledger.transfer-id.v1\0").chain_update(idempotency_key.as_bytes()).finalize();
+    let first: [u8; 16] = digest[..16].try_into().expect("SHA-256 has 32 bytes");
+    u128::from_be_bytes(first).max(1)
+}
+
+/// A transfer's id as sent (16 bytes), or derived from its idempotency key when empty.
+pub fn transfer_id(t: &pb::Transfer) -> Result<u128, ResultCode> {
+    if t.id.is_empty() { Ok(transfer_id_from_key(&t.idempotency_key)) } else { id(&t.id) }
 }
 
 pub fn transfer_input(t: &pb::Transfer) -> Result<TransferInput, ItemResult> {
@@ -66,7 +85,7 @@ pub fn transfer_input(t: &pb::Transfer) -> Result<TransferInput, ItemResult> {
         post_amounts.push(DecimalInput::parse(amount).map_err(at)?);
     }
     Ok(TransferInput {
-        id: id(&t.id).map_err(plain)?,
+        id: transfer_id(t).map_err(plain)?,
         idempotency_key: t.idempotency_key.clone(),
         asset: t.asset.clone(),
         kind: transfer_kind(t.kind).map_err(plain)?,
@@ -105,9 +124,9 @@ pub fn prepare_account(a: &pb::Account) -> Result<AccountInput, ItemResult> {
     Ok(input)
 }
 
-/// A refused transfer names its id when the id decodes (the client matches results by it).
+/// A refused transfer's result names its id (`LedgerService::write` adds it when the id decodes).
 pub fn prepare_transfer(t: &pb::Transfer) -> Result<TransferInput, ItemResult> {
-    let input = transfer_input(t).map_err(|r| ItemResult { id: id(&t.id).unwrap_or(0), ..r })?;
+    let input = transfer_input(t)?;
     crate::ledger::validate::transfer(&input)?;
     Ok(input)
 }
@@ -118,10 +137,21 @@ pub fn prepare_status_change(c: &pb::AccountStatusChange, actor: &str) -> Result
     Ok(input)
 }
 
+/// The wire number of a result code. The ledger numbers its codes as the proto does except OK:
+/// since API revision 2 the wire's 0 is RESULT_CODE_UNSPECIFIED (an unset code must not read as
+/// success) and OK travels as 62. The ledger's own numbers (`as_u32`, persisted and journaled)
+/// do not change.
+pub fn result_code(code: ResultCode) -> i32 {
+    match code {
+        ResultCode::Ok => pb::ResultCode::Ok as i32,
+        other => other.as_u32() as i32,
+    }
+}
+
 pub fn write_result(index: usize, r: &ItemResult) -> pb::WriteResult {
     pb::WriteResult {
         index: index as u32,
-        code: r.code.as_u32() as i32,
+        code: result_code(r.code),
         timestamp_ns: r.timestamp_ns,
         leg_index: r.leg_index.map(u32::from),
         replay: r.replay,
@@ -264,6 +294,48 @@ mod tests {
         assert_eq!(transfer_input(&transfer(vec![leg("1")], 7)).unwrap_err().code, ResultCode::KindInvalid);
         let ok = transfer_input(&transfer(vec![leg("1.50")], pb::TransferKind::Pending as i32)).unwrap();
         assert_eq!((ok.kind, ok.legs[0].amount), (TransferKind::Pending, DecimalInput { digits: 15, scale: 1 }));
+    }
+
+    const DERIVED_ID_OF_K: u128 = 0x825f_cb7b_7a98_b570_3fa3_a18c_e166_4e16;
+
+    #[test]
+    fn an_empty_transfer_id_is_derived_from_the_key() {
+        // The CLI's derivation (ledger_client::transfer_id_from_key) of "k": pinned in both crates.
+        assert_eq!(transfer_id_from_key("k"), DERIVED_ID_OF_K);
+        let t = |id: Vec<u8>| pb::Transfer { id, idempotency_key: "k".into(), ..Default::default() };
+        assert_eq!(transfer_id(&t(Vec::new())), Ok(DERIVED_ID_OF_K));
+        assert_eq!(transfer_id(&t(7u128.to_be_bytes().to_vec())), Ok(7));
+        assert_eq!(transfer_id(&t(vec![0; 16])), Ok(0), "16 zero bytes stay zero: ID_MUST_NOT_BE_ZERO");
+        assert_ne!(transfer_id_from_key("k"), transfer_id_from_key("k2"));
+    }
+
+    #[test]
+    fn an_unset_transfer_kind_is_refused() {
+        assert_eq!(transfer_kind(pb::TransferKind::Unspecified as i32), Err(ResultCode::KindInvalid));
+        assert_eq!(transfer_kind(0), Err(ResultCode::KindInvalid));
+        assert_eq!(transfer_kind(pb::TransferKind::Posted as i32), Ok(TransferKind::Posted));
+    }
+
+    /// Every ledger code has a wire number whose proto name is the code's name, none is
+    /// RESULT_CODE_UNSPECIFIED, and no two share one.
+    #[test]
+    fn every_result_code_maps_to_its_proto_value_by_name() {
+        let codes: Vec<ResultCode> = (0u8..128).map_while(|i| postcard::from_bytes::<ResultCode>(&[i]).ok()).collect();
+        assert!(codes.len() >= 62);
+        let mut seen = std::collections::BTreeSet::new();
+        for code in codes {
+            let wire = pb::ResultCode::try_from(result_code(code)).unwrap_or_else(|_| panic!("{code:?} has no wire value"));
+            assert_ne!(wire, pb::ResultCode::Unspecified, "{code:?}");
+            let snake: String = format!("{code:?}")
+                .chars()
+                .enumerate()
+                .flat_map(|(i, c)| if c.is_ascii_uppercase() && i > 0 { vec!['_', c] } else { vec![c.to_ascii_uppercase()] })
+                .collect();
+            assert_eq!(wire.as_str_name(), snake, "{code:?}");
+            assert!(seen.insert(result_code(code)), "{code:?}: wire number used twice");
+        }
+        assert_eq!(pb::ResultCode::Ok as i32, 62);
+        assert_eq!(pb::ResultCode::Unspecified as i32, 0);
     }
 
     #[test]

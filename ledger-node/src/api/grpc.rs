@@ -95,17 +95,30 @@ impl LedgerService {
         Ok(self.node.propose(operation(inputs)).await?.results)
     }
 
+    /// `id_of`: the item's id (account, transfer) as the request gives it, 0 when it has none or
+    /// it does not decode. Every result names it unless the ledger named another (the transfer
+    /// an idempotency key is bound to): a refused item is matched by its id like an applied one.
     async fn write<P, I, F>(
         &self,
         operation: &'static str,
         items: &[P],
+        id_of: impl Fn(&P) -> u128,
         prepare: impl Fn(&P) -> Result<I, ItemResult>,
         submit: impl FnOnce(Vec<I>) -> F,
     ) -> Result<Vec<pb::WriteResult>, Status>
     where
         F: Future<Output = Result<Vec<ItemResult>, ServiceError>>,
     {
-        write_items(operation, items, prepare, submit).await
+        let mut results = write_items(operation, items, prepare, submit).await?;
+        for (result, item) in results.iter_mut().zip(items) {
+            if result.id.is_empty() {
+                result.id = match id_of(item) {
+                    0 => Vec::new(),
+                    id => convert::id_bytes(id),
+                };
+            }
+        }
+        Ok(results)
     }
 
     /// Linearizable unless the client accepts bounded staleness (`x-ledger-max-staleness-ms`).
@@ -193,7 +206,7 @@ impl Ledger for LedgerService {
         let req = request.into_inner();
         bounds::create_assets(&req)?;
         let results = self
-            .write("create_assets", &req.assets, convert::prepare_asset, |inputs| self.propose(inputs, Operation::CreateAssets))
+            .write("create_assets", &req.assets, |_| 0, convert::prepare_asset, |inputs| self.propose(inputs, Operation::CreateAssets))
             .await?;
         Ok(Response::new(pb::CreateAssetsResponse { results }))
     }
@@ -205,7 +218,7 @@ impl Ledger for LedgerService {
         let req = request.into_inner();
         bounds::create_accounts(&req)?;
         let results = self
-            .write("create_accounts", &req.accounts, convert::prepare_account, |inputs| self.propose(inputs, Operation::CreateAccounts))
+            .write("create_accounts", &req.accounts, |a| convert::id(&a.id).unwrap_or(0), convert::prepare_account, |inputs| self.propose(inputs, Operation::CreateAccounts))
             .await?;
         Ok(Response::new(pb::CreateAccountsResponse { results }))
     }
@@ -221,6 +234,7 @@ impl Ledger for LedgerService {
             .write(
                 "create_transfers",
                 &req.transfers,
+                |t| convert::transfer_id(t).unwrap_or(0),
                 |t| {
                     let mut input = convert::prepare_transfer(t)?;
                     input.owner = owner.clone();
@@ -240,7 +254,7 @@ impl Ledger for LedgerService {
         let req = request.into_inner();
         bounds::set_account_status(&req)?;
         let results = self
-            .write("set_account_status", &req.changes, |c| convert::prepare_status_change(c, &actor), |inputs| {
+            .write("set_account_status", &req.changes, |c| convert::id(&c.account_id).unwrap_or(0), |c| convert::prepare_status_change(c, &actor), |inputs| {
                 self.propose(inputs, Operation::SetAccountStatus)
             })
             .await?;
@@ -301,8 +315,9 @@ impl Ledger for LedgerService {
         }
         self.read_barrier(staleness).await?;
         let reader = self.node.reader();
+        // Another principal's key reads as never used: its existence is not revealed.
         let Some(record) = store::get_idempotency(&reader, &key).map_err(storage)?.filter(|r| scope.admits(&r.owner)) else {
-            return Ok(Response::new(pb::GetTransferByIdempotencyKeyResponse::default()));
+            return Err(Status::not_found("no transfer was submitted with this idempotency key"));
         };
         let transfer = match store::get_transfer(&reader, record.transfer_id).map_err(storage)? {
             Some(t) if record.code.is_success() => {
@@ -313,7 +328,7 @@ impl Ledger for LedgerService {
         };
         Ok(Response::new(pb::GetTransferByIdempotencyKeyResponse {
             found: true,
-            code: record.code.as_u32() as i32,
+            code: convert::result_code(record.code),
             transfer_id: convert::id_bytes(record.transfer_id),
             timestamp_ns: record.timestamp_ns,
             transfer,
@@ -505,7 +520,7 @@ where
 /// A replayed result (same idempotency key and content) moved nothing now: not a transfer applied.
 fn count_result(operation: &'static str, result: &ItemResult) {
     let code = result.code;
-    let name = pb::ResultCode::try_from(code.as_u32() as i32).map(|c| c.as_str_name()).unwrap_or("UNKNOWN");
+    let name = pb::ResultCode::try_from(convert::result_code(code)).map(|c| c.as_str_name()).unwrap_or("UNKNOWN");
     metrics::counter!(crate::telemetry::WRITE_RESULTS_TOTAL, "operation" => operation, "code" => name).increment(1);
     if operation == "create_transfers" && code == crate::ledger::result::ResultCode::Ok && !result.replay {
         metrics::counter!(crate::telemetry::TRANSFERS_APPLIED_TOTAL).increment(1);

@@ -286,8 +286,10 @@ impl Wallet for WalletService {
     async fn get_token(&self, request: Request<pb::GetTokenRequest>) -> Result<Response<pb::GetTokenResponse>, Status> {
         let token_id = id(&request.into_inner().token_id, "token id")?;
         self.barrier().await?;
-        let token = self.read_token(token_id)?.map(|(t, scale)| token_wire(&t, scale, Vec::new()));
-        Ok(Response::new(pb::GetTokenResponse { token }))
+        let Some((t, scale)) = self.read_token(token_id)? else {
+            return Err(Status::not_found(format!("token {token_id} not found")));
+        };
+        Ok(Response::new(pb::GetTokenResponse { token: Some(token_wire(&t, scale, Vec::new())) }))
     }
 
     type WatchWalletStream = super::wallet_watch::WalletStream;
@@ -353,7 +355,7 @@ impl Wallet for WalletService {
                 amount: format_minor(e.amount.digits, e.amount.scale),
                 merchant_account_id: convert::id_bytes(e.merchant_account_id),
                 device_time_ms: e.device_time_ms,
-                reason: e.reason.as_u32() as i32,
+                reason: convert::result_code(e.reason),
                 timestamp_ns: e.timestamp_ns,
             })
             .collect();

@@ -253,7 +253,7 @@ fn wire_amount() -> impl Strategy<Value = String> {
 fn wire_transfer() -> impl Strategy<Value = pb::Transfer> {
     let leg = || (wire_id(), wire_id(), wire_amount()).prop_map(|(debit_account_id, credit_account_id, amount)| pb::Leg { debit_account_id, credit_account_id, amount });
     let legs = prop_oneof![12 => prop::collection::vec(leg(), 0..4), 1 => prop::collection::vec(leg(), 63..67)];
-    (wire_id(), key(), asset_code(), legs, prop_oneof![0i32..4, any::<i32>()], wire_id(), timeout_ms(), prop::collection::vec(wire_amount(), 0..3), any::<u32>()).prop_map(
+    (wire_id(), key(), asset_code(), legs, prop_oneof![0i32..5, any::<i32>()], wire_id(), timeout_ms(), prop::collection::vec(wire_amount(), 0..3), any::<u32>()).prop_map(
         |(id, idempotency_key, asset, legs, kind, pending_id, timeout_ms, post_amounts, code)| pb::Transfer {
             id,
             idempotency_key,
@@ -304,7 +304,7 @@ fn wire_records() -> impl Strategy<Value = Vec<pb::OfflineRecord>> {
 }
 
 fn request() -> impl Strategy<Value = Request> {
-    let status_change = (wire_id(), prop_oneof![0i32..4, any::<i32>()], text(REASON_BYTES_MAX)).prop_map(|(account_id, status, reason)| pb::AccountStatusChange { account_id, status, reason });
+    let status_change = (wire_id(), prop_oneof![0i32..5, any::<i32>()], text(REASON_BYTES_MAX)).prop_map(|(account_id, status, reason)| pb::AccountStatusChange { account_id, status, reason });
     let limit = (prop::option::of(prop_oneof![wire_id().prop_map(pb::limit_rule::Scope::AccountId), (asset_code(), 0u32..3).prop_map(|(asset, code)| pb::limit_rule::Scope::Code(pb::CodeScope { asset, code }))]), prop::option::of(wire_amount()), prop::option::of(wire_amount()), prop::option::of(any::<u32>()), any::<i32>())
         .prop_map(|(scope, max_single_debit, daily_debit_amount, daily_debit_count, utc_offset_minutes)| pb::LimitRule { scope, max_single_debit, daily_debit_amount, daily_debit_count, utc_offset_minutes });
     let block = (prop::option::of(prop_oneof![wire_id().prop_map(pb::blocklist_change::Target::TokenId), text(WALLET_DEVICE_ID_BYTES_MAX).prop_map(pb::blocklist_change::Target::DeviceId)]), any::<bool>(), text(REASON_BYTES_MAX))

@@ -19,8 +19,12 @@ pub struct DecimalInput {
 impl DecimalInput {
     pub const ZERO: DecimalInput = DecimalInput { digits: 0, scale: 0 };
 
-    /// Parses `[0-9]+(\.[0-9]+)?`. A leading '-' is `AmountNegative`; more than 38 significant
-    /// digits is `AmountOverflow`; anything else malformed is `AmountInvalid`.
+    /// Parses `(0|[1-9][0-9]*)(\.[0-9]+)?`: no leading zeros ("007" is `AmountInvalid`: one
+    /// spelling per number, and never an octal-looking one). Trailing fractional zeros carry no
+    /// value ("2.500" is 2.5, for the scale check and the idempotency fingerprint alike). A
+    /// leading '-' is `AmountNegative`; more than 38 digits once trailing fractional zeros are
+    /// dropped is `AmountOverflow`, even when the value would fit 128 bits (one bound a client
+    /// can check without knowing the asset); anything else malformed is `AmountInvalid`.
     pub fn parse(text: &str) -> Result<DecimalInput, ResultCode> {
         let (negative, body) = match text.strip_prefix('-') {
             Some(rest) => (true, rest),
@@ -32,6 +36,9 @@ impl DecimalInput {
         };
         let digits_ok = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
         if !digits_ok(int_part) || frac_part.is_some_and(|f| !digits_ok(f)) {
+            return Err(ResultCode::AmountInvalid);
+        }
+        if int_part.len() > 1 && int_part.starts_with('0') {
             return Err(ResultCode::AmountInvalid);
         }
         // Trailing fractional zeros carry no value: "1.50" is 1.5.
@@ -85,7 +92,11 @@ mod tests {
     #[test]
     fn parses_plain_decimals() {
         assert_eq!(DecimalInput::parse("12.50"), Ok(DecimalInput { digits: 125, scale: 1 }));
-        assert_eq!(DecimalInput::parse("007"), Ok(DecimalInput { digits: 7, scale: 0 }));
+        assert_eq!(DecimalInput::parse("007"), Err(ResultCode::AmountInvalid), "no leading zeros");
+        assert_eq!(DecimalInput::parse("007.5"), Err(ResultCode::AmountInvalid));
+        assert_eq!(DecimalInput::parse("00"), Err(ResultCode::AmountInvalid));
+        assert_eq!(DecimalInput::parse("0.07"), Ok(DecimalInput { digits: 7, scale: 2 }));
+        assert_eq!(DecimalInput::parse("2.500"), Ok(DecimalInput { digits: 25, scale: 1 }), "trailing zeros carry no value");
         assert_eq!(DecimalInput::parse("0.000"), Ok(DecimalInput { digits: 0, scale: 0 }));
         assert_eq!(DecimalInput::parse("-0"), Ok(DecimalInput::ZERO));
     }
@@ -98,6 +109,9 @@ mod tests {
         assert_eq!(DecimalInput::parse("-1.5"), Err(ResultCode::AmountNegative));
         assert_eq!(DecimalInput::parse(&"9".repeat(39)), Err(ResultCode::AmountOverflow));
         assert_eq!(DecimalInput::parse(&"9".repeat(38)).map(|d| d.scale), Ok(0));
+        // 39 digits are refused even where the value fits u128 (10^38 < u128::MAX).
+        assert_eq!(DecimalInput::parse(&format!("1{}", "0".repeat(38))), Err(ResultCode::AmountOverflow));
+        assert_eq!(DecimalInput::parse(&format!("1.{}", "0".repeat(60))), Ok(DecimalInput { digits: 1, scale: 0 }));
     }
 
     #[test]

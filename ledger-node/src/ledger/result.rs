@@ -1,5 +1,7 @@
 //! Result codes: one per way a write can end, like a database error code.
-//! The numbers are the wire numbers of `ledger.v1.ResultCode` and never change.
+//! The numbers never change. They are the wire numbers of `ledger.v1.ResultCode` except `Ok`:
+//! on the wire OK is 62 since API revision 2 (0 is RESULT_CODE_UNSPECIFIED there); the API maps
+//! (`api::convert::result_code`).
 
 use serde::{Deserialize, Serialize};
 

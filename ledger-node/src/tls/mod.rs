@@ -166,6 +166,13 @@ impl TlsMaterial {
             .timeout(HANDSHAKE_TIMEOUT)
     }
 
+    /// A follower forwarding a client's write to the leader's client port (`api::forward`):
+    /// verify the leader against the cluster CA; no client certificate (the caller's bearer
+    /// token authenticates the call, never the follower's identity).
+    pub fn forward_client(&self) -> ClientTlsConfig {
+        ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&self.ca_pem)).timeout(HANDSHAKE_TIMEOUT)
+    }
+
     /// Outgoing peer connections: verify the peer against the cluster CA (and the host it is
     /// dialled at), present this node's certificate.
     pub fn peer_client(&self) -> ClientTlsConfig {

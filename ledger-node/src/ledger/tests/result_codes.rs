@@ -541,9 +541,12 @@ fn amount_invalid_negative_and_overflow_from_parsing() {
     }
     assert_eq!(DecimalInput::parse("-0.01"), Err(R::AmountNegative));
     assert_eq!(DecimalInput::parse(&"9".repeat(AMOUNT_DIGITS_MAX + 1)), Err(R::AmountOverflow));
-    // Leading and trailing zeros are not significant digits.
-    let padded = format!("000{}.000", "9".repeat(AMOUNT_DIGITS_MAX));
+    // Trailing fractional zeros are not significant digits; leading zeros are refused (issue
+    // 15: one spelling per number).
+    let padded = format!("{}.000", "9".repeat(AMOUNT_DIGITS_MAX));
     assert_eq!(DecimalInput::parse(&padded).map(|d| d.scale), Ok(0));
+    let leading = format!("000{}", "9".repeat(AMOUNT_DIGITS_MAX));
+    assert_eq!(DecimalInput::parse(&leading), Err(R::AmountInvalid));
 }
 
 // ---- batches ----
