@@ -99,7 +99,9 @@ pub const AUTHORIZATION: &[(&str, Access)] = &[
     ("/ledger.v1.Ledger/CreateAssets", Access::Roles(ADMIN)),
     ("/ledger.v1.Ledger/CreateTransfers", Access::Roles(&[Payments])),
     ("/ledger.v1.Ledger/GetAccountByExternalRef", Access::Roles(ACCOUNT_READERS)),
-    ("/ledger.v1.Ledger/GetBalanceAt", Access::Roles(READERS)),
+    // A balance at any past time, with the time of the entry that set it: stepping back entry by
+    // entry rebuilds an account's history, which only ListAccountEntries' readers may see.
+    ("/ledger.v1.Ledger/GetBalanceAt", Access::Roles(OPERATORS)),
     ("/ledger.v1.Ledger/GetStateHash", Access::Roles(OPERATORS)),
     ("/ledger.v1.Ledger/GetTransferByIdempotencyKey", Access::Roles(READERS)),
     // Entries and their stream show every transfer on an account, not only the caller's.
