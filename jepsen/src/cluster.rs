@@ -99,6 +99,9 @@ pub fn node_args(node: &Node, pki: &Path, bootstrap_peers: &[(u64, String)]) -> 
         file(format!("node-{}-key.pem", node.id)),
         "--tls-ca".into(),
         file("ca.pem".into()),
+        // Namespaced nodes listen beyond loopback, which a node refuses without client
+        // authentication unless told so: the run's private namespaces are an isolated network.
+        "--allow-unauthenticated-clients".into(),
     ];
     if !bootstrap_peers.is_empty() {
         args.push("--bootstrap".into());

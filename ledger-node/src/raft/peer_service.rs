@@ -62,6 +62,9 @@ pub struct PeerService {
     pub ids_seen: Arc<dyn Fn() -> Vec<NodeId> + Send + Sync>,
     /// TLS on: every call must come from a node certificate of this cluster (`check_sender`).
     pub mutual_tls: bool,
+    /// TLS off: every call must carry this cluster secret (`peer_auth`). `None` with TLS off only
+    /// on a node without client authentication either (loopback, dev and tests; `config`).
+    pub secret: Option<Arc<super::peer_auth::ClusterSecret>>,
 }
 
 fn bad_message(e: std::io::Error) -> Status {
@@ -78,10 +81,14 @@ impl PeerService {
     /// checked the chain to the cluster CA). A node that is not in this node's membership (voters
     /// and learners) is refused with PERMISSION_DENIED and logged, except while this node holds no
     /// Raft state: then it is waiting to be joined, and the joining leader is not known yet.
+    /// Without TLS, the call must carry the cluster secret instead (when one is configured).
     fn check_sender<T>(&self, request: &Request<T>, method: &'static str) -> Result<(), Status> {
         use openraft::type_config::async_runtime::WatchReceiver;
         if !self.mutual_tls {
-            return Ok(());
+            let Some(secret) = &self.secret else { return Ok(()) };
+            return secret.verify(request).inspect_err(|status| {
+                tracing::warn!(method, remote = ?request.remote_addr(), reason = status.message(), "peer call refused");
+            });
         }
         let certs = request.peer_certs().ok_or_else(|| Status::unauthenticated("no peer certificate"))?;
         let der = certs.first().ok_or_else(|| Status::unauthenticated("no peer certificate"))?;
@@ -108,15 +115,20 @@ impl PeerService {
     }
 
     /// Refuses a message meant for another node: another id, or this id in another data dir
-    /// (a wiped node must not answer for the member whose log it lost).
+    /// (a wiped node must not answer for the member whose log it lost). Every request names
+    /// both (`network::message_to`): a message naming no one (0) is refused too, so a sender
+    /// must know this node's incarnation.
     fn check_target(&self, m: &RaftMessage) -> Result<(), Status> {
-        if m.target_node_id != 0 && m.target_node_id != self.node_id {
+        if m.target_node_id == 0 || m.target_incarnation == 0 {
+            return Err(Status::failed_precondition("a peer message must name its target node and incarnation"));
+        }
+        if m.target_node_id != self.node_id {
             return Err(Status::failed_precondition(format!(
                 "this is node {}, not node {}: the address now belongs to another node",
                 self.node_id, m.target_node_id
             )));
         }
-        if m.target_incarnation != 0 && m.target_incarnation != self.incarnation {
+        if m.target_incarnation != self.incarnation {
             return Err(Status::failed_precondition(format!(
                 "node {} was re-created (data dir incarnation {:x}, the cluster knows {:x}): it lost its \
                  state and cannot rejoin under its old id; add it back under a new id",
@@ -138,6 +150,7 @@ impl RaftPeer for PeerService {
     }
 
     async fn transfer_leader(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.check_sender(&request, "transfer_leader")?;
         self.check_target(request.get_ref())?;
         let rpc: TransferLeaderRequest<TypeConfig> = open_message("transfer_leader", request.get_ref()).map_err(bad_message)?;
         let reply = self.raft.handle_transfer_leader(rpc).await.map_err(raft_error)?;
