@@ -23,7 +23,7 @@ pub use crate::config::NodeConfig;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{Network, PEER_MESSAGE_BYTES_MAX, PeerChannels};
 use crate::raft::peer_auth::ClusterSecret;
-use crate::raft::peer_service::{LeaderContact, PeerService};
+use crate::raft::peer_service::PeerService;
 use crate::raft::state_machine::StateMachine;
 use crate::raft::{NodeAddr, Raft};
 use crate::service::identity::{self, IdsSeen};
@@ -55,7 +55,6 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     let secret = load_cluster_secret(&config)?;
     let network = Network { channels: PeerChannels::new(tls.as_ref().map(|t| t.peer_client()), secret.clone()) };
     let peers = network.channels.clone();
-    let leader_contact = Arc::new(LeaderContact::default());
     let raft: Raft = Raft::new(config.node_id, Arc::new(config.raft_config()?), network, log_store, state_machine)
         .await
         .context("starting raft")?;
@@ -77,7 +76,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         peers,
         cluster_name: config.cluster_name.clone(),
         ids_seen: Arc::new(Mutex::new(ids_seen)),
-        leader_contact: leader_contact.clone(),
+        freshness: Arc::default(),
     };
 
     if config.dev_single {
@@ -117,7 +116,6 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         .max_encoding_message_size(MESSAGE_BYTES_MAX);
     let peer = RaftPeerServer::new(PeerService {
         raft: raft.clone(),
-        leader_contact,
         snapshot_dir: snapshot_dir.clone(),
         node_id: config.node_id,
         incarnation: identity.incarnation,

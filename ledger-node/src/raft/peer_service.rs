@@ -3,8 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use ledger_proto::raft::raft_peer_server::RaftPeer;
 use ledger_proto::raft::{NodeInfoRequest, NodeInfoResponse, RaftMessage, SnapshotChunk};
@@ -19,39 +18,8 @@ use super::snapshot::SnapshotFile;
 use super::{NodeId, Raft, Snapshot, SnapshotMeta, TypeConfig, Vote};
 use crate::codec;
 
-/// When this node last accepted an AppendEntries (a heartbeat included) from a leader: the
-/// bound on how stale its state can be, for reads that accept bounded staleness.
-pub struct LeaderContact {
-    start: Instant,
-    /// Milliseconds after `start`, plus one (0: never).
-    last_ms: AtomicU64,
-}
-
-impl Default for LeaderContact {
-    fn default() -> LeaderContact {
-        LeaderContact { start: Instant::now(), last_ms: AtomicU64::new(0) }
-    }
-}
-
-impl LeaderContact {
-    /// Records contact; `sent_at` is when the request arrived (the leader sent it before).
-    pub fn touch(&self, sent_at: Instant) {
-        let ms = sent_at.saturating_duration_since(self.start).as_millis() as u64 + 1;
-        self.last_ms.fetch_max(ms, Ordering::Relaxed);
-    }
-
-    /// Time since the last contact, if there was one.
-    pub fn age(&self) -> Option<Duration> {
-        match self.last_ms.load(Ordering::Relaxed) {
-            0 => None,
-            ms => Some(self.start.elapsed().saturating_sub(Duration::from_millis(ms - 1))),
-        }
-    }
-}
-
 pub struct PeerService {
     pub raft: Raft,
-    pub leader_contact: Arc<LeaderContact>,
     pub snapshot_dir: PathBuf,
     pub node_id: NodeId,
     pub incarnation: u64,
@@ -160,14 +128,9 @@ impl RaftPeer for PeerService {
     async fn append_entries(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         self.check_sender(&request, "append_entries")?;
         self.check_target(request.get_ref())?;
-        let arrived = Instant::now();
         let rpc: AppendEntriesRequest<TypeConfig> =
             open_message("append_entries", request.get_ref()).map_err(bad_message)?;
         let reply = self.raft.append_entries(rpc).await.map_err(raft_error)?;
-        // Accepted from the current leader (a higher vote would have been refused).
-        if !matches!(reply, openraft::raft::AppendEntriesResponse::HigherVote(_)) {
-            self.leader_contact.touch(arrived);
-        }
         Ok(Response::new(message(codec::encode(&reply))))
     }
 
