@@ -80,7 +80,9 @@ fn node_spec(node: &Node, binary: &Path, pki: &Path, log: PathBuf, bootstrap_pee
         peer_listen: Some(node.peer_listen.clone()),
         tls: Some(TlsFiles::issued(pki, node.id)),
         bootstrap: (!bootstrap_peers.is_empty()).then(|| bootstrap_peers.to_vec()),
-        extra_args: Vec::new(),
+        // Namespaced nodes listen beyond loopback, which a node refuses without client
+        // authentication unless told so: the run's private namespaces are an isolated network.
+        extra_args: vec!["--allow-unauthenticated-clients".into()],
         env: Vec::new(),
         log_filter: ledger_harness::LOG_FILTER.to_string(),
         output: Output::File(log),
@@ -171,7 +173,7 @@ impl Cluster {
         std::fs::create_dir_all(&node.data_dir)?;
         let log = self.log_path(slot);
         let mut spec = node_spec(node, &self.binary, &self.pki(), log, bootstrap_peers);
-        spec.extra_args = self.extra_args.clone();
+        spec.extra_args.extend(self.extra_args.iter().cloned());
         if let Some(net) = &self.net {
             // `ip netns exec` execs the node in place: the child's pid is the node's.
             spec.wrapper = vec!["ip".into(), "netns".into(), "exec".into(), net.namespace(slot)];

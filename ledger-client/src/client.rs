@@ -680,8 +680,9 @@ impl LedgerClient {
     }
 
     /// One RPC with retries. `pinned` sends every attempt to that endpoint (no rotation, no
-    /// redirects). Returns `Rejected` for a definite gRPC error at once; after the last retry,
-    /// `Unknown` if a write may have been applied, else `Unavailable`.
+    /// redirects). Returns `Rejected` for a definite gRPC error at once, unless an earlier attempt
+    /// of a write may have been applied (then `Unknown`); after the last retry, `Unknown` if a
+    /// write may have been applied, else `Unavailable`.
     async fn call<Req, Resp, F, Fut>(
         &self,
         rpc: &'static str,
@@ -826,7 +827,13 @@ impl LedgerClient {
             let disposition = classify(&status);
             last_error = format!("{url}: {}", describe(&status));
             if disposition == Disposition::Fatal {
-                tracing::debug!(rpc, %url, code = ?status.code(), message = status.message(), "rejected");
+                tracing::debug!(rpc, %url, code = ?status.code(), message = status.message(), maybe_applied, "rejected");
+                // A refusal of this attempt says nothing about an earlier one that may have been
+                // applied: "rejected" would read as "not applied", and a caller retrying with a
+                // new key would pay twice.
+                if maybe_applied && kind == CallKind::Write {
+                    return Err(ClientError::Unknown { attempts: attempt, last_error });
+                }
                 return Err(ClientError::Rejected {
                     code: status.code(),
                     message: status.message().to_string(),

@@ -48,8 +48,11 @@ pub enum ClientError {
     Unavailable { attempts: u32, last_error: String },
 
     /// A write may or may not have been committed: at least one attempt was sent and then timed out
-    /// or lost its connection, and no later attempt got a definite answer. Retry it with the same
-    /// idempotency key (transfers) or the same fields (assets, accounts) to learn the outcome.
+    /// or lost its connection, and no later attempt got an answer that settles it. A later attempt
+    /// refused outright (e.g. PERMISSION_DENIED, RESOURCE_EXHAUSTED) settles nothing about the
+    /// earlier one, so it is reported here too, its refusal in `last_error`. Retry it with the same
+    /// idempotency key (transfers) or the same fields (assets, accounts) to learn the outcome;
+    /// never with a new key.
     #[error("commit outcome unknown after {attempts} attempt(s): {last_error}")]
     Unknown { attempts: u32, last_error: String },
 

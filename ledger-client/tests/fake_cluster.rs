@@ -443,6 +443,38 @@ async fn timeouts_after_sending_are_unknown() {
     assert_eq!(state.calls.load(Ordering::SeqCst), 4);
 }
 
+/// Issue 18 item 11: the first attempt is applied and its reply lost (timeout); the retry, on
+/// another node, is refused outright. "Rejected" would read as "not applied" and invite a retry
+/// under a new key (paying twice): the outcome is still unknown, and says so.
+#[tokio::test]
+async fn a_refusal_after_a_timed_out_attempt_is_unknown_not_rejected() {
+    let (first, first_state) = node(Mode::Leader, "").await;
+    first_state.hang_after_apply.store(1, Ordering::SeqCst);
+    let (second, second_state) = node(Mode::Invalid, "").await;
+    let client = LedgerClient::connect_with(vec![first, second], fast_config()).unwrap();
+    let error = client
+        .create_transfers(vec![transfer(5, "1")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ClientError::Unknown { attempts: 2, .. }),
+        "{error:?}"
+    );
+    assert!(!error.is_definitely_not_applied());
+    assert!(error.to_string().contains("InvalidArgument"), "the refusal is named: {error}");
+    assert_eq!(first_state.applied.lock().unwrap().len(), 1, "the first attempt was applied");
+    assert_eq!(second_state.calls.load(Ordering::SeqCst), 1, "a refusal is not retried");
+
+    // Without an earlier unknown attempt the same refusal is a plain rejection.
+    let (url, _) = node(Mode::Invalid, "").await;
+    let client = LedgerClient::connect_with(vec![url], fast_config()).unwrap();
+    let error = client
+        .create_transfers(vec![transfer(6, "1")])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ClientError::Rejected { .. }), "{error:?}");
+}
+
 #[tokio::test]
 async fn a_retry_after_a_lost_reply_gets_the_replayed_result() {
     let (url, state) = node(Mode::Leader, "").await;

@@ -17,8 +17,9 @@ use serde::de::DeserializeOwned;
 /// Upgrades).
 ///
 /// 1: the first release. 2: transfers and idempotency records name their owner; a refused token
-/// issue writes nothing; an offline payment keeps the merchant's balance rule.
-pub const FORMAT_VERSION: u32 = 2;
+/// issue writes nothing; an offline payment keeps the merchant's balance rule. 3: posting or
+/// voiding another principal's hold is refused (PENDING_TRANSFER_NOT_FOUND).
+pub const FORMAT_VERSION: u32 = 3;
 
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     let mut out = vec![0u8; 4];

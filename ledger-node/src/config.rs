@@ -25,11 +25,21 @@
 //!                                        # certificate from it (mutual TLS on peer_listen)
 //! tls_client_ca = "/etc/ledger/clients-ca.pem"  # optional: CA of client certificates, mapped to
 //!                                        # principals by the tokens file's [[certificate]] entries
+//! cluster_secret_file = "/etc/ledger/cluster-secret"  # TLS off: the secret every peer call carries
+//!                                        # (mode 600; required with auth_tokens_file and TLS off)
+//! allow_unauthenticated_clients = false  # true: serve a non-loopback listen address without
+//!                                        # client authentication (isolated test networks only)
 //!
 //! TLS: with tls_cert, tls_key and tls_ca set, clients connect over TLS (https:// URLs, the
 //! default advertise addresses) and peers over mutual TLS on their own port (peer_listen is then
 //! required). Without them the node serves plaintext, which it allows only when every listen
 //! address is loopback, and says so at start-up. `ledger-node certs` makes the files.
+//!
+//! Authentication defaults (docs/operations.md, "Authentication defaults"): a client `listen`
+//! address beyond loopback needs client authentication (auth_tokens_file) unless
+//! allow_unauthenticated_clients says otherwise; the peer port authenticates peers by mutual TLS,
+//! or without TLS by the cluster secret, which auth_tokens_file makes required (without either,
+//! the node is a loopback dev/test node where every local process is admin anyway).
 //!
 //! [raft]                                 # tuning; defaults in `RaftTuning::default` with reasons
 //! heartbeat_ms = 100
@@ -106,6 +116,16 @@ pub struct StartArgs {
     /// CA of client certificates (PEM); the tokens file maps their names to principals.
     #[arg(long, env = "LEDGER_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
+    /// TLS off: a file (mode 600) with the cluster secret, one line of 32..=1024 visible ASCII
+    /// bytes, the same on every node. Every peer call carries it and the receiver checks it.
+    /// Required with --auth-tokens-file when TLS is off; refused with TLS (certificates then).
+    #[arg(long, env = "LEDGER_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
+    /// Serve a non-loopback listen address without client authentication (no tokens file).
+    /// Refused by default: anyone who reaches the port would be admin. For isolated test
+    /// networks only (the jepsen harness's namespaces).
+    #[arg(long, env = "LEDGER_ALLOW_UNAUTHENTICATED_CLIENTS", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_unauthenticated_clients: Option<bool>,
     #[command(flatten)]
     #[serde(default)]
     pub raft: RaftArgs,
@@ -270,6 +290,8 @@ pub struct NodeConfig {
     pub verify_tables_at_open: bool,
     /// `Some`: TLS for clients, mutual TLS between peers (`tls`). `None`: plaintext, loopback only.
     pub tls: Option<TlsPaths>,
+    /// `Some` (TLS off only): peers authenticate with this shared secret (`raft::peer_auth`).
+    pub cluster_secret_file: Option<PathBuf>,
 }
 
 /// Accepts `http://host:port` or `https://host:port` (a trailing slash is dropped); refuses
@@ -408,6 +430,9 @@ impl StartArgs {
                  served on their own port (set peer_listen)"
             );
         }
+        let cluster_secret_file = self.cluster_secret_file.or(file.cluster_secret_file);
+        let allow_unauthenticated = self.allow_unauthenticated_clients.or(file.allow_unauthenticated_clients).unwrap_or(false);
+        check_authentication(listen, tls_on, auth_tokens_file.is_some(), cluster_secret_file.is_some(), allow_unauthenticated)?;
         let metrics_listen = self.metrics_listen.or(file.metrics_listen);
         check_metrics_listen(metrics_listen, listen, peer_listen)?;
         Ok(NodeConfig {
@@ -426,6 +451,7 @@ impl StartArgs {
             dev_single: false,
             verify_tables_at_open: self.verify_tables_at_open.or(file.verify_tables_at_open).unwrap_or(true),
             tls,
+            cluster_secret_file,
         })
     }
 }
@@ -449,6 +475,30 @@ fn check_tuning(t: &RaftTuning) -> anyhow::Result<()> {
     }
     if t.keep_entries_after_snapshot > t.snapshot_entries {
         bail!("raft: keep_entries_after_snapshot must not exceed snapshot_entries (the log would never shrink)");
+    }
+    Ok(())
+}
+
+/// The authentication defaults (issue 18 item 7):
+/// - a client port beyond loopback without client authentication is refused (anyone reaching it
+///   would be admin), unless `allow_unauthenticated_clients`;
+/// - peers always authenticate: by mutual TLS, or without TLS by the cluster secret, which client
+///   authentication makes required (else the peer port would be the way around it). A plaintext
+///   node without tokens is a loopback dev/test node whose client port already admits every local
+///   process as admin; the secret is optional there.
+fn check_authentication(listen: SocketAddr, tls: bool, tokens: bool, secret: bool, allow_unauthenticated: bool) -> anyhow::Result<()> {
+    if !listen.ip().is_loopback() && !tokens && !allow_unauthenticated {
+        bail!(
+            "listen {listen} is not a loopback address and auth_tokens_file is not set: anyone who reaches the port              would be admin; set auth_tokens_file (docs/operations.md, Authentication), or              allow_unauthenticated_clients = true on an isolated test network"
+        );
+    }
+    if tls && secret {
+        bail!("cluster_secret_file is set but TLS is on: peers authenticate by their certificates (remove it)");
+    }
+    if !tls && tokens && !secret {
+        bail!(
+            "auth_tokens_file is set but TLS is off and cluster_secret_file is not: the peer port must authenticate              peers too (set cluster_secret_file, the same on every node; `openssl rand -hex 32`, mode 600)"
+        );
     }
     Ok(())
 }
@@ -490,6 +540,9 @@ impl NodeConfig {
             verify_tables_at_open: true,
             // The README's one-command start: plaintext, and `dev` listens on loopback only.
             tls: None,
+            // No client authentication either: every local process is admin of a dev node, so a
+            // peer secret would add nothing (docs/operations.md, Authentication defaults).
+            cluster_secret_file: None,
         }
     }
 
@@ -604,6 +657,33 @@ election_timeout_max_ms = 600
         assert!(format!("{err:#}").contains("listen_typo"), "{err:#}");
     }
 
+    /// Issue 18 item 7: the defaults refuse a node others could reach unauthenticated.
+    #[test]
+    fn clients_beyond_loopback_and_peers_always_authenticate() {
+        let refuse = |args: &[&str]| format!("{:#}", parse(args).start.resolve(None).unwrap_err());
+        let tls = ["--node-id", "1", "--tls-cert", "/c.pem", "--tls-key", "/k.pem", "--tls-ca", "/ca.pem"];
+        let public = [&tls[..], &["--listen", "10.1.2.3:7070", "--peer-listen", "10.1.2.3:7080"]].concat();
+        let err = refuse(&public);
+        assert!(err.contains("not a loopback address and auth_tokens_file is not set"), "{err}");
+        let ok = |args: &[&str]| parse(args).start.resolve(None).unwrap();
+        ok(&[&public[..], &["--auth-tokens-file", "/t.toml"]].concat());
+        ok(&[&public[..], &["--allow-unauthenticated-clients"]].concat());
+        // TLS on a loopback listen address without tokens: a local test setup, allowed.
+        ok(&[&tls[..], &["--peer-listen", "127.0.0.1:7080"]].concat());
+
+        // Tokens without TLS: the peer port must authenticate too.
+        let plain = ["--node-id", "1", "--peer-listen", "127.0.0.1:7080", "--auth-tokens-file", "/t.toml"];
+        let err = refuse(&plain);
+        assert!(err.contains("set cluster_secret_file"), "{err}");
+        let config = ok(&[&plain[..], &["--cluster-secret-file", "/s"]].concat());
+        assert_eq!(config.cluster_secret_file, Some(PathBuf::from("/s")));
+        let err = refuse(&[&public[..], &["--auth-tokens-file", "/t.toml", "--cluster-secret-file", "/s"]].concat());
+        assert!(err.contains("peers authenticate by their certificates"), "{err}");
+        // Neither TLS nor tokens: a loopback dev/test node; a secret is optional.
+        assert!(ok(&["--node-id", "1"]).cluster_secret_file.is_none());
+        ok(&["--node-id", "1", "--cluster-secret-file", "/s"]);
+    }
+
     #[test]
     fn plaintext_only_on_loopback_and_tls_keys_go_together() {
         let refuse = |args: &[&str]| format!("{:#}", parse(args).start.resolve(None).unwrap_err());
@@ -622,7 +702,8 @@ election_timeout_max_ms = 600
         let err = refuse(&["--node-id", "1", "--peer", "2=https://127.0.0.1:7081"]);
         assert!(err.contains("must start with http://") && err.contains("TLS is off"), "{err}");
 
-        let config = parse(&[&with_peer[..], &["--peer", "2=https://10.1.2.4:7080"]].concat()).start.resolve(None).unwrap();
+        let with_tokens = [&with_peer[..], &["--auth-tokens-file", "/t.toml"]].concat();
+        let config = parse(&[&with_tokens[..], &["--peer", "2=https://10.1.2.4:7080"]].concat()).start.resolve(None).unwrap();
         assert_eq!(config.advertise, "https://10.1.2.3:7070", "TLS on: https by default");
         assert_eq!(config.peer_advertise, "https://10.1.2.3:7080");
         assert_eq!(config.tls.unwrap().ca, PathBuf::from("/ca.pem"));

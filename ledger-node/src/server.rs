@@ -22,7 +22,8 @@ use crate::api::grpc::LedgerService;
 pub use crate::config::NodeConfig;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{Network, PEER_MESSAGE_BYTES_MAX, PeerChannels};
-use crate::raft::peer_service::{LeaderContact, PeerService};
+use crate::raft::peer_auth::ClusterSecret;
+use crate::raft::peer_service::PeerService;
 use crate::raft::state_machine::StateMachine;
 use crate::raft::{NodeAddr, Raft};
 use crate::service::identity::{self, IdsSeen};
@@ -53,9 +54,9 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     let appended_bytes = log_store.appended_bytes();
     let state_machine = StateMachine::new(db.clone(), snapshot_dir.clone());
     let feed = state_machine.feed();
-    let network = Network { channels: PeerChannels::new(tls.as_ref().map(|t| t.peer_client())) };
+    let secret = load_cluster_secret(&config)?;
+    let network = Network { channels: PeerChannels::new(tls.as_ref().map(|t| t.peer_client()), secret.clone()) };
     let peers = network.channels.clone();
-    let leader_contact = Arc::new(LeaderContact::default());
     let raft: Raft = Raft::new(config.node_id, Arc::new(config.raft_config()?), network, log_store, state_machine)
         .await
         .context("starting raft")?;
@@ -77,8 +78,8 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         peers,
         cluster_name: config.cluster_name.clone(),
         ids_seen: Arc::new(Mutex::new(ids_seen)),
-        leader_contact: leader_contact.clone(),
         ledger_clock: Arc::default(),
+        freshness: Arc::default(),
     };
 
     if config.dev_single {
@@ -119,7 +120,6 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         .max_encoding_message_size(MESSAGE_BYTES_MAX);
     let peer = RaftPeerServer::new(PeerService {
         raft: raft.clone(),
-        leader_contact,
         snapshot_dir: snapshot_dir.clone(),
         node_id: config.node_id,
         incarnation: identity.incarnation,
@@ -131,6 +131,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
             Arc::new(move || seen.lock().unwrap_or_else(|p| p.into_inner()).ids().iter().copied().collect())
         },
         mutual_tls: tls.is_some(),
+        secret: secret.clone(),
     })
     .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
     .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX);
@@ -310,6 +311,36 @@ async fn reload_tokens_on_sighup(auth: Arc<Auth>) {
         match tokens.reload() {
             Ok(count) => tracing::info!(tokens = count, "tokens file reloaded"),
             Err(e) => tracing::error!(error = %format!("{e:#}"), "tokens file reload refused; the previous tokens stay in force"),
+        }
+    }
+}
+
+/// The cluster secret peers authenticate with when TLS is off (`raft::peer_auth`), reloaded on
+/// SIGHUP. Without TLS and without a secret, the peer port checks no sender: `config` allows
+/// that only on a loopback node without client authentication, and the node says so.
+fn load_cluster_secret(config: &NodeConfig) -> anyhow::Result<Option<Arc<ClusterSecret>>> {
+    let Some(path) = &config.cluster_secret_file else {
+        if config.tls.is_none() {
+            tracing::warn!("no TLS and no cluster_secret_file: the peer port does not authenticate peers (loopback dev/test only)");
+        }
+        return Ok(None);
+    };
+    let secret = Arc::new(ClusterSecret::load(path)?);
+    let reloaded = secret.clone();
+    tokio::spawn(on_sighup("cluster secret", move || reloaded.reload().map(|()| 1)));
+    Ok(Some(secret))
+}
+
+/// Runs `reload` on every SIGHUP, logging the outcome; a failed reload keeps what is in force.
+async fn on_sighup(what: &'static str, reload: impl Fn() -> anyhow::Result<usize> + Send + 'static) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::error!(what, "cannot listen for SIGHUP: reload only with a restart");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match reload() {
+            Ok(count) => tracing::info!(what, count, "reloaded on SIGHUP"),
+            Err(e) => tracing::error!(what, error = %format!("{e:#}"), "reload refused; what was in force stays"),
         }
     }
 }

@@ -9,7 +9,8 @@ use ledger_proto::api::cluster_client::ClusterClient;
 use ledger_proto::api::ledger_client::LedgerClient;
 use ledger_proto::api::wallet_client::WalletClient;
 use ledger_proto::api::{
-    Asset, BackupRequest, ClusterStatusRequest, CreateAssetsRequest, CreateTransfersRequest, ListAccountEntriesRequest,
+    Asset, BackupRequest, ClusterStatusRequest, CreateAssetsRequest, CreateTransfersRequest, GetBalanceAtRequest,
+    ListAccountEntriesRequest,
     LookupTransfersRequest,
     GetTokenRequest, IssueTokenRequest, TriggerSnapshotRequest,
 };
@@ -75,6 +76,12 @@ async fn call(channel: &Channel, class: &str, token: Option<&str>) -> Code {
                 .await
                 .map(drop),
         ),
+        "balance-at" => code(
+            ledger
+                .get_balance_at(request(GetBalanceAtRequest { account_id: vec![9; 16], timestamp_ns: 1 }, token))
+                .await
+                .map(drop),
+        ),
         "operator" => code(ledger.cluster_status(request(ClusterStatusRequest {}, token)).await.map(drop)),
         "membership" => {
             code(cluster.trigger_snapshot(request(TriggerSnapshotRequest { purge_log: false }, token)).await.map(drop))
@@ -99,8 +106,23 @@ fn is_refusal(code: Code) -> bool {
     matches!(code, Code::Unauthenticated | Code::PermissionDenied)
 }
 
+const CLUSTER_SECRET: &str = "e2e-cluster-secret-0123456789abcdef0123456789";
+
+/// A cluster secret file (mode 600) in `dir`: TLS off with tokens on needs one.
+fn secret_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("cluster-secret");
+    std::fs::write(&path, format!("{CLUSTER_SECRET}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
 /// A single-node cluster with the tokens of [`TOKENS`], serving once an admin call passes.
 async fn start_with_tokens(dir: &std::path::Path) -> (ClusterNode, Channel) {
+    start_with_tokens_on(dir, &format!("127.0.0.1:{}", free_port()), &[]).await
+}
+
+/// `start_with_tokens`, serving peers on `peer_listen`, with `extra` flags.
+async fn start_with_tokens_on(dir: &std::path::Path, peer_listen: &str, extra: &[&str]) -> (ClusterNode, Channel) {
     let tokens_file = dir.join("tokens.toml");
     let text: String = TOKENS
         .iter()
@@ -108,12 +130,23 @@ async fn start_with_tokens(dir: &std::path::Path) -> (ClusterNode, Channel) {
         .collect();
     std::fs::write(&tokens_file, text).unwrap();
     std::fs::set_permissions(&tokens_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let peer_listen = format!("127.0.0.1:{}", free_port());
+    let secret = secret_file(dir);
     let node = ClusterNode::start(
         1,
         &dir.join("n1"),
         Some(&[]),
-        &["--auth-tokens-file", tokens_file.to_str().unwrap(), "--peer-listen", &peer_listen],
+        &[
+            "--auth-tokens-file",
+            tokens_file.to_str().unwrap(),
+            "--peer-listen",
+            peer_listen,
+            "--cluster-secret-file",
+            secret.to_str().unwrap(),
+        ]
+        .iter()
+        .chain(extra)
+        .copied()
+        .collect::<Vec<_>>(),
     );
     let channel = Channel::from_shared(node.endpoint()).unwrap().connect().await.unwrap();
     // Wait until the single-node cluster leads (the operator call answers Ok once it serves).
@@ -144,6 +177,8 @@ async fn every_rpc_class_refuses_no_token_unknown_token_and_wrong_role() {
         ("write:admin", &["admin"]),
         ("read", &["payments", "auditor", "admin"]),
         ("statement", &["auditor", "admin"]),
+        // Issue 18 item 8: past balances and their times rebuild the statement payments may not read.
+        ("balance-at", &["auditor", "admin"]),
         ("operator", &["auditor", "admin"]),
         ("membership", &["admin"]),
         ("backup", &["admin"]),
@@ -260,4 +295,181 @@ async fn payments_reads_only_the_transfers_it_created() {
     );
     let balances = auditor.lookup_accounts(vec![2]).await.unwrap();
     assert_eq!(balances[0].balances.credits_posted, "2.00".parse().unwrap(), "one move each, none twice");
+
+    // Issue 18 item 8: only the principal that placed a hold posts or voids it; to another it is
+    // not found, exactly as it reads.
+    let hold = NewTransfer::pending(30, "hold-30", "CNY", vec![Leg::new(1, 2, "5.00".parse().unwrap())], 0);
+    assert!(checkout.create_transfers(vec![hold]).await.unwrap()[0].is_success());
+    for other in [NewTransfer::post(31, "post-31", 30, vec![]), NewTransfer::void(32, "void-32", 30)] {
+        let refused = refunds.create_transfers(vec![other]).await.unwrap();
+        assert_eq!(refused[0].code, ResultCode::PendingTransferNotFound, "{refused:?}");
+    }
+    let posted = checkout.create_transfers(vec![NewTransfer::post(33, "post-33", 30, vec![])]).await.unwrap();
+    assert!(posted[0].is_success(), "the owner posts its hold: {posted:?}");
+    let balances = auditor.lookup_accounts(vec![2]).await.unwrap();
+    assert_eq!(balances[0].balances.credits_posted, "7.00".parse().unwrap(), "posted once, by its owner");
+}
+
+/// Issue 18 item 7: without TLS, the peer port of a node with client authentication checks the
+/// cluster secret on every call (TransferLeader and snapshots included), and a message must name
+/// its target's incarnation. Any local process could otherwise install a forged snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plaintext_peer_port_wants_the_cluster_secret_and_the_target_incarnation() {
+    use ledger_node::raft::network::message_to;
+    use ledger_proto::raft::raft_peer_client::RaftPeerClient;
+    use ledger_proto::raft::{NodeInfoRequest, SnapshotChunk};
+    let dir = tempfile::tempdir().unwrap();
+    let peer_listen = format!("127.0.0.1:{}", free_port());
+    let (node, _channel) = start_with_tokens_on(dir.path(), &peer_listen, &[]).await;
+    let peer = Channel::from_shared(format!("http://{peer_listen}")).unwrap().connect().await.unwrap();
+    let with_secret = |secret: Option<&str>| {
+        let secret = secret.map(|s| s.parse::<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>().unwrap());
+        RaftPeerClient::with_interceptor(peer.clone(), move |mut r: tonic::Request<()>| {
+            if let Some(secret) = &secret {
+                r.metadata_mut().insert("x-ledger-cluster-secret", secret.clone());
+            }
+            Ok::<_, tonic::Status>(r)
+        })
+    };
+    let vote = openraft::raft::VoteRequest::<ledger_node::raft::TypeConfig>::new(ledger_node::raft::Vote::new(1_000, 9), None);
+    let vote_to = |incarnation| message_to(ledger_node::codec::encode(&vote), 1, incarnation);
+
+    // No secret, a wrong one: every method refuses before looking at the message.
+    for secret in [None, Some("not-the-secret-0123456789abcdef0123456789")] {
+        let mut client = with_secret(secret);
+        let err = client.node_info(NodeInfoRequest {}).await.unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+        assert_eq!(client.vote(vote_to(1)).await.unwrap_err().code(), Code::Unauthenticated);
+        assert_eq!(client.transfer_leader(vote_to(1)).await.unwrap_err().code(), Code::Unauthenticated);
+        assert_eq!(client.read_index(vote_to(1)).await.unwrap_err().code(), Code::Unauthenticated);
+        let header = message_to(vec![0; 8], 1, 0);
+        let chunk = SnapshotChunk { header: Some(header), data: vec![], crc32: 0, last: true, total_crc32: 0 };
+        let err = client.install_snapshot(futures::stream::iter(vec![chunk])).await.unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated, "a forged snapshot is refused: {err:?}");
+    }
+    // With the secret: a message naming no incarnation (0), or another one, is refused.
+    let mut member = with_secret(Some(CLUSTER_SECRET));
+    let info = member.node_info(NodeInfoRequest {}).await.expect("the secret opens the peer port").into_inner();
+    assert_ne!(info.incarnation, 0);
+    for incarnation in [0, info.incarnation ^ 1] {
+        let err = member.vote(vote_to(incarnation)).await.unwrap_err();
+        assert_eq!(err.code(), Code::FailedPrecondition, "incarnation {incarnation:x}: {err:?}");
+        let err = member.transfer_leader(vote_to(incarnation)).await.unwrap_err();
+        assert_eq!(err.code(), Code::FailedPrecondition, "incarnation {incarnation:x}: {err:?}");
+    }
+    let log = node.log();
+    assert!(log.lines().any(|l| l.contains("peer call refused") && l.contains("cluster secret")), "refusals are logged:\n{log}");
+}
+
+/// Issue 18 item 7: a node with tokens and no TLS refuses to start without a cluster secret.
+#[test]
+fn tokens_without_tls_refuse_to_start_without_a_cluster_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens_file = dir.path().join("tokens.toml");
+    std::fs::write(&tokens_file, "").unwrap();
+    std::fs::set_permissions(&tokens_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let peer_listen = format!("127.0.0.1:{}", free_port());
+    let out = ledger_e2e::ledger_node(&[
+        "start",
+        "--node-id",
+        "1",
+        "--data-dir",
+        dir.path().join("data").to_str().unwrap(),
+        "--auth-tokens-file",
+        tokens_file.to_str().unwrap(),
+        "--peer-listen",
+        &peer_listen,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("set cluster_secret_file"), "{stderr}");
+    assert!(!dir.path().join("data").exists(), "refused before touching the data dir");
+}
+
+/// Issue 18 item 7: nodes holding the same cluster secret send it on every peer call, so a
+/// plaintext cluster forms and commits (a commit needs a quorum of authenticated appends).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plaintext_cluster_with_a_secret_forms_and_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = secret_file(dir.path());
+    let cluster = ledger_e2e::Cluster::bootstrap(3, &["--cluster-secret-file", secret.to_str().unwrap()]);
+    let client = ledger_client::LedgerClient::connect(cluster.endpoints()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match client.create_assets(vec![ledger_client::NewAsset::new("CNY", 2)]).await {
+            Ok(results) if results[0].is_success() => break,
+            other => assert!(std::time::Instant::now() < deadline, "no commit: {other:?}\n{}", cluster.logs()),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let logs = cluster.logs();
+    assert!(!logs.contains("peer call refused"), "members refused each other:\n{logs}");
+}
+
+/// Issue 18 item 6: a flood of anonymous calls from 32 connections is counted one by one in the
+/// metrics but journaled aggregated: the journal (replicated to every node) grows by at most
+/// `DENIED_RECORDS_PER_MINUTE` lines a minute (a burst of 60, then one a second), and the log by
+/// one line per kind and record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anonymous_flood_grows_the_journal_at_a_bounded_rate_and_is_counted_in_metrics() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let metrics_listen = format!("127.0.0.1:{}", free_port());
+    let peer_listen = format!("127.0.0.1:{}", free_port());
+    let (node, _channel) = start_with_tokens_on(dir.path(), &peer_listen, &["--metrics-listen", &metrics_listen]).await;
+    let auditor = client_as(&node, "tok-auditor");
+    let head_before = auditor.journal_head().await.unwrap().seq;
+    let log_before = node.log().lines().filter(|l| l.contains("access denied")).count();
+    let started = std::time::Instant::now();
+    let flood = Duration::from_secs(10);
+    let calls = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for connection in 0..32 {
+        let channel = Channel::from_shared(node.endpoint()).unwrap().connect().await.unwrap();
+        let calls = calls.clone();
+        tasks.push(tokio::spawn(async move {
+            let classes = ["write:payments", "read", "operator", "membership", "wallet:read"];
+            let mut i = connection;
+            while started.elapsed() < flood {
+                let token = if i % 2 == 0 { None } else { Some("guessed-token") };
+                let code = call(&channel, classes[i % classes.len()], token).await;
+                assert_eq!(code, Code::Unauthenticated);
+                calls.fetch_add(1, Ordering::Relaxed);
+                i += 1;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let calls = calls.load(Ordering::Relaxed);
+    // Let the last records go out and the metrics sampler (every 5 s) catch up.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let elapsed_s = started.elapsed().as_secs() + 1;
+    let growth = auditor.journal_head().await.unwrap().seq - head_before;
+    let bound = 60 + elapsed_s;
+    println!("{calls} refused calls in {flood:?}: journal +{growth} lines (bound {bound})");
+    assert!(calls > 1_000, "the flood was a flood: {calls}");
+    assert!(growth >= 1, "the refusals were journaled");
+    assert!(growth <= bound, "journal grew {growth} lines for {calls} refusals, bound {bound}");
+    let logged = node.log().lines().filter(|l| l.contains("access denied")).count() - log_before;
+    assert!(logged as u64 <= bound + 256, "{logged} log lines for {calls} refusals");
+    let text = scrape(&metrics_listen);
+    let counted = text
+        .lines()
+        .find(|l| l.starts_with("ledger_auth_denials_total{reason=\"unauthenticated\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no denial counter:\n{text}"));
+    assert!(counted >= calls as f64, "metrics count every refusal: {counted} < {calls}");
+}
+
+/// `GET /metrics` over plain HTTP/1.0.
+fn scrape(address: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("metrics port");
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
 }

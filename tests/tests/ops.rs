@@ -116,6 +116,11 @@ async fn health_needs_no_token_and_follows_the_leader() {
     .unwrap();
     std::fs::set_permissions(&tokens_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let tokens = tokens_file.to_str().unwrap();
+    // TLS off with tokens on: peers authenticate with a cluster secret.
+    let secret_file = dir.path().join("cluster-secret");
+    std::fs::write(&secret_file, "ops-test-cluster-secret-0123456789abcdef\n").unwrap();
+    std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let secret = secret_file.to_str().unwrap();
 
     // A node that belongs to no cluster yet knows no leader: NOT_SERVING.
     let peer_listen = format!("127.0.0.1:{}", free_port());
@@ -123,7 +128,7 @@ async fn health_needs_no_token_and_follows_the_leader() {
         2,
         &dir.path().join("n2"),
         None,
-        &["--auth-tokens-file", tokens, "--peer-listen", &peer_listen],
+        &["--auth-tokens-file", tokens, "--peer-listen", &peer_listen, "--cluster-secret-file", secret],
     );
     let channel = connect(lonely.endpoint()).await;
     assert_eq!(health(&channel).await.unwrap(), ServingStatus::NotServing, "no leader yet; log:\n{}", lonely.log());
@@ -135,7 +140,7 @@ async fn health_needs_no_token_and_follows_the_leader() {
         1,
         &dir.path().join("n1"),
         Some(&[]),
-        &["--auth-tokens-file", tokens, "--peer-listen", &peer_listen],
+        &["--auth-tokens-file", tokens, "--peer-listen", &peer_listen, "--cluster-secret-file", secret],
     );
     let channel = connect(node.endpoint()).await;
     wait_health(&channel, ServingStatus::Serving, || node.log()).await;

@@ -155,7 +155,10 @@ async fn a_tls_cluster_replicates_refuses_bad_clients_and_stranger_nodes() {
     assert!(err.message().contains("node 9 is not a member"), "{}", err.message());
     let vote = openraft::raft::VoteRequest::<ledger_node::raft::TypeConfig>::new(ledger_node::raft::Vote::new(term + 1000, 9), None);
     let message = ledger_node::raft::network::message_to(ledger_node::codec::encode(&vote), cluster.nodes[0].id, 0);
-    let err = stranger.clone().vote(message).await.unwrap_err();
+    let err = stranger.clone().vote(message.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    // TransferLeader gets the same sender check as every other peer call (issue 18 item 7).
+    let err = stranger.clone().transfer_leader(message).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
     let (_, term_after) = wait_leader(&cluster, &tls).await;
     assert!(term_after < term + 1000, "the stranger's vote disturbed the term: {term} -> {term_after}");
@@ -286,6 +289,18 @@ fn refused_starts_plaintext_on_a_public_address_and_a_readable_key() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("not a loopback address and TLS is off"), "{stderr}");
+
+    // TLS on a public address without client authentication: anyone completing the handshake
+    // would be admin, so the node refuses to start (issue 18 item 7).
+    let pki = Pki::new(&dir.path().join("pki-public"));
+    let mut args = pki.node_args(1);
+    args.extend(["--listen".into(), listen.clone(), "--advertise".into(), "https://10.0.0.1:7070".into()]);
+    args.extend(["--peer-listen".into(), format!("127.0.0.1:{}", free_port())]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = start(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("would be admin") && stderr.contains("auth_tokens_file"), "{stderr}");
 
     let pki = Pki::new(&dir.path().join("pki"));
     let mut args = pki.node_args(1);

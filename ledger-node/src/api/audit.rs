@@ -30,6 +30,9 @@ pub const EXPORT_BALANCES_PER_MESSAGE: usize = 1_024;
 pub const EXPORTS_MAX: usize = 4;
 /// Messages buffered per export before the reader waits for the client.
 const EXPORT_CHANNEL_MESSAGES: usize = 4;
+/// An export whose client reads nothing for this long is ended, giving back its slot and its
+/// thread (a client that stops reading but keeps the connection would hold them forever).
+pub const EXPORT_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub struct AuditService {
     pub node: Node,
@@ -74,15 +77,29 @@ impl Audit for AuditService {
         };
         let db = self.node.db.clone();
         let (tx, rx) = mpsc::channel(EXPORT_CHANNEL_MESSAGES);
+        let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let reader = ReadStore::new(&db);
-            let mut sink = |part| tx.blocking_send(Ok(pb::ExportMessage { part: Some(part) })).is_ok();
+            let mut sink = |part| send_or_give_up(&runtime, &tx, Ok(pb::ExportMessage { part: Some(part) }), EXPORT_STALL_TIMEOUT);
             if let Err(status) = export(&reader, range, &mut sink) {
-                let _ = tx.blocking_send(Err(status));
+                let _ = send_or_give_up(&runtime, &tx, Err(status), EXPORT_STALL_TIMEOUT);
             }
         });
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+}
+
+/// Sends one export message from a blocking thread, waiting at most `stall` for the client to
+/// make room. False (the export ends) when the client went away or read nothing for `stall`.
+fn send_or_give_up<T>(runtime: &tokio::runtime::Handle, tx: &mpsc::Sender<T>, message: T, stall: std::time::Duration) -> bool {
+    match runtime.block_on(tokio::time::timeout(stall, tx.send(message))) {
+        Ok(Ok(())) => true,
+        Ok(Err(_closed)) => false,
+        Err(_elapsed) => {
+            tracing::warn!(stall_s = stall.as_secs(), "audit export ended: the client read nothing for too long");
+            false
+        }
     }
 }
 
@@ -168,4 +185,42 @@ pub fn export(reader: &impl Store, request: RangeRequest, send: &mut impl FnMut(
     }
     send(Part::Trailer(pb::ExportTrailer { lines: lines_sent, accounts: accounts_sent }));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// Issue 18 item 9: an export whose client stops reading ends after the stall timeout and
+    /// gives back its slot and its thread.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stalled_export_gives_back_its_slot_and_thread() {
+        let slots = Arc::new(Semaphore::new(1));
+        let permit = slots.clone().try_acquire_owned().unwrap();
+        let (tx, rx) = mpsc::channel::<u32>(1);
+        let runtime = tokio::runtime::Handle::current();
+        let started = Instant::now();
+        // The exporting thread: the client (rx) never reads.
+        let exporter = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let mut sent = 0;
+            while send_or_give_up(&runtime, &tx, sent, Duration::from_millis(200)) {
+                sent += 1;
+            }
+            sent
+        });
+        let sent = tokio::time::timeout(Duration::from_secs(5), exporter).await.expect("the thread is given back").unwrap();
+        assert_eq!(sent, 1, "one message fits the channel, then the stall");
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert_eq!(slots.available_permits(), 1, "the slot is given back");
+        drop(rx);
+
+        // A client that went away ends the export at once.
+        let (tx, rx) = mpsc::channel::<u32>(1);
+        drop(rx);
+        let runtime = tokio::runtime::Handle::current();
+        let gone = tokio::task::spawn_blocking(move || send_or_give_up(&runtime, &tx, 1, Duration::from_secs(60)));
+        assert!(!tokio::time::timeout(Duration::from_secs(1), gone).await.unwrap().unwrap());
+    }
 }

@@ -13,9 +13,11 @@
 //! - A refused call gets `UNAUTHENTICATED` (no token, or a token the node does not know, or a
 //!   certificate no entry maps) or
 //!   `PERMISSION_DENIED` (a known principal whose role may not call the method); either way it is
-//!   counted, logged (principal, role, method; never the token) and journaled (`journal_denied`).
+//!   counted (metrics), logged once per kind (principal, role, method, reason; never the token)
+//!   and journaled aggregated: one record per kind with its count, at most
+//!   `DENIED_RECORDS_PER_MINUTE` records a minute (`journal_denied`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -99,7 +101,9 @@ pub const AUTHORIZATION: &[(&str, Access)] = &[
     ("/ledger.v1.Ledger/CreateAssets", Access::Roles(ADMIN)),
     ("/ledger.v1.Ledger/CreateTransfers", Access::Roles(&[Payments])),
     ("/ledger.v1.Ledger/GetAccountByExternalRef", Access::Roles(ACCOUNT_READERS)),
-    ("/ledger.v1.Ledger/GetBalanceAt", Access::Roles(READERS)),
+    // A balance at any past time, with the time of the entry that set it: stepping back entry by
+    // entry rebuilds an account's history, which only ListAccountEntries' readers may see.
+    ("/ledger.v1.Ledger/GetBalanceAt", Access::Roles(OPERATORS)),
     ("/ledger.v1.Ledger/GetStateHash", Access::Roles(OPERATORS)),
     ("/ledger.v1.Ledger/GetTransferByIdempotencyKey", Access::Roles(READERS)),
     // Entries and their stream show every transfer on an account, not only the caller's.
@@ -142,8 +146,6 @@ pub struct Principal {
 pub const TOKEN_BYTES_MAX: usize = 512;
 /// Entries in a tokens file at most.
 pub const TOKENS_MAX: usize = 10_000;
-/// Refusals waiting for the audit journal; older ones are dropped (and counted) beyond it.
-pub const DENIED_QUEUE_MAX: usize = 4_096;
 
 /// Longest certificate name an entry may map.
 pub const CERT_NAME_BYTES_MAX: usize = 255;
@@ -352,48 +354,139 @@ pub fn check_private(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One refused call, as the audit journal will record it.
+/// One kind of refused call, as the audit journal will record it, with how many times it
+/// happened since the last record of that kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessDenied {
     /// `None`: no token, or an unknown one.
     pub principal: Option<Principal>,
-    pub method: String,
+    /// The method path as the authorization table spells it, or `UNKNOWN_METHOD`.
+    pub method: &'static str,
     pub reason: &'static str,
+    /// Refusals of this kind it stands for (at least 1).
+    pub count: u64,
 }
 
-/// Counts and queues refusals. Lock-free counters; the queue is bounded.
-#[derive(Default)]
+/// What a refusal of a path that is not in the table is recorded as: made-up paths are the
+/// caller's choice, and must not make the journal's or the log's content unbounded.
+pub const UNKNOWN_METHOD: &str = "(not in the authorization table)";
+
+/// The kind of a refusal: refusals of one kind between two records become one record.
+type DenialKey = (String, Option<Role>, &'static str, &'static str);
+
+/// Kinds of refusals held between records at most; a refusal of a new kind beyond it is counted
+/// under `OVERFLOW_KEY` (and in `dropped_total`).
+pub const DENIED_KINDS_MAX: usize = 256;
+/// Refusal records journaled per minute at most (a token bucket: this many at once, then one
+/// every `60 / DENIED_RECORDS_PER_MINUTE` seconds). Whatever the call rate, the journal grows by
+/// at most this many lines a minute for refusals; each names its count.
+pub const DENIED_RECORDS_PER_MINUTE: u32 = 60;
+const OVERFLOW_KEY: DenialKey = (String::new(), None, "(other)", "more kinds of refusal than the node holds apart");
+
+/// Counts and aggregates refusals. Lock-free counters; the aggregate is bounded by kind.
 pub struct Denials {
     pub unauthenticated_total: AtomicU64,
     pub permission_denied_total: AtomicU64,
+    /// Refusals of a new kind that found `DENIED_KINDS_MAX` kinds held (recorded as "(other)").
     pub dropped_total: AtomicU64,
-    queue: Mutex<VecDeque<AccessDenied>>,
+    pending: Mutex<PendingDenials>,
+}
+
+struct PendingDenials {
+    counts: std::collections::BTreeMap<DenialKey, u64>,
+    /// Records that may be journaled now (refilled with time, at most `DENIED_RECORDS_PER_MINUTE`).
+    budget: f64,
+    refilled_at: std::time::Instant,
+}
+
+impl Default for Denials {
+    fn default() -> Denials {
+        Denials {
+            unauthenticated_total: AtomicU64::new(0),
+            permission_denied_total: AtomicU64::new(0),
+            dropped_total: AtomicU64::new(0),
+            pending: Mutex::new(PendingDenials {
+                counts: Default::default(),
+                budget: f64::from(DENIED_RECORDS_PER_MINUTE),
+                refilled_at: std::time::Instant::now(),
+            }),
+        }
+    }
 }
 
 impl Denials {
-    fn push(&self, denied: AccessDenied) {
-        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        if queue.len() >= DENIED_QUEUE_MAX {
-            queue.pop_front();
-            self.dropped_total.fetch_add(1, Ordering::Relaxed);
-        }
-        queue.push_back(denied);
+    /// Counts one refusal under its kind. True when the kind is new since its last record: the
+    /// caller logs it (one log line per kind and record, not one per call).
+    fn push(&self, principal: Option<&Principal>, method: &'static str, reason: &'static str) -> bool {
+        let key: DenialKey = (principal.map(|p| p.name.clone()).unwrap_or_default(), principal.map(|p| p.role), method, reason);
+        self.add(key, 1)
     }
 
-    /// Takes every queued refusal, oldest first.
+    fn add(&self, key: DenialKey, count: u64) -> bool {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(held) = pending.counts.get_mut(&key) {
+            *held = held.saturating_add(count);
+            return false;
+        }
+        let key = if pending.counts.len() >= DENIED_KINDS_MAX && key != OVERFLOW_KEY {
+            self.dropped_total.fetch_add(count, Ordering::Relaxed);
+            OVERFLOW_KEY
+        } else {
+            key
+        };
+        let held = pending.counts.entry(key).or_insert(0);
+        *held = held.saturating_add(count);
+        *held == count
+    }
+
+    /// Takes the refusals the record budget allows now (`DENIED_RECORDS_PER_MINUTE`), one
+    /// record per kind.
+    pub fn take(&self, now: std::time::Instant) -> Vec<AccessDenied> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let per_second = f64::from(DENIED_RECORDS_PER_MINUTE) / 60.0;
+        let elapsed = now.saturating_duration_since(pending.refilled_at).as_secs_f64();
+        pending.budget = (pending.budget + elapsed * per_second).min(f64::from(DENIED_RECORDS_PER_MINUTE));
+        pending.refilled_at = now;
+        let n = (pending.budget.floor() as usize).min(pending.counts.len());
+        pending.budget -= n as f64;
+        (0..n).filter_map(|_| pending.counts.pop_first()).map(record).collect()
+    }
+
+    /// Takes every held refusal, whatever the budget (tests).
     pub fn drain(&self) -> Vec<AccessDenied> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect()
+        std::mem::take(&mut self.pending.lock().unwrap_or_else(|p| p.into_inner()).counts).into_iter().map(record).collect()
+    }
+
+    /// Puts back refusals that could not be journaled (no leader); they merge with newer ones.
+    fn put_back(&self, denied: Vec<AccessDenied>) {
+        for d in denied {
+            let key = (d.principal.as_ref().map(|p| p.name.clone()).unwrap_or_default(), d.principal.map(|p| p.role), d.method, d.reason);
+            self.add(key, d.count);
+        }
     }
 }
 
-/// Journals queued refusals: proposes them (oldest first, at most `BATCH_ITEMS_MAX` per
-/// command) as `Operation::RecordAccessDenied`. Only a leader can propose; a follower keeps its
-/// refusals queued (bounded: the oldest are dropped and counted in `dropped_total`) and journals
-/// them if it becomes leader. Refusals on a follower are always logged and counted.
+fn record(((name, role, method, reason), count): (DenialKey, u64)) -> AccessDenied {
+    AccessDenied { principal: role.map(|role| Principal { name, role }), method, reason, count }
+}
+
+/// The reason as journaled: with the count when the record stands for more than one refusal.
+fn journaled_reason(d: &AccessDenied) -> String {
+    match d.count {
+        1 => d.reason.to_string(),
+        n => format!("{} ({n} refused calls)", d.reason),
+    }
+}
+
+/// Journals held refusals: proposes what the record budget allows (one record per kind of
+/// refusal, with its count, at most `BATCH_ITEMS_MAX` per command) as
+/// `Operation::RecordAccessDenied`. Only a leader can propose; a follower keeps its refusals
+/// (bounded by kind) and journals them if it becomes leader. Every refusal is counted in the
+/// metrics whether or not it is journaled.
 pub async fn journal_denied(denials: &Denials, node: &crate::service::Node) {
     use crate::ledger::limits::BATCH_ITEMS_MAX;
     use crate::ledger::types::{AccessDeniedInput, Operation};
-    let mut queued = denials.drain();
+    let mut queued = denials.take(std::time::Instant::now());
     while !queued.is_empty() {
         let rest = queued.split_off(queued.len().min(BATCH_ITEMS_MAX));
         let inputs: Vec<AccessDeniedInput> = queued
@@ -401,15 +494,13 @@ pub async fn journal_denied(denials: &Denials, node: &crate::service::Node) {
             .map(|d| AccessDeniedInput {
                 principal: d.principal.as_ref().map(|p| p.name.clone()).unwrap_or_default(),
                 role: d.principal.as_ref().map(|p| p.role.name().to_string()).unwrap_or_default(),
-                method: d.method.clone(),
-                reason: d.reason.to_string(),
+                method: d.method.to_string(),
+                reason: journaled_reason(d),
             })
             .collect();
         if let Err(error) = node.propose(Operation::RecordAccessDenied(inputs)).await {
-            tracing::debug!(%error, refusals = queued.len() + rest.len(), "refusals not journaled yet");
-            for denied in queued.into_iter().chain(rest) {
-                denials.push(denied);
-            }
+            tracing::debug!(%error, kinds = queued.len() + rest.len(), "refusals not journaled yet");
+            denials.put_back(queued.into_iter().chain(rest).collect());
             return;
         }
         queued = rest;
@@ -451,20 +542,24 @@ impl Auth {
         };
         let refuse = |principal: Option<Principal>, reason: &'static str| {
             let unauthenticated = principal.is_none();
-            tracing::warn!(
-                method = path,
-                principal = principal.as_ref().map(|p| p.name.as_str()).unwrap_or("-"),
-                role = principal.as_ref().map(|p| p.role.name()).unwrap_or("-"),
-                reason,
-                "access denied"
-            );
+            let method = known_path(path).unwrap_or(UNKNOWN_METHOD);
+            // Logged once per kind of refusal between two journal records: a flood of one kind
+            // is one line (its count is in the journal and the metrics).
+            if self.denials.push(principal.as_ref(), method, reason) {
+                tracing::warn!(
+                    method,
+                    principal = principal.as_ref().map(|p| p.name.as_str()).unwrap_or("-"),
+                    role = principal.as_ref().map(|p| p.role.name()).unwrap_or("-"),
+                    reason,
+                    "access denied"
+                );
+            }
             let counter = if unauthenticated {
                 &self.denials.unauthenticated_total
             } else {
                 &self.denials.permission_denied_total
             };
             counter.fetch_add(1, Ordering::Relaxed);
-            self.denials.push(AccessDenied { principal, method: path.to_string(), reason });
             if unauthenticated {
                 tonic::Status::unauthenticated(reason)
             } else {
@@ -662,14 +757,53 @@ mod tests {
         off.check("/ledger.v1.Ledger/CreateTransfers", None).unwrap();
     }
 
+    /// Issue 18 item 6: refusals are aggregated by kind and journaled at a bounded rate, however
+    /// many calls are refused and whatever paths they make up.
     #[test]
-    fn the_denial_queue_is_bounded() {
-        let auth = Auth::with_tokens(TokenTable::from_tokens(&[]));
-        for _ in 0..DENIED_QUEUE_MAX + 10 {
+    fn refusals_are_aggregated_by_kind_and_journaled_at_a_bounded_rate() {
+        let auth = Auth::with_tokens(TokenTable::from_tokens(&[("shop", Payments, "tok")]));
+        for i in 0..100_000 {
             let _ = auth.check("/ledger.v1.Ledger/CreateTransfers", None);
+            let _ = auth.check(&format!("/made.up.Service/Method{i}"), None);
         }
-        assert_eq!(auth.denials.dropped_total.load(Ordering::Relaxed), 10);
-        assert_eq!(auth.denials.drain().len(), DENIED_QUEUE_MAX);
+        let _ = auth.check("/ledger.v1.Ledger/CreateAssets", Some(b"Bearer tok"));
+        assert_eq!(auth.denials.unauthenticated_total.load(Ordering::Relaxed), 200_000, "every refusal is counted");
+        let t0 = std::time::Instant::now();
+        let first = auth.denials.take(t0);
+        assert_eq!(first.len(), 3, "three kinds: {first:?}");
+        let anonymous = first.iter().find(|d| d.method == "/ledger.v1.Ledger/CreateTransfers").unwrap();
+        assert_eq!((anonymous.principal.clone(), anonymous.count), (None, 100_000));
+        assert!(journaled_reason(anonymous).contains("(100000 refused calls)"));
+        let made_up = first.iter().find(|d| d.method == UNKNOWN_METHOD).unwrap();
+        assert_eq!(made_up.count, 100_000, "made-up paths are one kind");
+        let shop = first.iter().find(|d| d.principal.is_some()).unwrap();
+        assert_eq!((shop.method, shop.count), ("/ledger.v1.Ledger/CreateAssets", 1));
+
+        // More kinds than the node holds apart: the rest is one "(other)" kind.
+        let many: Vec<(String, Role, String)> = (0..2 * DENIED_KINDS_MAX).map(|i| (format!("p{i}"), Payments, format!("t{i}"))).collect();
+        let refs: Vec<(&str, Role, &str)> = many.iter().map(|(n, r, t)| (n.as_str(), *r, t.as_str())).collect();
+        let auth = Auth::with_tokens(TokenTable::from_tokens(&refs));
+        for (_, _, token) in &refs {
+            let _ = auth.check("/ledger.v1.Ledger/CreateAssets", Some(format!("Bearer {token}").as_bytes()));
+        }
+        assert_eq!(auth.denials.dropped_total.load(Ordering::Relaxed), DENIED_KINDS_MAX as u64);
+        // The budget: a burst of DENIED_RECORDS_PER_MINUTE records, then one a second.
+        let burst = auth.denials.take(t0);
+        assert_eq!(burst.len(), DENIED_RECORDS_PER_MINUTE as usize);
+        assert!(auth.denials.take(t0).is_empty(), "no budget left at the same instant");
+        let later = auth.denials.take(t0 + std::time::Duration::from_secs(10));
+        assert_eq!(later.len(), 10, "one record a second after the burst");
+        let rest = auth.denials.drain();
+        assert_eq!(rest.len(), DENIED_KINDS_MAX + 1 - DENIED_RECORDS_PER_MINUTE as usize - 10);
+        let all: Vec<AccessDenied> = burst.into_iter().chain(later).chain(rest).collect();
+        assert_eq!(all.iter().map(|d| d.count).sum::<u64>(), 2 * DENIED_KINDS_MAX as u64, "nothing lost");
+        let other = all.iter().find(|d| d.method == "(other)").unwrap();
+        assert_eq!(other.count, DENIED_KINDS_MAX as u64);
+        // Put back (no leader), refusals merge with newer ones of their kind.
+        auth.denials.put_back(vec![other.clone()]);
+        let _ = auth.check("/ledger.v1.Ledger/CreateAssets", Some(b"Bearer t0"));
+        let merged = auth.denials.drain();
+        assert_eq!(merged.len(), 2);
     }
 
     #[test]

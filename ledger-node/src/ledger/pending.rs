@@ -21,6 +21,13 @@ pub fn resolve(
     let Some(mut pending) = store::get_transfer(store, input.pending_id)? else {
         return refuse(ResultCode::PendingTransferNotFound);
     };
+    // Only the principal that placed a hold posts or voids it; another principal's hold (a
+    // wallet hold included: the ledger's own, owner "") reads as absent, as it does to that
+    // principal's reads (`api::auth::transfer_scope`): its existence is not revealed. An input
+    // without an owner comes from the ledger itself or from a node without authentication.
+    if !input.owner.is_empty() && input.owner != pending.owner {
+        return refuse(ResultCode::PendingTransferNotFound);
+    }
     if pending.kind != TransferKind::Pending {
         return refuse(ResultCode::PendingTransferNotPending);
     }

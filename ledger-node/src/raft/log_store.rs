@@ -1,23 +1,26 @@
 //! The Raft log on RocksDB, with group commit: `append` writes its batch without syncing and
 //! hands the completion to one flusher thread, which syncs the WAL once for every append
 //! queued meanwhile. Completions are reported only after the fsync (openraft's contract).
+//! The queue is async on the sending side: a full queue (a slow disk) parks the appending task,
+//! never the async worker thread it runs on, so heartbeats and other tasks go on.
 
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::sync::Arc;
 use std::thread;
 
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::mpsc::{Receiver, Sender, channel};
 
 use super::{Entry, LogId, TypeConfig, Vote};
 use crate::codec;
 use crate::storage::db::{Cf, Db, cf, to_io};
 
-/// Appends waiting for the flusher at most; `append` blocks (backpressure) beyond it.
+/// Appends waiting for the flusher at most; `append` waits (backpressure, the task parked) beyond it.
 const FLUSH_QUEUE_MAX: usize = 4_096;
 
 /// Test hook, never for production: `LEDGER_UNSAFE_SKIP_FSYNC=1` makes the log acknowledge
@@ -43,7 +46,7 @@ pub struct LogStore {
 /// thread, so the database it holds is closed before anyone goes on (closing RocksDB in a
 /// detached thread while the process exits aborts in RocksDB's static destructors).
 struct Flusher {
-    tx: Option<SyncSender<IOFlushed<TypeConfig>>>,
+    tx: Option<Sender<IOFlushed<TypeConfig>>>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
@@ -65,7 +68,7 @@ impl std::fmt::Display for EntryIndex {
 
 impl LogStore {
     pub fn new(db: Db) -> io::Result<LogStore> {
-        let (flush_tx, flush_rx) = sync_channel(FLUSH_QUEUE_MAX);
+        let (flush_tx, flush_rx) = channel(FLUSH_QUEUE_MAX);
         let flusher_db = db.clone();
         let sync = !unsafe_skip_fsync();
         let thread = thread::Builder::new()
@@ -129,8 +132,14 @@ fn unsafe_skip_fsync() -> bool {
     on
 }
 
-fn run_flusher(db: Db, rx: Receiver<IOFlushed<TypeConfig>>, sync: bool) {
-    while let Ok(first) = rx.recv() {
+/// Queues `item` for the flusher thread: an async wait when the queue is full (never a blocking
+/// send, which would stall the async worker thread and every task on it).
+async fn enqueue<T>(tx: &Sender<T>, item: T) -> io::Result<()> {
+    tx.send(item).await.map_err(|_| io::Error::other("raft log flusher stopped"))
+}
+
+fn run_flusher(db: Db, mut rx: Receiver<IOFlushed<TypeConfig>>, sync: bool) {
+    while let Some(first) = rx.blocking_recv() {
         let mut waiting = vec![first];
         loop {
             match rx.try_recv() {
@@ -238,7 +247,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         opts.set_sync(false);
         self.db.write_opt(batch, &opts).map_err(to_io)?;
         let tx = self.flusher.tx.as_ref().expect("the queue closes only when the last handle drops");
-        tx.send(callback).map_err(|_| io::Error::other("raft log flusher stopped"))
+        enqueue(tx, callback).await
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> io::Result<()> {
@@ -254,5 +263,34 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         batch.delete_range_cf(cf(&self.db, Cf::RaftLog), 0u64.to_be_bytes(), (log_id.index() + 1).to_be_bytes());
         // Not synced on its own: the WAL is ordered, so the next synced append covers it.
         self.db.write(batch).map_err(to_io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Issue 18 item 9: a full fsync queue (a slow disk) parks the appending task; the async
+    /// worker thread goes on running other tasks (heartbeats). One worker thread here: a
+    /// blocking send would hang it, and the watchdog below would fail the test.
+    #[test]
+    fn a_full_flush_queue_parks_the_task_not_the_worker_thread() {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let (tx, mut rx) = channel::<u32>(1);
+                enqueue(&tx, 1).await.unwrap();
+                let parked = tokio::spawn(async move { enqueue(&tx, 2).await });
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                assert!(!parked.is_finished(), "the queue is full: the append waits");
+                assert_eq!(rx.recv().await, Some(1), "the thread is free: other tasks run");
+                parked.await.unwrap().unwrap();
+                assert_eq!(rx.recv().await, Some(2));
+            });
+            done_tx.send(()).unwrap();
+        });
+        done_rx.recv_timeout(Duration::from_secs(10)).expect("the worker thread was blocked by a full queue");
     }
 }

@@ -20,9 +20,11 @@ use openraft::raft::{
 };
 use openraft::{ErrorSubject, ErrorVerb, OptionalSend, RaftNetworkV2, StorageError};
 use tokio::io::AsyncReadExt;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use super::{LogId, NodeAddr, NodeId, Snapshot, TypeConfig, Vote};
+use super::peer_auth::{ClusterSecret, PeerAuth};
 use super::snapshot::SnapshotFile;
 use crate::codec;
 
@@ -62,21 +64,35 @@ pub fn open_message<T: serde::de::DeserializeOwned>(what: &str, m: &RaftMessage)
 
 /// One lazily connected channel per peer URL, shared by replication, follower reads and joins.
 /// With TLS, every channel is mutual TLS: the peer is verified against the cluster CA and this
-/// node presents its own certificate (`tls::TlsMaterial::peer_client`).
+/// node presents its own certificate (`tls::TlsMaterial::peer_client`). Without TLS, every call
+/// carries the cluster secret when one is configured (`peer_auth`).
 #[derive(Clone, Default)]
 pub struct PeerChannels {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
-    tls: Option<ClientTlsConfig>,
+    /// Replaced on a certificate reload (`set_tls`).
+    tls: Arc<std::sync::RwLock<Option<ClientTlsConfig>>>,
+    auth: PeerAuth,
 }
 
+/// A peer client: every call goes through `PeerAuth`.
+pub type PeerGrpc = RaftPeerClient<InterceptedService<Channel, PeerAuth>>;
+
 impl PeerChannels {
-    pub fn new(tls: Option<ClientTlsConfig>) -> PeerChannels {
-        PeerChannels { channels: Arc::default(), tls }
+    pub fn new(tls: Option<ClientTlsConfig>, secret: Option<Arc<ClusterSecret>>) -> PeerChannels {
+        PeerChannels { channels: Arc::default(), tls: Arc::new(std::sync::RwLock::new(tls)), auth: PeerAuth(secret) }
+    }
+
+    /// New TLS settings (a reloaded certificate or CA) for every connection opened from now on:
+    /// the cached channels are dropped, so the next call to each peer reconnects with them.
+    pub fn set_tls(&self, tls: ClientTlsConfig) {
+        *self.tls.write().unwrap_or_else(|p| p.into_inner()) = Some(tls);
+        self.channels.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     fn endpoint(&self, url: &str) -> Result<Endpoint, String> {
         let endpoint = Endpoint::from_shared(url.to_string()).map_err(|e| format!("bad peer address {url:?}: {e}"))?;
-        match (&self.tls, url.starts_with("https://")) {
+        let tls = self.tls.read().unwrap_or_else(|p| p.into_inner()).clone();
+        match (&tls, url.starts_with("https://")) {
             (Some(tls), true) => endpoint.tls_config(tls.clone()).map_err(|e| format!("peer address {url:?}: {e}")),
             (None, false) => Ok(endpoint),
             // Never a plaintext channel from a TLS node (a downgrade), nor TLS without the CA.
@@ -85,7 +101,7 @@ impl PeerChannels {
         }
     }
 
-    pub fn client(&self, url: &str) -> Result<RaftPeerClient<Channel>, String> {
+    pub fn client(&self, url: &str) -> Result<PeerGrpc, String> {
         let channel = {
             let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
             match channels.get(url) {
@@ -100,7 +116,7 @@ impl PeerChannels {
                 }
             }
         };
-        Ok(RaftPeerClient::new(channel)
+        Ok(RaftPeerClient::with_interceptor(channel, self.auth.clone())
             .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX))
     }
@@ -152,7 +168,7 @@ fn unreachable(e: impl std::fmt::Display) -> Unreachable<TypeConfig> {
 }
 
 impl PeerClient {
-    fn client(&self) -> Result<RaftPeerClient<Channel>, Unreachable<TypeConfig>> {
+    fn client(&self) -> Result<PeerGrpc, Unreachable<TypeConfig>> {
         self.channels.client(&self.node.peer).map_err(unreachable)
     }
 
@@ -163,7 +179,7 @@ impl PeerClient {
     async fn call<Resp, F, Fut>(&self, what: &str, request: RaftMessage, ttl: Duration, send: F) -> Result<Resp, RPCError<TypeConfig>>
     where
         Resp: serde::de::DeserializeOwned,
-        F: FnOnce(RaftPeerClient<Channel>, RaftMessage) -> Fut,
+        F: FnOnce(PeerGrpc, RaftMessage) -> Fut,
         Fut: Future<Output = Result<tonic::Response<RaftMessage>, tonic::Status>>,
     {
         let client = self.client()?;

@@ -3,8 +3,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 use ledger_proto::raft::raft_peer_server::RaftPeer;
 use ledger_proto::raft::{NodeInfoRequest, NodeInfoResponse, RaftMessage, SnapshotChunk};
@@ -19,39 +17,8 @@ use super::snapshot::SnapshotFile;
 use super::{NodeId, Raft, Snapshot, SnapshotMeta, TypeConfig, Vote};
 use crate::codec;
 
-/// When this node last accepted an AppendEntries (a heartbeat included) from a leader: the
-/// bound on how stale its state can be, for reads that accept bounded staleness.
-pub struct LeaderContact {
-    start: Instant,
-    /// Milliseconds after `start`, plus one (0: never).
-    last_ms: AtomicU64,
-}
-
-impl Default for LeaderContact {
-    fn default() -> LeaderContact {
-        LeaderContact { start: Instant::now(), last_ms: AtomicU64::new(0) }
-    }
-}
-
-impl LeaderContact {
-    /// Records contact; `sent_at` is when the request arrived (the leader sent it before).
-    pub fn touch(&self, sent_at: Instant) {
-        let ms = sent_at.saturating_duration_since(self.start).as_millis() as u64 + 1;
-        self.last_ms.fetch_max(ms, Ordering::Relaxed);
-    }
-
-    /// Time since the last contact, if there was one.
-    pub fn age(&self) -> Option<Duration> {
-        match self.last_ms.load(Ordering::Relaxed) {
-            0 => None,
-            ms => Some(self.start.elapsed().saturating_sub(Duration::from_millis(ms - 1))),
-        }
-    }
-}
-
 pub struct PeerService {
     pub raft: Raft,
-    pub leader_contact: Arc<LeaderContact>,
     pub snapshot_dir: PathBuf,
     pub node_id: NodeId,
     pub incarnation: u64,
@@ -62,6 +29,9 @@ pub struct PeerService {
     pub ids_seen: Arc<dyn Fn() -> Vec<NodeId> + Send + Sync>,
     /// TLS on: every call must come from a node certificate of this cluster (`check_sender`).
     pub mutual_tls: bool,
+    /// TLS off: every call must carry this cluster secret (`peer_auth`). `None` with TLS off only
+    /// on a node without client authentication either (loopback, dev and tests; `config`).
+    pub secret: Option<Arc<super::peer_auth::ClusterSecret>>,
 }
 
 fn bad_message(e: std::io::Error) -> Status {
@@ -78,10 +48,14 @@ impl PeerService {
     /// checked the chain to the cluster CA). A node that is not in this node's membership (voters
     /// and learners) is refused with PERMISSION_DENIED and logged, except while this node holds no
     /// Raft state: then it is waiting to be joined, and the joining leader is not known yet.
+    /// Without TLS, the call must carry the cluster secret instead (when one is configured).
     fn check_sender<T>(&self, request: &Request<T>, method: &'static str) -> Result<(), Status> {
         use openraft::type_config::async_runtime::WatchReceiver;
         if !self.mutual_tls {
-            return Ok(());
+            let Some(secret) = &self.secret else { return Ok(()) };
+            return secret.verify(request).inspect_err(|status| {
+                tracing::warn!(method, remote = ?request.remote_addr(), reason = status.message(), "peer call refused");
+            });
         }
         let certs = request.peer_certs().ok_or_else(|| Status::unauthenticated("no peer certificate"))?;
         let der = certs.first().ok_or_else(|| Status::unauthenticated("no peer certificate"))?;
@@ -108,15 +82,20 @@ impl PeerService {
     }
 
     /// Refuses a message meant for another node: another id, or this id in another data dir
-    /// (a wiped node must not answer for the member whose log it lost).
+    /// (a wiped node must not answer for the member whose log it lost). Every request names
+    /// both (`network::message_to`): a message naming no one (0) is refused too, so a sender
+    /// must know this node's incarnation.
     fn check_target(&self, m: &RaftMessage) -> Result<(), Status> {
-        if m.target_node_id != 0 && m.target_node_id != self.node_id {
+        if m.target_node_id == 0 || m.target_incarnation == 0 {
+            return Err(Status::failed_precondition("a peer message must name its target node and incarnation"));
+        }
+        if m.target_node_id != self.node_id {
             return Err(Status::failed_precondition(format!(
                 "this is node {}, not node {}: the address now belongs to another node",
                 self.node_id, m.target_node_id
             )));
         }
-        if m.target_incarnation != 0 && m.target_incarnation != self.incarnation {
+        if m.target_incarnation != self.incarnation {
             return Err(Status::failed_precondition(format!(
                 "node {} was re-created (data dir incarnation {:x}, the cluster knows {:x}): it lost its \
                  state and cannot rejoin under its old id; add it back under a new id",
@@ -138,6 +117,7 @@ impl RaftPeer for PeerService {
     }
 
     async fn transfer_leader(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.check_sender(&request, "transfer_leader")?;
         self.check_target(request.get_ref())?;
         let rpc: TransferLeaderRequest<TypeConfig> = open_message("transfer_leader", request.get_ref()).map_err(bad_message)?;
         let reply = self.raft.handle_transfer_leader(rpc).await.map_err(raft_error)?;
@@ -147,14 +127,9 @@ impl RaftPeer for PeerService {
     async fn append_entries(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         self.check_sender(&request, "append_entries")?;
         self.check_target(request.get_ref())?;
-        let arrived = Instant::now();
         let rpc: AppendEntriesRequest<TypeConfig> =
             open_message("append_entries", request.get_ref()).map_err(bad_message)?;
         let reply = self.raft.append_entries(rpc).await.map_err(raft_error)?;
-        // Accepted from the current leader (a higher vote would have been refused).
-        if !matches!(reply, openraft::raft::AppendEntriesResponse::HigherVote(_)) {
-            self.leader_contact.touch(arrived);
-        }
         Ok(Response::new(message(codec::encode(&reply))))
     }
 

@@ -5,10 +5,14 @@
 //! channel). Natural batching, no timer: at most `IN_FLIGHT_MAX` entries are being committed at
 //! once, and while they are, new requests queue; the next entry takes everything queued, up to
 //! the per-request bounds. At low load a request is proposed at once, alone.
+//!
+//! Memory: requests waiting or being committed hold at most `QUEUE_BYTES_MAX` bytes of
+//! transfers (estimated per transfer, `request_bytes`); a submitter beyond it waits, so a flood of
+//! large requests cannot exhaust the leader however many there are.
 
 use std::sync::Arc;
 
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::{Node, ServiceError};
 use crate::ledger::ItemResult;
@@ -17,6 +21,9 @@ use crate::ledger::types::{Operation, TransferInput};
 
 /// Requests waiting for an entry at most; submitters wait (backpressure) beyond it.
 pub const QUEUE_REQUESTS_MAX: usize = 16_384;
+/// Bytes of transfers waiting or being committed at most (`request_bytes`); submitters wait
+/// (backpressure) beyond it. A request larger than this alone waits for the whole budget.
+pub const QUEUE_BYTES_MAX: usize = 256 << 20;
 /// Coalesced entries being committed at once.
 pub const IN_FLIGHT_MAX: usize = 4;
 
@@ -26,11 +33,36 @@ struct Waiting {
     transfers: Vec<TransferInput>,
     legs: usize,
     reply: oneshot::Sender<Reply>,
+    /// Its share of `QUEUE_BYTES_MAX`, given back once its results are sent.
+    bytes: OwnedSemaphorePermit,
 }
 
 #[derive(Clone)]
 pub struct GroupCommit {
     tx: mpsc::Sender<Waiting>,
+    bytes: Arc<Semaphore>,
+}
+
+/// An estimate of the memory a request's transfers hold: fixed fields plus every string and
+/// leg. Within a small factor of the decoded size, which is what must be bounded.
+pub fn request_bytes(transfers: &[TransferInput]) -> usize {
+    transfers
+        .iter()
+        .map(|t| {
+            std::mem::size_of::<TransferInput>()
+                + t.idempotency_key.len()
+                + t.asset.len()
+                + t.owner.len()
+                + t.legs.len() * std::mem::size_of::<crate::ledger::types::LegInput>()
+                + t.post_amounts.len() * std::mem::size_of::<crate::ledger::amount::DecimalInput>()
+        })
+        .sum()
+}
+
+/// Takes `transfers`' share of the byte budget, waiting while it is spent.
+async fn reserve(budget: &Arc<Semaphore>, transfers: &[TransferInput]) -> Result<OwnedSemaphorePermit, ServiceError> {
+    let bytes = request_bytes(transfers).clamp(1, QUEUE_BYTES_MAX) as u32;
+    budget.clone().acquire_many_owned(bytes).await.map_err(|_| ServiceError::Fatal("group commit stopped".into()))
 }
 
 impl GroupCommit {
@@ -38,7 +70,7 @@ impl GroupCommit {
     pub fn start(node: Node) -> GroupCommit {
         let (tx, rx) = mpsc::channel(QUEUE_REQUESTS_MAX);
         tokio::spawn(run(node, rx));
-        GroupCommit { tx }
+        GroupCommit { tx, bytes: Arc::new(Semaphore::new(QUEUE_BYTES_MAX)) }
     }
 
     /// Commits `transfers` (already within the per-request bounds) and returns their results in
@@ -46,9 +78,10 @@ impl GroupCommit {
     pub async fn submit(&self, transfers: Vec<TransferInput>) -> Reply {
         assert!(transfers.len() <= BATCH_ITEMS_MAX);
         let legs = transfers.iter().map(|t| t.legs.len()).sum();
+        let bytes = reserve(&self.bytes, &transfers).await?;
         let (reply, wait) = oneshot::channel();
         self.tx
-            .send(Waiting { transfers, legs, reply })
+            .send(Waiting { transfers, legs, reply, bytes })
             .await
             .map_err(|_| ServiceError::Fatal("group commit stopped".into()))?;
         wait.await.map_err(|_| ServiceError::Fatal("group commit dropped a request".into()))?
@@ -89,9 +122,12 @@ async fn run(node: Node, mut rx: mpsc::Receiver<Waiting>) {
 async fn commit(node: &Node, group: Vec<Waiting>, items: usize) {
     let mut transfers = Vec::with_capacity(items);
     let mut waiters = Vec::with_capacity(group.len());
+    // Held until the results are sent: the transfers are in memory until then (the entry).
+    let mut _bytes = Vec::with_capacity(group.len());
     for w in group {
         waiters.push((w.transfers.len(), w.reply));
         transfers.extend(w.transfers);
+        _bytes.push(w.bytes);
     }
     tracing::trace!(requests = waiters.len(), transfers = items, "group commit");
     metrics::histogram!(crate::telemetry::GROUP_COMMIT_TRANSFERS).record(items as f64);
@@ -115,5 +151,47 @@ async fn commit(node: &Node, group: Vec<Waiting>, items: usize) {
                 let _ = reply.send(Err(e.duplicate()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::amount::DecimalInput;
+    use crate::ledger::types::{LegInput, TransferKind};
+
+    fn transfer(key_bytes: usize) -> TransferInput {
+        TransferInput {
+            id: 1,
+            idempotency_key: "k".repeat(key_bytes),
+            asset: "CNY".into(),
+            kind: TransferKind::Posted,
+            legs: vec![LegInput { debit_account_id: 1, credit_account_id: 2, amount: DecimalInput { digits: 1, scale: 0 } }],
+            pending_id: 0,
+            timeout_ms: 0,
+            post_amounts: Vec::new(),
+            code: 0,
+            owner: String::new(),
+        }
+    }
+
+    /// Issue 18 item 9: the queue is bounded by bytes, not only by count: once the requests
+    /// held reach `QUEUE_BYTES_MAX`, the next submitter waits until one is done.
+    #[tokio::test]
+    async fn the_queue_is_bounded_by_bytes() {
+        let budget = Arc::new(Semaphore::new(QUEUE_BYTES_MAX));
+        // Requests of ~4 MiB each (the issue's example): 64 of them fill 256 MiB.
+        let big = vec![transfer(4 << 20)];
+        assert!(request_bytes(&big) >= 4 << 20);
+        let mut held = Vec::new();
+        while budget.available_permits() >= request_bytes(&big) {
+            held.push(reserve(&budget, &big).await.unwrap());
+        }
+        assert!(held.len() <= QUEUE_BYTES_MAX / (4 << 20), "{} requests held", held.len());
+        let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), reserve(&budget, &big)).await;
+        assert!(waiting.is_err(), "a submitter beyond the budget waits");
+        held.pop();
+        let admitted = tokio::time::timeout(std::time::Duration::from_secs(1), reserve(&budget, &big)).await;
+        assert!(admitted.is_ok(), "admitted once a request is done");
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod cluster;
+pub mod freshness;
 pub mod group_commit;
 pub mod identity;
 pub mod ledger_clock;
@@ -12,14 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use openraft::ReadPolicy;
-use openraft::type_config::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, ForwardToLeader, LinearizableReadError, RaftError};
 use openraft::raft::linearizable_read::{Linearizer, ReadLogId};
 
 use crate::ledger::store;
 use crate::ledger::types::{Command, Operation};
 use crate::raft::network::PeerChannels;
-use crate::raft::peer_service::LeaderContact;
 use crate::raft::state_machine::EntryFeed;
 use crate::raft::{CommandResponse, NodeId, Raft, TypeConfig};
 use crate::storage::{Db, ReadStore};
@@ -84,10 +83,10 @@ pub struct Node {
     pub cluster_name: String,
     /// Every node id this node has seen in a membership (ids are never reused).
     pub ids_seen: Arc<Mutex<identity::IdsSeen>>,
-    /// When a leader last reached this node (bounded-staleness reads).
-    pub leader_contact: Arc<LeaderContact>,
     /// Bounds the time stamped on proposals by the voters' median clock.
     pub ledger_clock: Arc<ledger_clock::LedgerClock>,
+    /// How stale this node's state may be at most (bounded-staleness reads; `freshness`).
+    pub freshness: Arc<freshness::ReadFreshness>,
 }
 
 impl ServiceError {
@@ -126,27 +125,28 @@ impl Node {
     /// Waits until this node's state reflects every write acknowledged before the call (ReadIndex).
     /// On a follower: asks the leader for its read index, then waits to apply up to it; if that
     /// cannot be done quickly, the client is sent to the leader instead.
+    /// Every completed barrier records its start in `freshness`.
     pub async fn read_barrier(&self) -> Result<(), ServiceError> {
-        match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+        let started = std::time::Instant::now();
+        let done = match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
             Ok(_) => Ok(()),
             Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => self.follower_read_barrier(&f).await,
             Err(RaftError::APIError(e)) => Err(ServiceError::NoQuorum(e.to_string())),
             Err(RaftError::Fatal(f)) => Err(ServiceError::Fatal(f.to_string())),
+        };
+        if done.is_ok() {
+            self.freshness.confirm(started);
         }
+        done
     }
 
-    /// For a read that accepts state up to `max_staleness` old: a follower that heard from the
-    /// leader within that time, and has applied everything that leader had then told it was
-    /// committed, serves it from its own state at once. Anything else is a linearizable read.
+    /// For a read that accepts state up to `max_staleness` old: served from this node's state at
+    /// once when a ReadIndex round that started within that time completed here (`freshness`:
+    /// quorum-confirmed, so a node cut off with a deposed leader is never fresh); anything else
+    /// is a linearizable read, which confirms freshness for the reads that follow.
     pub async fn bounded_read_barrier(&self, max_staleness: Duration) -> Result<(), ServiceError> {
-        if !self.raft.is_leader() {
-            let metrics = self.raft.metrics().borrow_watched().clone();
-            let committed = metrics.cluster_committed.as_ref().map(|l| l.index()).unwrap_or(0);
-            let applied = metrics.last_applied.as_ref().map(|l| l.index()).unwrap_or(0);
-            let fresh = self.leader_contact.age().is_some_and(|age| age <= max_staleness);
-            if fresh && metrics.current_leader.is_some() && applied >= committed {
-                return Ok(());
-            }
+        if self.freshness.fresh_within(max_staleness) {
+            return Ok(());
         }
         self.read_barrier().await
     }

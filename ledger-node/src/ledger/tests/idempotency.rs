@@ -98,10 +98,20 @@ fn a_key_is_bound_to_its_principal_and_never_answers_another() {
     assert!(l.changes_nothing(transfer(as_checkout(posted(30, &[(BANK, SHOP, 100)])))).replay);
 }
 
+/// Issue 18 item 8: only the principal that placed a hold posts or voids it; to any other it
+/// is not found (its existence is not revealed), and the ledger's own holds (owner "") are no
+/// principal's. The post is owned by who posts it.
 #[test]
-fn a_post_is_owned_by_who_posts_it() {
+fn a_hold_is_posted_or_voided_only_by_its_owner() {
     let mut l = Ledger::world();
     l.ok(transfer(TransferInput { owner: "checkout".into(), ..pending(30, &[(BANK, SHOP, 1_000)], 0) }));
-    l.ok(transfer(TransferInput { owner: "settlement".into(), ..post(31, 30, &[]) }));
-    assert_eq!((l.transfer(30).owner.as_str(), l.transfer(31).owner.as_str()), ("checkout", "settlement"));
+    let as_settlement = |t: TransferInput| TransferInput { owner: "settlement".into(), ..t };
+    l.refuses(transfer(as_settlement(post(31, 30, &[]))), R::PendingTransferNotFound, None);
+    l.refuses(transfer(as_settlement(void(32, 30))), R::PendingTransferNotFound, None);
+    l.refuses(transfer(as_settlement(post(33, HOLD, &[]))), R::PendingTransferNotFound, None);
+    assert_eq!(l.transfer(30).pending_state, PendingState::Pending, "untouched");
+    l.ok(transfer(TransferInput { owner: "checkout".into(), ..post(34, 30, &[]) }));
+    assert_eq!((l.transfer(30).owner.as_str(), l.transfer(34).owner.as_str()), ("checkout", "checkout"));
+    // Without an owner (authentication off, or the ledger itself) every hold resolves as before.
+    l.ok(transfer(void(35, HOLD)));
 }

@@ -144,11 +144,14 @@ fn every_change_of_the_world_is_a_chained_line_and_balances_replay_from_it() {
 #[test]
 fn a_post_releases_the_whole_hold_and_posts_part_of_it() {
     let mut l = Ledger::world();
+    // A hold like `HOLD` (30.00), placed by the principal that posts it (only its owner may).
+    let hold = l.fresh_id();
+    l.ok(transfer(TransferInput { owner: "settlement".into(), ..pending(hold, &[(WALLET, SHOP, 3_000)], 0) }));
     let id = l.fresh_id();
-    l.ok(transfer(TransferInput { owner: "settlement".into(), ..post(id, HOLD, &[1_000]) }));
+    l.ok(transfer(TransferInput { owner: "settlement".into(), ..post(id, hold, &[1_000]) }));
     let lines = verified_lines(&l.store).unwrap();
     let Event::Movement { legs, pending_id, owner, .. } = &lines.last().unwrap().event else { panic!("not a movement") };
-    assert_eq!(pending_id.as_deref(), Some(HOLD.to_string().as_str()));
+    assert_eq!(pending_id.as_deref(), Some(hold.to_string().as_str()));
     assert_eq!(owner, "settlement", "a movement names who created it");
     assert_eq!((legs[0].posted.as_str(), legs[0].pending_released.as_str()), ("10.00", "30.00"));
     let accounts: BTreeMap<u128, Balances> = all_accounts(&l.store).into_iter().map(|a| (a.id, a.balances)).collect();
