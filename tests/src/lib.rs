@@ -400,6 +400,13 @@ impl ClusterNode {
         wait_exit(self.child.take().expect("a running node"), SHUTDOWN_WAIT)
     }
 
+    /// Sends SIGHUP (reload tokens, cluster secret and TLS files) and returns at once.
+    pub fn sighup(&self) {
+        let child = self.child.as_ref().expect("signal a running node");
+        let sent = Command::new("kill").args(["-HUP", &child.id().to_string()]).status().expect("run kill");
+        assert!(sent.success(), "kill -HUP failed");
+    }
+
     /// Starts the node again on the same data dir and port (never with --bootstrap).
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "restart a node that is stopped");
