@@ -225,15 +225,24 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     }
 
     type Serving = std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
-    let (mut client_server, mut peer_server) = (
+    let (client_server, mut peer_server) = (
         tonic::transport::Server::builder().max_concurrent_streams(crate::api::STREAMS_PER_CONNECTION_MAX),
         tonic::transport::Server::builder().max_concurrent_streams(crate::api::STREAMS_PER_CONNECTION_MAX),
     );
+<<<<<<< HEAD
     if let Some(tls) = &tls {
         client_server = client_server.tls_config(tls.client_server()).context("TLS on the client port")?;
         peer_server = peer_server.tls_config(tls.peer_server()).context("mutual TLS on the peer port")?;
     }
     let forwarder = crate::api::forward::Forwarder::new(node.clone(), auth.tokens.is_some(), tls.as_ref().map(|t| t.forward_client()));
+=======
+    // TLS is accepted by `tls::reload` (not tonic's fixed configuration): certificates reload
+    // on SIGHUP.
+    let live_tls = match (&config.tls, &tls) {
+        (Some(paths), Some(material)) => Some(live_tls(paths, material, &config, &node.peers)?),
+        _ => None,
+    };
+>>>>>>> security
     let clients = client_server
         .layer(crate::telemetry::requests::RequestMetricsLayer)
         .layer(AuthLayer { auth: auth.clone() })
@@ -247,20 +256,29 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
-    let (serve_clients, serve_peers): (Serving, Serving) = match peer_listener {
-        None => (
-            Box::pin(clients.add_service(peer).serve_with_incoming_shutdown(client_listener, stopped(stop_rx.clone()))),
+    let plain = |l: tokio::net::TcpListener| tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true));
+    let (serve_clients, serve_peers): (Serving, Serving) = match (peer_listener, live_tls) {
+        (None, None) => (
+            Box::pin(clients.add_service(peer).serve_with_incoming_shutdown(plain(client_listener), stopped(stop_rx.clone()))),
             Box::pin(async { Ok(()) }),
         ),
-        Some(listener) => (
-            Box::pin(clients.serve_with_incoming_shutdown(client_listener, stopped(stop_rx.clone()))),
+        (Some(listener), None) => (
+            Box::pin(clients.serve_with_incoming_shutdown(plain(client_listener), stopped(stop_rx.clone()))),
+            Box::pin(peer_server.add_service(peer).serve_with_incoming_shutdown(plain(listener), stopped(stop_rx.clone()))),
+        ),
+        (Some(listener), Some((client_tls, peer_tls))) => (
+            Box::pin(clients.serve_with_incoming_shutdown(
+                crate::tls::reload::incoming(client_listener, client_tls),
+                stopped(stop_rx.clone()),
+            )),
             Box::pin(
                 peer_server
                     .layer(crate::api::request_errors::RequestErrorsLayer)
                     .add_service(peer)
-                    .serve_with_incoming_shutdown(listener, stopped(stop_rx.clone())),
+                    .serve_with_incoming_shutdown(crate::tls::reload::incoming(listener, peer_tls), stopped(stop_rx.clone())),
             ),
         ),
+        (None, Some(_)) => bail!("TLS needs peer_listen (checked with the configuration)"),
     };
     let (clients_served, peers_served) = drain(serve_clients, serve_peers, stop_rx.clone()).await;
     for task in tasks {
@@ -354,11 +372,32 @@ async fn drain_denials(auth: Arc<Auth>, node: crate::service::Node) {
     }
 }
 
-async fn bind(addr: SocketAddr) -> anyhow::Result<tonic::transport::server::TcpIncoming> {
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-    // tonic's own TCP_NODELAY setting does not apply to a listener we bind ourselves; without it,
-    // small responses wait out delayed ACKs (~40 ms per read).
-    Ok(tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)))
+/// Binds `addr`. Accepted connections get TCP_NODELAY (tonic's own setting does not apply to a
+/// listener we bind ourselves; without it, small responses wait out delayed ACKs, ~40 ms per
+/// read): `TcpIncoming::with_nodelay` for plaintext, `tls::reload::incoming` for TLS.
+async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))
+}
+
+type LiveTls = (Arc<crate::tls::reload::LiveServerTls>, Arc<crate::tls::reload::LiveServerTls>);
+
+/// The client and peer ports' TLS, reloaded on SIGHUP: the files are read and checked again
+/// (`tls::load`), and only a complete, valid set replaces what is served (new handshakes and new
+/// outgoing peer connections); a bad set is refused and logged, the old one stays.
+fn live_tls(paths: &crate::tls::TlsPaths, material: &crate::tls::TlsMaterial, config: &NodeConfig, peers: &crate::raft::network::PeerChannels) -> anyhow::Result<LiveTls> {
+    use crate::tls::reload::{LiveServerTls, Port};
+    let client = LiveServerTls::new(material, Port::Client).context("TLS on the client port")?;
+    let peer = LiveServerTls::new(material, Port::Peer).context("mutual TLS on the peer port")?;
+    let (paths, node_id, cluster_name) = (paths.clone(), config.node_id, config.cluster_name.clone());
+    let (client_live, peer_live, peers) = (client.clone(), peer.clone(), peers.clone());
+    tokio::spawn(on_sighup("TLS certificates", move || {
+        let material = crate::tls::load(&paths, node_id, &cluster_name)?;
+        client_live.replace(&material)?;
+        peer_live.replace(&material)?;
+        peers.set_tls(material.peer_client());
+        Ok(1)
+    }));
+    Ok((client, peer))
 }
 
 /// Forms the cluster of this node and `others`, retrying while some peer does not answer yet

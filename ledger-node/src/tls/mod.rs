@@ -24,6 +24,7 @@ use self::x509::AltName;
 
 use crate::raft::NodeId;
 
+pub mod reload;
 pub mod x509;
 
 /// A TLS handshake that takes longer than this is dropped (a client that opens connections and
