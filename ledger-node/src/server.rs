@@ -225,24 +225,17 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     }
 
     type Serving = std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
-    let (client_server, mut peer_server) = (
+    let (client_server, peer_server) = (
         tonic::transport::Server::builder().max_concurrent_streams(crate::api::STREAMS_PER_CONNECTION_MAX),
         tonic::transport::Server::builder().max_concurrent_streams(crate::api::STREAMS_PER_CONNECTION_MAX),
     );
-<<<<<<< HEAD
-    if let Some(tls) = &tls {
-        client_server = client_server.tls_config(tls.client_server()).context("TLS on the client port")?;
-        peer_server = peer_server.tls_config(tls.peer_server()).context("mutual TLS on the peer port")?;
-    }
-    let forwarder = crate::api::forward::Forwarder::new(node.clone(), auth.tokens.is_some(), tls.as_ref().map(|t| t.forward_client()));
-=======
     // TLS is accepted by `tls::reload` (not tonic's fixed configuration): certificates reload
     // on SIGHUP.
     let live_tls = match (&config.tls, &tls) {
         (Some(paths), Some(material)) => Some(live_tls(paths, material, &config, &node.peers)?),
         _ => None,
     };
->>>>>>> security
+    let forwarder = crate::api::forward::Forwarder::new(node.clone(), auth.tokens.is_some(), tls.as_ref().map(|t| t.forward_client()));
     let clients = client_server
         .layer(crate::telemetry::requests::RequestMetricsLayer)
         .layer(AuthLayer { auth: auth.clone() })
@@ -264,7 +257,12 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         ),
         (Some(listener), None) => (
             Box::pin(clients.serve_with_incoming_shutdown(plain(client_listener), stopped(stop_rx.clone()))),
-            Box::pin(peer_server.add_service(peer).serve_with_incoming_shutdown(plain(listener), stopped(stop_rx.clone()))),
+            Box::pin(
+                peer_server
+                    .layer(crate::api::request_errors::RequestErrorsLayer)
+                    .add_service(peer)
+                    .serve_with_incoming_shutdown(plain(listener), stopped(stop_rx.clone())),
+            ),
         ),
         (Some(listener), Some((client_tls, peer_tls))) => (
             Box::pin(clients.serve_with_incoming_shutdown(

@@ -108,6 +108,11 @@ impl TestNode {
         self.process.as_ref().expect("signal a running node").signal("TERM").unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// Sends SIGHUP (reload tokens, cluster secret and TLS files) and returns at once.
+    pub fn sighup(&self) {
+        self.process.as_ref().expect("signal a running node").signal("HUP").unwrap_or_else(|e| panic!("{e}"));
+    }
+
     /// Waits for the process to exit after `sigterm` (at most `SHUTDOWN_WAIT`).
     pub fn wait_exit(&mut self) -> ExitStatus {
         let process = self.process.take().expect("a running node");
@@ -307,97 +312,6 @@ impl ClusterNode {
         }
     }
 
-<<<<<<< HEAD
-=======
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
-    }
-
-    fn command(&self, once: &[String]) -> Command {
-        let mut command = Command::new(binary("ledger-node"));
-        command
-            .args(["start", "--node-id", &self.id.to_string(), "--data-dir"])
-            .arg(&self.data_dir)
-            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
-            .args(self.peer_port.iter().flat_map(|p| ["--peer-listen".to_string(), format!("127.0.0.1:{p}")]))
-            .args(&self.tls_args)
-            .args(&self.extra_args)
-            .args(once)
-            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
-            .env("LEDGER_LOG", "info,openraft=warn,openraft::core::heartbeat=error");
-        command
-    }
-
-    fn spawn(&mut self, once: &[String]) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).expect("node log file");
-        let child = self
-            .command(once)
-            .stdout(log.try_clone().expect("clone log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn ledger-node start");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("ledger-node {} exited with {status}; log:\n{}", self.id, self.log());
-            }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("ledger-node {} did not serve within 60 s; log:\n{}", self.id, self.log());
-    }
-
-    /// Runs the node with `once` added, to completion (for starts that must be refused).
-    pub fn run_to_exit(&self, once: &[&str]) -> Output {
-        assert!(self.child.is_none(), "stop the node first");
-        self.command(&once.iter().map(|s| s.to_string()).collect::<Vec<_>>()).output().expect("run ledger-node")
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-
-    /// SIGKILL: no shutdown code runs, as in a crash.
-    pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().expect("SIGKILL ledger-node");
-            child.wait().expect("reap ledger-node");
-        }
-    }
-
-    /// SIGTERM, a graceful shutdown: waits for the exit (at most `SHUTDOWN_WAIT`); its status.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
-        self.sigterm();
-        self.wait_exit()
-    }
-
-    /// Sends SIGTERM and returns at once (`wait_exit` reaps the process).
-    pub fn sigterm(&self) {
-        sigterm(self.child.as_ref().expect("signal a running node"));
-    }
-
-    /// Waits for the process to exit after `sigterm` (at most `SHUTDOWN_WAIT`).
-    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
-        wait_exit(self.child.take().expect("a running node"), SHUTDOWN_WAIT)
-    }
-
-    /// Sends SIGHUP (reload tokens, cluster secret and TLS files) and returns at once.
-    pub fn sighup(&self) {
-        let child = self.child.as_ref().expect("signal a running node");
-        let sent = Command::new("kill").args(["-HUP", &child.id().to_string()]).status().expect("run kill");
-        assert!(sent.success(), "kill -HUP failed");
-    }
-
-    /// Starts the node again on the same data dir and port (never with --bootstrap).
-    pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "restart a node that is stopped");
-        self.spawn(&[]);
-    }
-
->>>>>>> security
     /// The node's snapshot files (`<data_dir>/snapshots/*.bin`).
     pub fn snapshot_files(&self) -> Vec<PathBuf> {
         let Ok(entries) = std::fs::read_dir(self.data_dir.join("snapshots")) else {
