@@ -497,7 +497,9 @@ fn check_authentication(listen: SocketAddr, tls: bool, tokens: bool, secret: boo
     }
     if !tls && tokens && !secret {
         bail!(
-            "auth_tokens_file is set but TLS is off and cluster_secret_file is not: the peer port must authenticate              peers too (set cluster_secret_file, the same on every node; `openssl rand -hex 32`, mode 600)"
+            "auth_tokens_file is set but TLS is off and cluster_secret_file is not: the peer port must \
+             authenticate peers too (set cluster_secret_file, the same on every node; \
+             `openssl rand -hex 32`, mode 600)"
         );
     }
     Ok(())

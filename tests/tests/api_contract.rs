@@ -546,8 +546,21 @@ mod forwarding {
             .collect();
         std::fs::write(&tokens, text).unwrap();
         std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // TLS is off and tokens are on: the peer port wants the cluster secret (issue 18 item 7).
+        let secret = dir.path().join("cluster-secret");
+        std::fs::write(&secret, "forwarding-cluster-secret-0123456789abcdef\n").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
         let peer_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let args = |i: usize| vec!["--auth-tokens-file".to_string(), tokens.display().to_string(), "--peer-listen".into(), format!("127.0.0.1:{}", peer_ports[i])];
+        let args = |i: usize| {
+            vec![
+                "--auth-tokens-file".to_string(),
+                tokens.display().to_string(),
+                "--cluster-secret-file".into(),
+                secret.display().to_string(),
+                "--peer-listen".into(),
+                format!("127.0.0.1:{}", peer_ports[i]),
+            ]
+        };
         let peer_url = |i: usize| format!("http://127.0.0.1:{}", peer_ports[i]);
         let start = |i: usize, bootstrap: Option<&[(u64, String)]>| {
             let a = args(i);
