@@ -11,7 +11,8 @@ scripts/tests/ensure-deps.sh
 cargo build --release --locked --workspace --bins
 # Both suites run whatever the other's outcome; the script fails if either fails.
 status=0
-cargo test --release --locked --workspace "$@" || status=$?
+# --no-fail-fast: every failing test binary is reported, not only the first.
+cargo test --release --locked --workspace --no-fail-fast "$@" || status=$?
 # The Python client (clients/python) against the same binaries: prints `python: N passed, M failed`.
 scripts/test-python.sh || status=$?
 exit "$status"
