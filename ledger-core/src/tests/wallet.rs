@@ -4,10 +4,10 @@
 use proptest::prelude::*;
 
 use super::fixtures::*;
-use crate::ledger::result::ResultCode as R;
-use crate::ledger::store::{self, MemStore};
-use crate::ledger::types::*;
-use crate::ledger::wallet::{self, mac, sync, token, TokenStatus};
+use crate::result::ResultCode as R;
+use crate::store::{self, MemStore};
+use crate::types::*;
+use crate::wallet::{self, mac, sync, token, TokenStatus};
 
 pub const SOURCE: u128 = 100;
 pub const PHONE_WALLET: u128 = 101;

@@ -1,8 +1,8 @@
 //! Two-phase transfers: a hold, then a post (in full or in part) or a void.
 
 use super::fixtures::*;
-use crate::ledger::result::ResultCode as R;
-use crate::ledger::types::*;
+use crate::result::ResultCode as R;
+use crate::types::*;
 
 /// BANK-like 1, spender 2 (debits within credits) funded with 100.00, payees 3 and 4.
 fn two_payees() -> Ledger {

@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::token::{self, get_token, put_token};
 use super::types::TokenId;
-use crate::ledger::apply::Clock;
-use crate::ledger::limits::{REASON_BYTES_MAX, WALLET_DEVICE_ID_BYTES_MAX};
-use crate::ledger::result::{ItemResult, ResultCode};
-use crate::ledger::store::{self, Store, Table};
+use crate::apply::Clock;
+use crate::limits::{REASON_BYTES_MAX, WALLET_DEVICE_ID_BYTES_MAX};
+use crate::result::{ItemResult, ResultCode};
+use crate::store::{self, Store, Table};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BlockTarget {

@@ -4,9 +4,9 @@
 //! journal lines of limits, blocklist changes and the actor of a freeze.
 
 use super::fixtures::*;
-use crate::ledger::result::ResultCode as R;
-use crate::ledger::risk::{self, LimitInput, LimitScope};
-use crate::ledger::types::*;
+use crate::result::ResultCode as R;
+use crate::risk::{self, LimitInput, LimitScope};
+use crate::types::*;
 
 const HOUR_NS: u64 = 3_600 * 1_000_000_000;
 
@@ -84,8 +84,8 @@ fn holds_count_once_and_refusals_not_at_all() {
 
 #[test]
 fn rules_blocklist_and_the_actor_of_a_freeze_are_journal_lines() {
-    use crate::ledger::journal::Event;
-    use crate::ledger::wallet::blocklist::{BlockInput, BlockTarget};
+    use crate::journal::Event;
+    use crate::wallet::blocklist::{BlockInput, BlockTarget};
     let mut l = Ledger::world();
     l.ok(limit_account(WALLET, Some(1_000), None, Some(5), 480));
     l.ok(Operation::SetBlocklist(vec![BlockInput { target: BlockTarget::Device("phone-9".into()), blocked: true, reason: "lost".into() }]));

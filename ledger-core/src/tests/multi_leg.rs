@@ -1,8 +1,8 @@
 //! A transfer's legs apply in order and all together, or not at all.
 
 use super::fixtures::*;
-use crate::ledger::result::ResultCode as R;
-use crate::ledger::store::Table;
+use crate::result::ResultCode as R;
+use crate::store::Table;
 
 #[test]
 fn a_failing_last_leg_moves_no_balance() {

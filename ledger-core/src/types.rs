@@ -246,3 +246,23 @@ impl Command {
         }
     }
 }
+
+/// How a command shows in logs (openraft's log entries are `Display`).
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match &self.operation {
+            Operation::CreateAssets(_) => "create_assets",
+            Operation::CreateAccounts(_) => "create_accounts",
+            Operation::CreateTransfers(_) => "create_transfers",
+            Operation::SetAccountStatus(_) => "set_account_status",
+            Operation::Tick => "tick",
+            Operation::IssueTokens(_) => "issue_tokens",
+            Operation::SyncOfflineRecords(_) => "sync_offline_records",
+            Operation::RevokeTokens(_) => "revoke_tokens",
+            Operation::RecordAccessDenied(_) => "record_access_denied",
+            Operation::SetLimits(_) => "set_limits",
+            Operation::SetBlocklist(_) => "set_blocklist",
+        };
+        write!(f, "{name}(items={}, proposed_at_ns={})", self.item_count(), self.proposed_at_ns)
+    }
+}

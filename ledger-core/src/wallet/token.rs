@@ -5,16 +5,16 @@ use std::io;
 use sha2::{Digest, Sha256};
 
 use super::types::*;
-use crate::ledger::amount::DecimalInput;
-use crate::ledger::apply::Clock;
-use crate::ledger::limits::{
+use crate::amount::DecimalInput;
+use crate::apply::Clock;
+use crate::limits::{
     WALLET_DEVICE_ID_BYTES_MAX, WALLET_OFFLINE_COUNT_MAX, WALLET_RELEASE_GRACE_MS, WALLET_RELEASES_PER_COMMAND_MAX,
     WALLET_VALIDITY_MS_DEFAULT, WALLET_VALIDITY_MS_MAX,
 };
-use crate::ledger::result::{ItemResult, ResultCode};
-use crate::ledger::store::{self, Store, Table};
-use crate::ledger::transfer;
-use crate::ledger::types::*;
+use crate::result::{ItemResult, ResultCode};
+use crate::store::{self, Store, Table};
+use crate::transfer;
+use crate::types::*;
 
 const MS: u64 = 1_000_000;
 
@@ -110,7 +110,7 @@ pub fn issue(
         Ok(minor) => minor,
         Err(code) => return refuse(code),
     };
-    if let Err(code) = crate::ledger::account::check_debit(&account) {
+    if let Err(code) = crate::account::check_debit(&account) {
         return refuse(code);
     }
     let validity_ms = if input.validity_ms == 0 { WALLET_VALIDITY_MS_DEFAULT } else { input.validity_ms };
@@ -257,7 +257,7 @@ pub fn reissue(
 }
 
 pub fn revoke(store: &mut impl Store, input: &RevokeTokenInput, clock: &mut Clock) -> io::Result<ItemResult> {
-    if input.reason.len() > crate::ledger::limits::REASON_BYTES_MAX {
+    if input.reason.len() > crate::limits::REASON_BYTES_MAX {
         return Ok(ItemResult::new(ResultCode::ReasonInvalid));
     }
     let Some(mut token) = get_token(store, input.token_id)? else {

@@ -2,9 +2,9 @@
 //! a replay, and moves nothing, whatever happened since.
 
 use super::fixtures::*;
-use crate::ledger::result::ResultCode as R;
-use crate::ledger::store;
-use crate::ledger::types::*;
+use crate::result::ResultCode as R;
+use crate::store;
+use crate::types::*;
 
 #[test]
 fn a_replay_returns_the_first_result_and_moves_nothing() {
@@ -12,7 +12,7 @@ fn a_replay_returns_the_first_result_and_moves_nothing() {
     let first = l.ok(transfer(posted(30, &[(BANK, SHOP, 100)])));
     l.ok(transfer(posted(31, &[(BANK, SHOP, 5)])));
     let again = l.changes_nothing(transfer(posted(30, &[(BANK, SHOP, 100)])));
-    assert_eq!(again, crate::ledger::ItemResult { replay: true, ..first });
+    assert_eq!(again, crate::ItemResult { replay: true, ..first });
     assert_eq!(l.b(SHOP).1, 100 + 105, "moved once");
 }
 
@@ -24,7 +24,7 @@ fn a_replay_of_a_failed_first_attempt_returns_the_failure_even_once_it_would_suc
     // WALLET now has enough; the retry still answers what happened the first time.
     l.ok(transfer(posted(31, &[(BANK, WALLET, 10_000)])));
     let again = l.changes_nothing(transfer(posted(30, &[(WALLET, SHOP, 10_000)])));
-    assert_eq!(again, crate::ledger::ItemResult { replay: true, ..first });
+    assert_eq!(again, crate::ItemResult { replay: true, ..first });
     assert!(l.find_transfer(30).is_none());
 }
 
@@ -34,7 +34,7 @@ fn a_replay_within_the_same_batch_moves_once() {
     let t = posted(30, &[(BANK, SHOP, 100)]);
     let results = l.apply(transfers(vec![t.clone(), t])).results;
     assert_eq!((results[0].code, results[0].replay), (R::Ok, false));
-    assert_eq!(results[1], crate::ledger::ItemResult { replay: true, ..results[0] });
+    assert_eq!(results[1], crate::ItemResult { replay: true, ..results[0] });
     assert_eq!(l.b(SHOP).1, 200);
 }
 

@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::amount::DecimalInput;
-use crate::ledger::result::ResultCode;
-use crate::ledger::types::{AccountId, TransferId};
+use crate::amount::DecimalInput;
+use crate::result::ResultCode;
+use crate::types::{AccountId, TransferId};
 
 pub type TokenId = u128;
 

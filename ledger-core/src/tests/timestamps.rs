@@ -2,8 +2,8 @@
 //! a new leader whose clock is behind cannot stamp anything before what is already stamped.
 
 use super::fixtures::*;
-use crate::ledger::result::ResultCode as R;
-use crate::ledger::types::*;
+use crate::result::ResultCode as R;
+use crate::types::*;
 
 #[test]
 fn a_command_is_stamped_at_its_proposal_time_when_that_is_later() {

@@ -5,10 +5,10 @@ use std::io;
 
 use super::types::*;
 use super::{spend, token};
-use crate::ledger::apply::Clock;
-use crate::ledger::result::{ItemResult, ResultCode};
-use crate::ledger::store::{self, Store, Table};
-use crate::ledger::types::AccountEntry;
+use crate::apply::Clock;
+use crate::result::{ItemResult, ResultCode};
+use crate::store::{self, Store, Table};
+use crate::types::AccountEntry;
 
 pub fn record_key(token_id: TokenId, sequence: u64) -> [u8; 24] {
     let mut key = [0u8; 24];

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::ledger::amount::DecimalInput;
-use crate::ledger::apply::{Applied, apply};
-use crate::ledger::result::{ItemResult, ResultCode};
-use crate::ledger::store::{self, MemStore, Store, Table};
-use crate::ledger::types::*;
+use crate::amount::DecimalInput;
+use crate::apply::{Applied, apply};
+use crate::result::{ItemResult, ResultCode};
+use crate::store::{self, MemStore, Store, Table};
+use crate::types::*;
 
 pub const MS: u64 = 1_000_000;
 /// Proposal time of the first command.

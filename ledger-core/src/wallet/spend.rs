@@ -6,9 +6,9 @@
 use std::io;
 
 use super::types::*;
-use crate::ledger::result::ResultCode;
-use crate::ledger::store::{self, Store, Table};
-use crate::ledger::types::*;
+use crate::result::ResultCode;
+use crate::store::{self, Store, Table};
+use crate::types::*;
 
 /// Checks everything first, then writes: a refusal changes nothing.
 pub fn spend(
@@ -32,7 +32,7 @@ pub fn spend(
     if merchant.asset != token.asset {
         return Ok(Err(ResultCode::AssetMismatch));
     }
-    if let Err(code) = crate::ledger::account::check_credit(&merchant) {
+    if let Err(code) = crate::account::check_credit(&merchant) {
         return Ok(Err(code));
     }
     let corrupt = |what| store::corruption(Table::WalletTokens, what);
@@ -47,7 +47,7 @@ pub fn spend(
     };
     // The merchant's own rule (credits_must_not_exceed_debits) holds for offline money too.
     merchant.balances.credits_posted = credited;
-    if let Err(code) = crate::ledger::account::check_constraints(&merchant) {
+    if let Err(code) = crate::account::check_constraints(&merchant) {
         return Ok(Err(code));
     }
     // The money was reserved by the hold: a freeze after issue does not stop what was spent.

@@ -2,9 +2,9 @@
 //! clock read during apply, so every replica expires the same holds at the same point of the log.
 
 use super::fixtures::*;
-use crate::ledger::limits::EXPIRIES_PER_COMMAND_MAX;
-use crate::ledger::result::ResultCode as R;
-use crate::ledger::types::*;
+use crate::limits::EXPIRIES_PER_COMMAND_MAX;
+use crate::result::ResultCode as R;
+use crate::types::*;
 
 /// WALLET holds 10.00 for SHOP as transfer 30, expiring `timeout_ms` after it was created.
 /// Returns the ledger and the deadline.
@@ -17,7 +17,7 @@ fn timed_hold(timeout_ms: u64) -> (Ledger, u64) {
     (l, deadline)
 }
 
-fn expiry_entries(applied: &crate::ledger::Applied) -> Vec<(u128, u128, bool, u64)> {
+fn expiry_entries(applied: &crate::Applied) -> Vec<(u128, u128, bool, u64)> {
     applied
         .entries
         .iter()

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 
 use super::fixtures::*;
 use super::wallet::{MERCHANT, TOKEN, record, upload, wallet_world};
-use crate::ledger::audit;
-use crate::ledger::journal::{self, Event, GENESIS_HASH, Head, Line};
-use crate::ledger::result::ResultCode as R;
-use crate::ledger::store::{MemStore, Store, Table};
-use crate::ledger::types::*;
+use crate::audit;
+use crate::journal::{self, Event, GENESIS_HASH, Head, Line};
+use crate::result::ResultCode as R;
+use crate::store::{MemStore, Store, Table};
+use crate::types::*;
 
 /// Every line in order, checked: numbered 1..=n without gaps, each hash the chain of the line
 /// before, the head naming the last. Returns the parsed lines.
@@ -18,7 +18,7 @@ pub fn verified_lines(store: &MemStore) -> Result<Vec<Line>, String> {
     let mut previous = GENESIS_HASH;
     let mut lines = Vec::with_capacity(rows.len());
     for (position, (key, value)) in rows.iter().enumerate() {
-        let row: journal::Row = crate::ledger::store::decode(Table::Journal, value).map_err(|e| e.to_string())?;
+        let row: journal::Row = crate::store::decode(Table::Journal, value).map_err(|e| e.to_string())?;
         let seq = position as u64 + 1;
         if key.as_slice() != journal::seq_key(seq) {
             return Err(format!("line {seq}: key {key:?} out of sequence"));
@@ -176,7 +176,7 @@ fn wallet_tokens_syncs_exceptions_and_revocations_are_journaled() {
     let mut l = wallet_world();
     l.apply(upload(vec![record(1, 3_000, MERCHANT), record(2, 2_500, MERCHANT)], 2));
     l.apply(upload(vec![record(2, 9_900, MERCHANT)], 0));
-    l.apply(Operation::RevokeTokens(vec![crate::ledger::wallet::RevokeTokenInput { token_id: TOKEN, reason: "lost".into() }]));
+    l.apply(Operation::RevokeTokens(vec![crate::wallet::RevokeTokenInput { token_id: TOKEN, reason: "lost".into() }]));
     let lines = verified_lines(&l.store).unwrap();
     let changes: Vec<String> = lines
         .iter()
@@ -203,7 +203,7 @@ fn wallet_tokens_syncs_exceptions_and_revocations_are_journaled() {
 fn membership_changes_are_journaled_with_the_last_time() {
     let mut l = Ledger::world();
     let last = l.last_timestamp();
-    crate::ledger::record_membership(&mut l.store, 42, vec![1, 2, 3], vec![4]).unwrap();
+    crate::record_membership(&mut l.store, 42, vec![1, 2, 3], vec![4]).unwrap();
     let lines = verified_lines(&l.store).unwrap();
     let line = lines.last().unwrap();
     assert_eq!(line.timestamp_ns, last);
@@ -217,10 +217,10 @@ fn a_changed_line_or_a_gap_breaks_the_chain() {
     // One digit of one amount.
     let mut edited = l.store.clone();
     let (key, value) = &rows[11];
-    let mut row: journal::Row = crate::ledger::store::decode(Table::Journal, value).unwrap();
+    let mut row: journal::Row = crate::store::decode(Table::Journal, value).unwrap();
     assert!(row.line.contains("\"100.00\""), "line 12 is the funding transfer");
     row.line = row.line.replacen("\"100.00\"", "\"200.00\"", 1);
-    edited.put(Table::Journal, key, crate::ledger::store::encode(&row));
+    edited.put(Table::Journal, key, crate::store::encode(&row));
     assert!(verified_lines(&edited).unwrap_err().contains("line 12"));
     // A deleted line.
     let mut gap = l.store.clone();
@@ -278,5 +278,5 @@ fn refused_calls_are_journaled_with_who_tried_and_long_fields_cut() {
     );
     let Event::AccessDenied { method, principal, .. } = &second.event else { panic!("not a refusal") };
     assert!(principal.is_empty());
-    assert!(method.len() <= crate::ledger::limits::ACCESS_DENIED_FIELD_BYTES_MAX && method.starts_with("/é"));
+    assert!(method.len() <= crate::limits::ACCESS_DENIED_FIELD_BYTES_MAX && method.starts_with("/é"));
 }

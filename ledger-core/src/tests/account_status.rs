@@ -2,8 +2,8 @@
 //! final; asking for the status an account already has is a no-op success.
 
 use super::fixtures::*;
-use crate::ledger::result::ResultCode as R;
-use crate::ledger::types::*;
+use crate::result::ResultCode as R;
+use crate::types::*;
 
 #[test]
 fn a_frozen_account_receives_credits_but_cannot_send() {

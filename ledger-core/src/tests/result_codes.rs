@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 
 use super::fixtures::*;
 use super::wallet as W;
-use crate::ledger::amount::DecimalInput;
-use crate::ledger::limits::*;
-use crate::ledger::result::ResultCode as R;
-use crate::ledger::store;
-use crate::ledger::types::*;
+use crate::amount::DecimalInput;
+use crate::limits::*;
+use crate::result::ResultCode as R;
+use crate::store;
+use crate::types::*;
 
 // ---- success codes ----
 
@@ -654,15 +654,15 @@ fn test_of(code: R) -> Option<&'static str> {
 // ---- offline wallets (fixtures in tests/wallet.rs) ----
 
 fn wallet_exception_count(l: &Ledger) -> usize {
-    crate::ledger::wallet::sync::exceptions(&l.store, W::TOKEN, 100).unwrap().len()
+    crate::wallet::sync::exceptions(&l.store, W::TOKEN, 100).unwrap().len()
 }
 
 #[test]
 fn token_not_found_for_a_record_or_a_revocation() {
     let mut l = W::wallet_world();
-    let op = Operation::SyncOfflineRecords(vec![crate::ledger::wallet::SyncInput { token_id: 77, records: vec![W::record(1, 100, W::MERCHANT)], reissue_through_sequence: 0 }]);
+    let op = Operation::SyncOfflineRecords(vec![crate::wallet::SyncInput { token_id: 77, records: vec![W::record(1, 100, W::MERCHANT)], reissue_through_sequence: 0 }]);
     assert_eq!(l.apply(op).results[0].code, R::TokenNotFound);
-    let revoke = Operation::RevokeTokens(vec![crate::ledger::wallet::RevokeTokenInput { token_id: 77, reason: String::new() }]);
+    let revoke = Operation::RevokeTokens(vec![crate::wallet::RevokeTokenInput { token_id: 77, reason: String::new() }]);
     assert_eq!(l.one(revoke).code, R::TokenNotFound);
 }
 
@@ -681,8 +681,8 @@ fn sequence_reused_with_other_content_revokes_the_token() {
     let mut l = W::wallet_world();
     assert_eq!(l.apply(W::upload(vec![W::record(1, 100, W::MERCHANT)], 0)).results[0].code, R::Ok);
     assert_eq!(l.apply(W::upload(vec![W::record(1, 101, W::MERCHANT)], 0)).results[0].code, R::SequenceReused);
-    let token = crate::ledger::wallet::token::get_token(&l.store, W::TOKEN).unwrap().unwrap();
-    assert_eq!(token.status, crate::ledger::wallet::TokenStatus::Revoked);
+    let token = crate::wallet::token::get_token(&l.store, W::TOKEN).unwrap().unwrap();
+    assert_eq!(token.status, crate::wallet::TokenStatus::Revoked);
 }
 
 #[test]
@@ -705,7 +705,7 @@ fn offline_count_exceeded_past_the_window_or_for_a_bad_count() {
 #[test]
 fn token_not_active_for_reissue_when_revoked() {
     let mut l = W::wallet_world();
-    l.ok(Operation::RevokeTokens(vec![crate::ledger::wallet::RevokeTokenInput { token_id: W::TOKEN, reason: "stolen".into() }]));
+    l.ok(Operation::RevokeTokens(vec![crate::wallet::RevokeTokenInput { token_id: W::TOKEN, reason: "stolen".into() }]));
     let r = l.apply(W::upload(vec![W::record(1, 100, W::MERCHANT)], 1)).results;
     assert_eq!((r[0].code, r[1].code), (R::Ok, R::TokenNotActive));
 }
@@ -782,7 +782,7 @@ fn limit_invalid_for_an_offset_beyond_14_hours() {
 
 #[test]
 fn blocked_device_gets_no_token_and_blocked_tokens_post_nothing() {
-    use crate::ledger::wallet::blocklist::{BlockInput, BlockTarget};
+    use crate::wallet::blocklist::{BlockInput, BlockTarget};
     let mut l = W::wallet_world();
     let block = |target, blocked| Operation::SetBlocklist(vec![BlockInput { target, blocked, reason: "stolen".into() }]);
     l.ok(block(BlockTarget::Device(W::DEVICE.into()), true));
@@ -798,7 +798,7 @@ fn blocked_device_gets_no_token_and_blocked_tokens_post_nothing() {
     l.ok(block(BlockTarget::Token(W::TOKEN), true));
     let r = l.apply(W::upload(vec![W::record(2, 100, W::MERCHANT)], 0)).results;
     assert_eq!(r[0].code, R::Blocked);
-    assert_eq!(crate::ledger::wallet::token::get_token(&l.store, W::TOKEN).unwrap().unwrap().status, crate::ledger::wallet::TokenStatus::Revoked);
+    assert_eq!(crate::wallet::token::get_token(&l.store, W::TOKEN).unwrap().unwrap().status, crate::wallet::TokenStatus::Revoked);
     // A posted record sent again is still a replay, not an exception.
     let r = l.apply(W::upload(vec![W::record(1, 100, W::MERCHANT)], 0)).results;
     assert_eq!((r[0].code, r[0].replay), (R::Ok, true));

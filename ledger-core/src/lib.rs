@@ -1,11 +1,14 @@
-//! The deterministic ledger state machine: assets, accounts, transfers, two-phase holds and
-//! idempotency. Pure functions over a `Store`; it knows nothing of Raft, RocksDB or gRPC.
+//! The ledger's rules: the deterministic state machine (assets, accounts, transfers, two-phase
+//! holds, idempotency, offline wallets, risk limits) and the vocabulary the node and the client
+//! share (amounts, result codes, the wallet MAC, the journal schema). Pure functions over a
+//! `Store`; it knows nothing of Raft, RocksDB or gRPC, so its tests build without them.
 
 pub mod account;
 pub mod amount;
 pub mod apply;
 pub mod asset;
 pub mod audit;
+pub mod codec;
 pub mod journal;
 pub mod limits;
 pub mod pending;

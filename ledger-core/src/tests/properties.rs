@@ -25,11 +25,11 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 
 use super::fixtures::{MS, T0, all_accounts, all_transfers};
-use crate::ledger::amount::DecimalInput;
-use crate::ledger::apply::{Applied, apply};
-use crate::ledger::result::{ItemResult, ResultCode};
-use crate::ledger::store::{self, MemStore, Table};
-use crate::ledger::types::*;
+use crate::amount::DecimalInput;
+use crate::apply::{Applied, apply};
+use crate::result::{ItemResult, ResultCode};
+use crate::store::{self, MemStore, Table};
+use crate::types::*;
 
 const ASSETS: [(&str, u32); 3] = [("CNY", 2), ("USD", 2), ("JPY", 0)];
 /// Accounts 1..=3 are the unlimited banks of the three assets; 4..=9 are random.

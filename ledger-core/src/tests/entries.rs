@@ -2,8 +2,8 @@
 //! the account's balances after it.
 
 use super::fixtures::*;
-use crate::ledger::store;
-use crate::ledger::types::*;
+use crate::store;
+use crate::types::*;
 
 fn summary(entries: &[AccountEntry]) -> Vec<(u128, u8, bool, EntryKind, u128, u128, u128)> {
     entries

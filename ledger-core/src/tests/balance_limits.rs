@@ -2,9 +2,9 @@
 //! credits_must_not_exceed_debits, with holds counted against them.
 
 use super::fixtures::*;
-use crate::ledger::amount::DecimalInput;
-use crate::ledger::result::ResultCode as R;
-use crate::ledger::types::*;
+use crate::amount::DecimalInput;
+use crate::result::ResultCode as R;
+use crate::types::*;
 
 /// 1 unlimited, 2 may overdraw by 10.00 and has received 5.00, 3 unlimited.
 fn overdrawn() -> Ledger {
