@@ -2,7 +2,7 @@
 
 use std::io;
 
-use super::apply::Clock;
+use super::clock::Clock;
 use super::result::{ItemResult, ResultCode};
 use super::store::{self, Store, Table};
 use super::types::*;

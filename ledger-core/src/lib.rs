@@ -8,6 +8,7 @@ pub mod amount;
 pub mod apply;
 pub mod asset;
 pub mod audit;
+pub mod clock;
 pub mod codec;
 pub mod journal;
 pub mod limits;

@@ -3,7 +3,7 @@
 
 use std::io;
 
-use super::apply::Clock;
+use super::clock::Clock;
 use super::limits::EXPIRIES_PER_COMMAND_MAX;
 use super::result::{ItemResult, ResultCode};
 use super::store::{self, Store, Table};

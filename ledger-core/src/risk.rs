@@ -12,7 +12,7 @@ use std::io;
 use serde::{Deserialize, Serialize};
 
 use super::amount::DecimalInput;
-use super::apply::Clock;
+use super::clock::Clock;
 use super::result::{ItemResult, ResultCode};
 use super::store::{self, Store, Table};
 use super::types::{AccountId, TransferInput, TransferKind};

@@ -6,7 +6,7 @@ use std::io;
 use sha2::{Digest, Sha256};
 
 use super::account;
-use super::apply::Clock;
+use super::clock::Clock;
 use super::pending;
 use super::risk;
 use super::result::{ItemResult, ResultCode};

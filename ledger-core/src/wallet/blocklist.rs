@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::token::{self, get_token, put_token};
 use super::types::TokenId;
-use crate::apply::Clock;
+use crate::clock::Clock;
 use crate::limits::{REASON_BYTES_MAX, WALLET_DEVICE_ID_BYTES_MAX};
 use crate::result::{ItemResult, ResultCode};
 use crate::store::{self, Store, Table};

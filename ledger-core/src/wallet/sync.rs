@@ -5,7 +5,7 @@ use std::io;
 
 use super::types::*;
 use super::{spend, token};
-use crate::apply::Clock;
+use crate::clock::Clock;
 use crate::result::{ItemResult, ResultCode};
 use crate::store::{self, Store, Table};
 use crate::types::AccountEntry;

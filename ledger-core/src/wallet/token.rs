@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 
 use super::types::*;
 use crate::amount::DecimalInput;
-use crate::apply::Clock;
+use crate::clock::Clock;
 use crate::limits::{
     WALLET_DEVICE_ID_BYTES_MAX, WALLET_OFFLINE_COUNT_MAX, WALLET_RELEASE_GRACE_MS, WALLET_RELEASES_PER_COMMAND_MAX,
     WALLET_VALIDITY_MS_DEFAULT, WALLET_VALIDITY_MS_MAX,
