@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 scripts/ensure-deps.sh
 # Prove the install step itself: hide what a fresh machine lacks and check what it asks apt for.
 scripts/tests/ensure-deps.sh
+# The rules first: ledger-core builds without RocksDB's C++, so a broken rule shows in seconds
+# rather than after the big build.
+cargo test --release --locked -p ledger-core
 # The end-to-end tests start the real binaries: build them first.
 cargo build --release --locked --workspace --bins
 # Both suites run whatever the other's outcome; the script fails if either fails.

@@ -2,9 +2,9 @@
 //! `cargo bench -p ledger-bench --bench apply`
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use ledger_node::ledger::amount::DecimalInput;
-use ledger_node::ledger::types::*;
-use ledger_node::ledger::{MemStore, apply};
+use ledger_core::amount::DecimalInput;
+use ledger_core::types::*;
+use ledger_core::{MemStore, apply};
 
 const ACCOUNTS: u128 = 10_000;
 const BATCH: usize = 8_190;

@@ -1,9 +1,7 @@
 //! A ledger replica. Layers, each knowing only the one below it:
-//! `api` (gRPC) → `service` (admission, reads) → `raft` (openraft glue) → `ledger` (the rules)
-//! over `storage` (RocksDB).
+//! `api` (gRPC) → `service` (admission, reads) → `raft` (openraft glue) → `ledger_core` (the
+//! rules, a crate of their own) over `storage` (RocksDB).
 
-pub mod ledger;
-pub mod codec;
 pub mod config;
 pub mod fuzz;
 pub mod raft;

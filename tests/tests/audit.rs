@@ -11,7 +11,7 @@ use ledger_client::audit::verify::{self, Pin};
 use ledger_client::{AccountStatus, Decimal, LedgerClient, Leg, NewAccount, NewAsset, NewTransfer, ResultCode};
 use ledger_e2e::{DevNode, binary};
 use ledger_node::api::wallet::DEV_MASTER_KEY;
-use ledger_node::ledger::wallet::mac;
+use ledger_core::wallet::mac;
 use ledger_proto::api as pb;
 use ledger_proto::api::wallet_client::WalletClient;
 

@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use ledger_client::audit::export::ExportWriter;
 use ledger_client::audit::verify::{self, Pin};
 use ledger_client::timestamp::UtcOffset;
-use ledger_node::ledger::amount::{DecimalInput, format_minor};
-use ledger_node::ledger::audit::RangeRequest;
-use ledger_node::ledger::journal;
-use ledger_node::ledger::types::*;
-use ledger_node::ledger::{MemStore, apply};
+use ledger_core::amount::{DecimalInput, format_minor};
+use ledger_core::audit::RangeRequest;
+use ledger_core::journal;
+use ledger_core::types::*;
+use ledger_core::{MemStore, apply};
 use ledger_proto::api::export_message::Part;
 use proptest::prelude::*;
 
@@ -129,7 +129,7 @@ fn setup() -> Run {
 fn balances_now(store: &MemStore) -> BTreeMap<u128, Vec<String>> {
     (1..=ACCOUNTS)
         .map(|id| {
-            let b = ledger_node::ledger::store::get_account(store, id).unwrap().unwrap().balances;
+            let b = ledger_core::store::get_account(store, id).unwrap().unwrap().balances;
             (id, [b.debits_posted, b.credits_posted, b.debits_pending, b.credits_pending].iter().map(|v| format_minor(*v, 2)).collect())
         })
         .collect()

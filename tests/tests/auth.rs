@@ -332,7 +332,7 @@ async fn the_plaintext_peer_port_wants_the_cluster_secret_and_the_target_incarna
         })
     };
     let vote = openraft::raft::VoteRequest::<ledger_node::raft::TypeConfig>::new(ledger_node::raft::Vote::new(1_000, 9), None);
-    let vote_to = |incarnation| message_to(ledger_node::codec::encode(&vote), 1, incarnation);
+    let vote_to = |incarnation| message_to(ledger_core::codec::encode(&vote), 1, incarnation);
 
     // No secret, a wrong one: every method refuses before looking at the message.
     for secret in [None, Some("not-the-secret-0123456789abcdef0123456789")] {

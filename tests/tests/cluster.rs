@@ -806,7 +806,7 @@ async fn a_member_whose_database_was_deleted_refuses_to_start_as_the_same_voter(
     let term = {
         let db = ledger_node::storage::open(&db_dir).expect("node 3's database");
         let bytes = db.get_cf(cf(&db, Cf::RaftMeta), b"vote").unwrap().expect("node 3 has voted");
-        let vote: ledger_node::raft::Vote = ledger_node::codec::decode(&"vote", &bytes).unwrap();
+        let vote: ledger_node::raft::Vote = ledger_core::codec::decode(&"vote", &bytes).unwrap();
         vote.leader_id.term
     };
     assert!(term >= 1);

@@ -154,7 +154,7 @@ async fn a_tls_cluster_replicates_refuses_bad_clients_and_stranger_nodes() {
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
     assert!(err.message().contains("node 9 is not a member"), "{}", err.message());
     let vote = openraft::raft::VoteRequest::<ledger_node::raft::TypeConfig>::new(ledger_node::raft::Vote::new(term + 1000, 9), None);
-    let message = ledger_node::raft::network::message_to(ledger_node::codec::encode(&vote), cluster.nodes[0].id, 0);
+    let message = ledger_node::raft::network::message_to(ledger_core::codec::encode(&vote), cluster.nodes[0].id, 0);
     let err = stranger.clone().vote(message.clone()).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
     // TransferLeader gets the same sender check as every other peer call (issue 18 item 7).

@@ -8,7 +8,7 @@ use ledger_client::wallet::{NewToken, OfflineRecord, TokenKey, TokenStatus};
 use ledger_client::{Decimal, LedgerClient, Leg, NewAccount, NewAsset, NewTransfer, ResultCode};
 use ledger_e2e::DevNode;
 use ledger_node::api::wallet::DEV_MASTER_KEY;
-use ledger_node::ledger::wallet::mac;
+use ledger_core::wallet::mac;
 use ledger_proto::api as pb;
 use ledger_proto::api::wallet_client::WalletClient;
 

@@ -10,12 +10,10 @@
 
 use crate::error::ParseError;
 use rust_decimal::Decimal;
-use sha2::{Digest, Sha256};
 use std::fmt;
 
 pub const KEY_BYTES: usize = 32;
 pub const MAC_BYTES: usize = 32;
-const BLOCK_BYTES: usize = 64;
 
 /// A per-token MAC key, as returned once by `issue_token`. `Debug` does not print it, so a
 /// logged response does not leak it.
@@ -42,24 +40,13 @@ impl TokenKey {
     }
 }
 
-/// HMAC-SHA-256 (RFC 2104) over sha2, as the node computes it.
+/// HMAC-SHA-256 (RFC 2104): the node's own (ledger-core), so the two cannot drift apart.
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    let mut block = [0u8; BLOCK_BYTES];
-    if key.len() > BLOCK_BYTES {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(block.map(|b| b ^ 0x36));
-    inner.update(message);
-    let mut outer = Sha256::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().into()
+    ledger_core::wallet::mac::hmac_sha256(key, message)
 }
 
-/// The MAC over the record's fields, the amount already in minor units.
+/// The MAC over the record's fields, the amount already in minor units: the node's layout
+/// (ledger-core `wallet::mac::record_mac`), not a second copy of it.
 pub fn record_mac_minor(
     key: &TokenKey,
     token_id: u128,
@@ -68,13 +55,7 @@ pub fn record_mac_minor(
     merchant_account_id: u128,
     device_time_ms: u64,
 ) -> [u8; MAC_BYTES] {
-    let mut message = Vec::with_capacity(16 + 8 + 16 + 16 + 8);
-    message.extend_from_slice(&token_id.to_be_bytes());
-    message.extend_from_slice(&sequence.to_be_bytes());
-    message.extend_from_slice(&amount_minor.to_be_bytes());
-    message.extend_from_slice(&merchant_account_id.to_be_bytes());
-    message.extend_from_slice(&device_time_ms.to_be_bytes());
-    hmac_sha256(&key.0, &message)
+    ledger_core::wallet::mac::record_mac(&key.0, token_id, sequence, amount_minor, merchant_account_id, device_time_ms)
 }
 
 /// The MAC of a record with a decimal amount of an asset of `asset_scale` decimal places.

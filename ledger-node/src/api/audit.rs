@@ -15,9 +15,9 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::status::{storage, to_status};
-use crate::ledger::audit::{self, RangeRequest};
-use crate::ledger::journal::{self, Head};
-use crate::ledger::store::{self, Store};
+use ledger_core::audit::{self, RangeRequest};
+use ledger_core::journal::{self, Head};
+use ledger_core::store::{self, Store};
 use crate::service::Node;
 use pb::export_message::Part;
 use crate::storage::ReadStore;
@@ -157,7 +157,7 @@ pub fn export(reader: &impl Store, request: RangeRequest, send: &mut impl FnMut(
             };
             let opening = audit::balances_at(reader, account.id, range.opening_timestamp_ns).map_err(storage)?;
             let closing = audit::balances_at(reader, account.id, range.closing_timestamp_ns).map_err(storage)?;
-            let wire = |b: &crate::ledger::types::Balances| {
+            let wire = |b: &ledger_core::types::Balances| {
                 let b = convert::balances(b, scale);
                 pb::Balance {
                     debits_posted: b.debits_posted,

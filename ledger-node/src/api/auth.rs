@@ -484,8 +484,8 @@ fn journaled_reason(d: &AccessDenied) -> String {
 /// (bounded by kind) and journals them if it becomes leader. Every refusal is counted in the
 /// metrics whether or not it is journaled.
 pub async fn journal_denied(denials: &Denials, node: &crate::service::Node) {
-    use crate::ledger::limits::BATCH_ITEMS_MAX;
-    use crate::ledger::types::{AccessDeniedInput, Operation};
+    use ledger_core::limits::BATCH_ITEMS_MAX;
+    use ledger_core::types::{AccessDeniedInput, Operation};
     let mut queued = denials.take(std::time::Instant::now());
     while !queued.is_empty() {
         let rest = queued.split_off(queued.len().min(BATCH_ITEMS_MAX));

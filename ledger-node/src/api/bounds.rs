@@ -6,7 +6,7 @@
 use ledger_proto::api as pb;
 use tonic::Status;
 
-use crate::ledger::limits::*;
+use ledger_core::limits::*;
 
 /// Items (assets, accounts, transfers, status changes, limit rules, blocklist changes) in one
 /// write request.

@@ -2,9 +2,9 @@
 
 use ledger_proto::api as pb;
 
-use crate::ledger::amount::{DecimalInput, format_minor};
-use crate::ledger::result::{ItemResult, ResultCode};
-use crate::ledger::types::*;
+use ledger_core::amount::{DecimalInput, format_minor};
+use ledger_core::result::{ItemResult, ResultCode};
+use ledger_core::types::*;
 
 /// 16 big-endian bytes, or empty for zero. Anything else is ID_INVALID.
 pub fn id(bytes: &[u8]) -> Result<u128, ResultCode> {
@@ -72,7 +72,7 @@ pub fn transfer_input(t: &pb::Transfer) -> Result<TransferInput, ItemResult> {
     let plain = |code| ItemResult::new(code);
     let mut legs = Vec::with_capacity(t.legs.len());
     for (index, leg) in t.legs.iter().enumerate() {
-        let at = |code| ItemResult::at_leg(code, index.min(crate::ledger::limits::TRANSFER_LEGS_MAX - 1));
+        let at = |code| ItemResult::at_leg(code, index.min(ledger_core::limits::TRANSFER_LEGS_MAX - 1));
         legs.push(LegInput {
             debit_account_id: id(&leg.debit_account_id).map_err(at)?,
             credit_account_id: id(&leg.credit_account_id).map_err(at)?,
@@ -81,7 +81,7 @@ pub fn transfer_input(t: &pb::Transfer) -> Result<TransferInput, ItemResult> {
     }
     let mut post_amounts = Vec::with_capacity(t.post_amounts.len());
     for (index, amount) in t.post_amounts.iter().enumerate() {
-        let at = |code| ItemResult::at_leg(code, index.min(crate::ledger::limits::TRANSFER_LEGS_MAX - 1));
+        let at = |code| ItemResult::at_leg(code, index.min(ledger_core::limits::TRANSFER_LEGS_MAX - 1));
         post_amounts.push(DecimalInput::parse(amount).map_err(at)?);
     }
     Ok(TransferInput {
@@ -114,26 +114,26 @@ pub fn status_change_input(c: &pb::AccountStatusChange, actor: &str) -> Result<S
 /// checks the state machine runs (`ledger::validate`). A refusal is the item's result.
 pub fn prepare_asset(a: &pb::Asset) -> Result<AssetInput, ItemResult> {
     let input = asset_input(a);
-    crate::ledger::validate::asset(&input).map_err(ItemResult::new)?;
+    ledger_core::validate::asset(&input).map_err(ItemResult::new)?;
     Ok(input)
 }
 
 pub fn prepare_account(a: &pb::Account) -> Result<AccountInput, ItemResult> {
     let input = account_input(a).map_err(ItemResult::new)?;
-    crate::ledger::validate::account(&input).map_err(ItemResult::new)?;
+    ledger_core::validate::account(&input).map_err(ItemResult::new)?;
     Ok(input)
 }
 
 /// A refused transfer's result names its id (`LedgerService::write` adds it when the id decodes).
 pub fn prepare_transfer(t: &pb::Transfer) -> Result<TransferInput, ItemResult> {
     let input = transfer_input(t)?;
-    crate::ledger::validate::transfer(&input)?;
+    ledger_core::validate::transfer(&input)?;
     Ok(input)
 }
 
 pub fn prepare_status_change(c: &pb::AccountStatusChange, actor: &str) -> Result<StatusChangeInput, ItemResult> {
     let input = status_change_input(c, actor).map_err(ItemResult::new)?;
-    crate::ledger::validate::status_change(&input).map_err(ItemResult::new)?;
+    ledger_core::validate::status_change(&input).map_err(ItemResult::new)?;
     Ok(input)
 }
 

@@ -13,11 +13,11 @@ use tonic::{Request, Response, Status};
 
 use super::{bounds, convert};
 use super::status::{storage, to_status};
-use crate::ledger::limits::*;
-use crate::ledger::result::ItemResult;
-use crate::ledger::store;
-use crate::ledger::types::*;
-use crate::ledger::validate;
+use ledger_core::limits::*;
+use ledger_core::result::ItemResult;
+use ledger_core::store;
+use ledger_core::types::*;
+use ledger_core::validate;
 use crate::service::group_commit::GroupCommit;
 use crate::service::{Node, ServiceError};
 use crate::storage::ReadStore;
@@ -522,7 +522,7 @@ fn count_result(operation: &'static str, result: &ItemResult) {
     let code = result.code;
     let name = pb::ResultCode::try_from(convert::result_code(code)).map(|c| c.as_str_name()).unwrap_or("UNKNOWN");
     metrics::counter!(crate::telemetry::WRITE_RESULTS_TOTAL, "operation" => operation, "code" => name).increment(1);
-    if operation == "create_transfers" && code == crate::ledger::result::ResultCode::Ok && !result.replay {
+    if operation == "create_transfers" && code == ledger_core::result::ResultCode::Ok && !result.replay {
         metrics::counter!(crate::telemetry::TRANSFERS_APPLIED_TOTAL).increment(1);
     }
 }

@@ -8,12 +8,12 @@ use tonic::{Request, Response, Status};
 use super::convert;
 use super::grpc::write_items;
 use super::status::{storage, to_status};
-use crate::ledger::amount::{DecimalInput, format_minor};
-use crate::ledger::result::{ItemResult, ResultCode};
-use crate::ledger::risk::{self, LimitInput, LimitScope};
-use crate::ledger::store;
-use crate::ledger::types::Operation;
-use crate::ledger::wallet::blocklist::{BlockInput, BlockTarget};
+use ledger_core::amount::{DecimalInput, format_minor};
+use ledger_core::result::{ItemResult, ResultCode};
+use ledger_core::risk::{self, LimitInput, LimitScope};
+use ledger_core::store;
+use ledger_core::types::Operation;
+use ledger_core::wallet::blocklist::{BlockInput, BlockTarget};
 use crate::service::Node;
 
 pub struct RiskService {
@@ -48,7 +48,7 @@ pub(crate) fn block_input(change: &pb::BlocklistChange) -> Result<BlockInput, It
         None => return Err(ItemResult::new(ResultCode::DeviceIdInvalid)),
     };
     let input = BlockInput { target, blocked: change.blocked, reason: change.reason.clone() };
-    crate::ledger::wallet::blocklist::check(&input).map_err(ItemResult::new)?;
+    ledger_core::wallet::blocklist::check(&input).map_err(ItemResult::new)?;
     Ok(input)
 }
 

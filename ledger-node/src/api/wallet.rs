@@ -10,12 +10,12 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::status::{storage, to_status};
-use crate::ledger::amount::{DecimalInput, format_minor};
-use crate::ledger::limits::WALLET_EXCEPTIONS_PAGE_MAX;
-use crate::ledger::result::{ItemResult, ResultCode};
-use crate::ledger::store;
-use crate::ledger::types::Operation;
-use crate::ledger::wallet::{self, mac, sync, token};
+use ledger_core::amount::{DecimalInput, format_minor};
+use ledger_core::limits::WALLET_EXCEPTIONS_PAGE_MAX;
+use ledger_core::result::{ItemResult, ResultCode};
+use ledger_core::store;
+use ledger_core::types::Operation;
+use ledger_core::wallet::{self, mac, sync, token};
 use crate::service::Node;
 
 /// The documented development master key. Used only by `ledger-node dev` (or with
@@ -169,7 +169,7 @@ pub(crate) fn issue_input(r: &pb::IssueTokenRequest) -> Result<Result<wallet::Is
 /// a Raft round trip.
 pub(crate) fn revoke_input(r: &pb::RevokeTokenRequest) -> Result<Result<wallet::RevokeTokenInput, ItemResult>, Status> {
     let token_id = id(&r.token_id, "token id")?;
-    if r.reason.len() > crate::ledger::limits::REASON_BYTES_MAX {
+    if r.reason.len() > ledger_core::limits::REASON_BYTES_MAX {
         return Ok(Err(ItemResult::new(ResultCode::ReasonInvalid)));
     }
     Ok(Ok(wallet::RevokeTokenInput { token_id, reason: r.reason.clone() }))

@@ -16,9 +16,9 @@ use tonic::Status;
 use super::convert;
 use super::grpc::WATCHERS_MAX;
 use super::status::storage;
-use crate::ledger::amount::format_minor;
-use crate::ledger::store;
-use crate::ledger::wallet::token;
+use ledger_core::amount::format_minor;
+use ledger_core::store;
+use ledger_core::wallet::token;
 use crate::service::Node;
 
 pub type WalletStream = Pin<Box<dyn Stream<Item = Result<pb::WalletUpdate, Status>> + Send + 'static>>;

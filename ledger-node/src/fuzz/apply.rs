@@ -10,11 +10,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::ledger::apply::{Applied, apply};
-use crate::ledger::limits::BATCH_ITEMS_MAX;
-use crate::ledger::result::ResultCode;
-use crate::ledger::store::{self, MemStore, Store, Table};
-use crate::ledger::types::*;
+use ledger_core::apply::{Applied, apply};
+use ledger_core::limits::BATCH_ITEMS_MAX;
+use ledger_core::result::ResultCode;
+use ledger_core::store::{self, MemStore, Store, Table};
+use ledger_core::types::*;
 
 use super::world::{WORLD_END_NS, world};
 
@@ -48,7 +48,7 @@ pub fn check_sequence(commands: &[(u64, Operation)]) -> Vec<Applied> {
     // Replicas: the log through its encoding, from the world, gives the same bytes.
     let mut replica = world();
     for command in &log {
-        let logged: Command = crate::codec::decode(&"fuzz command", &crate::codec::encode(command)).expect("a command round-trips");
+        let logged: Command = ledger_core::codec::decode(&"fuzz command", &ledger_core::codec::encode(command)).expect("a command round-trips");
         assert_eq!(&logged, command, "the log encoding changed a command");
         apply(&mut replica, &logged).expect("the replica applies");
     }
@@ -65,7 +65,7 @@ pub fn check_command(store: &mut MemStore, command: &Command) -> Applied {
     };
     assert_eq!(applied.results.len(), command.item_count(), "one result per item");
     for r in &applied.results {
-        assert!(r.leg_index.is_none_or(|l| usize::from(l) < crate::ledger::limits::TRANSFER_LEGS_MAX), "{r:?}");
+        assert!(r.leg_index.is_none_or(|l| usize::from(l) < ledger_core::limits::TRANSFER_LEGS_MAX), "{r:?}");
     }
     if let Err(broken) = check_money(store) {
         panic!("after {command}: {broken}: {:?}", command.operation);

@@ -13,9 +13,9 @@ use prost::Message;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::codec;
-use crate::ledger::types::{Account, AccountEntry, Asset, Command, IdempotencyRecord, Transfer};
-use crate::ledger::wallet::{PostedRecord, Token, WalletException};
+use ledger_core::codec;
+use ledger_core::types::{Account, AccountEntry, Asset, Command, IdempotencyRecord, Transfer};
+use ledger_core::wallet::{PostedRecord, Token, WalletException};
 use crate::raft::network::open_message;
 use crate::raft::{CommandResponse, Entry, LogId, SnapshotMeta, StoredMembership, TypeConfig, Vote};
 
@@ -50,7 +50,7 @@ pub fn decode(tag: u8, body: &[u8]) -> io::Result<bool> {
         16 => raft_message(body),
         17 => snapshot_chunk(body),
         18 => return snapshot_file(body),
-        _ => framed::<crate::ledger::journal::Row>(body),
+        _ => framed::<ledger_core::journal::Row>(body),
     })
 }
 

@@ -9,10 +9,10 @@ use ledger_proto::api as pb;
 use prost::Message;
 
 use crate::api::{bounds, convert, risk, wallet};
-use crate::ledger::result::{ItemResult, ResultCode};
-use crate::ledger::store;
-use crate::ledger::types::*;
-use crate::ledger::wallet::token;
+use ledger_core::result::{ItemResult, ResultCode};
+use ledger_core::store;
+use ledger_core::types::*;
+use ledger_core::wallet::token;
 
 use super::world::{self, MASTER_KEY, TOKEN, WORLD_END_NS};
 
@@ -120,7 +120,7 @@ pub fn check(request: &Request) -> Outcome {
         Ok((refused, operation)) => {
             for r in &refused {
                 assert!(r.code != ResultCode::Ok && !r.replay && r.timestamp_ns == 0, "the API refused with {r:?}");
-                assert!(r.leg_index.is_none_or(|l| usize::from(l) < crate::ledger::limits::TRANSFER_LEGS_MAX), "{r:?}");
+                assert!(r.leg_index.is_none_or(|l| usize::from(l) < ledger_core::limits::TRANSFER_LEGS_MAX), "{r:?}");
             }
             let applied = match operation {
                 Some(operation) => {
@@ -211,21 +211,21 @@ fn answer(request: &Request) -> Answer {
             });
             assert!(token_id != TOKEN || known.is_some(), "the world's token");
             let records = wallet::offline_records(MASTER_KEY, known.as_ref(), &r.records)?;
-            let input = crate::ledger::wallet::SyncInput { token_id, records, reissue_through_sequence: r.reissue_through_sequence };
+            let input = ledger_core::wallet::SyncInput { token_id, records, reissue_through_sequence: r.reissue_through_sequence };
             Ok((Vec::new(), Some(Operation::SyncOfflineRecords(vec![input]))))
         }
         Request::ExportJournal(r) => {
             let world = world::world();
-            let head = crate::ledger::journal::head(&world).expect("world journal").seq;
-            let request = crate::ledger::audit::RangeRequest {
+            let head = ledger_core::journal::head(&world).expect("world journal").seq;
+            let request = ledger_core::audit::RangeRequest {
                 from_seq: r.from_seq,
                 to_seq: r.to_seq,
                 from_timestamp_ns: r.from_timestamp_ns,
                 to_timestamp_ns: r.to_timestamp_ns,
             };
-            let range = crate::ledger::audit::resolve(&world, request).expect("a range resolves");
+            let range = ledger_core::audit::resolve(&world, request).expect("a range resolves");
             assert!(range.from_seq >= 1 && range.to_seq <= head, "{range:?} outside 1..={head}");
-            let page = crate::ledger::audit::lines(&world, range.from_seq, range.to_seq, crate::api::audit::EXPORT_LINES_PER_MESSAGE)
+            let page = ledger_core::audit::lines(&world, range.from_seq, range.to_seq, crate::api::audit::EXPORT_LINES_PER_MESSAGE)
                 .expect("lines read");
             let expected = if range.from_seq > range.to_seq { 0 } else { (range.to_seq - range.from_seq + 1).min(crate::api::audit::EXPORT_LINES_PER_MESSAGE as u64) };
             assert_eq!(page.len() as u64, expected, "{range:?}");

@@ -12,13 +12,13 @@ use proptest::test_runner::TestRunner;
 
 use super::requests::{Outcome, Request};
 use super::world::*;
-use crate::ledger::amount::DecimalInput;
-use crate::ledger::limits::*;
-use crate::ledger::result::ResultCode;
-use crate::ledger::risk::{LimitInput, LimitScope};
-use crate::ledger::types::*;
-use crate::ledger::wallet::blocklist::{BlockInput, BlockTarget};
-use crate::ledger::wallet::{IssueTokenInput, OfflineRecordInput, RevokeTokenInput, SyncInput, mac};
+use ledger_core::amount::DecimalInput;
+use ledger_core::limits::*;
+use ledger_core::result::ResultCode;
+use ledger_core::risk::{LimitInput, LimitScope};
+use ledger_core::types::*;
+use ledger_core::wallet::blocklist::{BlockInput, BlockTarget};
+use ledger_core::wallet::{IssueTokenInput, OfflineRecordInput, RevokeTokenInput, SyncInput, mac};
 
 fn cases(default: u32) -> ProptestConfig {
     ProptestConfig {
@@ -365,10 +365,10 @@ proptest! {
     #[test]
     fn a_corrupted_framed_value_is_always_detected(operation in operation(), at in any::<prop::sample::Index>(), mask in 1u8..=255) {
         let command = Command { proposed_at_ns: WORLD_END_NS, operation };
-        let mut bytes = crate::codec::encode(&command);
+        let mut bytes = ledger_core::codec::encode(&command);
         let i = at.index(bytes.len());
         bytes[i] ^= mask;
-        let err = crate::codec::decode::<Command>(&"command", &bytes).unwrap_err();
+        let err = ledger_core::codec::decode::<Command>(&"command", &bytes).unwrap_err();
         prop_assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
     }
 }
@@ -468,17 +468,17 @@ fn write_seed_corpus() {
     // Peer seeds: a valid framed value for each codec decoder, and the envelopes.
     let command = Command { proposed_at_ns: WORLD_END_NS, operation: operation().new_tree(&mut runner).unwrap().current() };
     let world = world();
-    let account = crate::ledger::store::get_account(&world, WALLET).unwrap().unwrap();
-    let token = crate::ledger::wallet::token::get_token(&world, TOKEN).unwrap().unwrap();
+    let account = ledger_core::store::get_account(&world, WALLET).unwrap().unwrap();
+    let token = ledger_core::wallet::token::get_token(&world, TOKEN).unwrap().unwrap();
     let vote = crate::raft::Vote::new_committed(3, 1);
     let seeds: Vec<(u8, Vec<u8>)> = vec![
-        (5, crate::codec::encode(&vote)),
-        (6, crate::codec::encode(&Some(openraft::LogId::new(openraft::impls::leader_id_adv::LeaderId { term: 3, node_id: 1 }, 17)))),
-        (9, crate::codec::encode(&crate::raft::CommandResponse::default())),
-        (10, crate::codec::encode(&command)),
-        (11, crate::codec::encode(&account)),
-        (15, crate::codec::encode(&token)),
-        (16, prost::Message::encode_to_vec(&crate::raft::network::message_to(crate::codec::encode(&vote), 1, 7))),
+        (5, ledger_core::codec::encode(&vote)),
+        (6, ledger_core::codec::encode(&Some(openraft::LogId::new(openraft::impls::leader_id_adv::LeaderId { term: 3, node_id: 1 }, 17)))),
+        (9, ledger_core::codec::encode(&crate::raft::CommandResponse::default())),
+        (10, ledger_core::codec::encode(&command)),
+        (11, ledger_core::codec::encode(&account)),
+        (15, ledger_core::codec::encode(&token)),
+        (16, prost::Message::encode_to_vec(&crate::raft::network::message_to(ledger_core::codec::encode(&vote), 1, 7))),
         (17, prost::Message::encode_to_vec(&ledger_proto::raft::SnapshotChunk { header: None, data: vec![1, 2, 3], crc32: crc32fast::hash(&[1, 2, 3]), last: true, total_crc32: 0 })),
         (18, b"LGSNAP01\x00\x00\x00\x00\xff".to_vec()),
     ];

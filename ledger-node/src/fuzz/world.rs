@@ -5,14 +5,14 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use crate::ledger::amount::DecimalInput;
-use crate::ledger::apply::apply;
-use crate::ledger::result::ResultCode;
-use crate::ledger::risk::{LimitInput, LimitScope};
-use crate::ledger::store::MemStore;
-use crate::ledger::types::*;
-use crate::ledger::wallet::IssueTokenInput;
-use crate::ledger::wallet::blocklist::{BlockInput, BlockTarget};
+use ledger_core::amount::DecimalInput;
+use ledger_core::apply::apply;
+use ledger_core::result::ResultCode;
+use ledger_core::risk::{LimitInput, LimitScope};
+use ledger_core::store::MemStore;
+use ledger_core::types::*;
+use ledger_core::wallet::IssueTokenInput;
+use ledger_core::wallet::blocklist::{BlockInput, BlockTarget};
 
 /// Proposal time of the first command of the world; fuzz commands follow `WORLD_END_NS`.
 pub const T0_NS: u64 = 1_700_000_000_000_000_000;

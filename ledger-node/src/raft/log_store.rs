@@ -17,7 +17,7 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::{Receiver, Sender, channel};
 
 use super::{Entry, LogId, TypeConfig, Vote};
-use crate::codec;
+use ledger_core::codec;
 use crate::storage::db::{Cf, Db, cf, to_io};
 
 /// Appends waiting for the flusher at most; `append` waits (backpressure, the task parked) beyond it.

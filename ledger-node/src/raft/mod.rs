@@ -8,12 +8,10 @@ pub mod peer_service;
 pub mod snapshot;
 pub mod state_machine;
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::ItemResult;
-use crate::ledger::types::{Command, Operation};
+use ledger_core::ItemResult;
+use ledger_core::types::Command;
 
 openraft::declare_raft_types!(
     pub TypeConfig:
@@ -51,24 +49,6 @@ pub struct CommandResponse {
     pub results: Vec<ItemResult>,
 }
 
-impl fmt::Display for Command {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = match &self.operation {
-            Operation::CreateAssets(_) => "create_assets",
-            Operation::CreateAccounts(_) => "create_accounts",
-            Operation::CreateTransfers(_) => "create_transfers",
-            Operation::SetAccountStatus(_) => "set_account_status",
-            Operation::Tick => "tick",
-            Operation::IssueTokens(_) => "issue_tokens",
-            Operation::SyncOfflineRecords(_) => "sync_offline_records",
-            Operation::RevokeTokens(_) => "revoke_tokens",
-            Operation::RecordAccessDenied(_) => "record_access_denied",
-            Operation::SetLimits(_) => "set_limits",
-            Operation::SetBlocklist(_) => "set_blocklist",
-        };
-        write!(f, "{name}(items={}, proposed_at_ns={})", self.item_count(), self.proposed_at_ns)
-    }
-}
 
 #[cfg(test)]
 mod tests;

@@ -26,7 +26,7 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use super::{LogId, NodeAddr, NodeId, Snapshot, TypeConfig, Vote};
 use super::peer_auth::{ClusterSecret, PeerAuth};
 use super::snapshot::SnapshotFile;
-use crate::codec;
+use ledger_core::codec;
 
 /// Bytes of snapshot data per chunk.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
@@ -344,7 +344,7 @@ mod tests {
     use openraft::{EntryPayload, LogId as RaftLogId};
 
     use super::*;
-    use crate::ledger::types::{AssetInput, Command, Operation};
+    use ledger_core::types::{AssetInput, Command, Operation};
 
     fn entry(index: u64, code_bytes: usize) -> super::super::Entry {
         let command = Command {

@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::network::{message, open_message};
 use super::snapshot::SnapshotFile;
 use super::{NodeId, Raft, Snapshot, SnapshotMeta, TypeConfig, Vote};
-use crate::codec;
+use ledger_core::codec;
 
 pub struct PeerService {
     pub raft: Raft,
@@ -185,7 +185,7 @@ impl RaftPeer for PeerService {
             initialized,
             cluster_name: self.cluster_name.clone(),
             node_ids_seen: (self.ids_seen)(),
-            format_version: crate::codec::FORMAT_VERSION,
+            format_version: ledger_core::codec::FORMAT_VERSION,
             now_ns: crate::service::now_ns(),
         }))
     }

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
 
 use super::SnapshotMeta;
-use crate::codec;
-use crate::ledger::Table;
+use ledger_core::codec;
+use ledger_core::Table;
 use crate::storage::db::{Cf, cf, to_io};
 
 const MAGIC: &[u8; 8] = b"LGSNAP01";
@@ -520,7 +520,7 @@ mod tests {
     /// refuse, a snapshot build waits), and the next start finishes the install from the file.
     #[test]
     fn a_crash_mid_install_is_finished_at_the_next_start_and_the_partial_state_is_never_read() {
-        use crate::ledger::Store;
+        use ledger_core::Store;
         let (from, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let source = ledger_of(from.path(), 4, 80);
         let (meta, file) = build(&source, &from.path().join("snapshots")).unwrap();

@@ -13,8 +13,8 @@ use tokio::sync::broadcast;
 
 use super::snapshot::{self, KEY_APPLIED, KEY_MEMBERSHIP, SnapshotFile};
 use super::{CommandResponse, Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
-use crate::codec;
-use crate::ledger::{self, Table, types::AccountEntry};
+use ledger_core::codec;
+use ledger_core::{Table, types::AccountEntry};
 use crate::storage::db::{Cf, Db, cf, to_io};
 use crate::storage::{BatchStore, ROW_CACHE_ROWS_MAX, RowCache};
 
@@ -74,14 +74,14 @@ fn apply_batch(
         match &entry.payload {
             EntryPayload::Blank => responses.push(CommandResponse::default()),
             EntryPayload::Normal(command) => {
-                let applied = ledger::apply(&mut store, command)?;
+                let applied = ledger_core::apply(&mut store, command)?;
                 responses.push(CommandResponse { results: applied.results });
                 changes.extend(applied.entries);
             }
             EntryPayload::Membership(m) => {
                 // The journal records who the replicas are; the ledger sees plain node ids only.
                 let learners = m.nodes().map(|(id, _)| *id).filter(|id| !m.voter_ids().any(|v| v == *id)).collect();
-                ledger::record_membership(&mut store, entry.log_id.index(), m.voter_ids().collect(), learners)?;
+                ledger_core::record_membership(&mut store, entry.log_id.index(), m.voter_ids().collect(), learners)?;
                 membership = Some(StoredMembership::new(Some(entry.log_id.clone()), m.clone()));
                 responses.push(CommandResponse::default());
             }
@@ -221,7 +221,7 @@ pub fn state_hash(db: &rocksdb::DB) -> io::Result<(u64, [u8; 32])> {
         return Err(crate::storage::db::install_in_progress_error());
     }
     let (applied, _) = snapshot::read_sm_meta(sm_get)?;
-    // The bytes `ledger::store::state_hash` hashes, row by row (`streamed_hash_matches_the_ledger_hash`).
+    // The bytes `ledger_core::store::state_hash` hashes, row by row (`streamed_hash_matches_the_ledger_hash`).
     let mut hasher = Sha256::new();
     for table in Table::ALL {
         let mut rows = view.raw_iterator_cf(cf(db, Cf::Ledger(table)));
@@ -244,7 +244,7 @@ mod tests {
     use openraft::{EntryPayload, LogId as RaftLogId};
 
     use super::*;
-    use crate::ledger::types::{AssetInput, Command, Operation};
+    use ledger_core::types::{AssetInput, Command, Operation};
 
     fn entries() -> Vec<Entry> {
         (1..=5u64)
@@ -270,7 +270,7 @@ mod tests {
         assert_eq!(state_hash(&db_split).unwrap().0, 5, "applied index of the last entry");
     }
 
-    /// The streamed hash hashes exactly what `ledger::store::state_hash` does over every row.
+    /// The streamed hash hashes exactly what `ledger_core::store::state_hash` does over every row.
     #[test]
     fn streamed_hash_matches_the_ledger_hash() {
         let dir = tempfile::tempdir().unwrap();
@@ -284,7 +284,7 @@ mod tests {
             }
         }
         assert!(rows.len() >= 5);
-        let expected = ledger::store::state_hash(rows.iter().map(|(t, k, v)| (*t, &k[..], &v[..])));
+        let expected = ledger_core::store::state_hash(rows.iter().map(|(t, k, v)| (*t, &k[..], &v[..])));
         assert_eq!(state_hash(&db).unwrap(), (5, expected));
     }
 }

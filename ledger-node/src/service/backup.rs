@@ -25,7 +25,7 @@ use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::codec;
+use ledger_core::codec;
 use crate::raft::log_store::{KEY_COMMITTED, KEY_LAST_PURGED, KEY_VOTE};
 use crate::raft::snapshot::{self, KEY_MEMBERSHIP};
 use crate::raft::{LogId, NodeAddr, NodeId, StoredMembership, Vote};
@@ -131,7 +131,7 @@ fn write_backup(db: &rocksdb::DB, dir: &Path, cluster_name: &str, node_id: NodeI
     let files = digest_files(dir)?;
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
-        data_format_version: crate::codec::FORMAT_VERSION,
+        data_format_version: ledger_core::codec::FORMAT_VERSION,
         cluster_name: cluster_name.to_string(),
         node_id,
         created_at_unix_ms: now_unix_ms(),
@@ -280,11 +280,11 @@ pub struct Restored {
 pub fn restore(backup_dir: &Path, target: &RestoreTarget) -> anyhow::Result<Restored> {
     let manifest = read_manifest(backup_dir)?;
     ensure!(
-        manifest.data_format_version == crate::codec::FORMAT_VERSION,
+        manifest.data_format_version == ledger_core::codec::FORMAT_VERSION,
         "the backup holds data format {}, and this ledger-node reads only format {}: restore it with a release of \
          its format (or migrate it first)",
         manifest.data_format_version,
-        crate::codec::FORMAT_VERSION
+        ledger_core::codec::FORMAT_VERSION
     );
     verify(backup_dir, &manifest)?;
     let data_dir = &target.data_dir;

@@ -128,12 +128,12 @@ impl Node {
                 info.cluster_name, self.cluster_name
             )));
         }
-        if info.format_version != crate::codec::FORMAT_VERSION {
+        if info.format_version != ledger_core::codec::FORMAT_VERSION {
             return Err(ServiceError::Refused(format!(
                 "node {expected} runs data format {}, this cluster format {}: every member must run a release of \
                  the same format (docs/operations.md, Upgrades)",
                 info.format_version,
-                crate::codec::FORMAT_VERSION
+                ledger_core::codec::FORMAT_VERSION
             )));
         }
         if info.initialized {

@@ -15,9 +15,9 @@ use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::{Node, ServiceError};
-use crate::ledger::ItemResult;
-use crate::ledger::limits::{BATCH_ITEMS_MAX, BATCH_LEGS_MAX};
-use crate::ledger::types::{Operation, TransferInput};
+use ledger_core::ItemResult;
+use ledger_core::limits::{BATCH_ITEMS_MAX, BATCH_LEGS_MAX};
+use ledger_core::types::{Operation, TransferInput};
 
 /// Requests waiting for an entry at most; submitters wait (backpressure) beyond it.
 pub const QUEUE_REQUESTS_MAX: usize = 16_384;
@@ -53,8 +53,8 @@ pub fn request_bytes(transfers: &[TransferInput]) -> usize {
                 + t.idempotency_key.len()
                 + t.asset.len()
                 + t.owner.len()
-                + t.legs.len() * std::mem::size_of::<crate::ledger::types::LegInput>()
-                + t.post_amounts.len() * std::mem::size_of::<crate::ledger::amount::DecimalInput>()
+                + t.legs.len() * std::mem::size_of::<ledger_core::types::LegInput>()
+                + t.post_amounts.len() * std::mem::size_of::<ledger_core::amount::DecimalInput>()
         })
         .sum()
 }
@@ -157,8 +157,8 @@ async fn commit(node: &Node, group: Vec<Waiting>, items: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::amount::DecimalInput;
-    use crate::ledger::types::{LegInput, TransferKind};
+    use ledger_core::amount::DecimalInput;
+    use ledger_core::types::{LegInput, TransferKind};
 
     fn transfer(key_bytes: usize) -> TransferInput {
         TransferInput {

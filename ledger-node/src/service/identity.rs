@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::codec::{self, FORMAT_VERSION};
+use ledger_core::codec::{self, FORMAT_VERSION};
 use crate::raft::NodeId;
 use crate::storage::db::{Cf, cf, to_io};
 

@@ -16,8 +16,8 @@ use openraft::ReadPolicy;
 use openraft::errors::{ClientWriteError, ForwardToLeader, LinearizableReadError, RaftError};
 use openraft::raft::linearizable_read::{Linearizer, ReadLogId};
 
-use crate::ledger::store;
-use crate::ledger::types::{Command, Operation};
+use ledger_core::store;
+use ledger_core::types::{Command, Operation};
 use crate::raft::network::PeerChannels;
 use crate::raft::state_machine::EntryFeed;
 use crate::raft::{CommandResponse, NodeId, Raft, TypeConfig};
@@ -209,7 +209,7 @@ impl Node {
 
 /// The earliest time a hold expires or a wallet token's hold is due for release.
 fn next_expiry_ns(reader: &ReadStore<'_>) -> io::Result<Option<u64>> {
-    use crate::ledger::Store;
+    use ledger_core::Store;
     let mut earliest: Option<u64> = None;
     for table in [store::Table::PendingExpiry, store::Table::WalletReleases] {
         let first = reader.scan(table, &[], &[0xff; 25], 1, false)?;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rocksdb::{BlockBasedOptions, ColumnFamilyDescriptor, DBCompressionType, Options, ReadOptions};
 
-use crate::ledger::Table;
+use ledger_core::Table;
 
 pub type Db = Arc<rocksdb::DB>;
 

@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch};
 
 use super::db::{Cf, KEY_INSTALLING, cf, install_in_progress_error, to_io};
-use crate::ledger::Table;
-use crate::ledger::store::{KeyValue, Store};
+use ledger_core::Table;
+use ledger_core::store::{KeyValue, Store};
 
 fn scan_db(
     db: &rocksdb::DB,

@@ -7,10 +7,10 @@
 use proptest::prelude::*;
 
 use super::{BatchStore, RowCache, open};
-use crate::ledger::amount::DecimalInput;
-use crate::ledger::store::{MemStore, state_hash};
-use crate::ledger::types::*;
-use crate::ledger::{Table, apply};
+use ledger_core::amount::DecimalInput;
+use ledger_core::store::{MemStore, state_hash};
+use ledger_core::types::*;
+use ledger_core::{Table, apply};
 use crate::storage::db::{Cf, cf};
 
 const ACCOUNTS: u128 = 6;
@@ -126,7 +126,7 @@ proptest! {
 /// showed one leg and not the other. Every read through one `ReadStore` must see one state.
 #[test]
 fn a_read_store_sees_one_state_even_while_transfers_apply() {
-    use crate::ledger::store::Store;
+    use ledger_core::store::Store;
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path()).unwrap();
     let mut commands = setup_commands();

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use openraft::LogId as RaftLogId;
 
 use super::*;
-use crate::ledger::Table;
+use ledger_core::Table;
 use crate::raft::snapshot::KEY_APPLIED;
 
 fn log_id(term: u64, index: u64) -> LogId {
@@ -154,8 +154,8 @@ fn a_backup_of_another_data_format_is_refused_by_name() {
     let db = populated(&tmp.path().join("live"), 5);
     let backup_dir = tmp.path().join("backup");
     let mut manifest = create(&db, &backup_dir, "ledger", 2).unwrap();
-    assert_eq!(manifest.data_format_version, crate::codec::FORMAT_VERSION);
-    manifest.data_format_version = crate::codec::FORMAT_VERSION + 1;
+    assert_eq!(manifest.data_format_version, ledger_core::codec::FORMAT_VERSION);
+    manifest.data_format_version = ledger_core::codec::FORMAT_VERSION + 1;
     std::fs::write(backup_dir.join(MANIFEST_FILE), toml::to_string(&manifest).unwrap()).unwrap();
     let err = format!("{:#}", restore(&backup_dir, &target(tmp.path().join("new"))).unwrap_err());
     assert!(err.contains("data format"), "{err}");
