@@ -299,18 +299,29 @@ impl Cluster {
     /// `identity.toml` (a flipped byte in its first line). Returns what was done.
     pub fn corrupt_files(&mut self, slot: usize, pick: u64) -> anyhow::Result<String> {
         assert!(self.nodes[slot].process.is_none(), "corrupt only a stopped node's files");
+        // One in three: the snapshot only; one in three: the identity only; else both (so
+        // each is seen on its own: a refused identity would hide what a bad snapshot does).
+        let (snapshot, identity) = match pick % 3 {
+            0 => (true, false),
+            1 => (false, true),
+            _ => (true, true),
+        };
         let mut done = Vec::new();
-        match self.newest_snapshot(slot) {
+        match self.newest_snapshot(slot).filter(|_| snapshot) {
             Some(path) => {
                 let mut bytes = std::fs::read(&path)?;
-                let offset = if bytes.is_empty() { None } else { Some((pick % bytes.len() as u64) as usize) };
+                let offset = if bytes.is_empty() { None } else { Some(((pick >> 8) % bytes.len() as u64) as usize) };
                 if let Some(offset) = offset {
                     bytes[offset] ^= 0x5a;
                     std::fs::write(&path, &bytes)?;
                     done.push(format!("{} byte {offset} of {}", path.display(), bytes.len()));
                 }
             }
-            None => done.push("no snapshot file yet".to_string()),
+            None if snapshot => done.push("no snapshot file yet".to_string()),
+            None => {}
+        }
+        if !identity {
+            return Ok(done.join("; "));
         }
         let identity = self.nodes[slot].data_dir.join("identity.toml");
         let mut bytes = std::fs::read(&identity).with_context(|| format!("read {}", identity.display()))?;

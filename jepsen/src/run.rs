@@ -69,6 +69,12 @@ struct FaultInjector {
     log_index_at_kill: u64,
     /// Times a node was found dead that no fault had killed (a crash: e.g. on a full disk).
     crashes: Vec<String>,
+    /// Disk-full windows after which the node (alive) served again only once restarted.
+    disk_full_restarts: usize,
+    /// `snapshot-kill` (install) kills that landed while a snapshot arrived or installed.
+    snapshot_kills_mid_install: usize,
+    /// `snapshot-kill` (build) kills that landed while the node wrote a snapshot.
+    snapshot_kills_mid_build: usize,
 }
 
 /// The leader's status (its last log index), asked of every node.
@@ -208,16 +214,24 @@ impl FaultInjector {
                 // A follower: it comes back behind a purged log, so the leader must send a snapshot.
                 let leader = leader_slot(cluster, client).await;
                 let slot = if Some(*node) == leader { (*node + 1) % n } else { *node };
+                // Removed first: openraft keeps the log a member's replication still needs, so a
+                // member that is merely down catches up from the log, never from a snapshot.
                 self.log_index_at_kill = leader_status(cluster, client).await.map_or(0, |s| s.last_log_index);
                 self.slots = vec![slot];
+                let id = cluster.nodes[slot].id;
+                let removed = tokio::time::timeout(Duration::from_secs(20), client.remove_node(id)).await;
                 cluster.kill(slot);
-                format!("SIGKILL follower slot {slot} at leader log index {} (leader slot {leader:?})", self.log_index_at_kill)
+                format!(
+                    "removed node {id} (follower slot {slot}): {:?}; SIGKILL at leader log index {} (leader slot {leader:?})",
+                    removed.map(|r| r.map(|c| c.changed).map_err(|e| e.to_string())),
+                    self.log_index_at_kill
+                )
             }
             Fault::SnapshotKill { node, during: SnapshotPhase::Build } => {
                 // Watch the node's snapshot dir for a build's temp file (a build every
                 // `--snapshot-entries` entries) and kill the node the moment one appears.
                 self.slots = vec![*node];
-                let watch_until = Instant::now() + Duration::from_secs(15);
+                let watch_until = Instant::now() + Duration::from_secs(20);
                 let seen = loop {
                     if let Some(name) = cluster.snapshot_temp_file(*node, false) {
                         break Some(name);
@@ -229,8 +243,11 @@ impl FaultInjector {
                 };
                 cluster.kill(*node);
                 match seen {
-                    Some(name) => format!("SIGKILL slot {node} while it built a snapshot ({name})"),
-                    None => format!("SIGKILL slot {node}: no snapshot build seen within 15 s (killed anyway)"),
+                    Some(name) => {
+                        self.snapshot_kills_mid_build += 1;
+                        format!("SIGKILL slot {node} while it built a snapshot ({name})")
+                    }
+                    None => format!("SIGKILL slot {node}: no snapshot build seen within 20 s (killed anyway)"),
                 }
             }
             Fault::DiskFull { node } => {
@@ -339,8 +356,10 @@ impl FaultInjector {
                         Ok(Err(e)) => e.to_string(),
                         Err(_) => "no answer".into(),
                     };
-                    self.crashes.push(format!("slot {node} (node {}) did not recover after the disk was freed: {why}", cluster.nodes[*node].id));
-                    detail += &format!("; did not recover ({why}): restarted");
+                    // Known (README, "Disk full"): a storage error stops the node's Raft for
+                    // good; the process stays up, reports the error and needs a restart.
+                    self.disk_full_restarts += 1;
+                    detail += &format!("; Raft stopped, not recovered without a restart ({why}): restarted");
                     cluster.kill(*node);
                     cluster.restart(*node)?;
                 }
@@ -357,7 +376,7 @@ impl FaultInjector {
     /// threshold, restart the follower, and kill it again as the snapshot arrives (its incoming
     /// temp file appears, or its log says it received one); then restart it for good.
     async fn kill_during_install(&mut self, cluster: &mut Cluster, client: &LedgerClient, slot: usize) -> anyhow::Result<String> {
-        // Enough entries behind that the leader purged past it: the threshold plus what it keeps.
+        // Past the snapshot threshold, so the leader has a snapshot and purged the log behind it.
         let needed = self.snapshot_entries + self.snapshot_entries / 6 + 20;
         let until = Instant::now() + Duration::from_secs(30);
         let mut index = self.log_index_at_kill;
@@ -370,29 +389,47 @@ impl FaultInjector {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        // The slot comes back empty under a new id; as it is added, the leader sends it a
+        // snapshot: kill -9 it as the snapshot arrives.
+        let id = cluster.replace(slot)?;
+        let pid = cluster.nodes[slot].pid().context("a started node has a pid")?;
         let (received, installed) = (log_count(cluster, slot, "snapshot received"), log_count(cluster, slot, "snapshot installed"));
-        cluster.restart(slot)?;
-        let watch_until = Instant::now() + Duration::from_secs(15);
-        let caught = loop {
-            if let Some(name) = cluster.snapshot_temp_file(slot, true) {
-                break format!("mid-transfer ({name})");
+        let watch = async {
+            let until = Instant::now() + Duration::from_secs(30);
+            loop {
+                let caught = if let Some(name) = cluster.snapshot_temp_file(slot, true) {
+                    Some(format!("mid-transfer ({name})"))
+                } else if log_count(cluster, slot, "snapshot received") > received {
+                    Some("mid-install (received, installing)".to_string())
+                } else if log_count(cluster, slot, "snapshot installed") > installed {
+                    Some("just after the install completed".to_string())
+                } else if Instant::now() > until {
+                    return "no snapshot sent within 30 s; killed anyway".to_string();
+                } else {
+                    None
+                };
+                if let Some(caught) = caught {
+                    let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
+                    return caught;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            if log_count(cluster, slot, "snapshot received") > received {
-                break "mid-install (received, installing)".to_string();
-            }
-            if log_count(cluster, slot, "snapshot installed") > installed {
-                break "after the install completed (too late for the transfer)".to_string();
-            }
-            if Instant::now() > watch_until {
-                break "no snapshot sent within 15 s".to_string();
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
         };
+        // The add-learner call waits for the learner to catch up; the kill ends that wait.
+        let caught = tokio::select! {
+            caught = watch => caught,
+            added = add_learner(cluster, slot) => format!("add-learner returned first ({added:?}); not killed"),
+        };
+        if caught.starts_with("mid-") || caught.starts_with("just") {
+            self.snapshot_kills_mid_install += 1;
+        }
         cluster.kill(slot);
         tokio::time::sleep(Duration::from_millis(500)).await;
         cluster.restart(slot)?;
+        let added = add_learner(cluster, slot).await?;
+        let promoted = promote(cluster, id).await?;
         Ok(format!(
-            "leader log {} -> {index} while slot {slot} was down; restarted; killed {caught}; restarted",
+            "leader log {} -> {index} while slot {slot} was out; rebuilt as node {id}; killed {caught}; restarted on its partial data; add-learner {added:?}, promote {promoted:?}",
             self.log_index_at_kill
         ))
     }
@@ -551,6 +588,9 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
         snapshot_entries: options.snapshot_entries,
         log_index_at_kill: 0,
         crashes: Vec::new(),
+        disk_full_restarts: 0,
+        snapshot_kills_mid_install: 0,
+        snapshot_kills_mid_build: 0,
     };
     let mut rng = Rng::new(options.seed ^ 0x6e65_6d65_7369_73);
     for window in &windows {
@@ -661,6 +701,8 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
         "counts": {"ok": ok, "fail": fail, "info": info, "total": ops.len()},
         "faults_injected": nemesis.faults_injected,
         "faults_by_class": nemesis.by_class,
+        "disk_full_restarts": nemesis.disk_full_restarts,
+        "snapshot_kills": {"mid_install": nemesis.snapshot_kills_mid_install, "mid_build": nemesis.snapshot_kills_mid_build},
         // The loss columns of the long-run summary: each must be 0.
         "lost_acknowledged": lost_acknowledged,
         "double_applied": verdicts.iter().find(|v| v.checker == "exactly_once").map_or(0, |v| v.anomaly_count),
