@@ -75,6 +75,7 @@ fn summarize(results: &Value, nemesis: Nemesis, workload: Workload, seed: u64, d
         "nodes_alive": verdict(results, "nodes_alive"),
         "two_phase": verdict(results, "two_phase"),
         "snapshots": results["snapshots"],
+        "undecided": results["undecided"],
         "valid": results["valid"],
     })
 }
@@ -86,6 +87,15 @@ fn cell(v: &Value) -> String {
         Value::Bool(false) => "**FAIL**".into(),
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+/// "ok", or "**FAIL**" with the undecided checkers named (an undecided verdict fails a run
+/// unless `--accept-undecided` gave a reason).
+fn valid_cell(r: &Value) -> String {
+    match (&r["valid"], r["undecided"].as_array().filter(|u| !u.is_empty())) {
+        (Value::Bool(false), Some(u)) => format!("**FAIL** (undecided: {})", u.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")),
+        (v, _) => cell(v),
     }
 }
 
@@ -131,7 +141,7 @@ fn write_summary(root: &std::path::Path, rows: &[Value], spent_s: u64, total_s: 
         md += &format!(
             "| {i} | {} | {} | {} | {} | {} | {} | {} | {} | {faults} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             cell(&r["workload"]), cell(&r["nemesis"]), r["seed"], r["seconds"], r["attempted"], r["acknowledged"], r["failed"], r["unknown"],
-            r["lost_acknowledged"], r["double_applied"], cell(&r["conservation"]), cell(&r["linearizable"]), cell(&r["replicas_equal"]), cell(&r["ledger_time"]), cell(&r["nodes_alive"]), cell(&r["valid"]),
+            r["lost_acknowledged"], r["double_applied"], cell(&r["conservation"]), cell(&r["linearizable"]), cell(&r["replicas_equal"]), cell(&r["ledger_time"]), cell(&r["nodes_alive"]), valid_cell(r),
         );
     }
     let faults = classes.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
