@@ -58,8 +58,21 @@ pub struct Cluster {
     next_id: u64,
     /// Flags every node gets (Raft tuning).
     extra_args: Vec<String>,
+    setup: Setup,
+    /// Filesystems mounted for data dirs (`Setup::disk_mb`), unmounted on drop.
+    mounts: Vec<PathBuf>,
     /// Dropped after the nodes (field order), so no process outlives its namespace.
     pub net: Option<Network>,
+}
+
+/// What the nemeses need of the nodes, fixed when the cluster starts.
+#[derive(Debug, Clone, Default)]
+pub struct Setup {
+    /// Give every node `LEDGER_TEST_CLOCK_OFFSET_FILE=<run dir>/clock-slot<i>` (the `clock`
+    /// nemesis writes a shift in seconds there; the node re-reads it live).
+    pub clock_files: bool,
+    /// Put every data dir on its own tmpfs of this many MiB (the `disk-full` nemesis fills it).
+    pub disk_mb: Option<u64>,
 }
 
 /// How long a node of a new cluster may take to accept connections.
@@ -110,7 +123,10 @@ fn host(address: &str) -> &str {
 
 impl Cluster {
     /// Starts `count` nodes, each with `extra_args`, and bootstraps them into one cluster of voters.
-    pub fn start(count: usize, dir: &Path, namespaces: bool, extra_args: &[String]) -> anyhow::Result<Cluster> {
+    pub fn start(count: usize, dir: &Path, namespaces: bool, extra_args: &[String], setup: Setup) -> anyhow::Result<Cluster> {
+        if setup.disk_mb.is_some() {
+            ensure_root("the disk-full nemesis (a tmpfs of limited size per data dir, mount(8))")?;
+        }
         let net = if namespaces { Some(Network::create(count)?) } else { None };
         let mut nodes = Vec::new();
         for slot in 0..count {
@@ -119,7 +135,7 @@ impl Cluster {
             nodes.push(Node { slot, id, listen, peer_listen, data_dir: dir.join(format!("n{slot}-id{id}")), process: None, paused: false });
         }
         let extra_args = extra_args.to_vec();
-        let mut cluster = Cluster { nodes, binary: node_binary()?, dir: dir.to_path_buf(), next_id: count as u64 + 1, extra_args, net };
+        let mut cluster = Cluster { nodes, binary: node_binary()?, dir: dir.to_path_buf(), next_id: count as u64 + 1, extra_args, setup, mounts: Vec::new(), net };
         let peers: Vec<(u64, String)> = cluster.nodes[1..].iter().map(|n| (n.id, n.peer_url())).collect();
         // Peers first, each accepting connections before the bootstrapping node contacts them.
         for slot in (1..count).rev() {
@@ -169,11 +185,21 @@ impl Cluster {
 
     fn spawn(&mut self, slot: usize, bootstrap_peers: &[(u64, String)]) -> anyhow::Result<()> {
         self.issue_certificate(slot)?;
+        let data_dir = self.nodes[slot].data_dir.clone();
+        std::fs::create_dir_all(&data_dir)?;
+        if let Some(mb) = self.setup.disk_mb {
+            if !self.mounts.contains(&data_dir) {
+                mount_tmpfs(&data_dir, mb)?;
+                self.mounts.push(data_dir.clone());
+            }
+        }
         let node = &self.nodes[slot];
-        std::fs::create_dir_all(&node.data_dir)?;
         let log = self.log_path(slot);
         let mut spec = node_spec(node, &self.binary, &self.pki(), log, bootstrap_peers);
         spec.extra_args.extend(self.extra_args.iter().cloned());
+        if self.setup.clock_files {
+            spec.env.push(("LEDGER_TEST_CLOCK_OFFSET_FILE".into(), self.clock_file(slot).display().to_string()));
+        }
         if let Some(net) = &self.net {
             // `ip netns exec` execs the node in place: the child's pid is the node's.
             spec.wrapper = vec!["ip".into(), "netns".into(), "exec".into(), net.namespace(slot)];
@@ -197,8 +223,119 @@ impl Cluster {
         serde_json::json!({"built": built, "installed": installed})
     }
 
-    fn log_path(&self, slot: usize) -> PathBuf {
+    pub fn log_path(&self, slot: usize) -> PathBuf {
         self.dir.join(format!("node-slot{slot}.log"))
+    }
+
+    /// The file holding the live clock shift (seconds) of the node in `slot` (`Setup::clock_files`).
+    pub fn clock_file(&self, slot: usize) -> PathBuf {
+        self.dir.join(format!("clock-slot{slot}"))
+    }
+
+    /// Shifts the clock of the node in `slot` by `secs` (0: the true time), live.
+    pub fn set_clock_offset(&self, slot: usize, secs: i64) -> anyhow::Result<()> {
+        anyhow::ensure!(self.setup.clock_files, "clock files are off in this cluster");
+        // Written whole and renamed, so the node never reads half a number.
+        let tmp = self.dir.join(format!("clock-slot{slot}.tmp"));
+        std::fs::write(&tmp, format!("{secs}\n"))?;
+        std::fs::rename(&tmp, self.clock_file(slot))?;
+        Ok(())
+    }
+
+    /// The ballast file that fills the filesystem of the node in `slot`.
+    fn ballast(&self, slot: usize) -> PathBuf {
+        self.nodes[slot].data_dir.join("ballast")
+    }
+
+    /// Fills the node's filesystem (its own tmpfs) with a ballast file, to the last byte.
+    /// Returns the ballast's size.
+    pub fn fill_disk(&self, slot: usize) -> anyhow::Result<u64> {
+        anyhow::ensure!(self.setup.disk_mb.is_some(), "data dirs are not on their own filesystems in this cluster");
+        use std::io::Write;
+        let path = self.ballast(slot);
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("open {}", path.display()))?;
+        let block = vec![0u8; 1 << 16];
+        loop {
+            match file.write(&block) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(28) => break, // ENOSPC
+                Err(e) => return Err(e).with_context(|| format!("write {}", path.display())),
+            }
+        }
+        // The last partial block: byte by byte, until not even one fits.
+        while let Ok(1) = file.write(&[0u8]) {}
+        Ok(std::fs::metadata(&path)?.len())
+    }
+
+    /// Removes the ballast file: the space comes back.
+    pub fn free_disk(&self, slot: usize) -> anyhow::Result<()> {
+        match std::fs::remove_file(self.ballast(slot)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the node is in the middle of a snapshot transfer to it (`incoming-*.tmp`) or of
+    /// a build (any other `*.tmp`) in `<data dir>/snapshots`.
+    pub fn snapshot_temp_file(&self, slot: usize, incoming: bool) -> Option<String> {
+        let dir = self.nodes[slot].data_dir.join("snapshots");
+        std::fs::read_dir(dir).ok()?.flatten().map(|e| e.file_name().to_string_lossy().to_string()).find(|name| {
+            name.ends_with(".tmp") && name.starts_with("incoming") == incoming
+        })
+    }
+
+    /// The node's newest published snapshot file, if it has one.
+    pub fn newest_snapshot(&self, slot: usize) -> Option<PathBuf> {
+        let dir = self.nodes[slot].data_dir.join("snapshots");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).filter(|p| {
+            p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("snapshot-") && n.to_string_lossy().ends_with(".bin"))
+        }).collect();
+        files.sort();
+        files.pop()
+    }
+
+    /// Corrupts a stopped node's newest snapshot file (a flipped byte in its middle) and its
+    /// `identity.toml` (a flipped byte in its first line). Returns what was done.
+    pub fn corrupt_files(&mut self, slot: usize, pick: u64) -> anyhow::Result<String> {
+        assert!(self.nodes[slot].process.is_none(), "corrupt only a stopped node's files");
+        // One in three: the snapshot only; one in three: the identity only; else both (so
+        // each is seen on its own: a refused identity would hide what a bad snapshot does).
+        let (snapshot, identity) = match pick % 3 {
+            0 => (true, false),
+            1 => (false, true),
+            _ => (true, true),
+        };
+        let mut done = Vec::new();
+        match self.newest_snapshot(slot).filter(|_| snapshot) {
+            Some(path) => {
+                let mut bytes = std::fs::read(&path)?;
+                let offset = if bytes.is_empty() { None } else { Some(((pick >> 8) % bytes.len() as u64) as usize) };
+                if let Some(offset) = offset {
+                    bytes[offset] ^= 0x5a;
+                    std::fs::write(&path, &bytes)?;
+                    done.push(format!("{} byte {offset} of {}", path.display(), bytes.len()));
+                }
+            }
+            None if snapshot => done.push("no snapshot file yet".to_string()),
+            None => {}
+        }
+        if !identity {
+            return Ok(done.join("; "));
+        }
+        let identity = self.nodes[slot].data_dir.join("identity.toml");
+        let mut bytes = std::fs::read(&identity).with_context(|| format!("read {}", identity.display()))?;
+        let line_end = bytes.iter().position(|&b| b == b'\n').unwrap_or(bytes.len()).max(1);
+        let offset = ((pick >> 32) % line_end as u64) as usize;
+        bytes[offset] ^= 0x01;
+        std::fs::write(&identity, &bytes)?;
+        done.push(format!("{} byte {offset}", identity.display()));
+        Ok(done.join("; "))
+    }
+
+    /// Whether the process of `slot` runs (a node that refused to start has exited).
+    pub fn running(&mut self, slot: usize) -> bool {
+        self.nodes[slot].is_running()
     }
 
     /// SIGKILL (a crash: no shutdown code runs). A paused node is killed too.
@@ -305,6 +442,27 @@ impl Cluster {
     }
 }
 
+fn ensure_root(what: &str) -> anyhow::Result<()> {
+    let uid = std::process::Command::new("id").arg("-u").output().context("run `id -u`")?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        bail!("{what} needs root");
+    }
+    Ok(())
+}
+
+/// Mounts a tmpfs of `mb` MiB at `dir` (the data dir of one node, so it fills on its own).
+fn mount_tmpfs(dir: &Path, mb: u64) -> anyhow::Result<()> {
+    let output = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={mb}m,mode=0700"), "ledger-jepsen"])
+        .arg(dir)
+        .output()
+        .context("run mount(8)")?;
+    if !output.status.success() {
+        bail!("mount a {mb} MiB tmpfs at {}: {}", dir.display(), String::from_utf8_lossy(&output.stderr).trim());
+    }
+    Ok(())
+}
+
 fn collect_files(dir: &Path, out: &mut Vec<(PathBuf, u64)>) -> anyhow::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -326,5 +484,9 @@ impl Drop for Cluster {
             self.kill(slot);
         }
         std::thread::sleep(Duration::from_millis(50));
+        for mount in std::mem::take(&mut self.mounts) {
+            // Lazily: a process not yet reaped may still hold a file open.
+            let _ = std::process::Command::new("umount").arg("-l").arg(&mount).status();
+        }
     }
 }

@@ -12,6 +12,7 @@ pub mod history;
 pub mod net;
 pub mod power_cut;
 pub mod report;
+pub mod rotate;
 pub mod run;
 pub mod schedule;
 pub mod workload;

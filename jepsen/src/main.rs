@@ -12,7 +12,9 @@ struct Args {
     /// `bank` (transfers and reads) or `two-phase` (holds posted, voided, raced, expired).
     #[arg(long, default_value = "bank")]
     workload: String,
-    /// Comma-separated: kill, pause, partition, membership, corrupt ("none" for no faults).
+    /// Comma-separated: kill, pause, partition, membership, corrupt, clock, kill-all,
+    /// snapshot-kill, disk-full, corrupt-files ("none" for no faults). With `--rotate`: the
+    /// nemeses to rotate through ("all", the default there, for every one).
     #[arg(long, default_value = "kill")]
     nemesis: String,
     #[arg(long, default_value_t = 5)]
@@ -40,6 +42,11 @@ struct Args {
     /// Run directory (default: jepsen-runs/<unix time>-<nemesis>-seed<seed>).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Long run: every nemesis in rotation, one run of `--time-limit` s each (seeds counting up
+    /// from `--seed`, bank and two-phase workloads by turns), until this many seconds are spent;
+    /// writes summary.json and summary.md in the directory.
+    #[arg(long, value_name = "SECONDS")]
+    rotate: Option<u64>,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -49,13 +56,17 @@ async fn main() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("unknown workload {:?} (bank, two-phase)", args.workload))?;
     anyhow::ensure!((1..=jepsen::net::SLOTS_MAX).contains(&args.nodes), "--nodes must be 1..={}", jepsen::net::SLOTS_MAX);
     anyhow::ensure!(args.accounts >= 2, "--accounts must be at least 2");
-    let nemeses: Vec<Nemesis> = if args.nemesis == "none" {
+    let rotating = args.rotate.is_some();
+    let nemeses: Vec<Nemesis> = if args.nemesis == "none" || (rotating && args.nemesis == "all") {
         Vec::new()
     } else {
         args.nemesis.split(',').map(|n| Nemesis::parse(n.trim()).ok_or_else(|| anyhow::anyhow!("unknown nemesis {n:?}"))).collect::<Result<_, _>>()?
     };
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-    let dir = args.dir.unwrap_or_else(|| PathBuf::from(format!("jepsen-runs/{secs}-{}-{}-seed{}", args.workload, args.nemesis.replace(',', "+"), args.seed)));
+    let dir = args.dir.unwrap_or_else(|| match args.rotate {
+        Some(total) => PathBuf::from(format!("jepsen-runs/{secs}-rotate-{total}s-seed{}", args.seed)),
+        None => PathBuf::from(format!("jepsen-runs/{secs}-{}-{}-seed{}", args.workload, args.nemesis.replace(',', "+"), args.seed)),
+    });
     let options = Options {
         workload,
         nodes: args.nodes,
@@ -72,7 +83,12 @@ async fn main() -> anyhow::Result<()> {
     // Ctrl-C drops the run future, and with it the cluster: its Drop kills every node and
     // deletes the namespaces (so no `process::exit` before that).
     let valid = tokio::select! {
-        result = run(options) => Some(result?),
+        result = async {
+            match args.rotate {
+                Some(total) => jepsen::rotate::rotate(options.clone(), total, options.nemeses.clone()).await,
+                None => run(options).await,
+            }
+        } => Some(result?),
         _ = tokio::signal::ctrl_c() => None,
     };
     let Some(valid) = valid else {

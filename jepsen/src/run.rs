@@ -1,7 +1,7 @@
 //! One run: start the cluster, set up the bank, run clients while the nemesis follows its seeded
 //! schedule, heal, read the final state from every replica, judge, and write the run directory.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -13,12 +13,13 @@ use serde_json::json;
 use crate::checker::transfers::FinalState;
 use crate::checker::two_phase::{self, HoldState};
 use crate::checker::{self, Verdict};
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Setup};
 use crate::history::{self, Op};
-use crate::schedule::{self, Fault, Nemesis, PartitionShape, Rng, Target};
+use crate::schedule::{self, Fault, Nemesis, PartitionShape, Rng, SnapshotPhase, Target};
 use crate::workload::{self, Recorder, Workload};
 use crate::report;
 
+#[derive(Clone)]
 pub struct Options {
     pub workload: Workload,
     pub nodes: usize,
@@ -40,6 +41,8 @@ pub struct Options {
 pub const SNAPSHOT_ENTRIES: u64 = 300;
 
 const BALANCE_INITIAL: i64 = 1_000;
+/// Size of each node's own filesystem under the `disk-full` nemesis (a run's data is a few MiB).
+const DISK_MB: u64 = 128;
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(90);
 /// After the load, how long every hold has to be resolved or expired (the leader's expiry tick
 /// releases a hold soon after its timeout; a new leader may have to be elected first).
@@ -59,6 +62,36 @@ struct FaultInjector {
     /// Slots acted on by the open window.
     slots: Vec<usize>,
     faults_injected: usize,
+    /// Faults injected per class (`Fault::class`).
+    by_class: BTreeMap<&'static str, usize>,
+    snapshot_entries: u64,
+    /// The leader's last log index when a `snapshot-kill` (install) window began.
+    log_index_at_kill: u64,
+    /// Times a node was found dead that no fault had killed (a crash: e.g. on a full disk).
+    crashes: Vec<String>,
+    /// Disk-full windows after which the node (alive) served again only once restarted.
+    disk_full_restarts: usize,
+    /// `snapshot-kill` (install) kills that landed while a snapshot arrived or installed.
+    snapshot_kills_mid_install: usize,
+    /// `snapshot-kill` (build) kills that landed while the node wrote a snapshot.
+    snapshot_kills_mid_build: usize,
+}
+
+/// The leader's status (its last log index), asked of every node.
+async fn leader_status(cluster: &Cluster, client: &LedgerClient) -> Option<ledger_client::ClusterStatus> {
+    for url in cluster.urls() {
+        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(2), client.cluster_status_at(&url)).await {
+            if s.role == "leader" && s.error.is_none() {
+                return Some(s);
+            }
+        }
+    }
+    None
+}
+
+/// How many lines of `slot`'s log contain `needle`.
+fn log_count(cluster: &Cluster, slot: usize, needle: &str) -> usize {
+    std::fs::read_to_string(cluster.log_path(slot)).unwrap_or_default().lines().filter(|l| l.contains(needle)).count()
 }
 
 async fn leader_slot(cluster: &Cluster, client: &LedgerClient) -> Option<usize> {
@@ -163,8 +196,75 @@ impl FaultInjector {
                 cluster.restart(*node)?;
                 format!("flipped {flipped}; restarted slot {node}")
             }
+            Fault::Clock { target, offset_secs } => {
+                self.slots = self.targets(cluster, client, target, rng).await;
+                for &s in &self.slots {
+                    cluster.set_clock_offset(s, *offset_secs)?;
+                }
+                format!("clock of slots {:?} shifted by {offset_secs} s (live)", self.slots)
+            }
+            Fault::KillAll => {
+                self.slots = (0..n).collect();
+                for s in 0..n {
+                    cluster.kill(s);
+                }
+                format!("SIGKILL every slot {:?}", self.slots)
+            }
+            Fault::SnapshotKill { node, during: SnapshotPhase::Install } => {
+                // A follower: it comes back behind a purged log, so the leader must send a snapshot.
+                let leader = leader_slot(cluster, client).await;
+                let slot = if Some(*node) == leader { (*node + 1) % n } else { *node };
+                // Removed first: openraft keeps the log a member's replication still needs, so a
+                // member that is merely down catches up from the log, never from a snapshot.
+                self.log_index_at_kill = leader_status(cluster, client).await.map_or(0, |s| s.last_log_index);
+                self.slots = vec![slot];
+                let id = cluster.nodes[slot].id;
+                let removed = tokio::time::timeout(Duration::from_secs(20), client.remove_node(id)).await;
+                cluster.kill(slot);
+                format!(
+                    "removed node {id} (follower slot {slot}): {:?}; SIGKILL at leader log index {} (leader slot {leader:?})",
+                    removed.map(|r| r.map(|c| c.changed).map_err(|e| e.to_string())),
+                    self.log_index_at_kill
+                )
+            }
+            Fault::SnapshotKill { node, during: SnapshotPhase::Build } => {
+                // Watch the node's snapshot dir for a build's temp file (a build every
+                // `--snapshot-entries` entries) and kill the node the moment one appears.
+                self.slots = vec![*node];
+                let watch_until = Instant::now() + Duration::from_secs(20);
+                let seen = loop {
+                    if let Some(name) = cluster.snapshot_temp_file(*node, false) {
+                        break Some(name);
+                    }
+                    if Instant::now() > watch_until || !cluster.running(*node) {
+                        break None;
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                };
+                cluster.kill(*node);
+                match seen {
+                    Some(name) => {
+                        self.snapshot_kills_mid_build += 1;
+                        format!("SIGKILL slot {node} while it built a snapshot ({name})")
+                    }
+                    None => format!("SIGKILL slot {node}: no snapshot build seen within 20 s (killed anyway)"),
+                }
+            }
+            Fault::DiskFull { node } => {
+                self.slots = vec![*node];
+                let ballast = cluster.fill_disk(*node)?;
+                format!("filled slot {node}'s filesystem: ballast of {ballast} bytes")
+            }
+            Fault::CorruptFiles { node } => {
+                self.slots = vec![*node];
+                cluster.kill(*node);
+                let done = cluster.corrupt_files(*node, rng.next_u64())?;
+                cluster.restart(*node)?;
+                format!("corrupted {done}; restarted slot {node}")
+            }
         };
         self.faults_injected += 1;
+        *self.by_class.entry(fault.class()).or_default() += 1;
         self.log("start", fault, detail);
         Ok(())
     }
@@ -203,28 +303,156 @@ impl FaultInjector {
                 }
                 done.join("; ")
             }
-            Fault::Corrupt { node } => {
-                tokio::time::sleep(Duration::from_secs(1)).await;
+            Fault::Corrupt { node } => serves_or_rebuild(cluster, client, *node, "the flip (its checksums or WAL recovery coped)").await?,
+            Fault::CorruptFiles { node } => serves_or_rebuild(cluster, client, *node, "the corrupted files").await?,
+            Fault::Clock { .. } => {
+                for &s in &slots {
+                    cluster.set_clock_offset(s, 0)?;
+                }
+                format!("clock of slots {slots:?} back to the true time (a jump)")
+            }
+            Fault::KillAll => {
+                for &s in &slots {
+                    cluster.restart(s)?;
+                }
+                format!("restarted every slot {slots:?}")
+            }
+            Fault::SnapshotKill { during: SnapshotPhase::Build, .. } => {
+                for &s in &slots {
+                    cluster.restart(s)?;
+                }
+                format!("restarted slots {slots:?}")
+            }
+            Fault::SnapshotKill { during: SnapshotPhase::Install, .. } => {
+                let mut done = Vec::new();
+                for &s in &slots {
+                    done.push(self.kill_during_install(cluster, client, s).await?);
+                }
+                done.join("; ")
+            }
+            Fault::DiskFull { node } => {
+                // While still full: does the node answer (a status, a read of its own)?
                 let url = cluster.nodes[*node].url();
                 let status = tokio::time::timeout(Duration::from_secs(3), client.cluster_status_at(&url)).await;
-                let healthy = cluster.nodes[*node].is_running() && matches!(&status, Ok(Ok(s)) if s.error.is_none());
-                if healthy {
-                    format!("slot {node} serves after the flip (its checksums or WAL recovery coped)")
-                } else {
+                let full = match &status {
+                    Ok(Ok(s)) => format!("role {}, error {:?}", s.role, s.error),
+                    Ok(Err(e)) => format!("status refused: {e}"),
+                    Err(_) => "no status answer".into(),
+                };
+                let alive_full = cluster.running(*node);
+                cluster.free_disk(*node)?;
+                // Space is back: the node must serve again without a restart by the harness.
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let status = tokio::time::timeout(Duration::from_secs(3), client.cluster_status_at(&url)).await;
+                let recovered = cluster.running(*node) && matches!(&status, Ok(Ok(s)) if s.error.is_none());
+                let mut detail = format!("slot {node} while full: running {alive_full}, {full}; ballast removed; serves again: {recovered}");
+                if !cluster.running(*node) {
+                    self.crashes.push(format!("slot {node} (node {}) exited on a full disk", cluster.nodes[*node].id));
+                    detail += "; the node EXITED: restarted";
+                    cluster.restart(*node)?;
+                } else if !recovered {
                     let why = match status {
                         Ok(Ok(s)) => format!("{:?}", s.error),
                         Ok(Err(e)) => e.to_string(),
                         Err(_) => "no answer".into(),
                     };
-                    let old = cluster.nodes[*node].id;
-                    let removed = tokio::time::timeout(Duration::from_secs(20), client.remove_node(old)).await;
-                    format!("slot {node} refused ({why}); remove {old}: {:?}; {}", removed.map(|r| r.map(|c| c.changed)), rebuild(cluster, *node).await?)
+                    // Known (README, "Disk full"): a storage error stops the node's Raft for
+                    // good; the process stays up, reports the error and needs a restart.
+                    self.disk_full_restarts += 1;
+                    detail += &format!("; Raft stopped, not recovered without a restart ({why}): restarted");
+                    cluster.kill(*node);
+                    cluster.restart(*node)?;
                 }
+                detail
             }
         };
         self.log("end", fault, detail);
         Ok(())
     }
+}
+
+impl FaultInjector {
+    /// The end of a `snapshot-kill` (install) window: let the leader's log run past the snapshot
+    /// threshold, restart the follower, and kill it again as the snapshot arrives (its incoming
+    /// temp file appears, or its log says it received one); then restart it for good.
+    async fn kill_during_install(&mut self, cluster: &mut Cluster, client: &LedgerClient, slot: usize) -> anyhow::Result<String> {
+        // Past the snapshot threshold, so the leader has a snapshot and purged the log behind it.
+        let needed = self.snapshot_entries + self.snapshot_entries / 6 + 20;
+        let until = Instant::now() + Duration::from_secs(30);
+        let mut index = self.log_index_at_kill;
+        while Instant::now() < until {
+            if let Some(s) = leader_status(cluster, client).await {
+                index = s.last_log_index;
+                if index >= self.log_index_at_kill + needed {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // The slot comes back empty under a new id; as it is added, the leader sends it a
+        // snapshot: kill -9 it as the snapshot arrives.
+        let id = cluster.replace(slot)?;
+        let pid = cluster.nodes[slot].pid().context("a started node has a pid")?;
+        let (received, installed) = (log_count(cluster, slot, "snapshot received"), log_count(cluster, slot, "snapshot installed"));
+        let watch = async {
+            let until = Instant::now() + Duration::from_secs(30);
+            loop {
+                let caught = if let Some(name) = cluster.snapshot_temp_file(slot, true) {
+                    Some(format!("mid-transfer ({name})"))
+                } else if log_count(cluster, slot, "snapshot received") > received {
+                    Some("mid-install (received, installing)".to_string())
+                } else if log_count(cluster, slot, "snapshot installed") > installed {
+                    Some("just after the install completed".to_string())
+                } else if Instant::now() > until {
+                    return "no snapshot sent within 30 s; killed anyway".to_string();
+                } else {
+                    None
+                };
+                if let Some(caught) = caught {
+                    let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
+                    return caught;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        // The add-learner call waits for the learner to catch up; the kill ends that wait.
+        let caught = tokio::select! {
+            caught = watch => caught,
+            added = add_learner(cluster, slot) => format!("add-learner returned first ({added:?}); not killed"),
+        };
+        if caught.starts_with("mid-") || caught.starts_with("just") {
+            self.snapshot_kills_mid_install += 1;
+        }
+        cluster.kill(slot);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        cluster.restart(slot)?;
+        let added = add_learner(cluster, slot).await?;
+        let promoted = promote(cluster, id).await?;
+        Ok(format!(
+            "leader log {} -> {index} while slot {slot} was out; rebuilt as node {id}; killed {caught}; restarted on its partial data; add-learner {added:?}, promote {promoted:?}",
+            self.log_index_at_kill
+        ))
+    }
+}
+
+/// After a corrupting fault: the node serves right (the checkers judge it), or it refused to
+/// start / reports a storage error and is removed and rebuilt from its peers under a new id.
+async fn serves_or_rebuild(cluster: &mut Cluster, client: &LedgerClient, node: usize, after: &str) -> anyhow::Result<String> {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let url = cluster.nodes[node].url();
+    let status = tokio::time::timeout(Duration::from_secs(3), client.cluster_status_at(&url)).await;
+    let healthy = cluster.nodes[node].is_running() && matches!(&status, Ok(Ok(s)) if s.error.is_none());
+    if healthy {
+        return Ok(format!("slot {node} serves after {after}"));
+    }
+    let why = match status {
+        Ok(Ok(s)) => format!("{:?}", s.error),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "no answer".into(),
+    };
+    let old = cluster.nodes[node].id;
+    let removed = tokio::time::timeout(Duration::from_secs(20), client.remove_node(old)).await;
+    Ok(format!("slot {node} refused ({why}); remove {old}: {:?}; {}", removed.map(|r| r.map(|c| c.changed)), rebuild(cluster, node).await?))
 }
 
 /// Rebuilds a slot from its peers under a new id: empty data dir, add as learner, promote.
@@ -312,7 +540,11 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
     std::fs::create_dir_all(&options.dir)?;
     let windows = schedule::plan(options.seed, &options.nemeses, options.nodes, options.time_limit_s * 1000);
     let namespaces = options.nemeses.contains(&Nemesis::Partition);
-    let mut cluster = Cluster::start(options.nodes, &options.dir, namespaces, &snapshot_args(options.snapshot_entries))?;
+    let setup = Setup {
+        clock_files: options.nemeses.contains(&Nemesis::Clock),
+        disk_mb: options.nemeses.contains(&Nemesis::DiskFull).then_some(DISK_MB),
+    };
+    let mut cluster = Cluster::start(options.nodes, &options.dir, namespaces, &snapshot_args(options.snapshot_entries), setup)?;
     let admin = workload::client(cluster.urls(), cluster.tls())?;
     let setup_deadline = Instant::now() + Duration::from_secs(60);
     let initial = loop {
@@ -329,6 +561,7 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
     println!("cluster of {} up, {} accounts funded; running {} s", options.nodes, options.accounts, options.time_limit_s);
 
     let start = Instant::now();
+    let wall_start_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64;
     let deadline = start + Duration::from_secs(options.time_limit_s);
     let recorder = Recorder::new(start);
     let interval = Duration::from_micros(1_000_000 * u64::from(options.concurrency) / options.rate.max(1));
@@ -346,7 +579,19 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
         });
     }
 
-    let mut nemesis = FaultInjector { timeline: Vec::new(), start, slots: Vec::new(), faults_injected: 0 };
+    let mut nemesis = FaultInjector {
+        timeline: Vec::new(),
+        start,
+        slots: Vec::new(),
+        faults_injected: 0,
+        by_class: BTreeMap::new(),
+        snapshot_entries: options.snapshot_entries,
+        log_index_at_kill: 0,
+        crashes: Vec::new(),
+        disk_full_restarts: 0,
+        snapshot_kills_mid_install: 0,
+        snapshot_kills_mid_build: 0,
+    };
     let mut rng = Rng::new(options.seed ^ 0x6e65_6d65_7369_73);
     for window in &windows {
         tokio::time::sleep_until((start + Duration::from_millis(window.start_ms)).into()).await;
@@ -402,7 +647,7 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
     // The checkers are CPU-bound (the linearizability search can take minutes on a long run):
     // off the async workers, so Ctrl-C is still heard.
     let (judged_ops, judged_initial, workload) = (ops.clone(), initial.clone(), options.workload);
-    let mut verdicts = tokio::task::spawn_blocking(move || {
+    let (mut verdicts, lost_acknowledged) = tokio::task::spawn_blocking(move || {
         // Two-phase: the transfer checkers judge the posted balances, where a post is a transfer.
         let transfers = match workload {
             Workload::Bank => judged_ops.clone(),
@@ -415,14 +660,30 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
         let (durability, exactly_once) = checker::transfers::check(&transfers, &judged_initial, &end);
         let linearizable = checker::linearizable::check(&transfers, &judged_initial, Some(&end.present));
         let atomic_reads = checker::atomic_reads::check(&transfers, &judged_initial, Some(&end.present));
-        let mut verdicts = vec![bank, atomic_reads, durability, exactly_once, linearizable];
+        let ledger_time = checker::ledger_time::check(&judged_ops, wall_start_ns);
+        let mut verdicts = vec![bank, atomic_reads, durability, exactly_once, linearizable, ledger_time];
         if workload == Workload::TwoPhase {
             verdicts.push(two_phase::check(&judged_ops, &judged_initial, &two_phase_end));
         }
-        verdicts
+        // Acknowledged transfers (posts, in two-phase) missing from the ledger at the end.
+        let lost = transfers
+            .iter()
+            .filter(|o| o.outcome == history::Outcome::Ok)
+            .filter_map(|o| if let Op::Transfer { id, .. } = o.op { Some(id) } else { None })
+            .collect::<BTreeSet<u64>>()
+            .iter()
+            .filter(|id| !end.present.contains(id))
+            .count();
+        (verdicts, lost)
     })
     .await?;
     verdicts.push(replicas);
+    // A node no fault killed that died (or stayed broken after its fault healed) is a failure.
+    let mut alive = Verdict::new("nodes_alive");
+    for crash in &nemesis.crashes {
+        alive.anomaly(crash.clone());
+    }
+    verdicts.push(alive);
     let undecided: Vec<&str> = verdicts.iter().filter(|v| v.valid.is_none()).map(|v| v.checker).collect();
     let valid = passes(&verdicts, options.accept_undecided.as_deref());
     let mut snapshots = cluster.snapshot_counts();
@@ -439,6 +700,12 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
         "ops_duration_ms": ops_end.as_millis() as u64,
         "counts": {"ok": ok, "fail": fail, "info": info, "total": ops.len()},
         "faults_injected": nemesis.faults_injected,
+        "faults_by_class": nemesis.by_class,
+        "disk_full_restarts": nemesis.disk_full_restarts,
+        "snapshot_kills": {"mid_install": nemesis.snapshot_kills_mid_install, "mid_build": nemesis.snapshot_kills_mid_build},
+        // The loss columns of the long-run summary: each must be 0.
+        "lost_acknowledged": lost_acknowledged,
+        "double_applied": verdicts.iter().find(|v| v.checker == "exactly_once").map_or(0, |v| v.anomaly_count),
         "undecided": undecided,
         "undecided_accepted_because": options.accept_undecided,
         "snapshot_entries": options.snapshot_entries,

@@ -34,7 +34,31 @@ pub enum Nemesis {
     Partition,
     Membership,
     Corrupt,
+    /// Skew and jump one node's clock (the leader's included), live.
+    Clock,
+    /// SIGKILL every node at once; restart them all.
+    KillAll,
+    /// Kill a node while it receives or builds a snapshot.
+    SnapshotKill,
+    /// Fill a node's (small) filesystem with a ballast file; remove it.
+    DiskFull,
+    /// Corrupt a stopped node's snapshot file and its identity file.
+    CorruptFiles,
 }
+
+/// Every nemesis, in the order `--rotate` runs them.
+pub const ALL_NEMESES: [Nemesis; 10] = [
+    Nemesis::Kill,
+    Nemesis::Pause,
+    Nemesis::Partition,
+    Nemesis::Membership,
+    Nemesis::Corrupt,
+    Nemesis::Clock,
+    Nemesis::KillAll,
+    Nemesis::SnapshotKill,
+    Nemesis::DiskFull,
+    Nemesis::CorruptFiles,
+];
 
 impl Nemesis {
     pub fn parse(name: &str) -> Option<Nemesis> {
@@ -44,8 +68,29 @@ impl Nemesis {
             "partition" => Nemesis::Partition,
             "membership" => Nemesis::Membership,
             "corrupt" => Nemesis::Corrupt,
+            "clock" => Nemesis::Clock,
+            "kill-all" => Nemesis::KillAll,
+            "snapshot-kill" => Nemesis::SnapshotKill,
+            "disk-full" => Nemesis::DiskFull,
+            "corrupt-files" => Nemesis::CorruptFiles,
             _ => return None,
         })
+    }
+
+    /// The name `--nemesis` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Nemesis::Kill => "kill",
+            Nemesis::Pause => "pause",
+            Nemesis::Partition => "partition",
+            Nemesis::Membership => "membership",
+            Nemesis::Corrupt => "corrupt",
+            Nemesis::Clock => "clock",
+            Nemesis::KillAll => "kill-all",
+            Nemesis::SnapshotKill => "snapshot-kill",
+            Nemesis::DiskFull => "disk-full",
+            Nemesis::CorruptFiles => "corrupt-files",
+        }
     }
 }
 
@@ -87,6 +132,47 @@ pub enum Fault {
     Grow,
     /// Flip one byte of a stopped node's data file, then restart it: it must refuse or rebuild.
     Corrupt { node: usize },
+    /// Shift the node's clock by `offset_secs` (hours ahead or minutes behind) while it runs;
+    /// back to the true time (a jump back) when the window ends.
+    Clock { target: Target, offset_secs: i64 },
+    /// SIGKILL every node at once, restart them all when the window ends.
+    KillAll,
+    /// Kill a node in the middle of a snapshot: `Install` kills a follower, lets the log run
+    /// past the snapshot threshold, restarts it (the leader must send a snapshot) and kills it
+    /// again as the snapshot arrives; `Build` kills the node the moment it starts building one.
+    SnapshotKill { node: usize, during: SnapshotPhase },
+    /// Fill the node's filesystem with a ballast file; remove it when the window ends.
+    DiskFull { node: usize },
+    /// Stop the node, corrupt its newest snapshot file and its identity file, restart it: it
+    /// must refuse to start (then it is rebuilt) or serve right data.
+    CorruptFiles { node: usize },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotPhase {
+    Install,
+    Build,
+}
+
+impl Fault {
+    /// The fault's class, as `results.json` counts them (`faults_by_class`).
+    pub fn class(&self) -> &'static str {
+        match self {
+            Fault::Kill { .. } => "kill",
+            Fault::Pause { .. } => "pause",
+            Fault::Partition { .. } => "partition",
+            Fault::Membership { .. } => "membership",
+            Fault::Grow => "grow",
+            Fault::Corrupt { .. } => "corrupt",
+            Fault::Clock { .. } => "clock",
+            Fault::KillAll => "kill-all",
+            Fault::SnapshotKill { during: SnapshotPhase::Install, .. } => "snapshot-kill-install",
+            Fault::SnapshotKill { during: SnapshotPhase::Build, .. } => "snapshot-kill-build",
+            Fault::DiskFull { .. } => "disk-full",
+            Fault::CorruptFiles { .. } => "corrupt-files",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +241,19 @@ pub fn plan(seed: u64, nemeses: &[Nemesis], nodes: usize, time_limit_ms: u64) ->
             }
             Nemesis::Membership => Fault::Membership { node: random(&mut rng) },
             Nemesis::Corrupt => Fault::Corrupt { node: random(&mut rng) },
+            Nemesis::Clock => Fault::Clock {
+                // One node only (a majority of wrong clocks moves ledger time by design): the
+                // leader or a random node; two in three hours ahead, one in three minutes behind.
+                target: if rng.range(0, 1) == 0 { Target::Leader } else { Target::Random { node: random(&mut rng) } },
+                offset_secs: if rng.range(0, 2) < 2 { rng.range(3_600, 6 * 3_600) as i64 } else { -(rng.range(60, 900) as i64) },
+            },
+            Nemesis::KillAll => Fault::KillAll,
+            Nemesis::SnapshotKill => Fault::SnapshotKill {
+                node: random(&mut rng),
+                during: if rng.range(0, 1) == 0 { SnapshotPhase::Install } else { SnapshotPhase::Build },
+            },
+            Nemesis::DiskFull => Fault::DiskFull { node: random(&mut rng) },
+            Nemesis::CorruptFiles => Fault::CorruptFiles { node: random(&mut rng) },
         };
         windows.push(Window { start_ms: now, end_ms: now + length, fault });
         now += length + rng.range(1_000, 5_000);
@@ -166,7 +265,7 @@ pub fn plan(seed: u64, nemeses: &[Nemesis], nodes: usize, time_limit_ms: u64) ->
 mod tests {
     use super::*;
 
-    const ALL: [Nemesis; 5] = [Nemesis::Kill, Nemesis::Pause, Nemesis::Partition, Nemesis::Membership, Nemesis::Corrupt];
+    const ALL: [Nemesis; 10] = ALL_NEMESES;
 
     #[test]
     fn the_same_seed_gives_the_same_schedule() {
@@ -203,8 +302,15 @@ mod tests {
                     },
                     Fault::Partition { shape: PartitionShape::Halves { minority } } => assert_eq!(minority.len(), 2),
                     Fault::Partition { shape: PartitionShape::Bridge { bridge } } => check(bridge),
-                    Fault::Partition { .. } | Fault::Grow => {}
-                    Fault::Membership { node } | Fault::Corrupt { node } => check(node),
+                    Fault::Clock { target, offset_secs } => {
+                        assert!(matches!(target, Target::Leader | Target::Random { .. }), "seed {seed}: one node at a time");
+                        if let Target::Random { node } = target {
+                            check(node);
+                        }
+                        assert!((3_600..=6 * 3_600).contains(&offset_secs) || (-900..=-60).contains(&offset_secs), "seed {seed}: {offset_secs}");
+                    }
+                    Fault::Partition { .. } | Fault::Grow | Fault::KillAll => {}
+                    Fault::Membership { node } | Fault::Corrupt { node } | Fault::SnapshotKill { node, .. } | Fault::DiskFull { node } | Fault::CorruptFiles { node } => check(node),
                 }
             }
         }
@@ -231,6 +337,13 @@ mod tests {
             }
         }
         assert!((0..100).any(|seed| plan(seed, &[Nemesis::Partition], 5, 120_000).iter().any(|w| w.fault == Fault::Partition { shape: PartitionShape::Ring })));
+    }
+
+    #[test]
+    fn every_nemesis_parses_by_its_name() {
+        for n in ALL_NEMESES {
+            assert_eq!(Nemesis::parse(n.name()), Some(n));
+        }
     }
 
     #[test]

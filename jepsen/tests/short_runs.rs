@@ -1,7 +1,9 @@
 //! The short fault-injection runs of CI: 3 real nodes, about 25 s of load per nemesis (kill,
 //! pause, partition, flipped byte) on the bank workload, and one two-phase run (holds posted,
-//! voided, raced, expired) under kills; each judged by every checker of its workload. Runs one after another (one
-//! test) so they do not compete for the 2 cores. Needs the `ledger-node` binary built next to
+//! voided, raced, expired) under kills; each judged by every checker of its workload. Then one
+//! test per part-two nemesis (issue 19: clock, kill-all, snapshot-kill, disk-full,
+//! corrupt-files), 25–30 s each. The tests take one lock, so runs go one after another and do
+//! not compete for the 2 cores. Needs the `ledger-node` binary built next to
 //! `jepsen` (`cargo build --release --workspace --bins`, done by scripts/test.sh) and root for
 //! the partition run's network namespaces.
 
@@ -11,9 +13,19 @@ use std::process::Command;
 /// Fewer ok operations than this in 25 s means the run did not really exercise the cluster.
 const OK_OPS_MIN: u64 = 300;
 
+/// One run at a time: the tests of this file share the 2 cores and must not compete.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn run(workload: &str, nemesis: &str, seed: u64, dir: &Path) -> serde_json::Value {
+    run_for(workload, nemesis, seed, 25, dir)
+}
+
+fn run_for(workload: &str, nemesis: &str, seed: u64, seconds: u64, dir: &Path) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_jepsen"))
-        .args(["--workload", workload, "--nemesis", nemesis, "--nodes", "3", "--time-limit", "25", "--rate", "100", "--seed", &seed.to_string()])
+        .args(["--workload", workload, "--nemesis", nemesis, "--nodes", "3", "--time-limit", &seconds.to_string(), "--rate", "100", "--seed", &seed.to_string()])
         .arg("--dir")
         .arg(dir)
         .output()
@@ -40,7 +52,8 @@ fn run(workload: &str, nemesis: &str, seed: u64, dir: &Path) -> serde_json::Valu
 
 #[test]
 fn short_runs_under_kill_pause_partition_and_a_flipped_byte_pass_every_checker() {
-    let root = tempfile_dir();
+    let _serial = serial();
+    let root = tempfile_dir("part-one");
     let runs = [("bank", "kill", 1), ("bank", "pause", 2), ("bank", "partition", 3), ("bank", "corrupt", 4), ("two-phase", "kill", 5)];
     for (workload, nemesis, seed) in runs {
         let results = run(workload, nemesis, seed, &root.join(format!("{workload}-{nemesis}")));
@@ -59,8 +72,56 @@ fn short_runs_under_kill_pause_partition_and_a_flipped_byte_pass_every_checker()
     let _ = std::fs::remove_dir_all(&root);
 }
 
-fn tempfile_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("jepsen-short-{}", std::process::id()));
+/// One part-two nemesis (issue 19) alone, `seconds` of load: every checker valid, and the
+/// fault injected at least once (`faults_by_class`).
+fn part_two(nemesis: &str, class: &str, seed: u64, seconds: u64) -> serde_json::Value {
+    let _serial = serial();
+    let root = tempfile_dir(nemesis);
+    let results = run_for("bank", nemesis, seed, seconds, &root.join(nemesis));
+    println!("{nemesis}: {}; faults {}; snapshots {}", results["counts"], results["faults_by_class"], results["snapshots"]);
+    assert!(results["faults_by_class"][class].as_u64().unwrap_or(0) >= 1, "{nemesis}: no {class} fault: {results:#}");
+    assert_eq!(results["lost_acknowledged"], 0, "{nemesis}: {results:#}");
+    assert_eq!(results["double_applied"], 0, "{nemesis}: {results:#}");
+    let _ = std::fs::remove_dir_all(&root);
+    results
+}
+
+/// A live clock shift of hours ahead or minutes behind on one node (seed 2: a node 2.7 h fast):
+/// no ok write is stamped beyond the true time plus the allowed skew (`ledger_time`).
+#[test]
+fn short_run_clock() {
+    let results = part_two("clock", "clock", 2, 25);
+    let checkers = results["checkers"].as_array().expect("checkers");
+    assert!(checkers.iter().any(|c| c["checker"] == "ledger_time" && c["valid"] == true), "{results:#}");
+}
+
+#[test]
+fn short_run_kill_all() {
+    part_two("kill-all", "kill-all", 3, 25);
+}
+
+/// Seed 4: a follower removed, the log run past the threshold, rebuilt, killed as its data arrives.
+#[test]
+fn short_run_snapshot_kill() {
+    part_two("snapshot-kill", "snapshot-kill-install", 4, 30);
+}
+
+/// Needs root (tmpfs per data dir): without it the run stops with an error, so this fails.
+#[test]
+fn short_run_disk_full() {
+    let results = part_two("disk-full", "disk-full", 1, 25);
+    let checkers = results["checkers"].as_array().expect("checkers");
+    assert!(checkers.iter().any(|c| c["checker"] == "nodes_alive" && c["valid"] == true), "no node exited on a full disk: {results:#}");
+}
+
+/// Seed 6: an identity file (refused, rebuilt), a snapshot file alone (served), both (refused).
+#[test]
+fn short_run_corrupt_files() {
+    part_two("corrupt-files", "corrupt-files", 6, 30);
+}
+
+fn tempfile_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("jepsen-short-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }

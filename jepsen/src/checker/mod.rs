@@ -3,6 +3,7 @@
 
 pub mod atomic_reads;
 pub mod bank;
+pub mod ledger_time;
 pub mod linearizable;
 pub mod transfers;
 pub mod two_phase;

@@ -59,6 +59,9 @@ pub(crate) fn not_leader(f: &ForwardToLeader<TypeConfig>) -> ServiceError {
 
 /// This node's wall clock (ns since the Unix epoch). `LEDGER_TEST_CLOCK_OFFSET_SECS` (signed,
 /// read once) shifts it: for tests of a node whose clock is wrong, never for production.
+/// `LEDGER_TEST_CLOCK_OFFSET_FILE` (a path, read once) adds a live shift: the file holds signed
+/// seconds and is re-read at most every 100 ms (missing or unparsable: 0), so a test can step
+/// a running node's clock forward or back (the fault-injection suite's `clock` nemesis).
 pub fn now_ns() -> u64 {
     static OFFSET_NS: std::sync::OnceLock<i128> = std::sync::OnceLock::new();
     let offset = *OFFSET_NS.get_or_init(|| {
@@ -69,7 +72,34 @@ pub fn now_ns() -> u64 {
         i128::from(secs) * 1_000_000_000
     });
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0);
-    (now + offset).clamp(0, i128::from(u64::MAX)) as u64
+    (now + offset + test_clock_file_offset_ns()).clamp(0, i128::from(u64::MAX)) as u64
+}
+
+/// The live clock shift of `LEDGER_TEST_CLOCK_OFFSET_FILE` (0 when the variable is not set).
+fn test_clock_file_offset_ns() -> i128 {
+    struct Live {
+        path: std::path::PathBuf,
+        /// When the file was last read, and the shift it held.
+        read: Mutex<Option<(std::time::Instant, i128)>>,
+    }
+    static LIVE: std::sync::OnceLock<Option<Live>> = std::sync::OnceLock::new();
+    let live = LIVE.get_or_init(|| {
+        let path = std::env::var_os("LEDGER_TEST_CLOCK_OFFSET_FILE")?;
+        tracing::warn!(path = %std::path::Path::new(&path).display(), "LEDGER_TEST_CLOCK_OFFSET_FILE shifts this node's clock live (tests only)");
+        Some(Live { path: path.into(), read: Mutex::new(None) })
+    });
+    let Some(live) = live else { return 0 };
+    let mut read = live.read.lock().unwrap_or_else(|p| p.into_inner());
+    let now = std::time::Instant::now();
+    match *read {
+        Some((at, offset)) if now.duration_since(at) < Duration::from_millis(100) => offset,
+        _ => {
+            let secs = std::fs::read_to_string(&live.path).ok().and_then(|s| s.trim().parse::<i64>().ok()).unwrap_or(0);
+            let offset = i128::from(secs) * 1_000_000_000;
+            *read = Some((now, offset));
+            offset
+        }
+    }
 }
 
 #[derive(Clone)]
