@@ -33,7 +33,8 @@ fn a_follower_cut_off_with_a_deposed_leader_never_serves_reads_older_than_the_bo
     let dir = std::env::temp_dir().join(format!("jepsen-stale-reads-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let mut cluster = Cluster::start(NODES, &dir, true, &[]).expect("start 5 namespaced nodes");
+    let setup = jepsen::cluster::Setup { clock_files: false, disk_mb: None };
+    let mut cluster = Cluster::start(NODES, &dir, true, &[], setup).expect("start 5 namespaced nodes");
     runtime.block_on(partitioned_follower_reads(&mut cluster));
     drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
