@@ -52,3 +52,5 @@ pub struct CommandResponse {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod snapshot_memory;

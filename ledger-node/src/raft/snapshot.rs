@@ -128,7 +128,8 @@ pub fn write(db: &rocksdb::DB, dir: &Path) -> io::Result<Written> {
     out.write_all(&meta_bytes)?;
     let mut records: u64 = 0;
     for (table_index, table) in Table::ALL.iter().enumerate() {
-        for item in view.iterator_cf(cf(db, Cf::Ledger(*table)), IteratorMode::Start) {
+        let rows = view.iterator_cf_opt(cf(db, Cf::Ledger(*table)), crate::storage::db::scan_options(), IteratorMode::Start);
+        for item in rows {
             let (key, value) = item.map_err(to_io)?;
             out.write_all(&[table_index as u8])?;
             out.write_all(&(key.len() as u32).to_le_bytes())?;
@@ -284,6 +285,12 @@ fn read_field(file: &mut impl Read, path: &Path) -> io::Result<Vec<u8>> {
 /// install's memory is this (plus one row, ≤ 2 × 16 MiB), whatever the snapshot's size.
 pub const INSTALL_BATCH_BYTES_MAX: usize = 4 << 20;
 
+/// Bytes of rows an install writes between two flushes of the ledger tables. The rows arrive
+/// faster than RocksDB's background flushes write them out, and the memtables they wait in
+/// would otherwise grow with the snapshot (measured: 180 MiB resident after installing 256 MiB
+/// with a 16 MiB memtable budget); flushing as it goes keeps them at this.
+pub const INSTALL_FLUSH_BYTES: usize = 32 << 20;
+
 /// What an install wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Installed {
@@ -337,7 +344,7 @@ fn install_with(
     }
     db.write(batch).map_err(to_io)?;
     let mut done = Installed { records: 0, batches: 0, peak_batch_bytes: 0 };
-    let (mut batch, mut batch_bytes) = (WriteBatch::default(), 0usize);
+    let (mut batch, mut batch_bytes, mut unflushed_bytes) = (WriteBatch::default(), 0usize, 0usize);
     loop {
         let mut tag = [0u8; 1];
         file.read_exact(&mut tag)?;
@@ -353,8 +360,13 @@ fn install_with(
         if batch_bytes >= batch_bytes_max {
             done.peak_batch_bytes = done.peak_batch_bytes.max(batch_bytes);
             db.write(std::mem::take(&mut batch)).map_err(to_io)?;
+            unflushed_bytes += batch_bytes;
             batch_bytes = 0;
             done.batches += 1;
+            if unflushed_bytes >= INSTALL_FLUSH_BYTES {
+                flush_ledger_tables(db)?;
+                unflushed_bytes = 0;
+            }
             if crash_after_batches.is_some_and(|n| done.batches >= n) {
                 return Err(io::Error::other("install stopped by the test (a crash)"));
             }
@@ -374,6 +386,16 @@ fn install_with(
     db.write_opt(batch, &opts).map_err(to_io)?;
     tracing::info!(records = done.records, batches = done.batches, path = %path.display(), "snapshot installed");
     Ok(done)
+}
+
+/// Writes the ledger tables' memtables out and waits. Only the marker's batch and the rows are
+/// in them; the marker (in `sm_meta`, not flushed here) still guards the partial state, and the
+/// WAL that holds it is kept until every column family with data in it is flushed.
+fn flush_ledger_tables(db: &rocksdb::DB) -> io::Result<()> {
+    let families: Vec<_> = Table::ALL.iter().map(|table| cf(db, Cf::Ledger(*table))).collect();
+    let mut opts = rocksdb::FlushOptions::default();
+    opts.set_wait(true);
+    db.flush_cfs_opt(&families, &opts).map_err(to_io)
 }
 
 /// Whether a view holds the marker of an install in progress (its ledger tables are partial).

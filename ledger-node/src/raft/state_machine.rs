@@ -224,7 +224,7 @@ pub fn state_hash(db: &rocksdb::DB) -> io::Result<(u64, [u8; 32])> {
     // The bytes `ledger_core::store::state_hash` hashes, row by row (`streamed_hash_matches_the_ledger_hash`).
     let mut hasher = Sha256::new();
     for table in Table::ALL {
-        let mut rows = view.raw_iterator_cf(cf(db, Cf::Ledger(table)));
+        let mut rows = view.raw_iterator_cf_opt(cf(db, Cf::Ledger(table)), crate::storage::db::scan_options());
         rows.seek_to_first();
         while let (Some(key), Some(value)) = (rows.key(), rows.value()) {
             hasher.update([table as u8]);

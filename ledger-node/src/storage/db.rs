@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rocksdb::{BlockBasedOptions, ColumnFamilyDescriptor, DBCompressionType, Options, ReadOptions};
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Options, ReadOptions};
 
 use ledger_core::Table;
 
@@ -56,6 +56,16 @@ pub fn open(path: &Path) -> io::Result<Db> {
     open_with(path, true)
 }
 
+/// The memtables of every column family together (RocksDB's `db_write_buffer_size`): past it,
+/// the oldest is flushed. Without it each of the 19 column families could hold its own
+/// `WRITE_BUFFER_BYTES` until the WAL cap (256 MiB) forced flushes, so a write spread over many
+/// tables (a snapshot install, a busy ledger) kept up to that much in memory per node.
+pub const MEMTABLE_BUDGET_BYTES: usize = 256 << 20;
+
+/// The one block cache all column families share. RocksDB's default is a separate 32 MiB cache
+/// per column family (about 600 MiB for 19): one bound for the whole node instead.
+pub const BLOCK_CACHE_BYTES: usize = 256 << 20;
+
 /// Opens the database; with `verify_tables`, reads every block of every column family once with
 /// checksums on and refuses the open on a mismatch.
 pub fn open_with(path: &Path, verify_tables: bool) -> io::Result<Db> {
@@ -79,7 +89,14 @@ pub fn open_with(path: &Path, verify_tables: bool) -> io::Result<Db> {
     opts.set_compression_type(DBCompressionType::Lz4);
     opts.set_bottommost_compression_type(DBCompressionType::Zstd);
     opts.increase_parallelism(2);
-    let descriptors = all_cfs().into_iter().map(|cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(cf)));
+    // A flush trigger, not a stall: RocksDB's stalling write buffer manager flushes one column
+    // family and then waits for usage to fall under the budget, which never happens when the
+    // rest is spread over the other column families (seen: a snapshot install hung). Writes
+    // that outpace the flushes are held by RocksDB's per-column-family stall instead
+    // (`max_write_buffer_number`), and the snapshot install flushes as it goes.
+    opts.set_db_write_buffer_size(MEMTABLE_BUDGET_BYTES);
+    let block_cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+    let descriptors = all_cfs().into_iter().map(|cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(cf, &block_cache)));
     let db = rocksdb::DB::open_cf_descriptors(&opts, path, descriptors).map_err(|e| explain_open_error(path, e))?;
     if verify_tables {
         let verified = verify_tables_of(&db).inspect_err(|e| tracing::error!(error = %e, path = %path.display(), "refusing to open the database"))?;
@@ -141,8 +158,18 @@ pub struct Verified {
     pub elapsed: Duration,
 }
 
-/// Bytes read ahead by the verifying scan (sequential reads of whole files).
-const VERIFY_READAHEAD_BYTES: usize = 2 << 20;
+/// Bytes read ahead by a full scan (sequential reads of whole files).
+const SCAN_READAHEAD_BYTES: usize = 2 << 20;
+
+/// Read options for a scan of a whole column family (the checksum scan at open, a snapshot
+/// build, the state hash): read ahead, and leave the block cache alone, so that a scan neither
+/// evicts the working set nor keeps the ledger's blocks in memory.
+pub fn scan_options() -> ReadOptions {
+    let mut read = ReadOptions::default();
+    read.fill_cache(false);
+    read.set_readahead_size(SCAN_READAHEAD_BYTES);
+    read
+}
 
 /// Reads every row of every column family once, with block checksums verified and the block
 /// cache left alone. `AbsoluteConsistency` covers only the write-ahead log: a flipped byte in an
@@ -154,10 +181,8 @@ pub fn verify_tables_of(db: &rocksdb::DB) -> io::Result<Verified> {
     let started = Instant::now();
     let (mut rows, mut bytes) = (0u64, 0u64);
     for family in all_cfs() {
-        let mut read = ReadOptions::default();
+        let mut read = scan_options();
         read.set_verify_checksums(true);
-        read.fill_cache(false);
-        read.set_readahead_size(VERIFY_READAHEAD_BYTES);
         let mut iter = db.raw_iterator_cf_opt(cf(db, family), read);
         iter.seek_to_first();
         while iter.valid() {
@@ -177,10 +202,11 @@ pub fn verify_tables_of(db: &rocksdb::DB) -> io::Result<Verified> {
     Ok(Verified { rows, bytes, elapsed: started.elapsed() })
 }
 
-/// Bytes of memtable per column family before it is flushed.
+/// Bytes of memtable per column family before it is flushed. The point-lookup families'
+/// memtable bloom filters take a tenth of it each (6.4 MiB), allocated when the memtable is.
 const WRITE_BUFFER_BYTES: usize = 64 << 20;
 
-fn cf_options(cf: Cf) -> Options {
+fn cf_options(cf: Cf, block_cache: &Cache) -> Options {
     let mut opts = Options::default();
     opts.set_compression_type(DBCompressionType::Lz4);
     opts.set_bottommost_compression_type(DBCompressionType::Zstd);
@@ -192,13 +218,14 @@ fn cf_options(cf: Cf) -> Options {
         cf,
         Cf::Ledger(Table::Accounts | Table::Assets | Table::Transfers | Table::Idempotency | Table::ExternalRefs)
     );
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(block_cache);
     if point_lookups {
         opts.set_memtable_whole_key_filtering(true);
         opts.set_memtable_prefix_bloom_ratio(0.1);
-        let mut table = BlockBasedOptions::default();
         table.set_bloom_filter(10.0, false);
-        opts.set_block_based_table_factory(&table);
     }
+    opts.set_block_based_table_factory(&table);
     opts
 }
 
