@@ -193,6 +193,41 @@ pub fn remove_stale_temp_files(dir: &Path) -> io::Result<usize> {
     Ok(removed)
 }
 
+/// What `check_latest_at_start` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartCheck {
+    /// No published snapshot.
+    None,
+    /// The newest snapshot's whole-file checksum matches.
+    Intact { index: u64 },
+    /// The newest snapshot was damaged: removed, and a new one built from the database.
+    Rebuilt { damaged_index: u64, index: u64 },
+}
+
+/// Verifies the newest published snapshot's whole-file checksum before Raft starts; a damaged
+/// one is removed and a new one built from the database. Without this a flipped byte in the
+/// file was found only when the snapshot was next sent (a leader then stops its Raft: it must
+/// not ship what it cannot vouch for) or read for its header. The database is the state (its
+/// table blocks are verified at open); the file is only what this node sends to followers that
+/// are behind its purged log, and the new one covers at least as much: the applied index is at
+/// or past every snapshot this node published or installed (`finish_interrupted_install` runs
+/// first, so an install whose file is damaged refuses the start instead). Blocking.
+pub fn check_latest_at_start(db: &rocksdb::DB, dir: &Path) -> io::Result<StartCheck> {
+    let Some(file) = latest(dir)? else { return Ok(StartCheck::None) };
+    let damaged_index = published_index(&file.path).expect("`latest` returns published files");
+    let error = match verify(&file.path) {
+        Ok(meta) => return Ok(StartCheck::Intact { index: snapshot_index(&meta) }),
+        Err(e) if matches!(e.kind(), io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof) => e,
+        Err(e) => return Err(e),
+    };
+    tracing::error!(error = %error, path = %file.path.display(), "the newest snapshot is damaged: removing it and building a new one from the database");
+    fs::remove_file(&file.path)?;
+    let (meta, _) = build(db, dir)?;
+    let index = snapshot_index(&meta);
+    assert!(index >= damaged_index, "the applied index {index} is behind a snapshot this node published ({damaged_index})");
+    Ok(StartCheck::Rebuilt { damaged_index, index })
+}
+
 /// The newest published snapshot in `dir`, if any.
 pub fn latest(dir: &Path) -> io::Result<Option<SnapshotFile>> {
     if !dir.exists() {
@@ -581,6 +616,42 @@ mod tests {
         fs::remove_file(&file.path).unwrap();
         let err = finish_interrupted_install(&target).unwrap_err().to_string();
         assert!(err.contains("was interrupted and cannot be finished") && err.contains("Rebuild a node"), "{err}");
+    }
+
+    /// A flipped byte in the newest snapshot is found before Raft starts: the file is replaced
+    /// by one built from the database, which carries the same rows.
+    #[test]
+    fn a_damaged_snapshot_is_rebuilt_at_start_and_an_intact_one_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = ledger_of(dir.path(), 1, 40);
+        let snapshots = dir.path().join("snapshots");
+        assert_eq!(check_latest_at_start(&db, &snapshots).unwrap(), StartCheck::None);
+        let (_, file) = build(&db, &snapshots).unwrap();
+        let sent_before = fs::read(&file.path).unwrap();
+        assert_eq!(check_latest_at_start(&db, &snapshots).unwrap(), StartCheck::Intact { index: 40 });
+        assert_eq!(fs::read(&file.path).unwrap(), sent_before, "an intact file is not rewritten");
+        // Applied moves on after the snapshot; then a byte of the file flips.
+        set_applied(&db, 55);
+        let mut bytes = sent_before.clone();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x20;
+        fs::write(&file.path, &bytes).unwrap();
+        assert!(verify(&file.path).is_err());
+        let checked = check_latest_at_start(&db, &snapshots).unwrap();
+        assert_eq!(checked, StartCheck::Rebuilt { damaged_index: 40, index: 55 });
+        assert!(!file.path.exists(), "the damaged file is gone");
+        let rebuilt = latest(&snapshots).unwrap().expect("a rebuilt snapshot");
+        let meta = verify(&rebuilt.path).unwrap();
+        assert_eq!(snapshot_index(&meta), 55);
+        let to = tempfile::tempdir().unwrap();
+        let target = db_applied_at(to.path(), 3);
+        install(&target, &rebuilt.path, &meta).unwrap();
+        assert_eq!(hash(&target), hash(&db), "the rebuilt snapshot carries the database's state");
+        // A truncated file (a torn copy) is damage too.
+        let len = fs::metadata(&rebuilt.path).unwrap().len();
+        fs::OpenOptions::new().write(true).open(&rebuilt.path).unwrap().set_len(len / 3).unwrap();
+        assert_eq!(check_latest_at_start(&db, &snapshots).unwrap(), StartCheck::Rebuilt { damaged_index: 55, index: 55 });
+        assert!(verify(&latest(&snapshots).unwrap().unwrap().path).is_ok());
     }
 
     #[test]

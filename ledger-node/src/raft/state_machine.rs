@@ -28,6 +28,8 @@ pub struct StateMachine {
     snapshot_dir: PathBuf,
     feed: EntryFeed,
     cache: Arc<Mutex<RowCache>>,
+    /// Whether `snapshot::check_latest_at_start` ran (the first `applied_state`).
+    snapshot_checked: bool,
 }
 
 impl StateMachine {
@@ -41,7 +43,7 @@ impl StateMachine {
         }
         let (feed, _) = broadcast::channel(ENTRY_FEED_CAPACITY);
         let cache = Arc::new(Mutex::new(RowCache::new(ROW_CACHE_ROWS_MAX)));
-        StateMachine { db, snapshot_dir, feed, cache }
+        StateMachine { db, snapshot_dir, feed, cache, snapshot_checked: false }
     }
 
     pub fn feed(&self) -> EntryFeed {
@@ -128,9 +130,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn applied_state(&mut self) -> io::Result<(Option<LogId>, StoredMembership)> {
         let db = self.db.clone();
-        // Raft reads this first at start: an install a crash interrupted is finished before.
+        // Raft reads this first at start (and a few more times then): an install a crash
+        // interrupted is finished before, and then, once, a damaged snapshot file replaced.
+        let check_snapshot = (!self.snapshot_checked).then(|| self.snapshot_dir.clone());
+        self.snapshot_checked = true;
         blocking(move || {
             snapshot::finish_interrupted_install(&db)?;
+            if let Some(dir) = check_snapshot {
+                snapshot::check_latest_at_start(&db, &dir)?;
+            }
             snapshot::read_sm_meta(|k| db.get_cf(cf(&db, Cf::SmMeta), k).map_err(to_io))
         })
         .await
