@@ -4,4 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-deps.sh
-exec cargo run --release --locked -p ledger-node --bin ledger-node -- dev "$@"
+# The same build as scripts/test.sh (`--workspace --bins`): cargo unifies features per
+# invocation, so `cargo run -p ledger-node` would recompile our crates after the tests (minutes)
+# and the tests would recompile them after it. Then the binary itself, not `cargo run`.
+cargo build --release --locked --workspace --bins
+exec "${CARGO_TARGET_DIR:-target}/release/ledger-node" dev "$@"
