@@ -13,7 +13,7 @@ struct Args {
     #[arg(long, default_value = "bank")]
     workload: String,
     /// Comma-separated: kill, pause, partition, membership, corrupt, clock, kill-all,
-    /// snapshot-kill, disk-full, corrupt-files ("none" for no faults). With `--rotate`: the
+    /// snapshot-kill, disk-full, corrupt-files, client-partition ("none" for no faults). With `--rotate`: the
     /// nemeses to rotate through ("all", the default there, for every one).
     #[arg(long, default_value = "kill")]
     nemesis: String,

@@ -19,6 +19,8 @@ pub struct Network {
     slots: usize,
     /// Pairs (i, j), i < j, currently cut.
     cut: BTreeSet<(usize, usize)>,
+    /// Slots currently cut from the clients (the root namespace).
+    cut_from_clients: BTreeSet<usize>,
     created: bool,
 }
 
@@ -41,7 +43,7 @@ impl Network {
         }
         ip(&["netns", "list"]).context("`ip netns` is unavailable: partitions need iproute2 with netns support")?;
         let pid = std::process::id();
-        let mut net = Network { prefix: format!("lj{pid}"), subnet: (pid % 200 + 20) as u8, slots, cut: BTreeSet::new(), created: true };
+        let mut net = Network { prefix: format!("lj{pid}"), subnet: (pid % 200 + 20) as u8, slots, cut: BTreeSet::new(), cut_from_clients: BTreeSet::new(), created: true };
         net.setup().context("set up the partition network")?;
         Ok(net)
     }
@@ -58,11 +60,15 @@ impl Network {
     pub fn address(&self, slot: usize) -> String {
         format!("10.213.{}.{}", self.subnet, slot + 1)
     }
+    /// The bridge's address: where the clients (the root namespace) reach the nodes from.
+    fn clients_address(&self) -> String {
+        format!("10.213.{}.254", self.subnet)
+    }
 
     fn setup(&mut self) -> anyhow::Result<()> {
         let bridge = self.bridge();
         ip(&["link", "add", &bridge, "type", "bridge"])?;
-        ip(&["addr", "add", &format!("10.213.{}.254/24", self.subnet), "dev", &bridge])?;
+        ip(&["addr", "add", &format!("{}/24", self.clients_address()), "dev", &bridge])?;
         ip(&["link", "set", &bridge, "up"])?;
         for slot in 0..self.slots {
             self.add_namespace(slot)?;
@@ -106,12 +112,29 @@ impl Network {
         Ok(())
     }
 
+    /// Cuts `slot` from the clients only: a blackhole route for the clients' address in its
+    /// namespace drops everything it sends them (replies included, so their calls time out as
+    /// in a real partition); its traffic with the other nodes goes on.
+    pub fn cut_from_clients(&mut self, slot: usize) -> anyhow::Result<()> {
+        if self.cut_from_clients.insert(slot) {
+            ip(&["-n", &self.namespace(slot), "route", "add", "blackhole", &format!("{}/32", self.clients_address())])?;
+        }
+        Ok(())
+    }
+
     pub fn heal(&mut self) -> anyhow::Result<()> {
         for (a, b) in std::mem::take(&mut self.cut) {
             ip(&["-n", &self.namespace(a), "route", "del", "blackhole", &format!("{}/32", self.address(b))])?;
             ip(&["-n", &self.namespace(b), "route", "del", "blackhole", &format!("{}/32", self.address(a))])?;
         }
+        for slot in std::mem::take(&mut self.cut_from_clients) {
+            ip(&["-n", &self.namespace(slot), "route", "del", "blackhole", &format!("{}/32", self.clients_address())])?;
+        }
         Ok(())
+    }
+
+    pub fn cut_from_clients_slots(&self) -> Vec<usize> {
+        self.cut_from_clients.iter().copied().collect()
     }
 
     pub fn cut_pairs(&self) -> Vec<(usize, usize)> {

@@ -164,6 +164,14 @@ impl FaultInjector {
                 }
                 format!("leader slot {leader}; cut pairs {:?}", net.cut_pairs())
             }
+            Fault::ClientPartition { target } => {
+                let slots = self.targets(cluster, client, target, rng).await;
+                let net = cluster.net.as_mut().context("a client partition needs the namespaced network")?;
+                for &s in &slots {
+                    net.cut_from_clients(s)?;
+                }
+                format!("slots {:?} cut from the clients", net.cut_from_clients_slots())
+            }
             Fault::Membership { node } => {
                 self.slots = vec![*node];
                 let id = cluster.nodes[*node].id;
@@ -284,7 +292,7 @@ impl FaultInjector {
                 }
                 format!("SIGCONT slots {slots:?}")
             }
-            Fault::Partition { .. } => {
+            Fault::Partition { .. } | Fault::ClientPartition { .. } => {
                 cluster.net.as_mut().context("partition network")?.heal()?;
                 "healed".to_string()
             }
@@ -539,7 +547,7 @@ async fn converge(cluster: &Cluster) -> anyhow::Result<(Verdict, Vec<serde_json:
 pub async fn run(options: Options) -> anyhow::Result<bool> {
     std::fs::create_dir_all(&options.dir)?;
     let windows = schedule::plan(options.seed, &options.nemeses, options.nodes, options.time_limit_s * 1000);
-    let namespaces = options.nemeses.contains(&Nemesis::Partition);
+    let namespaces = options.nemeses.iter().any(|n| matches!(n, Nemesis::Partition | Nemesis::ClientPartition));
     let setup = Setup {
         clock_files: options.nemeses.contains(&Nemesis::Clock),
         disk_mb: options.nemeses.contains(&Nemesis::DiskFull).then_some(DISK_MB),

@@ -44,10 +44,12 @@ pub enum Nemesis {
     DiskFull,
     /// Corrupt a stopped node's snapshot file and its identity file.
     CorruptFiles,
+    /// Cut the clients (not the other nodes) off from one node, the leader mostly.
+    ClientPartition,
 }
 
 /// Every nemesis, in the order `--rotate` runs them.
-pub const ALL_NEMESES: [Nemesis; 10] = [
+pub const ALL_NEMESES: [Nemesis; 11] = [
     Nemesis::Kill,
     Nemesis::Pause,
     Nemesis::Partition,
@@ -58,6 +60,7 @@ pub const ALL_NEMESES: [Nemesis; 10] = [
     Nemesis::SnapshotKill,
     Nemesis::DiskFull,
     Nemesis::CorruptFiles,
+    Nemesis::ClientPartition,
 ];
 
 impl Nemesis {
@@ -73,6 +76,7 @@ impl Nemesis {
             "snapshot-kill" => Nemesis::SnapshotKill,
             "disk-full" => Nemesis::DiskFull,
             "corrupt-files" => Nemesis::CorruptFiles,
+            "client-partition" => Nemesis::ClientPartition,
             _ => return None,
         })
     }
@@ -90,6 +94,7 @@ impl Nemesis {
             Nemesis::SnapshotKill => "snapshot-kill",
             Nemesis::DiskFull => "disk-full",
             Nemesis::CorruptFiles => "corrupt-files",
+            Nemesis::ClientPartition => "client-partition",
         }
     }
 }
@@ -146,6 +151,10 @@ pub enum Fault {
     /// Stop the node, corrupt its newest snapshot file and its identity file, restart it: it
     /// must refuse to start (then it is rebuilt) or serve right data.
     CorruptFiles { node: usize },
+    /// Drop the traffic between the clients and the target (its replies to them), while it
+    /// still talks to the other nodes: the clients must go through another node, which forwards
+    /// writes to the leader. Healed when the window ends.
+    ClientPartition { target: Target },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,6 +180,7 @@ impl Fault {
             Fault::SnapshotKill { during: SnapshotPhase::Build, .. } => "snapshot-kill-build",
             Fault::DiskFull { .. } => "disk-full",
             Fault::CorruptFiles { .. } => "corrupt-files",
+            Fault::ClientPartition { .. } => "client-partition",
         }
     }
 }
@@ -254,6 +264,10 @@ pub fn plan(seed: u64, nemeses: &[Nemesis], nodes: usize, time_limit_ms: u64) ->
             },
             Nemesis::DiskFull => Fault::DiskFull { node: random(&mut rng) },
             Nemesis::CorruptFiles => Fault::CorruptFiles { node: random(&mut rng) },
+            // The leader two times in three (what a client cut off from it must survive).
+            Nemesis::ClientPartition => Fault::ClientPartition {
+                target: if rng.range(0, 2) < 2 { Target::Leader } else { Target::Random { node: random(&mut rng) } },
+            },
         };
         windows.push(Window { start_ms: now, end_ms: now + length, fault });
         now += length + rng.range(1_000, 5_000);
@@ -265,7 +279,7 @@ pub fn plan(seed: u64, nemeses: &[Nemesis], nodes: usize, time_limit_ms: u64) ->
 mod tests {
     use super::*;
 
-    const ALL: [Nemesis; 10] = ALL_NEMESES;
+    const ALL: [Nemesis; 11] = ALL_NEMESES;
 
     #[test]
     fn the_same_seed_gives_the_same_schedule() {
@@ -302,6 +316,11 @@ mod tests {
                     },
                     Fault::Partition { shape: PartitionShape::Halves { minority } } => assert_eq!(minority.len(), 2),
                     Fault::Partition { shape: PartitionShape::Bridge { bridge } } => check(bridge),
+                    Fault::ClientPartition { target } => match target {
+                        Target::Random { node } => check(node),
+                        Target::Leader => {}
+                        Target::Majority { .. } => panic!("seed {seed}: one node at a time"),
+                    },
                     Fault::Clock { target, offset_secs } => {
                         assert!(matches!(target, Target::Leader | Target::Random { .. }), "seed {seed}: one node at a time");
                         if let Target::Random { node } = target {
