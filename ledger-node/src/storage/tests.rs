@@ -122,11 +122,11 @@ proptest! {
 }
 
 /// Found by the jepsen bank workload (a read of all balances summed to 8043 instead of 8000):
-/// a `ReadStore` read each account at a different moment, so a transfer applied between two gets
-/// showed one leg and not the other. Every read through one `ReadStore` must see one state.
+/// a `ReadStore` (now `RocksSnapshot`) read each account at a different moment, so a transfer applied between two gets
+/// showed one leg and not the other. Every read through one `RocksSnapshot` must see one state.
 #[test]
 fn a_read_store_sees_one_state_even_while_transfers_apply() {
-    use ledger_core::store::Store;
+    use ledger_core::store::ReadStore;
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path()).unwrap();
     let mut commands = setup_commands();
@@ -149,7 +149,7 @@ fn a_read_store_sees_one_state_even_while_transfers_apply() {
         apply(&mut batch, command).unwrap();
         db.write(batch.into_parts().0).unwrap();
     }
-    let reader = super::ReadStore::new(&db);
+    let reader = super::RocksSnapshot::new(&db);
     let rows = reader.scan(Table::Accounts, &[0], &[0xff; 40], 100, false).unwrap();
     let first_key = rows[0].0.clone();
     let before = (reader.get(Table::Accounts, &first_key).unwrap(), rows);
@@ -161,7 +161,7 @@ fn a_read_store_sees_one_state_even_while_transfers_apply() {
     let after = (reader.get(Table::Accounts, &first_key).unwrap(), reader.scan(Table::Accounts, &[0], &[0xff; 40], 100, false).unwrap());
     assert_eq!(before, after, "a reader saw a write applied after it was made");
     assert!(before.1.len() >= 2, "the scan read the accounts");
-    let fresh = super::ReadStore::new(&db);
+    let fresh = super::RocksSnapshot::new(&db);
     assert_ne!(fresh.scan(Table::Accounts, &[0], &[0xff; 40], 100, false).unwrap(), before.1, "a new reader sees the new state");
 }
 
