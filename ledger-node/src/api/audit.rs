@@ -17,6 +17,7 @@ use super::convert;
 use super::status::{storage, to_status};
 use ledger_core::audit::RangeRequest;
 use ledger_core::journal::Head;
+use crate::service::read::View;
 use crate::service::{Consistency, Node, Snapshot};
 use pb::export_message::Part;
 
@@ -102,7 +103,7 @@ fn send_or_give_up<T>(runtime: &tokio::runtime::Handle, tx: &mpsc::Sender<T>, me
 /// Produces the messages of one export from one consistent view of the state, in order, into
 /// `send`; stops early when `send` returns `false` (the client went away). Deterministic: the
 /// same state and range give the same messages on every replica.
-pub fn export(snapshot: &Snapshot, request: RangeRequest, send: &mut impl FnMut(Part) -> bool) -> Result<(), Status> {
+pub fn export(snapshot: &Snapshot<impl View>, request: RangeRequest, send: &mut impl FnMut(Part) -> bool) -> Result<(), Status> {
     let head = snapshot.journal_head().map_err(storage)?;
     let range = snapshot.journal_range(request).map_err(storage)?;
     let header = pb::ExportHeader {

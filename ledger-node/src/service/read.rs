@@ -126,14 +126,26 @@ impl Node {
     }
 }
 
-/// One consistent, read-only view of the ledger state (one RocksDB snapshot), handed out by
-/// `Node::read` after its barrier. Owned: it can move to a blocking task (an audit export).
+/// What a `Snapshot` can be taken over: anything ledger-core reads (`ReadStore`): the node's
+/// RocksDB view, or an in-memory ledger (`MemStore`: property tests, fuzzing). It adds no
+/// method: a holder of a `Snapshot` asks its typed questions, never for raw keys.
+pub trait View: ReadStore {}
+impl<T: ReadStore> View for T {}
+
+/// One consistent, read-only view of the ledger state, handed out by `Node::read` after its
+/// barrier: one RocksDB snapshot, owned, so it can move to a blocking task (an audit export).
 /// While a Raft snapshot is being installed every answer is `ErrorKind::WouldBlock`.
-pub struct Snapshot {
-    view: RocksSnapshot,
+pub struct Snapshot<V = RocksSnapshot> {
+    view: V,
 }
 
-impl Snapshot {
+impl<V: View> Snapshot<V> {
+    /// The typed questions over another view (an in-memory ledger); the node's own views come
+    /// from `Node::read`.
+    pub fn over(view: V) -> Snapshot<V> {
+        Snapshot { view }
+    }
+
     pub fn asset(&self, code: &str) -> io::Result<Option<Asset>> {
         store::get_asset(&self.view, code)
     }

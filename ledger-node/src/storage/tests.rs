@@ -165,6 +165,26 @@ fn a_read_store_sees_one_state_even_while_transfers_apply() {
     assert_ne!(fresh.scan(Table::Accounts, &[0], &[0xff; 40], 100, false).unwrap(), before.1, "a new reader sees the new state");
 }
 
+/// A `RocksSnapshot` owns its handle on the database (an audit export moves its view to a
+/// blocking task): it reads the same state on another thread after every other handle is gone.
+#[test]
+fn a_snapshot_outlives_every_other_handle_on_the_database() {
+    use ledger_core::store::ReadStore;
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path()).unwrap();
+    for command in &setup_commands() {
+        let mut batch = BatchStore::new(&db);
+        apply(&mut batch, command).unwrap();
+        db.write(batch.into_parts().0).unwrap();
+    }
+    let snapshot = super::RocksSnapshot::new(&db);
+    let expected = snapshot.scan(Table::Accounts, &[0], &[0xff; 40], 100, false).unwrap();
+    assert!(expected.len() >= 2, "the scan read the accounts");
+    drop(db);
+    let read = std::thread::spawn(move || snapshot.scan(Table::Accounts, &[0], &[0xff; 40], 100, false).unwrap());
+    assert_eq!(read.join().unwrap(), expected);
+}
+
 /// A byte flipped inside an SST data block of a closed database: the open must refuse with the
 /// typed corruption error (RocksDB alone opens it and fails only when the block is read).
 #[test]
