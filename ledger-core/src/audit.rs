@@ -1,5 +1,5 @@
 //! Reading the journal for auditors: ranges by sequence or time, lines in order, and any
-//! account's balances as of a line. Pure reads over a `Store`, so an export taken from one
+//! account's balances as of a line. Pure reads over a `ReadStore`, so an export taken from one
 //! snapshot is the same bytes on every replica.
 //!
 //! "Balances as of line n" are the balances after every movement up to line n: the journal puts
@@ -9,7 +9,7 @@
 use std::io;
 
 use super::journal::{self, GENESIS_HASH, Hash, Row};
-use super::store::{self, Store, Table};
+use super::store::{self, ReadStore, Table};
 use super::types::{Account, AccountId, Balances};
 
 /// A resolved, non-empty or empty (`from_seq > to_seq`) range of lines.
@@ -34,12 +34,12 @@ pub struct RangeRequest {
     pub to_timestamp_ns: u64,
 }
 
-fn row(store: &impl Store, seq: u64) -> io::Result<Row> {
+fn row(store: &impl ReadStore, seq: u64) -> io::Result<Row> {
     journal::get_row(store, seq)?.ok_or_else(|| store::corruption(Table::Journal, &format!("line {seq} is missing")))
 }
 
 /// The first seq in `1..=head` whose line is at or after `timestamp_ns` (head + 1 if none).
-fn first_at_or_after(store: &impl Store, head: u64, timestamp_ns: u64) -> io::Result<u64> {
+fn first_at_or_after(store: &impl ReadStore, head: u64, timestamp_ns: u64) -> io::Result<u64> {
     let (mut low, mut high) = (1, head + 1);
     while low < high {
         let middle = low + (high - low) / 2;
@@ -52,7 +52,7 @@ fn first_at_or_after(store: &impl Store, head: u64, timestamp_ns: u64) -> io::Re
     Ok(low)
 }
 
-pub fn resolve(store: &impl Store, request: RangeRequest) -> io::Result<Range> {
+pub fn resolve(store: &impl ReadStore, request: RangeRequest) -> io::Result<Range> {
     let head = journal::head(store)?.seq;
     let mut from_seq = request.from_seq.max(1);
     let mut to_seq = if request.to_seq == 0 { head } else { request.to_seq.min(head) };
@@ -76,7 +76,7 @@ pub fn resolve(store: &impl Store, request: RangeRequest) -> io::Result<Range> {
 }
 
 /// Up to `limit` lines from `from_seq` through `to_seq`, in order.
-pub fn lines(store: &impl Store, from_seq: u64, to_seq: u64, limit: usize) -> io::Result<Vec<(u64, Row)>> {
+pub fn lines(store: &impl ReadStore, from_seq: u64, to_seq: u64, limit: usize) -> io::Result<Vec<(u64, Row)>> {
     if from_seq > to_seq {
         return Ok(Vec::new());
     }
@@ -95,13 +95,13 @@ pub fn lines(store: &impl Store, from_seq: u64, to_seq: u64, limit: usize) -> io
 }
 
 /// An account's balances after every entry at or before `timestamp_ns`.
-pub fn balances_at(store: &impl Store, account_id: AccountId, timestamp_ns: u64) -> io::Result<Balances> {
+pub fn balances_at(store: &impl ReadStore, account_id: AccountId, timestamp_ns: u64) -> io::Result<Balances> {
     let last = store::account_entries(store, account_id, None, Some(timestamp_ns.saturating_add(1)), 1, true)?;
     Ok(last.first().map(|e| e.balances_after).unwrap_or_default())
 }
 
 /// Up to `limit` accounts with an id above `after_id`, in id order, that existed at `timestamp_ns`.
-pub fn accounts_page(store: &impl Store, after_id: Option<AccountId>, timestamp_ns: u64, limit: usize) -> io::Result<(Vec<Account>, Option<AccountId>)> {
+pub fn accounts_page(store: &impl ReadStore, after_id: Option<AccountId>, timestamp_ns: u64, limit: usize) -> io::Result<(Vec<Account>, Option<AccountId>)> {
     let start = match after_id {
         None => store::id_key(0).to_vec(),
         Some(u128::MAX) => return Ok((Vec::new(), None)),

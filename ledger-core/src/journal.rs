@@ -48,11 +48,11 @@ pub fn seq_key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
 }
 
-pub fn head(store: &impl Store) -> io::Result<Head> {
+pub fn head(store: &impl store::ReadStore) -> io::Result<Head> {
     Ok(store::get_typed(store, Table::Meta, META_HEAD)?.unwrap_or(Head::EMPTY))
 }
 
-pub fn get_row(store: &impl Store, seq: u64) -> io::Result<Option<Row>> {
+pub fn get_row(store: &impl store::ReadStore, seq: u64) -> io::Result<Option<Row>> {
     store::get_typed(store, Table::Journal, &seq_key(seq))
 }
 

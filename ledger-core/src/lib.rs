@@ -26,4 +26,4 @@ mod tests;
 
 pub use apply::{Applied, apply, record_membership};
 pub use result::{ItemResult, ResultCode};
-pub use store::{MemStore, Store, Table};
+pub use store::{MemStore, ReadStore, Store, Table};

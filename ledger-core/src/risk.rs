@@ -112,7 +112,7 @@ pub fn set(store: &mut impl Store, input: &LimitInput, clock: &mut Clock) -> io:
 }
 
 /// The rule that applies to an account: its own, else its code's.
-pub fn rule_for(store: &impl Store, account_id: AccountId) -> io::Result<Option<LimitRule>> {
+pub fn rule_for(store: &impl store::ReadStore, account_id: AccountId) -> io::Result<Option<LimitRule>> {
     if let Some(rule) = store::get_typed(store, Table::Limits, &scope_key(&LimitScope::Account(account_id)))? {
         return Ok(Some(rule));
     }
@@ -121,11 +121,11 @@ pub fn rule_for(store: &impl Store, account_id: AccountId) -> io::Result<Option<
 }
 
 /// Whether any rule exists (one seek): without one, a command's transfers skip the lookups.
-pub fn any_rule(store: &impl Store) -> io::Result<bool> {
+pub fn any_rule(store: &impl store::ReadStore) -> io::Result<bool> {
     Ok(!store.scan(Table::Limits, &[], &[0xff; 32], 1, false)?.is_empty())
 }
 
-pub fn usage(store: &impl Store, account_id: AccountId, day: i64) -> io::Result<DailyUsage> {
+pub fn usage(store: &impl store::ReadStore, account_id: AccountId, day: i64) -> io::Result<DailyUsage> {
     let stored: Option<DailyUsage> = store::get_typed(store, Table::DailyDebits, &store::id_key(account_id))?;
     Ok(stored.filter(|u| u.day == day).unwrap_or(DailyUsage { day, ..DailyUsage::default() }))
 }

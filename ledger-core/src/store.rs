@@ -90,11 +90,18 @@ impl Table {
 
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 
-pub trait Store {
+/// Reading the tables (TiKV `engine_traits`: peekable and iterable). A read-only view (the
+/// node's RocksDB snapshot) implements this alone; the typed getters below ask only for it.
+pub trait ReadStore {
     fn get(&self, table: Table, key: &[u8]) -> io::Result<Option<Vec<u8>>>;
     /// Up to `limit` pairs with `start <= key < end`, ascending (descending when `reverse`).
     fn scan(&self, table: Table, start: &[u8], end: &[u8], limit: usize, reverse: bool)
     -> io::Result<Vec<KeyValue>>;
+}
+
+/// Writing the tables (`engine_traits`: mutable): what `apply` runs over. Every writable store
+/// also reads (the writes of one apply are readable before they are written).
+pub trait Store: ReadStore {
     fn put(&mut self, table: Table, key: &[u8], value: Vec<u8>);
     fn delete(&mut self, table: Table, key: &[u8]);
 }
@@ -150,36 +157,36 @@ const META_LAST_TIMESTAMP: &[u8] = b"last_timestamp_ns";
 
 // ---- typed accessors ----
 
-pub fn get_typed<T: DeserializeOwned>(store: &impl Store, table: Table, key: &[u8]) -> io::Result<Option<T>> {
+pub fn get_typed<T: DeserializeOwned>(store: &impl ReadStore, table: Table, key: &[u8]) -> io::Result<Option<T>> {
     store.get(table, key)?.map(|bytes| decode(table, &bytes)).transpose()
 }
 
-pub fn last_timestamp(store: &impl Store) -> io::Result<u64> {
+pub fn last_timestamp(store: &impl ReadStore) -> io::Result<u64> {
     Ok(get_typed::<u64>(store, Table::Meta, META_LAST_TIMESTAMP)?.unwrap_or(0))
 }
 pub fn set_last_timestamp(store: &mut impl Store, timestamp_ns: u64) {
     store.put(Table::Meta, META_LAST_TIMESTAMP, encode(&timestamp_ns));
 }
 
-pub fn get_asset(store: &impl Store, code: &str) -> io::Result<Option<Asset>> {
+pub fn get_asset(store: &impl ReadStore, code: &str) -> io::Result<Option<Asset>> {
     get_typed(store, Table::Assets, code.as_bytes())
 }
-pub fn get_account(store: &impl Store, id: AccountId) -> io::Result<Option<Account>> {
+pub fn get_account(store: &impl ReadStore, id: AccountId) -> io::Result<Option<Account>> {
     get_typed(store, Table::Accounts, &id_key(id))
 }
 pub fn put_account(store: &mut impl Store, account: &Account) {
     store.put(Table::Accounts, &id_key(account.id), encode(account));
 }
-pub fn get_transfer(store: &impl Store, id: TransferId) -> io::Result<Option<Transfer>> {
+pub fn get_transfer(store: &impl ReadStore, id: TransferId) -> io::Result<Option<Transfer>> {
     get_typed(store, Table::Transfers, &id_key(id))
 }
 pub fn put_transfer(store: &mut impl Store, transfer: &Transfer) {
     store.put(Table::Transfers, &id_key(transfer.id), encode(transfer));
 }
-pub fn get_idempotency(store: &impl Store, key: &str) -> io::Result<Option<IdempotencyRecord>> {
+pub fn get_idempotency(store: &impl ReadStore, key: &str) -> io::Result<Option<IdempotencyRecord>> {
     get_typed(store, Table::Idempotency, key.as_bytes())
 }
-pub fn account_id_by_external_ref(store: &impl Store, external_ref: &str) -> io::Result<Option<AccountId>> {
+pub fn account_id_by_external_ref(store: &impl ReadStore, external_ref: &str) -> io::Result<Option<AccountId>> {
     get_typed(store, Table::ExternalRefs, external_ref.as_bytes())
 }
 pub fn put_entry(store: &mut impl Store, entry: &AccountEntry) {
@@ -189,7 +196,7 @@ pub fn put_entry(store: &mut impl Store, entry: &AccountEntry) {
 
 /// An account's entries in time order from a cursor, for history pages and balance-at queries.
 pub fn account_entries(
-    store: &impl Store,
+    store: &impl ReadStore,
     account_id: AccountId,
     after_ns: Option<u64>,
     before_ns: Option<u64>,
@@ -221,7 +228,7 @@ pub struct MemStore {
     pub tables: BTreeMap<Table, BTreeMap<Vec<u8>, Vec<u8>>>,
 }
 
-impl Store for MemStore {
+impl ReadStore for MemStore {
     fn get(&self, table: Table, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
         Ok(self.tables.get(&table).and_then(|t| t.get(key)).cloned())
     }
@@ -239,7 +246,9 @@ impl Store for MemStore {
         };
         Ok(pairs)
     }
+}
 
+impl Store for MemStore {
     fn put(&mut self, table: Table, key: &[u8], value: Vec<u8>) {
         self.tables.entry(table).or_default().insert(key.to_vec(), value);
     }

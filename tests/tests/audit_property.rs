@@ -159,7 +159,8 @@ proptest! {
         // A range ending at the pinned head, starting anywhere up to it.
         let from_seq = 1 + from_pick % head.seq;
         let mut parts = Vec::new();
-        ledger_node::api::audit::export(&run.store, RangeRequest { from_seq, to_seq: head.seq, ..Default::default() }, &mut |p| {
+        let snapshot = ledger_node::service::Snapshot::over(run.store.clone());
+        ledger_node::api::audit::export(&snapshot, RangeRequest { from_seq, to_seq: head.seq, ..Default::default() }, &mut |p| {
             parts.push(p);
             true
         })

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::amount::DecimalInput;
 use crate::apply::{Applied, apply};
 use crate::result::{ItemResult, ResultCode};
-use crate::store::{self, MemStore, Store, Table};
+use crate::store::{self, MemStore, ReadStore, Store, Table};
 use crate::types::*;
 
 pub const MS: u64 = 1_000_000;

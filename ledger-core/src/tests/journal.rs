@@ -8,7 +8,7 @@ use super::wallet::{MERCHANT, TOKEN, record, upload, wallet_world};
 use crate::audit;
 use crate::journal::{self, Event, GENESIS_HASH, Head, Line};
 use crate::result::ResultCode as R;
-use crate::store::{MemStore, Store, Table};
+use crate::store::{MemStore, ReadStore, Store, Table};
 use crate::types::*;
 
 /// Every line in order, checked: numbered 1..=n without gaps, each hash the chain of the line

@@ -17,12 +17,12 @@ pub fn record_key(token_id: TokenId, sequence: u64) -> [u8; 24] {
     key
 }
 
-pub fn get_record(store: &impl Store, token_id: TokenId, sequence: u64) -> io::Result<Option<PostedRecord>> {
+pub fn get_record(store: &impl store::ReadStore, token_id: TokenId, sequence: u64) -> io::Result<Option<PostedRecord>> {
     store::get_typed(store, Table::WalletRecords, &record_key(token_id, sequence))
 }
 
 /// Exceptions of a token, in arrival order (key token ‖ timestamp).
-pub fn exceptions(store: &impl Store, token_id: TokenId, limit: usize) -> io::Result<Vec<WalletException>> {
+pub fn exceptions(store: &impl store::ReadStore, token_id: TokenId, limit: usize) -> io::Result<Vec<WalletException>> {
     let start = record_key(token_id, 0);
     let end = match token_id.checked_add(1) {
         Some(next) => record_key(next, 0).to_vec(),

@@ -30,7 +30,7 @@ pub fn derived_id(tag: &str, token_id: TokenId, n: u64) -> u128 {
     u128::from_be_bytes(digest[..16].try_into().expect("16 bytes")).max(1)
 }
 
-pub fn get_token(store: &impl Store, token_id: TokenId) -> io::Result<Option<Token>> {
+pub fn get_token(store: &impl store::ReadStore, token_id: TokenId) -> io::Result<Option<Token>> {
     store::get_typed(store, Table::WalletTokens, &store::id_key(token_id))
 }
 

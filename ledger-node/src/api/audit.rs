@@ -15,12 +15,11 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::status::{storage, to_status};
-use ledger_core::audit::{self, RangeRequest};
-use ledger_core::journal::{self, Head};
-use ledger_core::store::{self, Store};
-use crate::service::Node;
+use ledger_core::audit::RangeRequest;
+use ledger_core::journal::Head;
+use crate::service::read::View;
+use crate::service::{Consistency, Node, Snapshot};
 use pb::export_message::Part;
-use crate::storage::ReadStore;
 
 /// Lines per export message (a line is a few hundred bytes; a message stays well under 1 MiB).
 pub const EXPORT_LINES_PER_MESSAGE: usize = 1_024;
@@ -54,8 +53,8 @@ type ExportStream = Pin<Box<dyn Stream<Item = Result<pb::ExportMessage, Status>>
 #[tonic::async_trait]
 impl Audit for AuditService {
     async fn get_journal_head(&self, _: Request<pb::GetJournalHeadRequest>) -> Result<Response<pb::JournalHead>, Status> {
-        self.node.read_barrier().await.map_err(to_status)?;
-        let head = journal::head(&self.node.reader()).map_err(storage)?;
+        let snapshot = self.node.read(Consistency::Linearizable).await.map_err(to_status)?;
+        let head = snapshot.journal_head().map_err(storage)?;
         Ok(Response::new(head_to_wire(&head)))
     }
 
@@ -68,21 +67,19 @@ impl Audit for AuditService {
             .clone()
             .try_acquire_owned()
             .map_err(|_| Status::resource_exhausted(format!("this node runs at most {EXPORTS_MAX} exports at once")))?;
-        self.node.read_barrier().await.map_err(to_status)?;
+        let snapshot = self.node.read(Consistency::Linearizable).await.map_err(to_status)?;
         let range = RangeRequest {
             from_seq: req.from_seq,
             to_seq: req.to_seq,
             from_timestamp_ns: req.from_timestamp_ns,
             to_timestamp_ns: req.to_timestamp_ns,
         };
-        let db = self.node.db.clone();
         let (tx, rx) = mpsc::channel(EXPORT_CHANNEL_MESSAGES);
         let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let reader = ReadStore::new(&db);
             let mut sink = |part| send_or_give_up(&runtime, &tx, Ok(pb::ExportMessage { part: Some(part) }), EXPORT_STALL_TIMEOUT);
-            if let Err(status) = export(&reader, range, &mut sink) {
+            if let Err(status) = export(&snapshot, range, &mut sink) {
                 let _ = send_or_give_up(&runtime, &tx, Err(status), EXPORT_STALL_TIMEOUT);
             }
         });
@@ -106,9 +103,9 @@ fn send_or_give_up<T>(runtime: &tokio::runtime::Handle, tx: &mpsc::Sender<T>, me
 /// Produces the messages of one export from one consistent view of the state, in order, into
 /// `send`; stops early when `send` returns `false` (the client went away). Deterministic: the
 /// same state and range give the same messages on every replica.
-pub fn export(reader: &impl Store, request: RangeRequest, send: &mut impl FnMut(Part) -> bool) -> Result<(), Status> {
-    let head = journal::head(reader).map_err(storage)?;
-    let range = audit::resolve(reader, request).map_err(storage)?;
+pub fn export(snapshot: &Snapshot<impl View>, request: RangeRequest, send: &mut impl FnMut(Part) -> bool) -> Result<(), Status> {
+    let head = snapshot.journal_head().map_err(storage)?;
+    let range = snapshot.journal_range(request).map_err(storage)?;
     let header = pb::ExportHeader {
         from_seq: range.from_seq,
         to_seq: range.to_seq,
@@ -123,7 +120,7 @@ pub fn export(reader: &impl Store, request: RangeRequest, send: &mut impl FnMut(
     let mut lines_sent = 0u64;
     let mut next = range.from_seq;
     while next <= range.to_seq {
-        let page = audit::lines(reader, next, range.to_seq, EXPORT_LINES_PER_MESSAGE).map_err(storage)?;
+        let page = snapshot.journal_lines(next, range.to_seq, EXPORT_LINES_PER_MESSAGE).map_err(storage)?;
         let Some((last, _)) = page.last() else {
             return Err(Status::data_loss(format!("journal line {next} is missing")));
         };
@@ -142,21 +139,22 @@ pub fn export(reader: &impl Store, request: RangeRequest, send: &mut impl FnMut(
     let mut after = None;
     loop {
         let (accounts, next_after) =
-            audit::accounts_page(reader, after, range.closing_timestamp_ns, EXPORT_BALANCES_PER_MESSAGE).map_err(storage)?;
+            snapshot.accounts_at(after, range.closing_timestamp_ns, EXPORT_BALANCES_PER_MESSAGE).map_err(storage)?;
         let mut rows = Vec::with_capacity(accounts.len());
         for account in &accounts {
             let scale = match scales.get(&account.asset) {
                 Some(scale) => *scale,
                 None => {
-                    let asset = store::get_asset(reader, &account.asset)
+                    let asset = snapshot
+                        .asset(&account.asset)
                         .map_err(storage)?
                         .ok_or_else(|| Status::data_loss(format!("account names a missing asset {}", account.asset)))?;
                     scales.insert(asset.code.clone(), asset.scale);
                     asset.scale
                 }
             };
-            let opening = audit::balances_at(reader, account.id, range.opening_timestamp_ns).map_err(storage)?;
-            let closing = audit::balances_at(reader, account.id, range.closing_timestamp_ns).map_err(storage)?;
+            let opening = snapshot.balances_at(account.id, range.opening_timestamp_ns).map_err(storage)?;
+            let closing = snapshot.balances_at(account.id, range.closing_timestamp_ns).map_err(storage)?;
             let wire = |b: &ledger_core::types::Balances| {
                 let b = convert::balances(b, scale);
                 pb::Balance {

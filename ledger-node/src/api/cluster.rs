@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use ledger_proto::api as pb;
 use ledger_proto::api::cluster_server::Cluster;
-use openraft::type_config::async_runtime::WatchReceiver;
 use tonic::{Request, Response, Status};
 
 use super::status::to_status;
@@ -16,7 +15,6 @@ use crate::config::check_url;
 use crate::raft::{NodeAddr, NodeId};
 use crate::service::cluster::{Changed, PROMOTE_LAG_MAX};
 use crate::service::{Node, ServiceError};
-use crate::service::backup;
 
 pub struct ClusterService {
     pub node: Node,
@@ -26,7 +24,7 @@ pub struct ClusterService {
 
 /// One row per member, as this node sees the membership; replication progress only on the leader.
 pub fn member_rows(node: &Node) -> Vec<pb::NodeStatus> {
-    let metrics = node.raft.metrics().borrow_watched().clone();
+    let metrics = node.metrics();
     let membership = metrics.membership_config.membership();
     let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
     let last_log = metrics.last_log_index.unwrap_or(0);
@@ -129,14 +127,11 @@ impl Cluster for ClusterService {
         let Some(running) = BackupRunning::claim() else {
             return Err(Status::resource_exhausted("a backup of this node is already running; retry when it is done"));
         };
-        let (db, cluster_name, node_id) = (self.node.db.clone(), self.node.cluster_name.clone(), self.node.id);
         let started = Instant::now();
-        let target = dir.clone();
-        let manifest = tokio::task::spawn_blocking(move || {
-            // Held by the work, not the call: a cancelled call does not free the slot early.
-            let _running = running;
-            backup::create(&db, &target, &cluster_name, node_id)
-        })
+        // Held by the work, not the call: a cancelled call does not free the slot early.
+        let manifest = self
+            .node
+            .backup(dir.clone(), running)
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(|e| match e.kind() {

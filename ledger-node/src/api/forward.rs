@@ -27,7 +27,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use openraft::type_config::async_runtime::WatchReceiver;
 use tonic::body::Body;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
@@ -82,8 +81,8 @@ impl Forwarder {
         if self.auth_on && !request.headers().contains_key(http::header::AUTHORIZATION) {
             return None;
         }
-        let metrics = self.node.raft.metrics().borrow_watched().clone();
-        let leader = metrics.current_leader.filter(|l| *l != self.node.id)?;
+        let metrics = self.node.metrics();
+        let leader = metrics.current_leader.filter(|l| *l != self.node.id())?;
         let api = metrics.membership_config.membership().get_node(&leader)?.api.clone();
         Some(api).filter(|a| !a.is_empty())
     }
@@ -109,7 +108,7 @@ impl Forwarder {
     }
 
     async fn forward(self: Arc<Self>, leader: String, mut request: http::Request<Body>) -> http::Response<Body> {
-        request.headers_mut().insert(FORWARDED_HEADER, http::HeaderValue::from(self.node.id));
+        request.headers_mut().insert(FORWARDED_HEADER, http::HeaderValue::from(self.node.id()));
         let path = request.uri().path().to_string();
         let mut channel = match self.channel(&leader) {
             Ok(channel) => channel,

@@ -8,19 +8,16 @@ use futures::Stream;
 use ledger_proto::api as pb;
 use ledger_proto::api::ledger_server::Ledger;
 use tokio::sync::broadcast::error::RecvError;
-use openraft::type_config::async_runtime::WatchReceiver;
 use tonic::{Request, Response, Status};
 
 use super::{bounds, convert};
 use super::status::{storage, to_status};
 use ledger_core::limits::*;
 use ledger_core::result::ItemResult;
-use ledger_core::store;
 use ledger_core::types::*;
 use ledger_core::validate;
 use crate::service::group_commit::GroupCommit;
-use crate::service::{Node, ServiceError};
-use crate::storage::ReadStore;
+use crate::service::{Consistency, Node, ServiceError, Snapshot};
 
 /// Open watch streams per node at most; more get RESOURCE_EXHAUSTED.
 pub const WATCHERS_MAX: usize = 1_024;
@@ -69,20 +66,20 @@ fn request_id(bytes: &[u8], what: &str) -> Result<u128, Status> {
 }
 
 /// Asset scales, looked up once per request.
-struct Scales<'r, 's> {
-    reader: &'r ReadStore<'s>,
+struct Scales<'r> {
+    snapshot: &'r Snapshot,
     known: BTreeMap<String, u8>,
 }
 
-impl<'r, 's> Scales<'r, 's> {
-    fn new(reader: &'r ReadStore<'s>) -> Self {
-        Scales { reader, known: BTreeMap::new() }
+impl<'r> Scales<'r> {
+    fn new(snapshot: &'r Snapshot) -> Self {
+        Scales { snapshot, known: BTreeMap::new() }
     }
     fn of(&mut self, asset: &str) -> Result<u8, Status> {
         if let Some(scale) = self.known.get(asset) {
             return Ok(*scale);
         }
-        let found = store::get_asset(self.reader, asset).map_err(storage)?;
+        let found = self.snapshot.asset(asset).map_err(storage)?;
         let scale = found.ok_or_else(|| Status::data_loss(format!("record names a missing asset {asset}")))?.scale;
         self.known.insert(asset.to_string(), scale);
         Ok(scale)
@@ -121,13 +118,10 @@ impl LedgerService {
         Ok(results)
     }
 
-    /// Linearizable unless the client accepts bounded staleness (`x-ledger-max-staleness-ms`).
-    async fn read_barrier(&self, staleness: Option<Duration>) -> Result<(), Status> {
-        match staleness {
-            None => self.node.read_barrier().await,
-            Some(max) => self.node.bounded_read_barrier(max).await,
-        }
-        .map_err(to_status)
+    /// A view after the barrier: linearizable unless the client accepts bounded staleness
+    /// (`x-ledger-max-staleness-ms`).
+    async fn read(&self, staleness: Option<Duration>) -> Result<Snapshot, Status> {
+        self.node.read(Consistency::from_staleness(staleness)).await.map_err(to_status)
     }
 
     /// A linearizable lookup by id: bounded, decoded, found records in request order.
@@ -136,17 +130,16 @@ impl LedgerService {
         staleness: Option<Duration>,
         raw_ids: &[Vec<u8>],
         what: &str,
-        get: impl for<'r> Fn(&ReadStore<'r>, u128) -> std::io::Result<Option<T>>,
-        to_wire: impl for<'r, 's> Fn(&T, &mut Scales<'r, 's>) -> Result<W, Status>,
+        get: impl Fn(&Snapshot, u128) -> std::io::Result<Option<T>>,
+        to_wire: impl for<'r> Fn(&T, &mut Scales<'r>) -> Result<W, Status>,
     ) -> Result<Vec<W>, Status> {
         bounds::lookup(raw_ids.len(), "ids")?;
         let ids = raw_ids.iter().map(|b| request_id(b, what)).collect::<Result<Vec<_>, _>>()?;
-        self.read_barrier(staleness).await?;
-        let reader = self.node.reader();
-        let mut scales = Scales::new(&reader);
+        let snapshot = self.read(staleness).await?;
+        let mut scales = Scales::new(&snapshot);
         let mut found = Vec::new();
         for id in ids {
-            if let Some(record) = get(&reader, id).map_err(storage)? {
+            if let Some(record) = get(&snapshot, id).map_err(storage)? {
                 found.push(to_wire(&record, &mut scales)?);
             }
         }
@@ -266,11 +259,10 @@ impl Ledger for LedgerService {
         let req = request.into_inner();
         bounds::lookup(req.codes.len(), "codes")?;
         req.codes.iter().try_for_each(|code| bounds::named_asset(code))?;
-        self.read_barrier(staleness).await?;
-        let reader = self.node.reader();
+        let snapshot = self.read(staleness).await?;
         let mut assets = Vec::new();
         for code in &req.codes {
-            if let Some(asset) = store::get_asset(&reader, code).map_err(storage)? {
+            if let Some(asset) = snapshot.asset(code).map_err(storage)? {
                 assets.push(convert::asset_record(&asset));
             }
         }
@@ -282,7 +274,7 @@ impl Ledger for LedgerService {
         request: Request<pb::LookupAccountsRequest>,
     ) -> Result<Response<pb::LookupAccountsResponse>, Status> {
         let accounts = self
-            .lookup(max_staleness(&request)?, &request.into_inner().ids, "account id", |r, id| store::get_account(r, id), |a: &Account, scales| {
+            .lookup(max_staleness(&request)?, &request.into_inner().ids, "account id", |s, id| s.account(id), |a: &Account, scales| {
                 Ok(convert::account_record(a, scales.of(&a.asset)?))
             })
             .await?;
@@ -294,7 +286,7 @@ impl Ledger for LedgerService {
         request: Request<pb::LookupTransfersRequest>,
     ) -> Result<Response<pb::LookupTransfersResponse>, Status> {
         let scope = super::auth::transfer_scope(&request);
-        let get = |r: &ReadStore<'_>, id| Ok(store::get_transfer(r, id)?.filter(|t| scope.admits(&t.owner)));
+        let get = |s: &Snapshot, id| Ok(s.transfer(id)?.filter(|t| scope.admits(&t.owner)));
         let transfers = self
             .lookup(max_staleness(&request)?, &request.into_inner().ids, "transfer id", get, |t: &Transfer, scales| {
                 Ok(convert::transfer_record(t, scales.of(&t.asset)?))
@@ -313,15 +305,14 @@ impl Ledger for LedgerService {
         if !validate::idempotency_key(&key) {
             return Err(Status::invalid_argument(format!("idempotency key must be 1..={IDEMPOTENCY_KEY_BYTES_MAX} bytes")));
         }
-        self.read_barrier(staleness).await?;
-        let reader = self.node.reader();
+        let snapshot = self.read(staleness).await?;
         // Another principal's key reads as never used: its existence is not revealed.
-        let Some(record) = store::get_idempotency(&reader, &key).map_err(storage)?.filter(|r| scope.admits(&r.owner)) else {
+        let Some(record) = snapshot.idempotency(&key).map_err(storage)?.filter(|r| scope.admits(&r.owner)) else {
             return Err(Status::not_found("no transfer was submitted with this idempotency key"));
         };
-        let transfer = match store::get_transfer(&reader, record.transfer_id).map_err(storage)? {
+        let transfer = match snapshot.transfer(record.transfer_id).map_err(storage)? {
             Some(t) if record.code.is_success() => {
-                let scale = Scales::new(&reader).of(&t.asset)?;
+                let scale = Scales::new(&snapshot).of(&t.asset)?;
                 Some(convert::transfer_record(&t, scale))
             }
             _ => None,
@@ -344,15 +335,14 @@ impl Ledger for LedgerService {
         if external_ref.is_empty() || external_ref.len() > EXTERNAL_REF_BYTES_MAX {
             return Err(Status::invalid_argument(format!("external ref must be 1..={EXTERNAL_REF_BYTES_MAX} bytes")));
         }
-        self.read_barrier(staleness).await?;
-        let reader = self.node.reader();
-        let id = store::account_id_by_external_ref(&reader, &external_ref)
+        let snapshot = self.read(staleness).await?;
+        let id = snapshot.account_id_by_external_ref(&external_ref)
             .map_err(storage)?
             .ok_or_else(|| Status::not_found(format!("no account has external ref {external_ref:?}")))?;
-        let account = store::get_account(&reader, id)
+        let account = snapshot.account(id)
             .map_err(storage)?
             .ok_or_else(|| Status::data_loss("external ref names a missing account"))?;
-        let scale = Scales::new(&reader).of(&account.asset)?;
+        let scale = Scales::new(&snapshot).of(&account.asset)?;
         Ok(Response::new(pb::GetAccountByExternalRefResponse { account: Some(convert::account_record(&account, scale)) }))
     }
 
@@ -370,21 +360,19 @@ impl Ledger for LedgerService {
             }
             n => n,
         } as usize;
-        self.read_barrier(staleness).await?;
-        let reader = self.node.reader();
-        let account = store::get_account(&reader, account_id)
+        let snapshot = self.read(staleness).await?;
+        let account = snapshot.account(account_id)
             .map_err(storage)?
             .ok_or_else(|| Status::not_found("account not found"))?;
-        let scale = Scales::new(&reader).of(&account.asset)?;
+        let scale = Scales::new(&snapshot).of(&account.asset)?;
         let cursor = (req.cursor_timestamp_ns != 0).then_some(req.cursor_timestamp_ns);
         let (after, before) = if req.reverse { (None, cursor) } else { (cursor, None) };
-        let mut entries = store::account_entries(&reader, account_id, after, before, limit, req.reverse).map_err(storage)?;
+        let mut entries = snapshot.entries(account_id, after, before, limit, req.reverse).map_err(storage)?;
         // A page never splits one timestamp (one transfer's legs): the cursor is a timestamp.
         let mut next_cursor = 0;
         if entries.len() == limit {
             let last_ts = entries.last().expect("limit > 0").timestamp_ns;
-            let same_ts = store::account_entries(
-                &reader,
+            let same_ts = snapshot.entries(
                 account_id,
                 Some(last_ts.saturating_sub(1)),
                 Some(last_ts.saturating_add(1)),
@@ -404,14 +392,13 @@ impl Ledger for LedgerService {
         let staleness = max_staleness(&request)?;
         let req = request.into_inner();
         let account_id = request_id(&req.account_id, "account id")?;
-        self.read_barrier(staleness).await?;
-        let reader = self.node.reader();
-        let account = store::get_account(&reader, account_id)
+        let snapshot = self.read(staleness).await?;
+        let account = snapshot.account(account_id)
             .map_err(storage)?
             .ok_or_else(|| Status::not_found("account not found"))?;
-        let scale = Scales::new(&reader).of(&account.asset)?;
+        let scale = Scales::new(&snapshot).of(&account.asset)?;
         let before = req.timestamp_ns.saturating_add(1);
-        let last = store::account_entries(&reader, account_id, None, Some(before), 1, true).map_err(storage)?;
+        let last = snapshot.entries(account_id, None, Some(before), 1, true).map_err(storage)?;
         let (balances, as_of) = match last.first() {
             Some(e) => (e.balances_after, e.timestamp_ns),
             None => (Balances::default(), 0),
@@ -426,18 +413,19 @@ impl Ledger for LedgerService {
 
     async fn watch_account(&self, request: Request<pb::WatchAccountRequest>) -> Result<Response<WatchStream>, Status> {
         let account_id = request_id(&request.into_inner().account_id, "account id")?;
-        let reader = self.node.reader();
-        let account = store::get_account(&reader, account_id)
+        // This node's applied state: the stream that follows is this node's applied entries.
+        let snapshot = self.node.read(Consistency::Applied).await.map_err(to_status)?;
+        let account = snapshot.account(account_id)
             .map_err(storage)?
             .ok_or_else(|| Status::not_found("account not found"))?;
-        let scale = Scales::new(&reader).of(&account.asset)?;
+        let scale = Scales::new(&snapshot).of(&account.asset)?;
         use std::sync::atomic::Ordering;
         if self.watchers.fetch_add(1, Ordering::Relaxed) >= WATCHERS_MAX {
             self.watchers.fetch_sub(1, Ordering::Relaxed);
             return Err(Status::resource_exhausted(format!("this node serves at most {WATCHERS_MAX} watch streams")));
         }
         let slot = WatcherSlot(self.watchers.clone());
-        let mut feed = self.node.feed.subscribe();
+        let mut feed = self.node.subscribe();
         let stream = async_stream(move |tx| async move {
             let _slot = slot;
             loop {
@@ -466,17 +454,15 @@ impl Ledger for LedgerService {
     }
 
     async fn cluster_status(&self, _: Request<pb::ClusterStatusRequest>) -> Result<Response<pb::ClusterStatusResponse>, Status> {
-        let metrics = self.node.raft.metrics().borrow_watched().clone();
+        let metrics = self.node.metrics();
         let membership = metrics.membership_config.membership();
         let leader_address = metrics
             .current_leader
             .and_then(|l| membership.get_node(&l).map(|n| n.api.clone()))
             .unwrap_or_default();
         let members = super::cluster::member_rows(&self.node);
-        let retired_node_ids = {
-            let seen = self.node.ids_seen.lock().unwrap_or_else(|p| p.into_inner());
-            seen.ids().iter().copied().filter(|id| !members.iter().any(|m| m.node_id == *id)).collect()
-        };
+        let retired_node_ids =
+            self.node.ids_seen().into_iter().filter(|id| !members.iter().any(|m| m.node_id == *id)).collect();
         Ok(Response::new(pb::ClusterStatusResponse {
             node_id: metrics.id,
             role: format!("{:?}", metrics.state).to_lowercase(),
@@ -495,8 +481,9 @@ impl Ledger for LedgerService {
     }
 
     async fn get_state_hash(&self, _: Request<pb::GetStateHashRequest>) -> Result<Response<pb::GetStateHashResponse>, Status> {
-        let db = self.node.db.clone();
-        let (applied_index, hash) = tokio::task::spawn_blocking(move || crate::raft::state_machine::state_hash(&db))
+        let (applied_index, hash) = self
+            .node
+            .state_hash()
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(storage)?;

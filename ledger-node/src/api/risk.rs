@@ -11,10 +11,9 @@ use super::status::{storage, to_status};
 use ledger_core::amount::{DecimalInput, format_minor};
 use ledger_core::result::{ItemResult, ResultCode};
 use ledger_core::risk::{self, LimitInput, LimitScope};
-use ledger_core::store;
 use ledger_core::types::Operation;
 use ledger_core::wallet::blocklist::{BlockInput, BlockTarget};
-use crate::service::Node;
+use crate::service::{Consistency, Node};
 
 pub struct RiskService {
     pub node: Node,
@@ -70,26 +69,24 @@ impl Risk for RiskService {
             Ok(id) if id != 0 => id,
             _ => return Err(Status::invalid_argument("account id must be 16 bytes and not zero")),
         };
-        self.node.read_barrier().await.map_err(to_status)?;
-        let reader = self.node.reader();
-        let account = store::get_account(&reader, account_id).map_err(storage)?.ok_or_else(|| Status::not_found("account not found"))?;
-        let scale = store::get_asset(&reader, &account.asset)
+        let snapshot = self.node.read(Consistency::Linearizable).await.map_err(to_status)?;
+        let account = snapshot.account(account_id).map_err(storage)?.ok_or_else(|| Status::not_found("account not found"))?;
+        let scale = snapshot
+            .asset(&account.asset)
             .map_err(storage)?
             .ok_or_else(|| Status::data_loss("an account names a missing asset"))?
             .scale;
-        let Some(rule) = risk::rule_for(&reader, account_id).map_err(storage)? else {
+        let Some(rule) = snapshot.limit_rule(account_id).map_err(storage)? else {
             return Ok(Response::new(pb::GetLimitsResponse { has_rule: false, ..Default::default() }));
         };
-        let own = store::get_typed::<risk::LimitRule>(&reader, store::Table::Limits, &risk::scope_key(&LimitScope::Account(account_id)))
-            .map_err(storage)?
-            .is_some();
+        let own = snapshot.has_own_limit_rule(account_id).map_err(storage)?;
         let scope = if own {
             pb::limit_rule::Scope::AccountId(convert::id_bytes(account_id))
         } else {
             pb::limit_rule::Scope::Code(pb::CodeScope { asset: account.asset.clone(), code: account.code })
         };
         let today = risk::day_of(crate::service::now_ns(), rule.utc_offset_minutes);
-        let used = risk::usage(&reader, account_id, today).map_err(storage)?;
+        let used = snapshot.daily_usage(account_id, today).map_err(storage)?;
         Ok(Response::new(pb::GetLimitsResponse {
             has_rule: true,
             rule: Some(pb::LimitRule {

@@ -13,10 +13,9 @@ use super::status::{storage, to_status};
 use ledger_core::amount::{DecimalInput, format_minor};
 use ledger_core::limits::WALLET_EXCEPTIONS_PAGE_MAX;
 use ledger_core::result::{ItemResult, ResultCode};
-use ledger_core::store;
 use ledger_core::types::Operation;
-use ledger_core::wallet::{self, mac, sync, token};
-use crate::service::Node;
+use ledger_core::wallet::{self, mac, token};
+use crate::service::{Consistency, Node, Snapshot};
 
 /// The documented development master key. Used only by `ledger-node dev` (or with
 /// `LEDGER_WALLET_DEV_KEY=1`) when no key file is configured; never in production.
@@ -91,19 +90,21 @@ impl WalletService {
         })
     }
 
-    async fn barrier(&self) -> Result<(), Status> {
-        self.node.read_barrier().await.map_err(to_status)
+    /// A view after the barrier `consistency` asks for.
+    async fn read(&self, consistency: Consistency) -> Result<Snapshot, Status> {
+        self.node.read(consistency).await.map_err(to_status)
     }
+}
 
-    fn read_token(&self, token_id: u128) -> Result<Option<(wallet::Token, u8)>, Status> {
-        let reader = self.node.reader();
-        let Some(t) = token::get_token(&reader, token_id).map_err(storage)? else { return Ok(None) };
-        let scale = store::get_asset(&reader, &t.asset)
-            .map_err(storage)?
-            .ok_or_else(|| Status::data_loss("token names a missing asset"))?
-            .scale;
-        Ok(Some((t, scale)))
-    }
+/// A token and its asset's scale, from one view.
+fn read_token(snapshot: &Snapshot, token_id: u128) -> Result<Option<(wallet::Token, u8)>, Status> {
+    let Some(t) = snapshot.wallet_token(token_id).map_err(storage)? else { return Ok(None) };
+    let scale = snapshot
+        .asset(&t.asset)
+        .map_err(storage)?
+        .ok_or_else(|| Status::data_loss("token names a missing asset"))?
+        .scale;
+    Ok(Some((t, scale)))
 }
 
 /// A required id: 16 bytes, not zero.
@@ -236,7 +237,9 @@ impl Wallet for WalletService {
         let token_id = input.token_id;
         let applied = self.node.propose(Operation::IssueTokens(vec![input])).await.map_err(to_status)?;
         let result = applied.results.first().ok_or_else(|| Status::internal("no result"))?;
-        let token = match self.read_token(token_id)? {
+        // The proposal returned once applied here: this node's applied state holds it.
+        let snapshot = self.read(Consistency::Applied).await?;
+        let token = match read_token(&snapshot, token_id)? {
             Some((t, scale)) if result.code.is_success() => {
                 let key = mac::token_key(&master, &t.device_id, t.id).to_vec();
                 Some(token_wire(&t, scale, key))
@@ -254,18 +257,18 @@ impl Wallet for WalletService {
         let r = request.into_inner();
         super::bounds::sync_offline_records(&r)?;
         let token_id = id(&r.token_id, "token id")?;
-        self.barrier().await?;
-        let known = self.read_token(token_id)?;
+        let known = read_token(&self.read(Consistency::Linearizable).await?, token_id)?;
         let records = offline_records(&master, known.as_ref(), &r.records)?;
         let input = wallet::SyncInput { token_id, records, reissue_through_sequence: r.reissue_through_sequence };
         let applied = self.node.propose(Operation::SyncOfflineRecords(vec![input])).await.map_err(to_status)?;
         let mut results: Vec<pb::WriteResult> =
             applied.results.iter().enumerate().map(|(i, res)| convert::write_result(i, res)).collect();
         let reissue = results.pop();
-        let (token, account) = match self.read_token(token_id)? {
+        // One view for the whole reply: the token and its account of the same applied index.
+        let snapshot = self.read(Consistency::Applied).await?;
+        let (token, account) = match read_token(&snapshot, token_id)? {
             Some((t, scale)) => {
-                let reader = self.node.reader();
-                let account = store::get_account(&reader, t.account_id).map_err(storage)?;
+                let account = snapshot.account(t.account_id).map_err(storage)?;
                 (Some(token_wire(&t, scale, Vec::new())), account.map(|a| convert::account_record(&a, scale)))
             }
             None => (None, None),
@@ -285,8 +288,8 @@ impl Wallet for WalletService {
 
     async fn get_token(&self, request: Request<pb::GetTokenRequest>) -> Result<Response<pb::GetTokenResponse>, Status> {
         let token_id = id(&request.into_inner().token_id, "token id")?;
-        self.barrier().await?;
-        let Some((t, scale)) = self.read_token(token_id)? else {
+        let snapshot = self.read(Consistency::Linearizable).await?;
+        let Some((t, scale)) = read_token(&snapshot, token_id)? else {
             return Err(Status::not_found(format!("token {token_id} not found")));
         };
         Ok(Response::new(pb::GetTokenResponse { token: Some(token_wire(&t, scale, Vec::new())) }))
@@ -296,21 +299,21 @@ impl Wallet for WalletService {
 
     async fn watch_wallet(&self, request: Request<pb::WatchWalletRequest>) -> Result<Response<Self::WatchWalletStream>, Status> {
         let token_id = id(&request.into_inner().token_id, "token id")?;
-        Ok(Response::new(super::wallet_watch::watch(self.node.clone(), token_id, self.watchers.clone())?))
+        Ok(Response::new(super::wallet_watch::watch(self.node.clone(), token_id, self.watchers.clone()).await?))
     }
 
     async fn reconcile(&self, request: Request<pb::ReconcileRequest>) -> Result<Response<pb::ReconcileResponse>, Status> {
         let r = request.into_inner();
         let token_id = id(&r.token_id, "token id")?;
-        self.barrier().await?;
-        let Some((t, scale)) = self.read_token(token_id)? else {
+        let snapshot = self.read(Consistency::Linearizable).await?;
+        let Some((t, scale)) = read_token(&snapshot, token_id)? else {
             return Err(Status::not_found(format!("token {token_id} not found")));
         };
         let device_minor = amount(&r.device_balance)?
             .to_minor(scale)
             .map_err(|code| Status::invalid_argument(format!("device balance {:?}: {code:?}", r.device_balance)))?;
-        let reader = self.node.reader();
-        let account = store::get_account(&reader, t.account_id)
+        let account = snapshot
+            .account(t.account_id)
             .map_err(storage)?
             .ok_or_else(|| Status::data_loss("token names a missing account"))?;
         let ledger_net = signed_minor(account.balances.credits_posted, account.balances.debits_posted)?;
@@ -322,7 +325,7 @@ impl Wallet for WalletService {
         let window_end = t.seq_base + u64::from(t.max_offline_count);
         let mut missing_sequences = Vec::new();
         for sequence in t.seq_base + 1..=r.device_last_sequence.min(window_end) {
-            if sync::get_record(&reader, t.id, sequence).map_err(storage)?.is_none() {
+            if snapshot.wallet_record(t.id, sequence).map_err(storage)?.is_none() {
                 missing_sequences.push(sequence);
             }
         }
@@ -345,9 +348,10 @@ impl Wallet for WalletService {
         let r = request.into_inner();
         let token_id = id(&r.token_id, "token id")?;
         let limit = if r.limit == 0 { WALLET_EXCEPTIONS_PAGE_MAX } else { (r.limit as usize).min(WALLET_EXCEPTIONS_PAGE_MAX) };
-        self.barrier().await?;
-        let reader = self.node.reader();
-        let exceptions = sync::exceptions(&reader, token_id, limit)
+        let exceptions = self
+            .read(Consistency::Linearizable)
+            .await?
+            .wallet_exceptions(token_id, limit)
             .map_err(storage)?
             .into_iter()
             .map(|e| pb::OfflineException {

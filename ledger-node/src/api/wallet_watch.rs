@@ -15,23 +15,26 @@ use tonic::Status;
 
 use super::convert;
 use super::grpc::WATCHERS_MAX;
-use super::status::storage;
+use super::status::{storage, to_status};
 use ledger_core::amount::format_minor;
-use ledger_core::store;
-use ledger_core::wallet::token;
-use crate::service::Node;
+use crate::service::{Consistency, Node, Snapshot};
 
 pub type WalletStream = Pin<Box<dyn Stream<Item = Result<pb::WalletUpdate, Status>> + Send + 'static>>;
 
 /// Updates buffered per watcher before it counts as lagging.
 const UPDATES_BUFFERED: usize = 64;
 
-/// The token and its wallet as one update; `None` if the token is gone (never: tokens are kept).
-fn update(node: &Node, token_id: u128, timestamp_ns: u64) -> Result<Option<pb::WalletUpdate>, Status> {
-    let reader = node.reader();
-    let Some(t) = token::get_token(&reader, token_id).map_err(storage)? else { return Ok(None) };
-    let account = store::get_account(&reader, t.account_id).map_err(storage)?.ok_or_else(|| Status::data_loss("token names a missing account"))?;
-    let scale = store::get_asset(&reader, &t.asset).map_err(storage)?.ok_or_else(|| Status::data_loss("token names a missing asset"))?.scale;
+/// This node's applied state (the stream follows this node's applied entries).
+async fn applied(node: &Node) -> Result<Snapshot, Status> {
+    node.read(Consistency::Applied).await.map_err(to_status)
+}
+
+/// The token and its wallet as one update, from one view; `None` if the token is gone (never:
+/// tokens are kept).
+fn update(snapshot: &Snapshot, token_id: u128, timestamp_ns: u64) -> Result<Option<pb::WalletUpdate>, Status> {
+    let Some(t) = snapshot.wallet_token(token_id).map_err(storage)? else { return Ok(None) };
+    let account = snapshot.account(t.account_id).map_err(storage)?.ok_or_else(|| Status::data_loss("token names a missing account"))?;
+    let scale = snapshot.asset(&t.asset).map_err(storage)?.ok_or_else(|| Status::data_loss("token names a missing asset"))?.scale;
     let b = &account.balances;
     let have = i128::try_from(b.credits_posted.saturating_add(account.overdraft_limit_minor)).unwrap_or(i128::MAX);
     let spent = i128::try_from(b.debits_posted.saturating_add(b.debits_pending)).unwrap_or(i128::MAX);
@@ -58,13 +61,15 @@ impl Drop for Slot {
     }
 }
 
-pub fn watch(node: Node, token_id: u128, watchers: Arc<AtomicUsize>) -> Result<WalletStream, Status> {
+pub async fn watch(node: Node, token_id: u128, watchers: Arc<AtomicUsize>) -> Result<WalletStream, Status> {
     // Subscribe before the first read, so no change falls between the two.
-    let mut feed = node.feed.subscribe();
-    let Some(first) = update(&node, token_id, 0)? else {
+    let mut feed = node.subscribe();
+    let snapshot = applied(&node).await?;
+    let Some(first) = update(&snapshot, token_id, 0)? else {
         return Err(Status::not_found(format!("token {token_id} not found")));
     };
-    let account_id = token::get_token(&node.reader(), token_id).map_err(storage)?.map(|t| t.account_id).unwrap_or_default();
+    let account_id = snapshot.wallet_token(token_id).map_err(storage)?.map(|t| t.account_id).unwrap_or_default();
+    drop(snapshot);
     if watchers.fetch_add(1, Ordering::Relaxed) >= WATCHERS_MAX {
         watchers.fetch_sub(1, Ordering::Relaxed);
         return Err(Status::resource_exhausted(format!("this node serves at most {WATCHERS_MAX} watch streams")));
@@ -85,7 +90,7 @@ pub fn watch(node: Node, token_id: u128, watchers: Arc<AtomicUsize>) -> Result<W
                 Ok(batch) => {
                     // One update per committed batch that touched the wallet, as of its last change.
                     let Some(last) = batch.iter().filter(|e| e.account_id == account_id).map(|e| e.timestamp_ns).max() else { continue };
-                    let next = match update(&node, token_id, last) {
+                    let next = match applied(&node).await.and_then(|snapshot| update(&snapshot, token_id, last)) {
                         Ok(Some(next)) => Ok(next),
                         Ok(None) => return,
                         Err(status) => Err(status),

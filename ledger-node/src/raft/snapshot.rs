@@ -346,7 +346,7 @@ pub struct Installed {
 ///    marker; synced, which makes every earlier batch durable too (one WAL).
 ///
 /// No reader sees a half-installed state: every read view that holds the marker refuses
-/// (`ReadStore`, `state_hash`) or waits (`write`, the snapshot builder); every view without it
+/// (`RocksSnapshot`, `state_hash`) or waits (`write`, the snapshot builder); every view without it
 /// holds the old state or the new one whole. A crash in between leaves the marker: the next
 /// start finishes the install from the same file (`finish_interrupted_install`) before Raft
 /// reads the state, so the file must stay in place until this returns (it is published first).
@@ -577,14 +577,14 @@ mod tests {
     /// refuse, a snapshot build waits), and the next start finishes the install from the file.
     #[test]
     fn a_crash_mid_install_is_finished_at_the_next_start_and_the_partial_state_is_never_read() {
-        use ledger_core::Store;
+        use ledger_core::ReadStore;
         let (from, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let source = ledger_of(from.path(), 4, 80);
         let (meta, file) = build(&source, &from.path().join("snapshots")).unwrap();
         let target = db_applied_at(to.path(), 3);
         let crashed = install_with(&target, &file.path, &meta, 256 << 10, Some(2));
         assert!(crashed.is_err());
-        let read = crate::storage::ReadStore::new(&target).get(Table::ALL[0], b"key-00000000");
+        let read = crate::storage::RocksSnapshot::new(&target).get(Table::ALL[0], b"key-00000000");
         assert_eq!(read.unwrap_err().kind(), io::ErrorKind::WouldBlock);
         let hashed = crate::raft::state_machine::state_hash(&target);
         assert_eq!(hashed.unwrap_err().kind(), io::ErrorKind::WouldBlock);
@@ -602,7 +602,7 @@ mod tests {
         assert_eq!(finished.records, 4 * 1_024 + 1);
         assert_eq!(hash(&target), hash(&source));
         assert!(finish_interrupted_install(&target).unwrap().is_none(), "nothing left to finish");
-        assert!(crate::storage::ReadStore::new(&target).get(Table::ALL[0], b"key-00000000").unwrap().is_some());
+        assert!(crate::storage::RocksSnapshot::new(&target).get(Table::ALL[0], b"key-00000000").unwrap().is_some());
         assert_eq!(builder.join().unwrap().unwrap(), 80, "the waiting build snapshots the installed state");
     }
 

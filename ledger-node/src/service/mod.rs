@@ -1,5 +1,6 @@
 //! Admission and reads: turns API calls into replicated commands (stamped with the leader's
-//! clock), waits for their results, and serves linearizable reads from the local state.
+//! clock), waits for their results, and hands out consistent read views after the barrier their
+//! consistency asks for (`read.rs`: `Node::read`, the one read door).
 
 pub mod backup;
 pub mod cluster;
@@ -7,28 +8,26 @@ pub mod freshness;
 pub mod group_commit;
 pub mod identity;
 pub mod ledger_clock;
+pub mod read;
+
+pub use read::{Consistency, Snapshot};
 
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use openraft::ReadPolicy;
-use openraft::errors::{ClientWriteError, ForwardToLeader, LinearizableReadError, RaftError};
-use openraft::raft::linearizable_read::{Linearizer, ReadLogId};
+use openraft::errors::{ClientWriteError, ForwardToLeader, RaftError};
+use openraft::type_config::async_runtime::WatchReceiver;
+use tokio::sync::broadcast;
 
-use ledger_core::store;
-use ledger_core::types::{Command, Operation};
+use ledger_core::types::{AccountEntry, Command, Operation};
 use crate::raft::network::PeerChannels;
 use crate::raft::state_machine::EntryFeed;
 use crate::raft::{CommandResponse, NodeId, Raft, TypeConfig};
-use crate::storage::{Db, ReadStore};
+use crate::storage::Db;
 
 /// How often the leader checks for holds to expire when no writes come.
 const EXPIRY_CHECK_INTERVAL_MS: u64 = 200;
-/// A follower serving a read asks the leader for a read index for at most this long...
-const READ_INDEX_TIMEOUT: Duration = Duration::from_secs(2);
-/// ...and then waits at most this long to apply up to it; else the client is sent to the leader.
-const FOLLOWER_APPLY_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -102,21 +101,24 @@ fn test_clock_file_offset_ns() -> i128 {
     }
 }
 
+/// This node's service: what the API layer asks for (proposals, reads through `read`, cluster
+/// operations), behind methods. The fields are the crate's start-up wiring (`server.rs`), not
+/// the API's: `api/` reaches none of them.
 #[derive(Clone)]
 pub struct Node {
-    pub id: NodeId,
-    pub raft: Raft,
-    pub db: Db,
-    pub feed: EntryFeed,
+    pub(crate) id: NodeId,
+    pub(crate) raft: Raft,
+    pub(crate) db: Db,
+    pub(crate) feed: EntryFeed,
     /// Channels to peers (follower reads ask the leader; joins ask the joining node).
-    pub peers: PeerChannels,
-    pub cluster_name: String,
+    pub(crate) peers: PeerChannels,
+    pub(crate) cluster_name: String,
     /// Every node id this node has seen in a membership (ids are never reused).
-    pub ids_seen: Arc<Mutex<identity::IdsSeen>>,
+    pub(crate) ids_seen: Arc<Mutex<identity::IdsSeen>>,
     /// Bounds the time stamped on proposals by the voters' median clock.
-    pub ledger_clock: Arc<ledger_clock::LedgerClock>,
+    pub(crate) ledger_clock: Arc<ledger_clock::LedgerClock>,
     /// How stale this node's state may be at most (bounded-staleness reads; `freshness`).
-    pub freshness: Arc<freshness::ReadFreshness>,
+    pub(crate) freshness: Arc<freshness::ReadFreshness>,
 }
 
 impl ServiceError {
@@ -152,61 +154,41 @@ impl Node {
         }
     }
 
-    /// Waits until this node's state reflects every write acknowledged before the call (ReadIndex).
-    /// On a follower: asks the leader for its read index, then waits to apply up to it; if that
-    /// cannot be done quickly, the client is sent to the leader instead.
-    /// Every completed barrier records its start in `freshness`.
-    pub async fn read_barrier(&self) -> Result<(), ServiceError> {
-        let started = std::time::Instant::now();
-        let done = match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
-            Ok(_) => Ok(()),
-            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => self.follower_read_barrier(&f).await,
-            Err(RaftError::APIError(e)) => Err(ServiceError::NoQuorum(e.to_string())),
-            Err(RaftError::Fatal(f)) => Err(ServiceError::Fatal(f.to_string())),
-        };
-        if done.is_ok() {
-            self.freshness.confirm(started);
-        }
-        done
+    pub fn id(&self) -> NodeId {
+        self.id
     }
 
-    /// For a read that accepts state up to `max_staleness` old: served from this node's state at
-    /// once when a ReadIndex round that started within that time completed here (`freshness`:
-    /// quorum-confirmed, so a node cut off with a deposed leader is never fresh); anything else
-    /// is a linearizable read, which confirms freshness for the reads that follow.
-    pub async fn bounded_read_barrier(&self, max_staleness: Duration) -> Result<(), ServiceError> {
-        if self.freshness.fresh_within(max_staleness) {
-            return Ok(());
-        }
-        self.read_barrier().await
+    /// Raft's view of this node and its cluster now (role, leader, indexes, membership).
+    pub fn metrics(&self) -> openraft::RaftMetrics<TypeConfig> {
+        self.raft.metrics().borrow_watched().clone()
     }
 
-    async fn follower_read_barrier(&self, f: &ForwardToLeader<TypeConfig>) -> Result<(), ServiceError> {
-        let (Some(leader_id), Some(leader)) = (f.leader_id, f.leader_node.as_ref()) else {
-            return Err(not_leader(f));
-        };
-        let read_log_id = match self.peers.read_index(leader_id, leader, READ_INDEX_TIMEOUT).await {
-            Ok(id) => id,
-            Err(e) => {
-                tracing::debug!(error = %e, "follower read: no read index; redirecting");
-                return Err(not_leader(f));
-            }
-        };
-        // The read index is a committed log id of the leader's term: once this node has applied
-        // that index, its state holds every write acknowledged before the read began.
-        let linearizer = Linearizer::new(self.id, ReadLogId::from_log_id(read_log_id), None);
-        match linearizer.try_await_ready(&self.raft, Some(FOLLOWER_APPLY_WAIT)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(state)) => {
-                tracing::debug!(read_index = state.read_log_id().index(), "follower read: applying too slowly; redirecting");
-                Err(not_leader(f))
-            }
-            Err(fatal) => Err(ServiceError::Fatal(fatal.to_string())),
-        }
+    /// The entries of every batch applied here from now on (watch streams).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Vec<AccountEntry>>> {
+        self.feed.subscribe()
     }
 
-    pub fn reader(&self) -> ReadStore<'_> {
-        ReadStore::new(&self.db)
+    /// Every node id this node has seen in a membership, ascending.
+    pub fn ids_seen(&self) -> Vec<NodeId> {
+        self.ids_seen.lock().unwrap_or_else(|p| p.into_inner()).ids().iter().copied().collect()
+    }
+
+    /// The applied index and the state hash of this node's state (`state_machine::state_hash`),
+    /// from a blocking task.
+    pub async fn state_hash(&self) -> Result<io::Result<(u64, [u8; 32])>, tokio::task::JoinError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || crate::raft::state_machine::state_hash(&db)).await
+    }
+
+    /// A backup of this node into `dir` (`backup::create`), from a blocking task that holds
+    /// `held` until the work is done (a cancelled call does not end it early).
+    pub async fn backup<H: Send + 'static>(&self, dir: std::path::PathBuf, held: H) -> Result<io::Result<backup::Manifest>, tokio::task::JoinError> {
+        let (db, cluster_name, node_id) = (self.db.clone(), self.cluster_name.clone(), self.id);
+        tokio::task::spawn_blocking(move || {
+            let _held = held;
+            backup::create(&db, &dir, &cluster_name, node_id)
+        })
+        .await
     }
 
     /// On the leader, proposes a `Tick` whenever a hold's time is up, so expiry does not wait for
@@ -218,7 +200,7 @@ impl Node {
             if !self.raft.is_leader() {
                 continue;
             }
-            let due = match next_expiry_ns(&self.reader()) {
+            let due = match self.snapshot().next_expiry_ns() {
                 // The bounded clock: a fast clock would otherwise propose a tick every interval
                 // for a hold that ledger time has not reached.
                 Ok(Some(at)) => at <= self.ledger_clock.proposal_ns(),
@@ -235,17 +217,4 @@ impl Node {
             }
         }
     }
-}
-
-/// The earliest time a hold expires or a wallet token's hold is due for release.
-fn next_expiry_ns(reader: &ReadStore<'_>) -> io::Result<Option<u64>> {
-    use ledger_core::Store;
-    let mut earliest: Option<u64> = None;
-    for table in [store::Table::PendingExpiry, store::Table::WalletReleases] {
-        let first = reader.scan(table, &[], &[0xff; 25], 1, false)?;
-        if let Some((at, _)) = first.first().and_then(|(k, _)| store::expiry_key_parts(k)) {
-            earliest = Some(earliest.map_or(at, |e| e.min(at)));
-        }
-    }
-    Ok(earliest)
 }

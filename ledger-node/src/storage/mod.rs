@@ -6,7 +6,7 @@ pub mod db;
 pub mod rocks_store;
 
 pub use db::{Cf, Db, open};
-pub use rocks_store::{BatchStore, ROW_CACHE_ROWS_MAX, ReadStore, RowCache};
+pub use rocks_store::{BatchStore, ROW_CACHE_ROWS_MAX, RocksSnapshot, RowCache};
 
 #[cfg(test)]
 mod tests;

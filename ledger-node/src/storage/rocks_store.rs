@@ -1,5 +1,7 @@
-//! The ledger's `Store` over RocksDB. `BatchStore` gathers one apply's writes in an ordered
-//! overlay (reads see them) and turns them into one WriteBatch; `ReadStore` serves queries.
+//! The ledger's stores over RocksDB, read and write split (TiKV `engine_traits`): `BatchStore`
+//! gathers one apply's writes in an ordered overlay (reads see them) and turns them into one
+//! WriteBatch (`ReadStore + Store`); `RocksSnapshot` is a read-only view for queries
+//! (`ReadStore` alone).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -7,9 +9,9 @@ use std::sync::Mutex;
 
 use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch};
 
-use super::db::{Cf, KEY_INSTALLING, cf, install_in_progress_error, to_io};
+use super::db::{Cf, Db, KEY_INSTALLING, cf, install_in_progress_error, to_io};
 use ledger_core::Table;
-use ledger_core::store::{KeyValue, Store};
+use ledger_core::store::{KeyValue, ReadStore, Store};
 
 fn scan_db(
     db: &rocksdb::DB,
@@ -37,24 +39,33 @@ fn scan_db(
     Ok(out)
 }
 
-/// Reads committed, applied state from one RocksDB snapshot: every read through one `ReadStore`
-/// sees the same applied index, so a lookup of several accounts never sees half of a transfer
-/// (one leg's debit without its credit) that was applied between two of its gets.
+/// A consistent read-only view of committed, applied state: one RocksDB snapshot (TiKV
+/// `engine_traits::Snapshot`). Every read through one `RocksSnapshot` sees the same applied
+/// index, so a lookup of several accounts never sees half of a transfer (one leg's debit
+/// without its credit) that was applied between two of its gets. It reads and cannot write:
+/// it implements `ReadStore` alone. It owns its handle on the database, so it can move to a
+/// blocking task (an audit export) and outlive the call that made it.
 ///
 /// A snapshot taken while a Raft snapshot is being installed (its marker in `sm_meta`) holds
 /// partial tables: every read through it fails with `install_in_progress_error`.
-pub struct ReadStore<'a> {
-    pub db: &'a rocksdb::DB,
-    snapshot: rocksdb::Snapshot<'a>,
+pub struct RocksSnapshot {
+    // Declared before `db`, so dropped first: it borrows the database `db` keeps alive.
+    snapshot: rocksdb::Snapshot<'static>,
+    db: Db,
     installing: bool,
 }
 
-impl<'a> ReadStore<'a> {
-    pub fn new(db: &'a rocksdb::DB) -> ReadStore<'a> {
-        let snapshot = db.snapshot();
+impl RocksSnapshot {
+    pub fn new(db: &Db) -> RocksSnapshot {
+        let db = db.clone();
+        // SAFETY: the snapshot borrows the `DB` behind the `Arc`, whose address never changes;
+        // `db`, a clone of that `Arc`, is a field of the same struct and is dropped after the
+        // snapshot (field order), so the borrow never outlives the database. rocksdb's snapshot
+        // is `Send + Sync`; nothing else can reach the `'static` it is given here.
+        let snapshot = unsafe { std::mem::transmute::<rocksdb::Snapshot<'_>, rocksdb::Snapshot<'static>>(db.snapshot()) };
         // A failed lookup here fails the reads too (same database): only a present marker counts.
-        let installing = snapshot.get_cf(cf(db, Cf::SmMeta), KEY_INSTALLING).is_ok_and(|v| v.is_some());
-        ReadStore { db, snapshot, installing }
+        let installing = snapshot.get_cf(cf(&db, Cf::SmMeta), KEY_INSTALLING).is_ok_and(|v| v.is_some());
+        RocksSnapshot { snapshot, db, installing }
     }
 
     fn check(&self) -> io::Result<()> {
@@ -62,10 +73,10 @@ impl<'a> ReadStore<'a> {
     }
 }
 
-impl Store for ReadStore<'_> {
+impl ReadStore for RocksSnapshot {
     fn get(&self, table: Table, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
         self.check()?;
-        self.snapshot.get_cf(cf(self.db, Cf::Ledger(table)), key).map_err(to_io)
+        self.snapshot.get_cf(cf(&self.db, Cf::Ledger(table)), key).map_err(to_io)
     }
     fn scan(&self, table: Table, start: &[u8], end: &[u8], limit: usize, reverse: bool) -> io::Result<Vec<KeyValue>> {
         self.check()?;
@@ -77,7 +88,7 @@ impl Store for ReadStore<'_> {
         opts.set_iterate_upper_bound(end.to_vec());
         let mode = if reverse { IteratorMode::End } else { IteratorMode::From(start, Direction::Forward) };
         let mut out = Vec::new();
-        for item in self.snapshot.iterator_cf_opt(cf(self.db, Cf::Ledger(table)), opts, mode) {
+        for item in self.snapshot.iterator_cf_opt(cf(&self.db, Cf::Ledger(table)), opts, mode) {
             let (k, v) = item.map_err(to_io)?;
             out.push((k.to_vec(), v.to_vec()));
             if out.len() >= limit {
@@ -85,12 +96,6 @@ impl Store for ReadStore<'_> {
             }
         }
         Ok(out)
-    }
-    fn put(&mut self, _: Table, _: &[u8], _: Vec<u8>) {
-        unreachable!("ReadStore is read-only")
-    }
-    fn delete(&mut self, _: Table, _: &[u8]) {
-        unreachable!("ReadStore is read-only")
     }
 }
 
@@ -187,7 +192,7 @@ impl<'a> BatchStore<'a> {
     }
 }
 
-impl Store for BatchStore<'_> {
+impl ReadStore for BatchStore<'_> {
     fn get(&self, table: Table, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
         let row = (table, key.to_vec());
         if let Some(v) = self.overlay.get(&row) {
@@ -231,7 +236,9 @@ impl Store for BatchStore<'_> {
         };
         Ok(out)
     }
+}
 
+impl Store for BatchStore<'_> {
     fn put(&mut self, table: Table, key: &[u8], value: Vec<u8>) {
         self.overlay.insert((table, key.to_vec()), Some(value));
     }

@@ -122,11 +122,11 @@ proptest! {
 }
 
 /// Found by the jepsen bank workload (a read of all balances summed to 8043 instead of 8000):
-/// a `ReadStore` read each account at a different moment, so a transfer applied between two gets
-/// showed one leg and not the other. Every read through one `ReadStore` must see one state.
+/// a `ReadStore` (now `RocksSnapshot`) read each account at a different moment, so a transfer applied between two gets
+/// showed one leg and not the other. Every read through one `RocksSnapshot` must see one state.
 #[test]
 fn a_read_store_sees_one_state_even_while_transfers_apply() {
-    use ledger_core::store::Store;
+    use ledger_core::store::ReadStore;
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path()).unwrap();
     let mut commands = setup_commands();
@@ -149,7 +149,7 @@ fn a_read_store_sees_one_state_even_while_transfers_apply() {
         apply(&mut batch, command).unwrap();
         db.write(batch.into_parts().0).unwrap();
     }
-    let reader = super::ReadStore::new(&db);
+    let reader = super::RocksSnapshot::new(&db);
     let rows = reader.scan(Table::Accounts, &[0], &[0xff; 40], 100, false).unwrap();
     let first_key = rows[0].0.clone();
     let before = (reader.get(Table::Accounts, &first_key).unwrap(), rows);
@@ -161,8 +161,28 @@ fn a_read_store_sees_one_state_even_while_transfers_apply() {
     let after = (reader.get(Table::Accounts, &first_key).unwrap(), reader.scan(Table::Accounts, &[0], &[0xff; 40], 100, false).unwrap());
     assert_eq!(before, after, "a reader saw a write applied after it was made");
     assert!(before.1.len() >= 2, "the scan read the accounts");
-    let fresh = super::ReadStore::new(&db);
+    let fresh = super::RocksSnapshot::new(&db);
     assert_ne!(fresh.scan(Table::Accounts, &[0], &[0xff; 40], 100, false).unwrap(), before.1, "a new reader sees the new state");
+}
+
+/// A `RocksSnapshot` owns its handle on the database (an audit export moves its view to a
+/// blocking task): it reads the same state on another thread after every other handle is gone.
+#[test]
+fn a_snapshot_outlives_every_other_handle_on_the_database() {
+    use ledger_core::store::ReadStore;
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path()).unwrap();
+    for command in &setup_commands() {
+        let mut batch = BatchStore::new(&db);
+        apply(&mut batch, command).unwrap();
+        db.write(batch.into_parts().0).unwrap();
+    }
+    let snapshot = super::RocksSnapshot::new(&db);
+    let expected = snapshot.scan(Table::Accounts, &[0], &[0xff; 40], 100, false).unwrap();
+    assert!(expected.len() >= 2, "the scan read the accounts");
+    drop(db);
+    let read = std::thread::spawn(move || snapshot.scan(Table::Accounts, &[0], &[0xff; 40], 100, false).unwrap());
+    assert_eq!(read.join().unwrap(), expected);
 }
 
 /// A byte flipped inside an SST data block of a closed database: the open must refuse with the
