@@ -105,7 +105,11 @@ pub fn check_credit(account: &Account) -> Result<(), ResultCode> {
 /// The account's balance constraints after a change: debits within credits (plus overdraft),
 /// or credits within debits.
 pub fn check_constraints(account: &Account) -> Result<(), ResultCode> {
-    let b = &account.balances;
+    check_balances(account, &account.balances)
+}
+
+/// `check_constraints` of the account with these balances instead of its own.
+pub fn check_balances(account: &Account, b: &Balances) -> Result<(), ResultCode> {
     if account.debits_must_not_exceed_credits {
         let debits = b.debits_posted.checked_add(b.debits_pending).ok_or(ResultCode::OverflowsBalance)?;
         let allowed = b.credits_posted.saturating_add(account.overdraft_limit_minor);

@@ -391,6 +391,22 @@ fn movement(store: &impl Store, pairs: &[AccountEntry]) -> io::Result<Event> {
         },
         _ => Vec::new(),
     };
+    movement_of(&transfer, &held, pairs, scale, |account_id| account_code(store, account_id))
+}
+
+/// The movement of one step from values in hand: the transfer the entries name (for an expiry,
+/// the hold itself), the legs of the hold a post releases (else empty), the step's entry pairs,
+/// the asset's scale and each account's code.
+pub fn movement_of(
+    transfer: &Transfer,
+    held: &[Leg],
+    pairs: &[AccountEntry],
+    scale: u8,
+    mut code_of: impl FnMut(AccountId) -> io::Result<u32>,
+) -> io::Result<Event> {
+    assert!(!pairs.is_empty() && pairs.len() % 2 == 0, "a movement has (debit, credit) entry pairs");
+    let transfer_id = pairs[0].transfer_id;
+    assert_eq!(transfer.id, transfer_id, "a movement names the transfer of its entries");
     let mut legs = Vec::with_capacity(pairs.len() / 2);
     for pair in pairs.chunks_exact(2) {
         let (debit, credit) = (&pair[0], &pair[1]);
@@ -412,9 +428,9 @@ fn movement(store: &impl Store, pairs: &[AccountEntry]) -> io::Result<Event> {
             leg: debit.leg_index,
             kind: entry_kind_name(debit.kind).to_string(),
             debit_account_id: id(debit.account_id),
-            debit_account_code: account_code(store, debit.account_id)?,
+            debit_account_code: code_of(debit.account_id)?,
             credit_account_id: id(credit.account_id),
-            credit_account_code: account_code(store, credit.account_id)?,
+            credit_account_code: code_of(credit.account_id)?,
             posted: format_minor(posted, scale),
             pending_added: format_minor(added, scale),
             pending_released: format_minor(released, scale),

@@ -1,0 +1,94 @@
+//! The working set of one command: every account and asset its transfers touch, read from the
+//! store once (the prefetch), changed in memory by the execute phase, and written back once at
+//! the end (`flush`). Nothing in it is read from the store twice within a command.
+//!
+//! Accounts are never created by a transfer, and a transfer changes only an account's balances,
+//! so a command's transfers can share one copy of each account: the rows written at the end are
+//! the same bytes as writing each account after every transfer.
+
+use std::collections::BTreeMap;
+use std::io;
+
+use crate::store::{self, Store};
+use crate::types::*;
+
+/// One account as the command sees it: `None` if it does not exist.
+struct Slot {
+    account: Option<Account>,
+    /// Changed since it was loaded: written back by `flush`.
+    dirty: bool,
+}
+
+#[derive(Default)]
+pub struct WorkingSet {
+    accounts: BTreeMap<AccountId, Slot>,
+    assets: BTreeMap<String, Option<Asset>>,
+}
+
+impl WorkingSet {
+    pub fn new() -> Self {
+        WorkingSet::default()
+    }
+
+    /// Prefetch: what a new transfer names (its asset and its legs' accounts). Post/void name a
+    /// hold, whose accounts are loaded when the hold is read (`load_account`).
+    pub fn prefetch(&mut self, store: &impl Store, input: &TransferInput) -> io::Result<()> {
+        if !matches!(input.kind, TransferKind::Posted | TransferKind::Pending) {
+            return Ok(());
+        }
+        self.load_asset(store, &input.asset)?;
+        for leg in &input.legs {
+            self.load_account(store, leg.debit_account_id)?;
+            self.load_account(store, leg.credit_account_id)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the account into the set unless it is there already (present or absent).
+    pub fn load_account(&mut self, store: &impl Store, id: AccountId) -> io::Result<()> {
+        if !self.accounts.contains_key(&id) {
+            let account = store::get_account(store, id)?;
+            self.accounts.insert(id, Slot { account, dirty: false });
+        }
+        Ok(())
+    }
+
+    /// Reads the asset into the set unless it is there already; returns it.
+    pub fn load_asset(&mut self, store: &impl Store, code: &str) -> io::Result<Option<&Asset>> {
+        if !self.assets.contains_key(code) {
+            let asset = store::get_asset(store, code)?;
+            self.assets.insert(code.to_owned(), asset);
+        }
+        Ok(self.asset(code))
+    }
+
+    /// A loaded account (`None`: it does not exist). Asking for one never loaded is a bug in the
+    /// prefetch: it would be a read in the execute phase.
+    pub fn account(&self, id: AccountId) -> Option<&Account> {
+        let slot = self.accounts.get(&id);
+        assert!(slot.is_some(), "account {id} used without a prefetch");
+        slot.and_then(|slot| slot.account.as_ref())
+    }
+
+    /// A loaded asset (`None`: it does not exist, or was never loaded).
+    pub fn asset(&self, code: &str) -> Option<&Asset> {
+        self.assets.get(code).and_then(Option::as_ref)
+    }
+
+    /// Commits an item's new balances to the set (the item passed every check).
+    pub fn set_balances(&mut self, id: AccountId, balances: Balances) {
+        let slot = self.accounts.get_mut(&id).expect("balances of a loaded account");
+        let account = slot.account.as_mut().expect("balances of an existing account");
+        account.balances = balances;
+        slot.dirty = true;
+    }
+
+    /// Writes every changed account, in id order, and marks them clean.
+    pub fn flush(&mut self, store: &mut impl Store) {
+        for slot in self.accounts.values_mut().filter(|slot| slot.dirty) {
+            let account = slot.account.as_ref().expect("only existing accounts change");
+            store::put_account(store, account);
+            slot.dirty = false;
+        }
+    }
+}
