@@ -199,7 +199,7 @@ impl Pending {
             // Monotonic even for events stamped with the command's last time (membership).
             let timestamp_ns = timestamp_ns.max(head.timestamp_ns);
             let seq = head.seq + 1;
-            let line = serde_json::to_string(&Line { seq, timestamp_ns, event }).map_err(io::Error::other)?;
+            let line = to_line(&Line { seq, timestamp_ns, event })?;
             let hash = chain(&head.hash, line.as_bytes());
             store.put(Table::Journal, &seq_key(seq), store::encode(&Row { hash, timestamp_ns, line }));
             head = Head { seq, hash, timestamp_ns };
@@ -208,6 +208,16 @@ impl Pending {
         Ok(Some(head))
     }
 }
+
+/// A line's JSON, as `serde_json::to_string` writes it, into a buffer sized for a movement (a
+/// `String` grown from nothing would reallocate several times per line).
+fn to_line(line: &Line) -> io::Result<String> {
+    let mut bytes = Vec::with_capacity(LINE_CAPACITY);
+    serde_json::to_writer(&mut bytes, line).map_err(io::Error::other)?;
+    String::from_utf8(bytes).map_err(io::Error::other)
+}
+
+const LINE_CAPACITY: usize = 640;
 
 // ---- building events from what apply did ----
 

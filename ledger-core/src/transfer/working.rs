@@ -21,7 +21,9 @@ struct Slot {
 
 #[derive(Default)]
 pub struct WorkingSet {
-    accounts: BTreeMap<AccountId, Slot>,
+    /// Account id -> its slot in `slots`: the index is small, so lookups stay in cache.
+    index: BTreeMap<AccountId, u32>,
+    slots: Vec<Slot>,
     assets: BTreeMap<String, Option<Asset>>,
 }
 
@@ -46,9 +48,11 @@ impl WorkingSet {
 
     /// Reads the account into the set unless it is there already (present or absent).
     pub fn load_account(&mut self, store: &impl Store, id: AccountId) -> io::Result<()> {
-        if !self.accounts.contains_key(&id) {
+        if !self.index.contains_key(&id) {
             let account = store::get_account(store, id)?;
-            self.accounts.insert(id, Slot { account, dirty: false });
+            let slot = u32::try_from(self.slots.len()).expect("a command touches fewer than 2^32 accounts");
+            self.slots.push(Slot { account, dirty: false });
+            self.index.insert(id, slot);
         }
         Ok(())
     }
@@ -62,10 +66,14 @@ impl WorkingSet {
         Ok(self.asset(code))
     }
 
+    fn slot(&self, id: AccountId) -> Option<&Slot> {
+        self.index.get(&id).map(|&slot| &self.slots[slot as usize])
+    }
+
     /// A loaded account (`None`: it does not exist). Asking for one never loaded is a bug in the
     /// prefetch: it would be a read in the execute phase.
     pub fn account(&self, id: AccountId) -> Option<&Account> {
-        let slot = self.accounts.get(&id);
+        let slot = self.slot(id);
         assert!(slot.is_some(), "account {id} used without a prefetch");
         slot.and_then(|slot| slot.account.as_ref())
     }
@@ -77,7 +85,8 @@ impl WorkingSet {
 
     /// Commits an item's new balances to the set (the item passed every check).
     pub fn set_balances(&mut self, id: AccountId, balances: Balances) {
-        let slot = self.accounts.get_mut(&id).expect("balances of a loaded account");
+        let index = *self.index.get(&id).expect("balances of a loaded account");
+        let slot = &mut self.slots[index as usize];
         let account = slot.account.as_mut().expect("balances of an existing account");
         account.balances = balances;
         slot.dirty = true;
@@ -85,10 +94,13 @@ impl WorkingSet {
 
     /// Writes every changed account, in id order, and marks them clean.
     pub fn flush(&mut self, store: &mut impl Store) {
-        for slot in self.accounts.values_mut().filter(|slot| slot.dirty) {
-            let account = slot.account.as_ref().expect("only existing accounts change");
-            store::put_account(store, account);
-            slot.dirty = false;
+        for &index in self.index.values() {
+            let slot = &mut self.slots[index as usize];
+            if slot.dirty {
+                let account = slot.account.as_ref().expect("only existing accounts change");
+                store::put_account(store, account);
+                slot.dirty = false;
+            }
         }
     }
 }
