@@ -72,11 +72,12 @@ fn changed(result: &ItemResult) -> bool {
 impl<S: Store> Step<'_, S> {
     /// Holds and wallet windows whose time is up, before the command's own items.
     fn due(&mut self) -> io::Result<()> {
-        pending::expire_due(self.store, &mut self.clock, &mut self.applied.entries)?;
-        let released = wallet::token::release_due(self.store, &mut self.clock, &mut self.applied.entries)?;
         // Movements first: a line of money always precedes the other lines of its timestamp, so
         // "balances as of a line's time" means "after every movement up to that line".
-        journal::movements(self.store, &self.applied.entries, &mut self.events)?;
+        pending::expire_due(self.store, &mut self.clock, &mut self.applied.entries, &mut self.events)?;
+        let mark = self.applied.entries.len();
+        let released = wallet::token::release_due(self.store, &mut self.clock, &mut self.applied.entries)?;
+        journal::movements(self.store, &self.applied.entries[mark..], &mut self.events)?;
         for token in released {
             self.events.push(self.clock.last(), journal::wallet_token(self.store, "released", &token)?);
         }
@@ -85,11 +86,9 @@ impl<S: Store> Step<'_, S> {
 
     fn create_assets(&mut self, items: &[AssetInput]) -> io::Result<()> {
         for item in items {
-            let result = asset::create(self.store, item, &mut self.clock)?;
-            if changed(&result) {
-                if let Some(asset) = store::get_asset(self.store, &item.code)? {
-                    self.events.push(result.timestamp_ns, journal::asset_created(&asset));
-                }
+            let (result, created) = asset::create(self.store, item, &mut self.clock)?;
+            if let Some(asset) = created.filter(|_| changed(&result)) {
+                self.events.push(result.timestamp_ns, journal::asset_created(&asset));
             }
             self.applied.results.push(result);
         }
@@ -98,10 +97,9 @@ impl<S: Store> Step<'_, S> {
 
     fn create_accounts(&mut self, items: &[AccountInput]) -> io::Result<()> {
         for item in items {
-            let result = account::create(self.store, item, &mut self.clock)?;
-            if changed(&result) {
-                let account = self.account(item.id)?;
-                self.events.push(result.timestamp_ns, journal::account_created(self.store, &account)?);
+            let (result, created) = account::create(self.store, item, &mut self.clock)?;
+            if let Some((account, scale)) = created.filter(|_| changed(&result)) {
+                self.events.push(result.timestamp_ns, journal::account_opened(&account, scale));
             }
             self.applied.results.push(result);
         }
@@ -115,9 +113,8 @@ impl<S: Store> Step<'_, S> {
 
     fn set_account_status(&mut self, items: &[StatusChangeInput]) -> io::Result<()> {
         for item in items {
-            let result = account::set_status(self.store, item, &mut self.clock)?;
-            if changed(&result) {
-                let account = self.account(item.account_id)?;
+            let (result, account) = account::set_status(self.store, item, &mut self.clock)?;
+            if let Some(account) = account.filter(|_| changed(&result)) {
                 self.events.push(result.timestamp_ns, journal::status_changed(&account, &item.actor));
             }
             self.applied.results.push(result);
@@ -204,11 +201,6 @@ impl<S: Store> Step<'_, S> {
             self.applied.results.push(result);
         }
         Ok(())
-    }
-
-    fn account(&self, id: AccountId) -> io::Result<Account> {
-        store::get_account(self.store, id)?
-            .ok_or_else(|| store::corruption(store::Table::Accounts, "an account just written is missing"))
     }
 
     fn token_event(&mut self, change: &str, token_id: u128) -> io::Result<()> {

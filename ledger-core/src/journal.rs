@@ -248,8 +248,12 @@ pub fn asset_created(asset: &Asset) -> Event {
 }
 
 pub fn account_created(store: &impl Store, account: &Account) -> io::Result<Event> {
-    let scale = asset_scale(store, &account.asset)?;
-    Ok(Event::AccountCreated {
+    Ok(account_opened(account, asset_scale(store, &account.asset)?))
+}
+
+/// `account_created` with the scale of the account's asset in hand.
+pub fn account_opened(account: &Account, scale: u8) -> Event {
+    Event::AccountCreated {
         account_id: id(account.id),
         asset: account.asset.clone(),
         code: account.code,
@@ -258,7 +262,7 @@ pub fn account_created(store: &impl Store, account: &Account) -> io::Result<Even
         overdraft_limit: format_minor(account.overdraft_limit_minor, scale),
         external_ref: account.external_ref.clone(),
         metadata: account.metadata.clone(),
-    })
+    }
 }
 
 pub fn status_changed(account: &Account, actor: &str) -> Event {

@@ -7,6 +7,7 @@
 use std::io;
 
 use super::clock::Clock;
+use super::journal;
 use super::limits::EXPIRIES_PER_COMMAND_MAX;
 use super::result::{ItemResult, ResultCode};
 use super::store::{self, Store, Table};
@@ -240,7 +241,13 @@ fn assert_released(working: &WorkingSet, staged: &Staged, entries: &[AccountEntr
 }
 
 /// Expires holds whose time is at or before the command's first timestamp. Bounded per command.
-pub fn expire_due(store: &mut impl Store, clock: &mut Clock, entries: &mut Vec<AccountEntry>) -> io::Result<usize> {
+/// Each expiry's journal line is built from the hold and accounts in hand.
+pub fn expire_due(
+    store: &mut impl Store,
+    clock: &mut Clock,
+    entries: &mut Vec<AccountEntry>,
+    events: &mut journal::Pending,
+) -> io::Result<usize> {
     let now_ns = clock.peek();
     let end = store::expiry_key(now_ns.saturating_add(1), 0);
     let due = store.scan(Table::PendingExpiry, &[], &end, EXPIRIES_PER_COMMAND_MAX, false)?;
@@ -266,10 +273,30 @@ pub fn expire_due(store: &mut impl Store, clock: &mut Clock, entries: &mut Vec<A
         for entry in &new_entries {
             store::put_entry(store, entry);
         }
+        if !new_entries.is_empty() {
+            events.push(timestamp_ns, expiry_line(store, &mut working, &pending, &new_entries)?);
+        }
         entries.extend(new_entries);
         pending.pending_state = PendingState::Expired;
         store::put_transfer(store, &pending);
     }
     working.flush(store);
     Ok(due.len())
+}
+
+/// An expiry's journal line: the hold itself names the movement.
+fn expiry_line(
+    store: &impl Store,
+    working: &mut WorkingSet,
+    pending: &Transfer,
+    pairs: &[AccountEntry],
+) -> io::Result<journal::Event> {
+    let Some(scale) = working.load_asset(store, &pending.asset)?.map(|asset| asset.scale) else {
+        return Err(store::corruption(Table::Assets, "a journal event names a missing asset"));
+    };
+    let code_of = |id: AccountId| match working.account(id) {
+        Some(account) => Ok(account.code),
+        None => Err(store::corruption(Table::Accounts, "a balance entry names a missing account")),
+    };
+    journal::movement_of(pending, &[], pairs, scale, code_of)
 }
