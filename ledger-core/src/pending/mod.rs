@@ -184,7 +184,7 @@ fn release(
             });
         }
     }
-    assert_released(working, &staged, &entries, legs, posted);
+    assert_released(&staged, &entries, legs, posted);
     Ok(Ok((staged, entries)))
 }
 
@@ -199,7 +199,7 @@ fn release_side(
     post_minor: u128,
     is_post: bool,
 ) -> io::Result<Result<Balances, ResultCode>> {
-    let Some(account) = working.account(account_id) else {
+    let Some((slot, account)) = working.find(account_id) else {
         return Err(store::corruption(Table::Accounts, "a pending transfer names a missing account"));
     };
     // A hold placed before a freeze may be voided, not spent.
@@ -208,7 +208,7 @@ fn release_side(
             return Ok(Err(code));
         }
     }
-    let mut b = staged.get(working, account);
+    let mut b = staged.get(account);
     let (held, posted) =
         if is_debit { (&mut b.debits_pending, &mut b.debits_posted) } else { (&mut b.credits_pending, &mut b.credits_posted) };
     *held = held
@@ -218,19 +218,19 @@ fn release_side(
         Some(sum) => *posted = sum,
         None => return Ok(Err(ResultCode::OverflowsBalance)),
     }
-    staged.set(account_id, b);
+    staged.set(slot, account, b);
     Ok(Ok(b))
 }
 
 /// The invariants of a release, on in release builds: double entry, entries agree with the
 /// rows, and the pending balances fell by exactly the holds while the posted ones rose by
 /// exactly the amounts posted.
-fn assert_released(working: &WorkingSet, staged: &Staged, entries: &[AccountEntry], legs: &[Leg], posted: &[u128]) {
-    assert_double_entry(working, staged);
+fn assert_released(staged: &Staged, entries: &[AccountEntry], legs: &[Leg], posted: &[u128]) {
+    assert_double_entry(staged);
     assert_entries_match(entries, staged);
     let (mut pending_delta, mut posted_delta) = (0u128, 0u128);
-    for (id, after) in staged.iter() {
-        let before = working.account(*id).expect("a staged account exists").balances;
+    for account in staged.iter() {
+        let (before, after) = (account.before, account.after);
         pending_delta = pending_delta.wrapping_add(before.debits_pending.wrapping_sub(after.debits_pending));
         posted_delta = posted_delta.wrapping_add(after.debits_posted.wrapping_sub(before.debits_posted));
     }

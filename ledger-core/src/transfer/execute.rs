@@ -12,36 +12,44 @@ use super::working::WorkingSet;
 /// An item's new balances, per account in the order first touched, not yet in the working set.
 #[derive(Default)]
 pub struct Staged {
-    balances: Vec<(AccountId, Balances)>,
+    accounts: Vec<StagedAccount>,
+}
+
+/// One account an item changes: where it is in the working set, its balances before the item
+/// and as the item leaves them.
+#[derive(Clone, Copy)]
+pub struct StagedAccount {
+    pub id: AccountId,
+    pub slot: u32,
+    pub before: Balances,
+    pub after: Balances,
 }
 
 impl Staged {
     /// The account's balances as this item sees them: staged, else as loaded.
-    pub fn get(&self, working: &WorkingSet, account: &Account) -> Balances {
-        match self.balances.iter().find(|(id, _)| *id == account.id) {
-            Some((_, balances)) => *balances,
-            None => {
-                debug_assert!(working.account(account.id).is_some());
-                account.balances
-            }
+    pub fn get(&self, account: &Account) -> Balances {
+        match self.accounts.iter().find(|staged| staged.id == account.id) {
+            Some(staged) => staged.after,
+            None => account.balances,
         }
     }
 
-    pub fn set(&mut self, id: AccountId, balances: Balances) {
-        match self.balances.iter_mut().find(|(staged, _)| *staged == id) {
-            Some((_, slot)) => *slot = balances,
-            None => self.balances.push((id, balances)),
+    /// The account (found in slot `slot`) leaves this item with `balances`.
+    pub fn set(&mut self, slot: u32, account: &Account, balances: Balances) {
+        match self.accounts.iter_mut().find(|staged| staged.id == account.id) {
+            Some(staged) => staged.after = balances,
+            None => self.accounts.push(StagedAccount { id: account.id, slot, before: account.balances, after: balances }),
         }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &(AccountId, Balances)> {
-        self.balances.iter()
+    pub fn iter(&self) -> impl Iterator<Item = &StagedAccount> {
+        self.accounts.iter()
     }
 
     /// The item passed: its balances become the command's.
     pub fn commit(self, working: &mut WorkingSet) {
-        for (id, balances) in self.balances {
-            working.set_balances(id, balances);
+        for staged in self.accounts {
+            working.set_balances_at(staged.slot, staged.id, staged.after);
         }
     }
 }
@@ -104,12 +112,12 @@ fn one_side(
     amount_minor: u128,
 ) -> Result<Balances, ResultCode> {
     let missing = if is_debit { ResultCode::DebitAccountNotFound } else { ResultCode::CreditAccountNotFound };
-    let account = working.account(id).ok_or(missing)?;
+    let (slot, account) = working.find(id).ok_or(missing)?;
     if account.asset != asset.code {
         return Err(ResultCode::AssetMismatch);
     }
     if is_debit { account::check_debit(account)? } else { account::check_credit(account)? }
-    let mut b = staged.get(working, account);
+    let mut b = staged.get(account);
     let balance = match (is_debit, is_pending) {
         (true, false) => &mut b.debits_posted,
         (true, true) => &mut b.debits_pending,
@@ -118,19 +126,19 @@ fn one_side(
     };
     *balance = balance.checked_add(amount_minor).ok_or(ResultCode::OverflowsBalance)?;
     account::check_balances(account, &b)?;
-    staged.set(id, b);
+    staged.set(slot, account, b);
     Ok(b)
 }
 
 /// The invariants of a new transfer, on in release builds: a broken one stops the node rather
 /// than let it write wrong balances.
 fn assert_new_transfer(working: &WorkingSet, executed: &Executed, is_pending: bool) {
-    assert_double_entry(working, &executed.staged);
+    assert_double_entry(&executed.staged);
     assert_entries_match(&executed.entries, &executed.staged);
-    for (id, after) in executed.staged.iter() {
-        let account = working.account(*id).expect("a staged account exists");
-        assert!(account::check_balances(account, after).is_ok(), "account {id} breaks its balance rule");
-        let before = account.balances;
+    for staged in executed.staged.iter() {
+        let (before, after) = (staged.before, staged.after);
+        let account = working.account_at(staged.slot);
+        assert!(account::check_balances(account, &after).is_ok(), "account {} breaks its balance rule", staged.id);
         // A hold moves only pending balances; a posted transfer only posted ones.
         if is_pending {
             assert!(after.debits_posted == before.debits_posted && after.credits_posted == before.credits_posted);
@@ -142,11 +150,11 @@ fn assert_new_transfer(working: &WorkingSet, executed: &Executed, is_pending: bo
 
 /// Double entry: across the accounts an item changed, the debits added equal the credits
 /// added (posted plus pending; modular sums, so no balance is too large to check).
-pub fn assert_double_entry(working: &WorkingSet, staged: &Staged) {
+pub fn assert_double_entry(staged: &Staged) {
     let (mut debits, mut credits) = (0u128, 0u128);
-    for (id, after) in staged.iter() {
-        let before = working.account(*id).expect("a staged account exists").balances;
-        let side = |posted: u128, pending: u128| posted.wrapping_add(pending);
+    let side = |posted: u128, pending: u128| posted.wrapping_add(pending);
+    for account in staged.iter() {
+        let (before, after) = (account.before, account.after);
         debits = debits
             .wrapping_add(side(after.debits_posted, after.debits_pending))
             .wrapping_sub(side(before.debits_posted, before.debits_pending));
@@ -161,8 +169,8 @@ pub fn assert_double_entry(working: &WorkingSet, staged: &Staged) {
 /// balances it is written with.
 pub fn assert_entries_match(entries: &[AccountEntry], staged: &Staged) {
     assert_eq!(entries.len() % 2, 0, "balance entries come in (debit, credit) pairs");
-    for (id, after) in staged.iter() {
-        let last = entries.iter().rev().find(|entry| entry.account_id == *id);
-        assert_eq!(last.map(|entry| entry.balances_after), Some(*after), "account {id}: entries and row differ");
+    for account in staged.iter() {
+        let last = entries.iter().rev().find(|entry| entry.account_id == account.id);
+        assert_eq!(last.map(|entry| entry.balances_after), Some(account.after), "account {}: entries and row differ", account.id);
     }
 }

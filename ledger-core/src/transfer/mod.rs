@@ -135,9 +135,13 @@ fn replay(input: &TransferInput, record: &IdempotencyRecord, fingerprint: &[u8; 
 
 /// SHA-256 of the input's canonical encoding: what "the same content" means for a retry.
 pub fn fingerprint(input: &TransferInput) -> [u8; 32] {
-    let bytes = postcard::to_allocvec(input).expect("postcard encode into Vec");
+    // The same bytes as `postcard::to_allocvec`, into a buffer that need not grow.
+    let mut bytes = Vec::with_capacity(FINGERPRINT_CAPACITY);
+    postcard::to_io(input, &mut bytes).expect("postcard encode into Vec");
     Sha256::digest(&bytes).into()
 }
+
+const FINGERPRINT_CAPACITY: usize = 256;
 
 /// A posted or pending transfer: risk limits, the legs in memory, then its rows.
 fn create_new(

@@ -7,6 +7,7 @@
 //! the same bytes as writing each account after every transfer.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::io;
 
 use crate::store::{self, Store};
@@ -48,11 +49,11 @@ impl WorkingSet {
 
     /// Reads the account into the set unless it is there already (present or absent).
     pub fn load_account(&mut self, store: &impl Store, id: AccountId) -> io::Result<()> {
-        if !self.index.contains_key(&id) {
+        if let Entry::Vacant(vacant) = self.index.entry(id) {
             let account = store::get_account(store, id)?;
             let slot = u32::try_from(self.slots.len()).expect("a command touches fewer than 2^32 accounts");
             self.slots.push(Slot { account, dirty: false });
-            self.index.insert(id, slot);
+            vacant.insert(slot);
         }
         Ok(())
     }
@@ -78,16 +79,29 @@ impl WorkingSet {
         slot.and_then(|slot| slot.account.as_ref())
     }
 
+    /// `account`, with the account's slot for `account_at` and `set_balances_at` (no second lookup).
+    pub fn find(&self, id: AccountId) -> Option<(u32, &Account)> {
+        let index = self.index.get(&id);
+        assert!(index.is_some(), "account {id} used without a prefetch");
+        let slot = *index?;
+        self.slots[slot as usize].account.as_ref().map(|account| (slot, account))
+    }
+
+    /// The account in a slot `find` returned.
+    pub fn account_at(&self, slot: u32) -> &Account {
+        self.slots[slot as usize].account.as_ref().expect("a found account exists")
+    }
+
     /// A loaded asset (`None`: it does not exist, or was never loaded).
     pub fn asset(&self, code: &str) -> Option<&Asset> {
         self.assets.get(code).and_then(Option::as_ref)
     }
 
     /// Commits an item's new balances to the set (the item passed every check).
-    pub fn set_balances(&mut self, id: AccountId, balances: Balances) {
-        let index = *self.index.get(&id).expect("balances of a loaded account");
-        let slot = &mut self.slots[index as usize];
+    pub fn set_balances_at(&mut self, slot: u32, id: AccountId, balances: Balances) {
+        let slot = &mut self.slots[slot as usize];
         let account = slot.account.as_mut().expect("balances of an existing account");
+        assert_eq!(account.id, id, "a slot holds the account it was found for");
         account.balances = balances;
         slot.dirty = true;
     }
