@@ -167,9 +167,9 @@ impl<S: Store> Step<'_, S> {
 
     fn set_limits(&mut self, items: &[risk::LimitInput]) -> io::Result<()> {
         for item in items {
-            let result = risk::set(self.store, item, &mut self.clock)?;
-            if changed(&result) {
-                self.events.push(result.timestamp_ns, journal::limit_changed(self.store, item)?);
+            let (result, scale) = risk::set(self.store, item, &mut self.clock)?;
+            if let Some(scale) = scale.filter(|_| changed(&result)) {
+                self.events.push(result.timestamp_ns, journal::limit_set(item, scale));
             }
             self.applied.results.push(result);
         }

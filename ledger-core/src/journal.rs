@@ -247,11 +247,7 @@ pub fn asset_created(asset: &Asset) -> Event {
     Event::AssetCreated { asset: asset.code.clone(), scale: asset.scale }
 }
 
-pub fn account_created(store: &impl Store, account: &Account) -> io::Result<Event> {
-    Ok(account_opened(account, asset_scale(store, &account.asset)?))
-}
-
-/// `account_created` with the scale of the account's asset in hand.
+/// An account's creation, with the scale of its asset (for the overdraft limit) in hand.
 pub fn account_opened(account: &Account, scale: u8) -> Event {
     Event::AccountCreated {
         account_id: id(account.id),
@@ -274,24 +270,21 @@ pub fn status_changed(account: &Account, actor: &str) -> Event {
     }
 }
 
-pub fn limit_changed(store: &impl Store, input: &super::risk::LimitInput) -> io::Result<Event> {
+/// A risk rule set or removed, with the scale of the rule's asset in hand.
+pub fn limit_set(input: &super::risk::LimitInput, scale: u8) -> Event {
     use super::risk::LimitScope;
-    let (scope, asset) = match &input.scope {
-        LimitScope::Account(account_id) => match store::get_account(store, *account_id)? {
-            Some(account) => (format!("account:{account_id}"), account.asset),
-            None => return Err(store::corruption(Table::Accounts, "a limit names a missing account")),
-        },
-        LimitScope::Code { asset, code } => (format!("code:{asset}:{code}"), asset.clone()),
+    let scope = match &input.scope {
+        LimitScope::Account(account_id) => format!("account:{account_id}"),
+        LimitScope::Code { asset, code } => format!("code:{asset}:{code}"),
     };
-    let scale = asset_scale(store, &asset)?;
     let amount = |a: Option<super::amount::DecimalInput>| a.and_then(|a| a.to_minor(scale).ok()).map(|m| format_minor(m, scale));
-    Ok(Event::LimitChanged {
+    Event::LimitChanged {
         scope,
         max_single_debit: amount(input.max_single_debit),
         daily_debit_amount: amount(input.daily_debit_amount),
         daily_debit_count: input.daily_debit_count,
         utc_offset_minutes: input.utc_offset_minutes,
-    })
+    }
 }
 
 pub fn blocklist_changed(input: &super::wallet::blocklist::BlockInput) -> Event {

@@ -69,9 +69,10 @@ pub fn day_of(timestamp_ns: u64, utc_offset_minutes: i32) -> i64 {
     seconds.div_euclid(86_400)
 }
 
-/// Sets or removes one rule. A refused rule changes nothing (and takes no timestamp).
-pub fn set(store: &mut impl Store, input: &LimitInput, clock: &mut Clock) -> io::Result<ItemResult> {
-    let refuse = |code| Ok(ItemResult::new(code));
+/// Sets or removes one rule. A refused rule changes nothing (and takes no timestamp). Returns
+/// the result and, when the rule changed, its asset's scale (for its journal line).
+pub fn set(store: &mut impl Store, input: &LimitInput, clock: &mut Clock) -> io::Result<(ItemResult, Option<u8>)> {
+    let refuse = |code| Ok((ItemResult::new(code), None));
     // unsigned_abs: i32::MIN has no i32 absolute value (`abs` would panic every replica).
     if input.utc_offset_minutes.unsigned_abs() > UTC_OFFSET_MINUTES_MAX.unsigned_abs() {
         return refuse(ResultCode::LimitInvalid);
@@ -109,7 +110,7 @@ pub fn set(store: &mut impl Store, input: &LimitInput, clock: &mut Clock) -> io:
         };
         store.put(Table::Limits, &key, store::encode(&rule));
     }
-    Ok(ItemResult { timestamp_ns, ..ItemResult::new(ResultCode::Ok) })
+    Ok((ItemResult { timestamp_ns, ..ItemResult::new(ResultCode::Ok) }, Some(asset.scale)))
 }
 
 /// The rule that applies to an account: its own, else its code's.
