@@ -22,9 +22,14 @@ use serde::de::DeserializeOwned;
 pub const FORMAT_VERSION: u32 = 3;
 
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    // Room for a typical row up front (growing from 4 bytes would reallocate five times), then
-    // trimmed: stores keep the Vec, so its spare capacity would be memory held per row.
-    let mut out = Vec::with_capacity(ENCODE_CAPACITY);
+    encode_sized(value, ENCODE_CAPACITY)
+}
+
+/// `encode` into a buffer of `capacity` bytes to start with: the same bytes. Room for the value
+/// up front (growing from 4 bytes would reallocate several times), then trimmed: stores keep the
+/// Vec, so its spare capacity would be memory held per row.
+pub fn encode_sized<T: Serialize>(value: &T, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity);
     out.extend_from_slice(&[0u8; 4]);
     // Our own plain data types into a Vec: cannot fail.
     postcard::to_io(value, &mut out).expect("postcard encode into Vec");

@@ -201,7 +201,9 @@ impl Pending {
             let seq = head.seq + 1;
             let line = to_line(&Line { seq, timestamp_ns, event })?;
             let hash = chain(&head.hash, line.as_bytes());
-            store.put(Table::Journal, &seq_key(seq), store::encode(&Row { hash, timestamp_ns, line }));
+            // The line, its length, the hash and the time: the line's size plus a little.
+            let capacity = line.len() + ROW_OVERHEAD_MAX;
+            store.put(Table::Journal, &seq_key(seq), crate::codec::encode_sized(&Row { hash, timestamp_ns, line }, capacity));
             head = Head { seq, hash, timestamp_ns };
         }
         store.put(Table::Meta, META_HEAD, store::encode(&head));
@@ -218,6 +220,8 @@ fn to_line(line: &Line) -> io::Result<String> {
 }
 
 const LINE_CAPACITY: usize = 640;
+/// A row's bytes beyond its line: checksum 4, hash 32, time and length varints at most 10 each.
+const ROW_OVERHEAD_MAX: usize = 4 + 32 + 10 + 10;
 
 // ---- building events from what apply did ----
 
