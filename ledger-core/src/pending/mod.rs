@@ -274,7 +274,7 @@ pub fn expire_due(
             store::put_entry(store, entry);
         }
         if !new_entries.is_empty() {
-            events.push(timestamp_ns, expiry_line(store, &mut working, &pending, &new_entries)?);
+            events.push_json(timestamp_ns, expiry_line(store, &mut working, &pending, &new_entries)?);
         }
         entries.extend(new_entries);
         pending.pending_state = PendingState::Expired;
@@ -290,7 +290,7 @@ fn expiry_line(
     working: &mut WorkingSet,
     pending: &Transfer,
     pairs: &[AccountEntry],
-) -> io::Result<journal::Event> {
+) -> io::Result<String> {
     let Some(scale) = working.load_asset(store, &pending.asset)?.map(|asset| asset.scale) else {
         return Err(store::corruption(Table::Assets, "a journal event names a missing asset"));
     };
@@ -298,5 +298,5 @@ fn expiry_line(
         Some(account) => Ok(account.code),
         None => Err(store::corruption(Table::Accounts, "a balance entry names a missing account")),
     };
-    journal::movement_of(pending, &[], pairs, scale, code_of)
+    journal::movement_json(pending, &[], pairs, scale, code_of)
 }

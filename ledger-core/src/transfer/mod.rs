@@ -53,7 +53,7 @@ pub fn create_all(
         let mark = entries.len();
         let (result, written) = create_one(store, &mut working, item, clock, entries, check_limits)?;
         if let Some(written) = written {
-            events.push(result.timestamp_ns, movement(&working, &written, &entries[mark..])?);
+            events.push_json(result.timestamp_ns, movement(&working, &written, &entries[mark..])?);
         }
         results.push(result);
     }
@@ -208,7 +208,7 @@ fn create_new(
 }
 
 /// The journal line of a transfer that moved money, from the rows in hand.
-fn movement(working: &WorkingSet, written: &Written, pairs: &[AccountEntry]) -> io::Result<journal::Event> {
+fn movement(working: &WorkingSet, written: &Written, pairs: &[AccountEntry]) -> io::Result<String> {
     let Some(asset) = working.asset(&written.transfer.asset) else {
         return Err(store::corruption(Table::Assets, "a journal event names a missing asset"));
     };
@@ -216,5 +216,5 @@ fn movement(working: &WorkingSet, written: &Written, pairs: &[AccountEntry]) -> 
         Some(account) => Ok(account.code),
         None => Err(store::corruption(Table::Accounts, "a balance entry names a missing account")),
     };
-    journal::movement_of(&written.transfer, &written.held, pairs, asset.scale, code_of)
+    journal::movement_json(&written.transfer, &written.held, pairs, asset.scale, code_of)
 }
