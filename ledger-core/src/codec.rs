@@ -22,13 +22,25 @@ use serde::de::DeserializeOwned;
 pub const FORMAT_VERSION: u32 = 3;
 
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![0u8; 4];
+    encode_sized(value, ENCODE_CAPACITY)
+}
+
+/// `encode` into a buffer of `capacity` bytes to start with: the same bytes. Room for the value
+/// up front (growing from 4 bytes would reallocate several times), then trimmed: stores keep the
+/// Vec, so its spare capacity would be memory held per row.
+pub fn encode_sized<T: Serialize>(value: &T, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity);
+    out.extend_from_slice(&[0u8; 4]);
     // Our own plain data types into a Vec: cannot fail.
     postcard::to_io(value, &mut out).expect("postcard encode into Vec");
     let crc = crc32fast::hash(&out[4..]);
     out[..4].copy_from_slice(&crc.to_le_bytes());
+    out.shrink_to_fit();
     out
 }
+
+/// The first allocation of an encoding: a ledger row with its checksum mostly fits.
+const ENCODE_CAPACITY: usize = 256;
 
 /// Decodes a framed value; `what` names it in the error ("raft log entry 17", "table accounts").
 pub fn decode<T: DeserializeOwned>(what: &dyn std::fmt::Display, bytes: &[u8]) -> io::Result<T> {

@@ -177,15 +177,26 @@ pub struct MovementLeg {
     pub pending_released: String,
 }
 
-/// Events of one command, gathered during apply and written at its end.
+/// Events of one command, gathered during apply and written at its end. Each is kept as its
+/// JSON (`{"type":…,…}`), rendered when pushed from the values in hand: the line adds only its
+/// number and time around it (`Line`, the same bytes as serializing the whole line at once).
 #[derive(Debug, Default)]
 pub struct Pending {
-    events: Vec<(u64, Event)>,
+    events: Vec<(u64, String)>,
 }
 
 impl Pending {
     pub fn push(&mut self, timestamp_ns: u64, event: Event) {
-        self.events.push((timestamp_ns, event));
+        let mut json = Vec::with_capacity(EVENT_CAPACITY);
+        // Our own plain data types into a Vec: cannot fail.
+        serde_json::to_writer(&mut json, &event).expect("an event serializes");
+        self.push_json(timestamp_ns, String::from_utf8(json).expect("serde_json writes UTF-8"));
+    }
+
+    /// An event already rendered as JSON (`movement_json`).
+    pub fn push_json(&mut self, timestamp_ns: u64, json: String) {
+        assert!(json.starts_with("{\"type\":") && json.ends_with('}'), "an event is a tagged JSON object");
+        self.events.push((timestamp_ns, json));
     }
 
     /// Appends the events to the chain in time order (stable: equal times keep their order).
@@ -199,15 +210,34 @@ impl Pending {
             // Monotonic even for events stamped with the command's last time (membership).
             let timestamp_ns = timestamp_ns.max(head.timestamp_ns);
             let seq = head.seq + 1;
-            let line = serde_json::to_string(&Line { seq, timestamp_ns, event }).map_err(io::Error::other)?;
+            let line = to_line(seq, timestamp_ns, &event);
             let hash = chain(&head.hash, line.as_bytes());
-            store.put(Table::Journal, &seq_key(seq), store::encode(&Row { hash, timestamp_ns, line }));
+            // The line, its length, the hash and the time: the line's size plus a little.
+            let capacity = line.len() + ROW_OVERHEAD_MAX;
+            store.put(Table::Journal, &seq_key(seq), crate::codec::encode_sized(&Row { hash, timestamp_ns, line }, capacity));
             head = Head { seq, hash, timestamp_ns };
         }
         store.put(Table::Meta, META_HEAD, store::encode(&head));
         Ok(Some(head))
     }
 }
+
+/// A line around its rendered event: exactly what `serde_json::to_string(&Line { .. })` writes
+/// (compact: no spaces; integers in decimal; fields in declaration order).
+fn to_line(seq: u64, timestamp_ns: u64, event: &str) -> String {
+    use std::fmt::Write;
+    let mut line = String::with_capacity(event.len() + LINE_OVERHEAD_MAX);
+    write!(line, "{{\"seq\":{seq},\"timestamp_ns\":{timestamp_ns},\"event\":{event}}}").expect("write to a String");
+    line
+}
+
+/// `{"seq":,"timestamp_ns":,"event":}` and two u64s of at most 20 digits.
+const LINE_OVERHEAD_MAX: usize = 34 + 2 * 20;
+/// A movement's JSON mostly fits.
+const EVENT_CAPACITY: usize = 640;
+
+/// A row's bytes beyond its line: checksum 4, hash 32, time and length varints at most 10 each.
+const ROW_OVERHEAD_MAX: usize = 4 + 32 + 10 + 10;
 
 // ---- building events from what apply did ----
 
@@ -237,9 +267,9 @@ pub fn asset_created(asset: &Asset) -> Event {
     Event::AssetCreated { asset: asset.code.clone(), scale: asset.scale }
 }
 
-pub fn account_created(store: &impl Store, account: &Account) -> io::Result<Event> {
-    let scale = asset_scale(store, &account.asset)?;
-    Ok(Event::AccountCreated {
+/// An account's creation, with the scale of its asset (for the overdraft limit) in hand.
+pub fn account_opened(account: &Account, scale: u8) -> Event {
+    Event::AccountCreated {
         account_id: id(account.id),
         asset: account.asset.clone(),
         code: account.code,
@@ -248,7 +278,7 @@ pub fn account_created(store: &impl Store, account: &Account) -> io::Result<Even
         overdraft_limit: format_minor(account.overdraft_limit_minor, scale),
         external_ref: account.external_ref.clone(),
         metadata: account.metadata.clone(),
-    })
+    }
 }
 
 pub fn status_changed(account: &Account, actor: &str) -> Event {
@@ -260,24 +290,21 @@ pub fn status_changed(account: &Account, actor: &str) -> Event {
     }
 }
 
-pub fn limit_changed(store: &impl Store, input: &super::risk::LimitInput) -> io::Result<Event> {
+/// A risk rule set or removed, with the scale of the rule's asset in hand.
+pub fn limit_set(input: &super::risk::LimitInput, scale: u8) -> Event {
     use super::risk::LimitScope;
-    let (scope, asset) = match &input.scope {
-        LimitScope::Account(account_id) => match store::get_account(store, *account_id)? {
-            Some(account) => (format!("account:{account_id}"), account.asset),
-            None => return Err(store::corruption(Table::Accounts, "a limit names a missing account")),
-        },
-        LimitScope::Code { asset, code } => (format!("code:{asset}:{code}"), asset.clone()),
+    let scope = match &input.scope {
+        LimitScope::Account(account_id) => format!("account:{account_id}"),
+        LimitScope::Code { asset, code } => format!("code:{asset}:{code}"),
     };
-    let scale = asset_scale(store, &asset)?;
     let amount = |a: Option<super::amount::DecimalInput>| a.and_then(|a| a.to_minor(scale).ok()).map(|m| format_minor(m, scale));
-    Ok(Event::LimitChanged {
+    Event::LimitChanged {
         scope,
         max_single_debit: amount(input.max_single_debit),
         daily_debit_amount: amount(input.daily_debit_amount),
         daily_debit_count: input.daily_debit_count,
         utc_offset_minutes: input.utc_offset_minutes,
-    })
+    }
 }
 
 pub fn blocklist_changed(input: &super::wallet::blocklist::BlockInput) -> Event {
@@ -371,13 +398,13 @@ pub fn movements(store: &impl Store, entries: &[AccountEntry], out: &mut Pending
         {
             end += 2;
         }
-        out.push(first.timestamp_ns, movement(store, &entries[start..end])?);
+        out.push_json(first.timestamp_ns, movement(store, &entries[start..end])?);
         start = end;
     }
     Ok(())
 }
 
-fn movement(store: &impl Store, pairs: &[AccountEntry]) -> io::Result<Event> {
+fn movement(store: &impl Store, pairs: &[AccountEntry]) -> io::Result<String> {
     let transfer_id = pairs[0].transfer_id;
     let Some(transfer) = store::get_transfer(store, transfer_id)? else {
         return Err(store::corruption(Table::Transfers, "a balance entry names a missing transfer"));
@@ -391,6 +418,23 @@ fn movement(store: &impl Store, pairs: &[AccountEntry]) -> io::Result<Event> {
         },
         _ => Vec::new(),
     };
+    movement_json(&transfer, &held, pairs, scale, |account_id| account_code(store, account_id))
+}
+
+/// The movement of one step from values in hand, rendered as its event's JSON: the transfer the
+/// entries name (for an expiry, the hold itself), the legs of the hold a post releases (else
+/// empty), the step's entry pairs, the asset's scale and each account's code. The same bytes as
+/// `Event::Movement` (same fields, order and tag), from borrowed values: no field is copied.
+pub fn movement_json(
+    transfer: &Transfer,
+    held: &[Leg],
+    pairs: &[AccountEntry],
+    scale: u8,
+    mut code_of: impl FnMut(AccountId) -> io::Result<u32>,
+) -> io::Result<String> {
+    assert!(!pairs.is_empty() && pairs.len() % 2 == 0, "a movement has (debit, credit) entry pairs");
+    let transfer_id = pairs[0].transfer_id;
+    assert_eq!(transfer.id, transfer_id, "a movement names the transfer of its entries");
     let mut legs = Vec::with_capacity(pairs.len() / 2);
     for pair in pairs.chunks_exact(2) {
         let (debit, credit) = (&pair[0], &pair[1]);
@@ -408,13 +452,13 @@ fn movement(store: &impl Store, pairs: &[AccountEntry]) -> io::Result<Event> {
                 (amount, 0, hold.amount_minor)
             }
         };
-        legs.push(MovementLeg {
+        legs.push(MovementLegRef {
             leg: debit.leg_index,
-            kind: entry_kind_name(debit.kind).to_string(),
-            debit_account_id: id(debit.account_id),
-            debit_account_code: account_code(store, debit.account_id)?,
-            credit_account_id: id(credit.account_id),
-            credit_account_code: account_code(store, credit.account_id)?,
+            kind: entry_kind_name(debit.kind),
+            debit_account_id: Id(debit.account_id),
+            debit_account_code: code_of(debit.account_id)?,
+            credit_account_id: Id(credit.account_id),
+            credit_account_code: code_of(credit.account_id)?,
             posted: format_minor(posted, scale),
             pending_added: format_minor(added, scale),
             pending_released: format_minor(released, scale),
@@ -422,17 +466,58 @@ fn movement(store: &impl Store, pairs: &[AccountEntry]) -> io::Result<Event> {
     }
     // An expiry's entries carry the hold's own id; it is not a new transfer.
     let expiry = pairs[0].kind == EntryKind::ExpirePending;
-    Ok(Event::Movement {
-        transfer_id: id(transfer_id),
-        idempotency_key: if expiry { String::new() } else { transfer.idempotency_key.clone() },
-        asset: transfer.asset.clone(),
+    let event = EventRef::Movement {
+        transfer_id: Id(transfer_id),
+        idempotency_key: if expiry { "" } else { &transfer.idempotency_key },
+        asset: &transfer.asset,
         code: transfer.code,
         pending_id: match (expiry, transfer.pending_id) {
-            (true, _) => Some(id(transfer_id)),
+            (true, _) => Some(Id(transfer_id)),
             (false, 0) => None,
-            (false, pending) => Some(id(pending)),
+            (false, pending) => Some(Id(pending)),
         },
-        owner: if expiry { String::new() } else { transfer.owner.clone() },
+        owner: if expiry { "" } else { &transfer.owner },
         legs,
-    })
+    };
+    let mut json = Vec::with_capacity(EVENT_CAPACITY);
+    serde_json::to_writer(&mut json, &event).map_err(io::Error::other)?;
+    String::from_utf8(json).map_err(io::Error::other)
+}
+
+/// An id as `id()` spells it (a decimal string), written without a `String` of its own.
+struct Id(u128);
+
+impl Serialize for Id {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+/// `Event::Movement` over borrowed values: the same tag, fields and order, so the same JSON.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum EventRef<'a> {
+    Movement {
+        transfer_id: Id,
+        idempotency_key: &'a str,
+        asset: &'a str,
+        code: u32,
+        pending_id: Option<Id>,
+        owner: &'a str,
+        legs: Vec<MovementLegRef>,
+    },
+}
+
+/// `MovementLeg` with its ids and kind unallocated.
+#[derive(Serialize)]
+struct MovementLegRef {
+    leg: u8,
+    kind: &'static str,
+    debit_account_id: Id,
+    debit_account_code: u32,
+    credit_account_id: Id,
+    credit_account_code: u32,
+    posted: String,
+    pending_added: String,
+    pending_released: String,
 }

@@ -15,7 +15,8 @@ use super::amount::DecimalInput;
 use super::clock::Clock;
 use super::result::{ItemResult, ResultCode};
 use super::store::{self, Store, Table};
-use super::types::{AccountId, TransferInput, TransferKind};
+use super::transfer::WorkingSet;
+use super::types::{Account, AccountId, TransferInput, TransferKind};
 
 /// Whom a rule applies to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,9 +69,10 @@ pub fn day_of(timestamp_ns: u64, utc_offset_minutes: i32) -> i64 {
     seconds.div_euclid(86_400)
 }
 
-/// Sets or removes one rule. A refused rule changes nothing (and takes no timestamp).
-pub fn set(store: &mut impl Store, input: &LimitInput, clock: &mut Clock) -> io::Result<ItemResult> {
-    let refuse = |code| Ok(ItemResult::new(code));
+/// Sets or removes one rule. A refused rule changes nothing (and takes no timestamp). Returns
+/// the result and, when the rule changed, its asset's scale (for its journal line).
+pub fn set(store: &mut impl Store, input: &LimitInput, clock: &mut Clock) -> io::Result<(ItemResult, Option<u8>)> {
+    let refuse = |code| Ok((ItemResult::new(code), None));
     // unsigned_abs: i32::MIN has no i32 absolute value (`abs` would panic every replica).
     if input.utc_offset_minutes.unsigned_abs() > UTC_OFFSET_MINUTES_MAX.unsigned_abs() {
         return refuse(ResultCode::LimitInvalid);
@@ -108,7 +110,7 @@ pub fn set(store: &mut impl Store, input: &LimitInput, clock: &mut Clock) -> io:
         };
         store.put(Table::Limits, &key, store::encode(&rule));
     }
-    Ok(ItemResult { timestamp_ns, ..ItemResult::new(ResultCode::Ok) })
+    Ok((ItemResult { timestamp_ns, ..ItemResult::new(ResultCode::Ok) }, Some(asset.scale)))
 }
 
 /// The rule that applies to an account: its own, else its code's.
@@ -116,8 +118,22 @@ pub fn rule_for(store: &impl store::ReadStore, account_id: AccountId) -> io::Res
     if let Some(rule) = store::get_typed(store, Table::Limits, &scope_key(&LimitScope::Account(account_id)))? {
         return Ok(Some(rule));
     }
-    let Some(account) = store::get_account(store, account_id)? else { return Ok(None) };
-    store::get_typed(store, Table::Limits, &scope_key(&LimitScope::Code { asset: account.asset, code: account.code }))
+    let account = store::get_account(store, account_id)?;
+    code_rule(store, account.as_ref())
+}
+
+/// `rule_for` with the account in hand (`None`: it does not exist).
+pub fn rule_for_account(store: &impl Store, account_id: AccountId, account: Option<&Account>) -> io::Result<Option<LimitRule>> {
+    if let Some(rule) = store::get_typed(store, Table::Limits, &scope_key(&LimitScope::Account(account_id)))? {
+        return Ok(Some(rule));
+    }
+    code_rule(store, account)
+}
+
+fn code_rule(store: &impl Store, account: Option<&Account>) -> io::Result<Option<LimitRule>> {
+    let Some(account) = account else { return Ok(None) };
+    let scope = LimitScope::Code { asset: account.asset.clone(), code: account.code };
+    store::get_typed(store, Table::Limits, &scope_key(&scope))
 }
 
 /// Whether any rule exists (one seek): without one, a command's transfers skip the lookups.
@@ -131,28 +147,37 @@ pub fn usage(store: &impl store::ReadStore, account_id: AccountId, day: i64) -> 
 }
 
 /// The debits a client transfer would make, per account with a rule: checked now, recorded by
-/// `record` if the transfer then succeeds. Each entry: (account, first leg, total, rule).
-pub struct Debits(Vec<(AccountId, usize, u128, LimitRule)>);
+/// `record` if the transfer then succeeds. Each entry: (account, first leg, total, rule, the
+/// account's day so far as read by the check).
+pub struct Debits(Vec<(AccountId, usize, u128, LimitRule, DailyUsage)>);
 
-/// Checks a new posted or pending transfer against the limits of its debit accounts.
-pub fn check(store: &impl Store, input: &TransferInput, timestamp_ns: u64) -> io::Result<Result<Debits, ItemResult>> {
+/// Checks a new posted or pending transfer against the limits of its debit accounts. `amounts`
+/// are its legs' amounts as the transfer converted them (empty: its asset does not exist); the
+/// accounts come from the command's working set.
+pub fn check(
+    store: &impl Store,
+    working: &WorkingSet,
+    input: &TransferInput,
+    amounts: &[Result<u128, ResultCode>],
+    timestamp_ns: u64,
+) -> io::Result<Result<Debits, ItemResult>> {
     let mut debits = Debits(Vec::new());
-    if !matches!(input.kind, TransferKind::Posted | TransferKind::Pending) {
+    // Not a new transfer, no asset, or a bad amount: refused by the transfer itself, with its own code.
+    let new = matches!(input.kind, TransferKind::Posted | TransferKind::Pending);
+    if !new || amounts.len() != input.legs.len() || amounts.iter().any(Result::is_err) {
         return Ok(Ok(debits));
     }
-    let Some(asset) = store::get_asset(store, &input.asset)? else { return Ok(Ok(debits)) };
     // Totals per debit account in leg order (a transfer has at most 64 legs).
     let mut totals: Vec<(AccountId, usize, u128)> = Vec::new();
-    for (index, leg) in input.legs.iter().enumerate() {
-        // A bad amount is refused by the transfer itself, with its own code.
-        let Ok(amount) = leg.amount.to_minor(asset.scale) else { return Ok(Ok(debits)) };
+    for (index, (leg, amount)) in input.legs.iter().zip(amounts).enumerate() {
+        let amount = amount.expect("checked above");
         match totals.iter_mut().find(|(id, _, _)| *id == leg.debit_account_id) {
             Some((_, _, total)) => *total = total.saturating_add(amount),
             None => totals.push((leg.debit_account_id, index, amount)),
         }
     }
     for (account_id, leg, total) in totals {
-        let Some(rule) = rule_for(store, account_id)? else { continue };
+        let Some(rule) = rule_for_account(store, account_id, working.account(account_id))? else { continue };
         let used = usage(store, account_id, day_of(timestamp_ns, rule.utc_offset_minutes))?;
         let refused = if rule.max_single_debit_minor.is_some_and(|max| total > max) {
             Some(ResultCode::DebitLimitExceeded)
@@ -166,18 +191,17 @@ pub fn check(store: &impl Store, input: &TransferInput, timestamp_ns: u64) -> io
         if let Some(code) = refused {
             return Ok(Err(ItemResult::at_leg(code, leg)));
         }
-        debits.0.push((account_id, leg, total, rule));
+        debits.0.push((account_id, leg, total, rule, used));
     }
     Ok(Ok(debits))
 }
 
-/// Counts a successful transfer's debits into each account's day.
-pub fn record(store: &mut impl Store, debits: Debits, timestamp_ns: u64) -> io::Result<()> {
-    for (account_id, _, total, rule) in debits.0 {
-        let mut used = usage(store, account_id, day_of(timestamp_ns, rule.utc_offset_minutes))?;
+/// Counts a successful transfer's debits into each account's day (as read by `check`).
+pub fn record(store: &mut impl Store, debits: Debits, timestamp_ns: u64) {
+    for (account_id, _, total, rule, mut used) in debits.0 {
+        assert_eq!(used.day, day_of(timestamp_ns, rule.utc_offset_minutes), "usage of the transfer's day");
         used.amount_minor = used.amount_minor.saturating_add(total);
         used.count = used.count.saturating_add(1);
         store.put(Table::DailyDebits, &store::id_key(account_id), store::encode(&used));
     }
-    Ok(())
 }

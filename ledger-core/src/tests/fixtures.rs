@@ -161,6 +161,19 @@ pub fn same_rows(a: &MemStore, b: &MemStore) -> bool {
     non_empty(a) == non_empty(b)
 }
 
+/// With `LEDGER_GOLDEN_DIR` set, appends the state hash, results and entries after each command
+/// to a file named after the test: two runs (before and after a change to apply) must give
+/// identical files wherever the test is deterministic, byte for byte of every table.
+pub fn golden(store: &MemStore, applied: &Applied) {
+    let Some(dir) = std::env::var_os("LEDGER_GOLDEN_DIR") else { return };
+    use std::io::Write;
+    let name = std::thread::current().name().unwrap_or("unnamed").replace("::", ".");
+    let hash: String = store.state_hash().iter().map(|b| format!("{b:02x}")).collect();
+    let path = std::path::Path::new(&dir).join(name);
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("golden file");
+    writeln!(file, "{hash} {:?} {:?}", applied.results, applied.entries).expect("golden write");
+}
+
 // ---- the harness ----
 
 pub struct Ledger {
@@ -226,7 +239,9 @@ impl Ledger {
     /// Applies a command with this proposal time (which may be in the past).
     pub fn apply_at(&mut self, proposed_at_ns: u64, operation: Operation) -> Applied {
         self.now = proposed_at_ns;
-        apply(&mut self.store, &Command { proposed_at_ns, operation }).expect("in-memory apply")
+        let applied = apply(&mut self.store, &Command { proposed_at_ns, operation }).expect("in-memory apply");
+        golden(&self.store, &applied);
+        applied
     }
 
     /// Applies a one-item command and returns its result.

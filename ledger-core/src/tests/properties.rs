@@ -287,6 +287,7 @@ impl Run {
         let last_before = store::last_timestamp(&before).unwrap();
         let start = self.now.max(last_before + 1);
         let applied = apply(&mut self.store, &command).unwrap();
+        super::fixtures::golden(&self.store, &applied);
         let last_after = store::last_timestamp(&self.store).unwrap();
 
         check_money(&self.store)?;
