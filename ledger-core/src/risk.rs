@@ -130,7 +130,7 @@ pub fn rule_for_account(store: &impl Store, account_id: AccountId, account: Opti
     code_rule(store, account)
 }
 
-fn code_rule(store: &impl Store, account: Option<&Account>) -> io::Result<Option<LimitRule>> {
+fn code_rule(store: &impl store::ReadStore, account: Option<&Account>) -> io::Result<Option<LimitRule>> {
     let Some(account) = account else { return Ok(None) };
     let scope = LimitScope::Code { asset: account.asset.clone(), code: account.code };
     store::get_typed(store, Table::Limits, &scope_key(&scope))
