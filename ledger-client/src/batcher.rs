@@ -193,7 +193,7 @@ fn by_index(results: Vec<WriteResult>, count: usize) -> Result<Vec<WriteResult>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::result_code::ResultCode;
+    use crate::ResultCode;
     use std::sync::{Arc, Mutex};
 
     /// Records batch sizes; answers OK for even ids and EXCEEDS_CREDITS for odd ones, with the

@@ -1,9 +1,9 @@
-//! The client's domain types: what callers build and read. Ids are `u128`, amounts `Decimal`,
+//! The client's domain types: what callers build and read. Ids are `u128`, amounts `Amount` (ledger-core's: u128 minor units),
 //! timestamps `u64` nanoseconds since the Unix epoch (assigned by the Raft leader, unique).
 //! Conversion to and from the proto messages lives in `convert.rs`.
 
-use crate::result_code::ResultCode;
-use rust_decimal::Decimal;
+use crate::ResultCode;
+use crate::amount::Amount;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +39,7 @@ pub struct NewAccount {
     pub debits_must_not_exceed_credits: bool,
     pub credits_must_not_exceed_debits: bool,
     /// Only with `debits_must_not_exceed_credits`: how far debits may exceed credits.
-    pub overdraft_limit: Option<Decimal>,
+    pub overdraft_limit: Option<Amount>,
     pub metadata: BTreeMap<String, String>,
     pub external_ref: Option<String>,
 }
@@ -77,10 +77,10 @@ impl AccountStatus {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Balances {
-    pub debits_posted: Decimal,
-    pub credits_posted: Decimal,
-    pub debits_pending: Decimal,
-    pub credits_pending: Decimal,
+    pub debits_posted: Amount,
+    pub credits_posted: Amount,
+    pub debits_pending: Amount,
+    pub credits_pending: Amount,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,11 +95,11 @@ pub struct AccountRecord {
 pub struct Leg {
     pub debit: u128,
     pub credit: u128,
-    pub amount: Decimal,
+    pub amount: Amount,
 }
 
 impl Leg {
-    pub fn new(debit: u128, credit: u128, amount: Decimal) -> Leg {
+    pub fn new(debit: u128, credit: u128, amount: Amount) -> Leg {
         Leg {
             debit,
             credit,
@@ -146,7 +146,7 @@ pub struct NewTransfer {
     /// PENDING only; 0 means no timeout.
     pub timeout_ms: u64,
     /// POST_PENDING only: one amount per leg of the pending transfer; empty posts everything.
-    pub post_amounts: Vec<Decimal>,
+    pub post_amounts: Vec<Amount>,
     /// Free for the application (transfer type).
     pub code: u32,
 }
@@ -187,7 +187,7 @@ impl NewTransfer {
         id: u128,
         idempotency_key: impl Into<String>,
         pending_id: u128,
-        post_amounts: Vec<Decimal>,
+        post_amounts: Vec<Amount>,
     ) -> NewTransfer {
         NewTransfer {
             id,
@@ -293,7 +293,7 @@ pub struct AccountEntry {
     pub kind: EntryKind,
     /// True when the account is the leg's debit side.
     pub is_debit: bool,
-    pub amount: Decimal,
+    pub amount: Amount,
     pub balances_after: Balances,
 }
 

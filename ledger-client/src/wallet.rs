@@ -22,7 +22,7 @@ use crate::error::ClientError;
 use crate::ids::encode_id;
 use crate::types::WriteResult;
 use ledger_proto::api;
-use rust_decimal::Decimal;
+use crate::amount::Amount;
 
 /// Records per sync request, as the node bounds it (`BATCH_ITEMS_MAX - 1`: one result is the
 /// re-issue's).
@@ -185,7 +185,7 @@ impl LedgerClient {
     pub async fn reconcile(
         &self,
         token_id: u128,
-        device_balance: Decimal,
+        device_balance: Amount,
         device_last_sequence: u64,
     ) -> Result<Option<Reconciliation>, ClientError> {
         let request = api::ReconcileRequest {

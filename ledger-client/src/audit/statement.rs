@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use rust_decimal::Decimal;
+use crate::amount::Amount;
 use serde_json::json;
 
 use crate::client::LedgerClient;
@@ -40,7 +40,7 @@ pub struct StatementSummary {
 }
 
 /// credits − debits posted: the balance of a customer (liability) account.
-fn net(b: &Balances) -> Decimal {
+fn net(b: &Balances) -> Amount {
     b.credits_posted - b.debits_posted
 }
 

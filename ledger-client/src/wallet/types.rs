@@ -1,11 +1,11 @@
-//! Wallet domain types: what wallet callers build and read (ids `u128`, amounts `Decimal`,
+//! Wallet domain types: what wallet callers build and read (ids `u128`, amounts `Amount`,
 //! timestamps `u64` ns). Conversion to and from `ledger.v1.Wallet` messages is in `convert.rs`.
 
 use super::mac::{self, MAC_BYTES, TokenKey};
 use crate::error::ParseError;
-use crate::result_code::ResultCode;
+use crate::ResultCode;
 use crate::types::{AccountRecord, WriteResult};
-use rust_decimal::Decimal;
+use crate::amount::Amount;
 
 /// A token to issue: an offline allowance of `account_id` on one device, held in
 /// `clearing_account_id`.
@@ -17,7 +17,7 @@ pub struct NewToken {
     pub account_id: u128,
     pub clearing_account_id: u128,
     pub device_id: String,
-    pub offline_limit: Decimal,
+    pub offline_limit: Amount,
     pub max_offline_count: u32,
     /// 0: the node's default (one day).
     pub validity_ms: u64,
@@ -60,7 +60,7 @@ pub struct Token {
     pub clearing_account_id: u128,
     pub device_id: String,
     pub asset: String,
-    pub offline_limit: Decimal,
+    pub offline_limit: Amount,
     pub max_offline_count: u32,
     pub issued_at_ns: u64,
     pub expires_at_ns: u64,
@@ -70,8 +70,8 @@ pub struct Token {
     pub revoke_reason: String,
     /// The hold of the current window as placed (below the limit when the balance capped it)
     /// and what is left of it: the offline allowance.
-    pub hold_placed: Decimal,
-    pub hold_remaining: Decimal,
+    pub hold_placed: Amount,
+    pub hold_remaining: Amount,
     pub hold_capped: bool,
     /// Re-issues so far.
     pub generation: u32,
@@ -103,7 +103,7 @@ pub struct IssuedToken {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OfflineRecord {
     pub sequence: u64,
-    pub amount: Decimal,
+    pub amount: Amount,
     pub merchant_account_id: u128,
     pub device_time_ms: u64,
     pub mac: [u8; MAC_BYTES],
@@ -116,7 +116,7 @@ impl OfflineRecord {
         key: &TokenKey,
         token_id: u128,
         sequence: u64,
-        amount: Decimal,
+        amount: Amount,
         asset_scale: u32,
         merchant_account_id: u128,
         device_time_ms: u64,
@@ -159,7 +159,7 @@ pub struct SyncOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OfflineException {
     pub sequence: u64,
-    pub amount: Decimal,
+    pub amount: Amount,
     pub merchant_account_id: u128,
     pub device_time_ms: u64,
     pub reason: ResultCode,
@@ -173,10 +173,10 @@ pub struct Reconciliation {
     /// The wallet's account.
     pub account: AccountRecord,
     /// The wallet's posted balance (credits − debits).
-    pub ledger_balance: Decimal,
+    pub ledger_balance: Amount,
     /// Device balance − ledger balance. Negative by the sum of the records the ledger has not
     /// seen yet when all is well.
-    pub difference: Decimal,
+    pub difference: Amount,
     /// The highest sequence the ledger posted for the token.
     pub ledger_last_sequence: u64,
     /// Sequences of the current window up to the device's last that the ledger has not posted:
@@ -192,9 +192,9 @@ pub struct WalletUpdate {
     pub token: Token,
     pub account: AccountRecord,
     /// credits − debits − debits pending (+ overdraft): what online payments may still spend.
-    pub available_online: Decimal,
+    pub available_online: Amount,
     /// What is left of the token's hold: what the phone may still spend offline.
-    pub offline_allowance: Decimal,
+    pub offline_allowance: Amount,
     /// Commit time of the change that caused the update; 0 for the first message.
     pub timestamp_ns: u64,
 }
