@@ -31,7 +31,7 @@ pub struct BatcherConfig {
 impl Default for BatcherConfig {
     fn default() -> BatcherConfig {
         BatcherConfig {
-            max_batch: 8190,
+            max_batch: ledger_core::limits::BATCH_ITEMS_MAX,
             linger: Duration::from_millis(1),
             queue_capacity: 65536,
         }

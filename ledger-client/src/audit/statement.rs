@@ -12,8 +12,8 @@ use crate::error::ClientError;
 use crate::timestamp::{UtcOffset, rfc3339_from_ns, rfc3339_with_offset};
 use crate::types::Balances;
 
-/// Entries asked for per page.
-const STATEMENT_PAGE_ENTRIES: u32 = 1_000;
+/// Entries asked for per page: the most the node answers.
+const STATEMENT_PAGE_ENTRIES: u32 = ledger_core::limits::ENTRIES_PAGE_MAX;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatementFormat {
