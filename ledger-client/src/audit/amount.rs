@@ -16,19 +16,12 @@ pub fn parse(text: &str) -> Option<(u128, u8)> {
     Some((amount.minor(), amount.scale()))
 }
 
-/// The four balances of an account, in minor units of its asset.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Balances {
-    pub debits_posted: u128,
-    pub credits_posted: u128,
-    pub debits_pending: u128,
-    pub credits_pending: u128,
-}
+/// The four balances of an account, in minor units of its asset: ledger-core's row type.
+pub use ledger_core::types::Balances;
 
-impl Balances {
-    pub fn columns(&self, scale: u8) -> [String; 4] {
-        [self.debits_posted, self.credits_posted, self.debits_pending, self.credits_pending].map(|v| format(v, scale))
-    }
+/// The balances as four decimal columns of the asset's scale.
+pub fn columns(b: &Balances, scale: u8) -> [String; 4] {
+    [b.debits_posted, b.credits_posted, b.debits_pending, b.credits_pending].map(|v| format(v, scale))
 }
 
 #[cfg(test)]

@@ -179,8 +179,8 @@ pub fn parse_line(line: &str, offset: UtcOffset) -> Result<ParsedLine, String> {
 
 pub fn balances_row(account_id: u128, asset: &str, code: u32, scale: u8, opening: &Balances, closing: &Balances) -> String {
     let mut fields = vec![account_id.to_string(), csv_field(asset), code.to_string()];
-    fields.extend(opening.columns(scale));
-    fields.extend(closing.columns(scale));
+    fields.extend(super::amount::columns(opening, scale));
+    fields.extend(super::amount::columns(closing, scale));
     fields.join(",")
 }
 
@@ -199,7 +199,7 @@ pub fn trial_balance_row(asset: &str, totals: &AssetTotals) -> String {
         if a < b { format!("-{text}") } else { text }
     };
     let mut fields = vec![csv_field(asset), totals.accounts.to_string()];
-    fields.extend(s.columns(totals.scale));
+    fields.extend(super::amount::columns(s, totals.scale));
     fields.push(difference(s.debits_posted, s.credits_posted));
     fields.push(difference(s.debits_pending, s.credits_pending));
     fields.join(",")

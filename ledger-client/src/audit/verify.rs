@@ -180,7 +180,7 @@ pub fn verify(dir: &Path, pin: Option<Pin>) -> Result<Report, Discrepancy> {
     let mut totals: BTreeMap<String, AssetTotals> = BTreeMap::new();
     for (id, a) in &accounts {
         if a.derived != a.closing {
-            return Err(wrong(format!("{} line {}", files::BALANCES_CSV, a.row), format!("account {id} closes at {:?}; opening plus the journal's legs give {:?}", a.closing.columns(a.scale), a.derived.columns(a.scale))));
+            return Err(wrong(format!("{} line {}", files::BALANCES_CSV, a.row), format!("account {id} closes at {:?}; opening plus the journal's legs give {:?}", amount::columns(&a.closing, a.scale), amount::columns(&a.derived, a.scale))));
         }
         let t = totals.entry(a.asset.clone()).or_insert(AssetTotals { scale: a.scale, ..AssetTotals::default() });
         t.accounts += 1;
@@ -278,7 +278,7 @@ fn apply_line(parsed: &files::ParsedLine, accounts: &mut BTreeMap<u128, Account>
         let id: u128 = parsed.event.get("account_id").and_then(|v| v.as_str()).and_then(|t| t.parse().ok()).ok_or("account_id is not an id")?;
         let account = accounts.get(&id).ok_or_else(|| format!("account {id} is created here but missing from balances.csv"))?;
         if account.opening != Balances::default() {
-            return Err(format!("account {id} is created in the range but opens with {:?}", account.opening.columns(account.scale)));
+            return Err(format!("account {id} is created in the range but opens with {:?}", amount::columns(&account.opening, account.scale)));
         }
     }
     for leg in &parsed.legs {
