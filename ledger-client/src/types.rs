@@ -1,9 +1,11 @@
-//! The client's domain types: what callers build and read. Ids are `u128`, amounts `Amount` (ledger-core's: u128 minor units),
+//! The client's domain types: what callers build and read. Ids are `u128` (ledger-core's
+//! `AccountId`, `TransferId`), amounts `Amount` (ledger-core's: u128 minor units),
 //! timestamps `u64` nanoseconds since the Unix epoch (assigned by the Raft leader, unique).
 //! Conversion to and from the proto messages lives in `convert.rs`.
 
 use crate::ResultCode;
 use crate::amount::Amount;
+pub use ledger_core::types::{AccountId, TransferId};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +34,7 @@ pub struct AssetRecord {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NewAccount {
-    pub id: u128,
+    pub id: AccountId,
     pub asset: String,
     /// Account type chosen by the application. Not zero.
     pub code: u32,
@@ -46,7 +48,7 @@ pub struct NewAccount {
 
 impl NewAccount {
     /// A plain account with no balance constraints; set the other fields with struct update.
-    pub fn new(id: u128, asset: impl Into<String>, code: u32) -> NewAccount {
+    pub fn new(id: AccountId, asset: impl Into<String>, code: u32) -> NewAccount {
         NewAccount {
             id,
             asset: asset.into(),
@@ -93,13 +95,13 @@ pub struct AccountRecord {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Leg {
-    pub debit: u128,
-    pub credit: u128,
+    pub debit: AccountId,
+    pub credit: AccountId,
     pub amount: Amount,
 }
 
 impl Leg {
-    pub fn new(debit: u128, credit: u128, amount: Amount) -> Leg {
+    pub fn new(debit: AccountId, credit: AccountId, amount: Amount) -> Leg {
         Leg {
             debit,
             credit,
@@ -134,7 +136,7 @@ impl TransferKind {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NewTransfer {
-    pub id: u128,
+    pub id: TransferId,
     /// A retry with the same key and content returns the first result and moves nothing.
     pub idempotency_key: String,
     /// Required for POSTED and PENDING; may be empty for POST/VOID.
@@ -142,7 +144,7 @@ pub struct NewTransfer {
     /// 1..=64 legs, all applied or none. Empty for POST_PENDING / VOID_PENDING.
     pub legs: Vec<Leg>,
     pub kind: TransferKind,
-    pub pending_id: Option<u128>,
+    pub pending_id: Option<TransferId>,
     /// PENDING only; 0 means no timeout.
     pub timeout_ms: u64,
     /// POST_PENDING only: one amount per leg of the pending transfer; empty posts everything.
@@ -153,7 +155,7 @@ pub struct NewTransfer {
 
 impl NewTransfer {
     pub fn posted(
-        id: u128,
+        id: TransferId,
         idempotency_key: impl Into<String>,
         asset: impl Into<String>,
         legs: Vec<Leg>,
@@ -169,7 +171,7 @@ impl NewTransfer {
     }
 
     pub fn pending(
-        id: u128,
+        id: TransferId,
         idempotency_key: impl Into<String>,
         asset: impl Into<String>,
         legs: Vec<Leg>,
@@ -184,9 +186,9 @@ impl NewTransfer {
 
     /// Posts `pending_id`: all of it when `post_amounts` is empty, else one amount per leg.
     pub fn post(
-        id: u128,
+        id: TransferId,
         idempotency_key: impl Into<String>,
-        pending_id: u128,
+        pending_id: TransferId,
         post_amounts: Vec<Amount>,
     ) -> NewTransfer {
         NewTransfer {
@@ -199,7 +201,7 @@ impl NewTransfer {
         }
     }
 
-    pub fn void(id: u128, idempotency_key: impl Into<String>, pending_id: u128) -> NewTransfer {
+    pub fn void(id: TransferId, idempotency_key: impl Into<String>, pending_id: TransferId) -> NewTransfer {
         NewTransfer {
             id,
             idempotency_key: idempotency_key.into(),
@@ -256,7 +258,7 @@ pub struct TransferRecord {
 pub struct IdempotencyRecord {
     /// The result first recorded for the key (a failed transfer keeps its failure).
     pub code: ResultCode,
-    pub transfer_id: u128,
+    pub transfer_id: TransferId,
     pub timestamp_ns: u64,
     /// Present when `code` is OK.
     pub transfer: Option<TransferRecord>,
@@ -286,9 +288,9 @@ impl EntryKind {
 /// One change to one account's balances.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountEntry {
-    pub account_id: u128,
+    pub account_id: AccountId,
     pub timestamp_ns: u64,
-    pub transfer_id: u128,
+    pub transfer_id: TransferId,
     pub leg_index: u32,
     pub kind: EntryKind,
     /// True when the account is the leg's debit side.

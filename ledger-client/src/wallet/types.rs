@@ -6,6 +6,8 @@ use crate::error::ParseError;
 use crate::ResultCode;
 use crate::types::{AccountRecord, WriteResult};
 use crate::amount::Amount;
+use ledger_core::types::AccountId;
+pub use ledger_core::wallet::types::TokenId;
 
 /// A token to issue: an offline allowance of `account_id` on one device, held in
 /// `clearing_account_id`.
@@ -13,9 +15,9 @@ use crate::amount::Amount;
 pub struct NewToken {
     /// Chosen by the caller, not zero. Issuing the same id again with the same account and
     /// device answers `exists` with the token (and its key): a retry is safe.
-    pub token_id: u128,
-    pub account_id: u128,
-    pub clearing_account_id: u128,
+    pub token_id: TokenId,
+    pub account_id: AccountId,
+    pub clearing_account_id: AccountId,
     pub device_id: String,
     pub offline_limit: Amount,
     pub max_offline_count: u32,
@@ -55,9 +57,9 @@ impl TokenStatus {
 /// A token as the ledger holds it (never with its key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
-    pub token_id: u128,
-    pub account_id: u128,
-    pub clearing_account_id: u128,
+    pub token_id: TokenId,
+    pub account_id: AccountId,
+    pub clearing_account_id: AccountId,
     pub device_id: String,
     pub asset: String,
     pub offline_limit: Amount,
@@ -104,7 +106,7 @@ pub struct IssuedToken {
 pub struct OfflineRecord {
     pub sequence: u64,
     pub amount: Amount,
-    pub merchant_account_id: u128,
+    pub merchant_account_id: AccountId,
     pub device_time_ms: u64,
     pub mac: [u8; MAC_BYTES],
 }
@@ -114,11 +116,11 @@ impl OfflineRecord {
     /// the token's asset (the MAC covers the amount in minor units).
     pub fn signed(
         key: &TokenKey,
-        token_id: u128,
+        token_id: TokenId,
         sequence: u64,
         amount: Amount,
         asset_scale: u32,
-        merchant_account_id: u128,
+        merchant_account_id: AccountId,
         device_time_ms: u64,
     ) -> Result<OfflineRecord, ParseError> {
         let mac = mac::record_mac(
@@ -160,7 +162,7 @@ pub struct SyncOutcome {
 pub struct OfflineException {
     pub sequence: u64,
     pub amount: Amount,
-    pub merchant_account_id: u128,
+    pub merchant_account_id: AccountId,
     pub device_time_ms: u64,
     pub reason: ResultCode,
     pub timestamp_ns: u64,
