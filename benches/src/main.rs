@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use ledger_client::{ClientConfig, Decimal, LedgerClient, Leg, NewAccount, NewAsset, NewTransfer, ResultCode};
+use ledger_client::{ClientConfig, Amount, LedgerClient, Leg, NewAccount, NewAsset, NewTransfer, ResultCode};
 use rng::{AccountPicker, Distribution, Rng};
 use stats::{Percentiles, percentiles};
 
@@ -93,8 +93,8 @@ struct Report {
     balances_valid: bool,
 }
 
-fn minor(amount: u64) -> Decimal {
-    Decimal::new(amount as i64, ASSET_SCALE)
+fn minor(amount: u64) -> Amount {
+    Amount::new(amount, ASSET_SCALE as u8)
 }
 
 fn validate_args(a: &Args) -> anyhow::Result<()> {
@@ -349,7 +349,7 @@ async fn check_balances(
         }
     }
     let (mut valid, mut checked) = (true, 0);
-    let (mut total_debits, mut total_credits) = (Decimal::ZERO, Decimal::ZERO);
+    let (mut total_debits, mut total_credits) = (Amount::ZERO, Amount::ZERO);
     for start in (0..accounts).step_by(8_190) {
         let end = (start + 8_190).min(accounts);
         let found = c.lookup_accounts((start..end).map(account_id).collect()).await?;
@@ -359,7 +359,7 @@ async fn check_balances(
         for (index, record) in (start..end).zip(found) {
             let (debits, credits) = expected[index as usize];
             let b = record.balances;
-            let want = (Decimal::from_i128_with_scale(debits as i128, ASSET_SCALE), Decimal::from_i128_with_scale(credits as i128, ASSET_SCALE));
+            let want = (Amount::from_minor(u128::from(debits), ASSET_SCALE as u8), Amount::from_minor(u128::from(credits), ASSET_SCALE as u8));
             if (b.debits_posted, b.credits_posted) != want || !b.debits_pending.is_zero() || !b.credits_pending.is_zero() {
                 eprintln!("account {index}: ledger has {b:?}, sent (debits, credits) = {want:?}");
                 valid = false;

@@ -17,7 +17,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use jepsen::{power_cut, workload};
-use ledger_client::{Decimal, Leg, NewTransfer};
+use ledger_client::{Amount, Leg, NewTransfer};
 
 /// Accounts funded with `BALANCE` each; their total must survive any power cut.
 const ACCOUNTS: u64 = 4;
@@ -160,7 +160,7 @@ async fn write_transfers(urls: Vec<String>) -> Vec<u128> {
     let mut acknowledged: Vec<u128> = (1..=ACCOUNTS).map(|id| u128::from(1_000_000 + id)).collect();
     for id in 1..=TRANSFERS {
         let (from, to) = (id % ACCOUNTS as u128 + 1, (id + 1) % ACCOUNTS as u128 + 1);
-        let leg = Leg::new(from, to, Decimal::from(1 + id as i64 % 7));
+        let leg = Leg::new(from, to, Amount::from(1 + id as i64 % 7));
         let transfer = NewTransfer::posted(id, format!("pc-{id}"), workload::ASSET, vec![leg]);
         if let Ok(results) = client.create_transfers(vec![transfer]).await {
             if results.first().is_some_and(|r| r.is_success()) {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use jepsen::cluster::Cluster;
 use jepsen::workload::{self, ASSET};
-use ledger_client::{ClientConfig, Decimal, LedgerClient, Leg, NewTransfer};
+use ledger_client::{ClientConfig, Amount, LedgerClient, Leg, NewTransfer};
 
 const NODES: usize = 5;
 /// The staleness the follower's reads accept.
@@ -71,7 +71,7 @@ async fn partitioned_follower_reads(cluster: &mut Cluster) {
     let on_majority = workload::client(urls, tls).unwrap();
     let new_leader = wait_for_leader(cluster, &on_majority, Some(leader)).await;
     assert!(majority.contains(&new_leader), "the new leader {new_leader} is on the majority side");
-    let payment = NewTransfer::posted(7, "stale-read-payment", ASSET, vec![Leg::new(PAYER, PAYEE, Decimal::from(PAID))]);
+    let payment = NewTransfer::posted(7, "stale-read-payment", ASSET, vec![Leg::new(PAYER, PAYEE, Amount::from(PAID))]);
     let deadline = Instant::now() + ELECTION_WAIT;
     loop {
         match on_majority.create_transfers(vec![payment.clone()]).await {

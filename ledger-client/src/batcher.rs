@@ -31,7 +31,7 @@ pub struct BatcherConfig {
 impl Default for BatcherConfig {
     fn default() -> BatcherConfig {
         BatcherConfig {
-            max_batch: 8190,
+            max_batch: ledger_core::limits::BATCH_ITEMS_MAX,
             linger: Duration::from_millis(1),
             queue_capacity: 65536,
         }
@@ -193,7 +193,7 @@ fn by_index(results: Vec<WriteResult>, count: usize) -> Result<Vec<WriteResult>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::result_code::ResultCode;
+    use crate::ResultCode;
     use std::sync::{Arc, Mutex};
 
     /// Records batch sizes; answers OK for even ids and EXCEEDS_CREDITS for odd ones, with the

@@ -785,9 +785,8 @@ impl LedgerClient {
         F: Fn(C, tonic::Request<Req>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
     {
-        let config = &self.inner.config;
         let endpoints = &self.inner.endpoints;
-        let attempts_max = config.max_retries.saturating_add(1);
+        let attempts_max = self.inner.config.max_retries.saturating_add(1);
         let mut maybe_applied = false;
         let mut last_error = String::new();
         let mut backoff_count: u32 = 0;
@@ -795,20 +794,7 @@ impl LedgerClient {
         for attempt in 1..=attempts_max {
             let url = pinned.map_or_else(|| endpoints.preferred(), str::to_string);
             let grpc = make(endpoints.channel(&url)?);
-            let mut grpc_request = tonic::Request::new(request.clone());
-            if kind != CallKind::Stream {
-                // Tell the server too, so it can drop work nobody waits for.
-                grpc_request.set_timeout(request_timeout);
-            }
-            if let Some(token) = &config.token {
-                grpc_request.metadata_mut().insert("authorization", token.header());
-            }
-            if let (CallKind::Read, Some(staleness)) = (kind, config.max_staleness) {
-                let ms = staleness.as_millis().clamp(1, 60_000) as u64;
-                grpc_request
-                    .metadata_mut()
-                    .insert(STALENESS_METADATA_KEY, ms.into());
-            }
+            let grpc_request = self.grpc_request(kind, request.clone(), request_timeout);
 
             tracing::trace!(rpc, attempt, %url, "sending");
             let status = match tokio::time::timeout(request_timeout, send(grpc, grpc_request)).await
@@ -827,59 +813,74 @@ impl LedgerClient {
             let disposition = classify(&status);
             last_error = format!("{url}: {}", describe(&status));
             if disposition == Disposition::Fatal {
-                tracing::debug!(rpc, %url, code = ?status.code(), message = status.message(), maybe_applied, "rejected");
-                // A refusal of this attempt says nothing about an earlier one that may have been
-                // applied: "rejected" would read as "not applied", and a caller retrying with a
-                // new key would pay twice.
-                if maybe_applied && kind == CallKind::Write {
-                    return Err(ClientError::Unknown { attempts: attempt, last_error });
-                }
-                return Err(ClientError::Rejected {
-                    code: status.code(),
-                    message: status.message().to_string(),
-                });
+                return Err(refused(rpc, &url, kind, &status, maybe_applied, attempt, last_error));
             }
             maybe_applied |= disposition == Disposition::RetryMaybeApplied;
             if attempt == attempts_max {
                 break;
             }
-
-            // Where next, and whether to wait first.
-            let redirected = match (&disposition, pinned) {
-                (
-                    Disposition::RetryNotApplied {
-                        leader: Some(leader),
-                    },
-                    None,
-                ) if *leader != url => endpoints.redirect(leader),
-                _ => false,
-            };
-            if redirected {
-                // The follower named the leader: go there at once.
-                tracing::debug!(rpc, attempt, from = %url, to = %endpoints.preferred(), "leader redirect");
-                continue;
-            }
-            if pinned.is_none() {
-                endpoints.rotate_after(&url);
-            }
-            let delay = config.backoff.delay(backoff_count);
-            backoff_count = backoff_count.saturating_add(1);
-            tracing::debug!(rpc, attempt, error = %last_error, delay_ms = delay.as_millis() as u64, "retrying");
-            tokio::time::sleep(delay).await;
+            self.before_next_attempt(rpc, attempt, &url, pinned, &disposition, &last_error, &mut backoff_count)
+                .await;
         }
+        Err(gave_up(rpc, kind, attempts_max, maybe_applied, last_error))
+    }
 
-        tracing::warn!(rpc, attempts = attempts_max, error = %last_error, maybe_applied, "giving up");
-        if maybe_applied && kind == CallKind::Write {
-            Err(ClientError::Unknown {
-                attempts: attempts_max,
-                last_error,
-            })
-        } else {
-            Err(ClientError::Unavailable {
-                attempts: attempts_max,
-                last_error,
-            })
+    /// One attempt's request: the timeout (also told to the server, so it can drop work nobody
+    /// waits for), the bearer token, and for reads the staleness the caller accepts.
+    fn grpc_request<Req>(&self, kind: CallKind, request: Req, request_timeout: Duration) -> tonic::Request<Req> {
+        let config = &self.inner.config;
+        let mut grpc_request = tonic::Request::new(request);
+        if kind != CallKind::Stream {
+            // Tell the server too, so it can drop work nobody waits for.
+            grpc_request.set_timeout(request_timeout);
         }
+        if let Some(token) = &config.token {
+            grpc_request.metadata_mut().insert("authorization", token.header());
+        }
+        if let (CallKind::Read, Some(staleness)) = (kind, config.max_staleness) {
+            let ms = staleness.as_millis().clamp(1, 60_000) as u64;
+            grpc_request
+                .metadata_mut()
+                .insert(STALENESS_METADATA_KEY, ms.into());
+        }
+        grpc_request
+    }
+
+    /// Where the next attempt goes, and whether to wait first: straight to the leader a
+    /// follower named, else the next endpoint after a backoff.
+    #[allow(clippy::too_many_arguments)]
+    async fn before_next_attempt(
+        &self,
+        rpc: &'static str,
+        attempt: u32,
+        url: &str,
+        pinned: Option<&str>,
+        disposition: &Disposition,
+        last_error: &str,
+        backoff_count: &mut u32,
+    ) {
+        let endpoints = &self.inner.endpoints;
+        let redirected = match (disposition, pinned) {
+            (
+                Disposition::RetryNotApplied {
+                    leader: Some(leader),
+                },
+                None,
+            ) if *leader != url => endpoints.redirect(leader),
+            _ => false,
+        };
+        if redirected {
+            // The follower named the leader: go there at once.
+            tracing::debug!(rpc, attempt, from = %url, to = %endpoints.preferred(), "leader redirect");
+            return;
+        }
+        if pinned.is_none() {
+            endpoints.rotate_after(url);
+        }
+        let delay = self.inner.config.backoff.delay(*backoff_count);
+        *backoff_count = backoff_count.saturating_add(1);
+        tracing::debug!(rpc, attempt, error = %last_error, delay_ms = delay.as_millis() as u64, "retrying");
+        tokio::time::sleep(delay).await;
     }
 }
 
@@ -927,4 +928,44 @@ fn describe(status: &Status) -> String {
         source = error.source();
     }
     text
+}
+
+/// The error of an attempt the server refused for good (not retried).
+fn refused(
+    rpc: &'static str,
+    url: &str,
+    kind: CallKind,
+    status: &Status,
+    maybe_applied: bool,
+    attempt: u32,
+    last_error: String,
+) -> ClientError {
+    tracing::debug!(rpc, %url, code = ?status.code(), message = status.message(), maybe_applied, "rejected");
+    // A refusal of this attempt says nothing about an earlier one that may have been
+    // applied: "rejected" would read as "not applied", and a caller retrying with a
+    // new key would pay twice.
+    if maybe_applied && kind == CallKind::Write {
+        return ClientError::Unknown { attempts: attempt, last_error };
+    }
+    ClientError::Rejected {
+        code: status.code(),
+        message: status.message().to_string(),
+    }
+}
+
+/// The error after the last attempt failed: the write's fate is unknown if any attempt may
+/// have been applied, else the cluster was unavailable.
+fn gave_up(rpc: &'static str, kind: CallKind, attempts_max: u32, maybe_applied: bool, last_error: String) -> ClientError {
+    tracing::warn!(rpc, attempts = attempts_max, error = %last_error, maybe_applied, "giving up");
+    if maybe_applied && kind == CallKind::Write {
+        ClientError::Unknown {
+            attempts: attempts_max,
+            last_error,
+        }
+    } else {
+        ClientError::Unavailable {
+            attempts: attempts_max,
+            last_error,
+        }
+    }
 }

@@ -2,10 +2,9 @@
 //! values); decoding checks every id length, decimal string and enum value, because a response
 //! that breaks the contract must surface as an error rather than as a wrong balance.
 
-use crate::amount::{format_amount, parse_amount, parse_balance};
+use crate::amount::{format_amount, parse_balance, parse_written};
 use crate::error::ParseError;
 use crate::ids::{decode_id, decode_optional_id, encode_id};
-use crate::result_code::ResultCode;
 use crate::types::*;
 use ledger_proto::api;
 
@@ -54,7 +53,7 @@ fn account_from_proto(account: api::Account) -> Result<NewAccount, ParseError> {
         overdraft_limit: if account.overdraft_limit.is_empty() {
             None
         } else {
-            Some(parse_amount(&account.overdraft_limit)?)
+            Some(parse_written(&account.overdraft_limit)?)
         },
         metadata: account.metadata,
         external_ref: if account.external_ref.is_empty() {
@@ -122,7 +121,7 @@ fn leg_from_proto(leg: api::Leg) -> Result<Leg, ParseError> {
     Ok(Leg {
         debit: decode_id(&leg.debit_account_id)?,
         credit: decode_id(&leg.credit_account_id)?,
-        amount: parse_amount(&leg.amount)?,
+        amount: parse_written(&leg.amount)?,
     })
 }
 
@@ -184,7 +183,7 @@ fn transfer_from_proto(transfer: api::Transfer) -> Result<NewTransfer, ParseErro
         post_amounts: transfer
             .post_amounts
             .iter()
-            .map(|a| parse_amount(a))
+            .map(|a| parse_written(a))
             .collect::<Result<_, _>>()?,
         code: transfer.code,
     })
@@ -231,7 +230,7 @@ pub(crate) fn idempotency_record_from_proto(
         return Ok(None);
     }
     Ok(Some(IdempotencyRecord {
-        code: ResultCode::from_i32(response.code),
+        code: ledger_proto::convert::result_code_from_wire(response.code),
         transfer_id: decode_id(&response.transfer_id)?,
         timestamp_ns: response.timestamp_ns,
         transfer: response
@@ -263,7 +262,7 @@ pub(crate) fn entry_from_proto(entry: api::AccountEntry) -> Result<AccountEntry,
         leg_index: entry.leg_index,
         kind: entry_kind_from_proto(entry.kind)?,
         is_debit: entry.is_debit,
-        amount: parse_amount(&entry.amount)?,
+        amount: parse_written(&entry.amount)?,
         balances_after: balances_from_proto(entry.balances_after)?,
     })
 }
@@ -320,7 +319,7 @@ pub(crate) fn write_result_from_proto(result: api::WriteResult) -> Result<WriteR
     };
     Ok(WriteResult {
         index: result.index,
-        code: ResultCode::from_i32(result.code),
+        code: ledger_proto::convert::result_code_from_wire(result.code),
         timestamp_ns: result.timestamp_ns,
         leg_index: result.leg_index,
         replay: result.replay,
@@ -384,18 +383,18 @@ fn nonzero(timestamp_ns: u64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rust_decimal::Decimal;
+    use crate::amount::Amount;
 
     #[test]
     fn transfer_round_trips() {
-        let transfer = NewTransfer::post(7, "k", 5, vec![Decimal::new(150, 2)]).with_code(3);
+        let transfer = NewTransfer::post(7, "k", 5, vec![Amount::new(150, 2)]).with_code(3);
         assert_eq!(
             transfer_from_proto(transfer_to_proto(&transfer)).unwrap(),
             transfer
         );
         let legs = vec![
-            Leg::new(1, 2, Decimal::new(1, 0)),
-            Leg::new(2, 3, Decimal::new(25, 1)),
+            Leg::new(1, 2, Amount::new(1, 0)),
+            Leg::new(2, 3, Amount::new(25, 1)),
         ];
         let transfer = NewTransfer::pending(9, "k2", "CNY", legs, 1000);
         let proto = transfer_to_proto(&transfer);
@@ -419,5 +418,24 @@ mod tests {
             ..Default::default()
         };
         assert!(write_results_from_proto(vec![bad_id], 1).is_err());
+    }
+
+    /// The node holds u128 minor units: 38-digit amounts and every balance up to u128::MAX read
+    /// back exactly (rust_decimal, the client's old amount type, stopped at 28 digits).
+    #[test]
+    fn thirty_eight_digit_amounts_round_trip_through_the_client() {
+        let big = crate::parse_amount("99999999999999999999.999999999999999999").unwrap();
+        let transfer = NewTransfer::posted(9, "k", "CNY", vec![Leg::new(1, 2, big)]);
+        let proto = transfer_to_proto(&transfer);
+        assert_eq!(proto.legs[0].amount, "99999999999999999999.999999999999999999");
+        assert_eq!(transfer_from_proto(proto).unwrap(), transfer);
+        let top = ledger_core::amount::format_minor(u128::MAX, 18);
+        let wire = api::Balances { debits_posted: top.clone(), credits_posted: "0.000000000000000001".into(), debits_pending: String::new(), credits_pending: "12.50".into() };
+        let balances = balances_from_proto(Some(wire)).unwrap();
+        assert_eq!(format_amount(balances.debits_posted), top);
+        assert_eq!(balances.debits_posted.minor(), u128::MAX);
+        assert_eq!(balances.debits_posted - balances.debits_posted, Amount::ZERO);
+        assert_eq!(format_amount(balances.credits_pending), "12.50");
+        assert_eq!(balances.debits_pending, Amount::ZERO);
     }
 }

@@ -1,6 +1,6 @@
 //! Async Rust client for the ledger's gRPC API (`ledger.v1.Ledger`), and the `ledger` CLI.
 //!
-//! - [`LedgerClient`]: typed calls (ids `u128`, amounts `Decimal`), cached channels, leader
+//! - [`LedgerClient`]: typed calls (ids `u128`, amounts `Amount`: u128 minor units, 38 digits), cached channels, leader
 //!   redirects, and retries that are safe because every write is idempotent.
 //! - [`TransferBatcher`]: coalesces concurrent single-transfer submits into batch requests.
 //!
@@ -47,7 +47,6 @@ mod convert;
 mod endpoints;
 pub mod error;
 pub mod ids;
-pub mod result_code;
 pub mod retry;
 pub mod risk;
 pub mod timestamp;
@@ -61,8 +60,9 @@ pub use client::{AccountWatch, BearerToken, ClientConfig, LedgerClient, STALENES
 pub use endpoints::ENDPOINTS_MAX;
 pub use error::{ClientError, ParseError};
 pub use ids::{decode_id, encode_id, parse_id, transfer_id_from_key};
-pub use result_code::ResultCode;
+/// One enum for node and client (ledger-core); wire numbers via `ledger_proto::convert`.
+pub use ledger_core::result::ResultCode;
 pub use retry::Backoff;
 pub use tls::ClientTls;
-pub use rust_decimal::Decimal;
+pub use amount::Amount;
 pub use types::*;

@@ -1,7 +1,7 @@
 //! Account risk limits and the token/device blocklist (`ledger.v1.Risk`).
 
 use ledger_proto::api;
-use rust_decimal::Decimal;
+use crate::amount::Amount;
 
 use crate::client::{CallKind, LedgerClient};
 use crate::convert;
@@ -21,8 +21,8 @@ pub enum LimitScope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     pub scope: LimitScope,
-    pub max_single_debit: Option<Decimal>,
-    pub daily_debit_amount: Option<Decimal>,
+    pub max_single_debit: Option<Amount>,
+    pub daily_debit_amount: Option<Amount>,
     pub daily_debit_count: Option<u32>,
     /// The day's fixed UTC offset in minutes (480 = UTC+8).
     pub utc_offset_minutes: i32,
@@ -32,7 +32,7 @@ pub struct Limits {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountLimits {
     pub rule: Option<Limits>,
-    pub debited_today: Decimal,
+    pub debited_today: Amount,
     pub debits_today: u32,
 }
 
@@ -55,8 +55,8 @@ fn to_proto(l: &Limits) -> api::LimitRule {
     }
 }
 
-fn decimal(text: &str) -> Result<Decimal, ClientError> {
-    text.parse().map_err(|_| ClientError::Protocol(format!("amount {text:?}")))
+fn decimal(text: &str) -> Result<Amount, ClientError> {
+    Amount::parse_balance(text).map_err(|_| ClientError::Protocol(format!("amount {text:?}")))
 }
 
 impl LedgerClient {
@@ -88,7 +88,7 @@ impl LedgerClient {
             }),
             _ => None,
         };
-        let debited_today = if r.debited_today.is_empty() { Decimal::ZERO } else { decimal(&r.debited_today)? };
+        let debited_today = if r.debited_today.is_empty() { Amount::ZERO } else { decimal(&r.debited_today)? };
         Ok(AccountLimits { rule, debited_today, debits_today: r.debits_today })
     }
 

@@ -1,9 +1,11 @@
-//! The client's domain types: what callers build and read. Ids are `u128`, amounts `Decimal`,
+//! The client's domain types: what callers build and read. Ids are `u128` (ledger-core's
+//! `AccountId`, `TransferId`), amounts `Amount` (ledger-core's: u128 minor units),
 //! timestamps `u64` nanoseconds since the Unix epoch (assigned by the Raft leader, unique).
 //! Conversion to and from the proto messages lives in `convert.rs`.
 
-use crate::result_code::ResultCode;
-use rust_decimal::Decimal;
+use crate::ResultCode;
+use crate::amount::Amount;
+pub use ledger_core::types::{AccountId, TransferId};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,21 +34,21 @@ pub struct AssetRecord {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NewAccount {
-    pub id: u128,
+    pub id: AccountId,
     pub asset: String,
     /// Account type chosen by the application. Not zero.
     pub code: u32,
     pub debits_must_not_exceed_credits: bool,
     pub credits_must_not_exceed_debits: bool,
     /// Only with `debits_must_not_exceed_credits`: how far debits may exceed credits.
-    pub overdraft_limit: Option<Decimal>,
+    pub overdraft_limit: Option<Amount>,
     pub metadata: BTreeMap<String, String>,
     pub external_ref: Option<String>,
 }
 
 impl NewAccount {
     /// A plain account with no balance constraints; set the other fields with struct update.
-    pub fn new(id: u128, asset: impl Into<String>, code: u32) -> NewAccount {
+    pub fn new(id: AccountId, asset: impl Into<String>, code: u32) -> NewAccount {
         NewAccount {
             id,
             asset: asset.into(),
@@ -77,10 +79,10 @@ impl AccountStatus {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Balances {
-    pub debits_posted: Decimal,
-    pub credits_posted: Decimal,
-    pub debits_pending: Decimal,
-    pub credits_pending: Decimal,
+    pub debits_posted: Amount,
+    pub credits_posted: Amount,
+    pub debits_pending: Amount,
+    pub credits_pending: Amount,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,13 +95,13 @@ pub struct AccountRecord {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Leg {
-    pub debit: u128,
-    pub credit: u128,
-    pub amount: Decimal,
+    pub debit: AccountId,
+    pub credit: AccountId,
+    pub amount: Amount,
 }
 
 impl Leg {
-    pub fn new(debit: u128, credit: u128, amount: Decimal) -> Leg {
+    pub fn new(debit: AccountId, credit: AccountId, amount: Amount) -> Leg {
         Leg {
             debit,
             credit,
@@ -134,7 +136,7 @@ impl TransferKind {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NewTransfer {
-    pub id: u128,
+    pub id: TransferId,
     /// A retry with the same key and content returns the first result and moves nothing.
     pub idempotency_key: String,
     /// Required for POSTED and PENDING; may be empty for POST/VOID.
@@ -142,18 +144,18 @@ pub struct NewTransfer {
     /// 1..=64 legs, all applied or none. Empty for POST_PENDING / VOID_PENDING.
     pub legs: Vec<Leg>,
     pub kind: TransferKind,
-    pub pending_id: Option<u128>,
+    pub pending_id: Option<TransferId>,
     /// PENDING only; 0 means no timeout.
     pub timeout_ms: u64,
     /// POST_PENDING only: one amount per leg of the pending transfer; empty posts everything.
-    pub post_amounts: Vec<Decimal>,
+    pub post_amounts: Vec<Amount>,
     /// Free for the application (transfer type).
     pub code: u32,
 }
 
 impl NewTransfer {
     pub fn posted(
-        id: u128,
+        id: TransferId,
         idempotency_key: impl Into<String>,
         asset: impl Into<String>,
         legs: Vec<Leg>,
@@ -169,7 +171,7 @@ impl NewTransfer {
     }
 
     pub fn pending(
-        id: u128,
+        id: TransferId,
         idempotency_key: impl Into<String>,
         asset: impl Into<String>,
         legs: Vec<Leg>,
@@ -184,10 +186,10 @@ impl NewTransfer {
 
     /// Posts `pending_id`: all of it when `post_amounts` is empty, else one amount per leg.
     pub fn post(
-        id: u128,
+        id: TransferId,
         idempotency_key: impl Into<String>,
-        pending_id: u128,
-        post_amounts: Vec<Decimal>,
+        pending_id: TransferId,
+        post_amounts: Vec<Amount>,
     ) -> NewTransfer {
         NewTransfer {
             id,
@@ -199,7 +201,7 @@ impl NewTransfer {
         }
     }
 
-    pub fn void(id: u128, idempotency_key: impl Into<String>, pending_id: u128) -> NewTransfer {
+    pub fn void(id: TransferId, idempotency_key: impl Into<String>, pending_id: TransferId) -> NewTransfer {
         NewTransfer {
             id,
             idempotency_key: idempotency_key.into(),
@@ -256,7 +258,7 @@ pub struct TransferRecord {
 pub struct IdempotencyRecord {
     /// The result first recorded for the key (a failed transfer keeps its failure).
     pub code: ResultCode,
-    pub transfer_id: u128,
+    pub transfer_id: TransferId,
     pub timestamp_ns: u64,
     /// Present when `code` is OK.
     pub transfer: Option<TransferRecord>,
@@ -286,14 +288,14 @@ impl EntryKind {
 /// One change to one account's balances.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountEntry {
-    pub account_id: u128,
+    pub account_id: AccountId,
     pub timestamp_ns: u64,
-    pub transfer_id: u128,
+    pub transfer_id: TransferId,
     pub leg_index: u32,
     pub kind: EntryKind,
     /// True when the account is the leg's debit side.
     pub is_debit: bool,
-    pub amount: Decimal,
+    pub amount: Amount,
     pub balances_after: Balances,
 }
 

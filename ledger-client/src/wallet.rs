@@ -22,13 +22,13 @@ use crate::error::ClientError;
 use crate::ids::encode_id;
 use crate::types::WriteResult;
 use ledger_proto::api;
-use rust_decimal::Decimal;
+use crate::amount::Amount;
 
 /// Records per sync request, as the node bounds it (`BATCH_ITEMS_MAX - 1`: one result is the
 /// re-issue's).
-pub const SYNC_RECORDS_MAX: usize = 8_189;
+pub const SYNC_RECORDS_MAX: usize = ledger_core::limits::BATCH_ITEMS_MAX - 1;
 /// Exceptions per `list_exceptions` page (the node's `WALLET_EXCEPTIONS_PAGE_MAX`).
-pub const EXCEPTIONS_PAGE_MAX: u32 = 1_000;
+pub const EXCEPTIONS_PAGE_MAX: u32 = ledger_core::limits::WALLET_EXCEPTIONS_PAGE_MAX as u32;
 
 impl LedgerClient {
     /// Issues a token and places a hold of its offline limit (capped by what the account can
@@ -185,7 +185,7 @@ impl LedgerClient {
     pub async fn reconcile(
         &self,
         token_id: u128,
-        device_balance: Decimal,
+        device_balance: Amount,
         device_last_sequence: u64,
     ) -> Result<Option<Reconciliation>, ClientError> {
         let request = api::ReconcileRequest {

@@ -65,7 +65,7 @@ async fn batcher_against_a_live_node() {
     let account = client.lookup_account(credit).await.unwrap().unwrap();
     assert_eq!(
         account.balances.credits_posted,
-        amount * rust_decimal::Decimal::from(count as u64)
+        amount * ledger_client::Amount::from(count as u64)
     );
     let page = client
         .list_account_entries(credit, 0, 10, false)

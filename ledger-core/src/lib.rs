@@ -25,5 +25,6 @@ pub mod wallet;
 mod tests;
 
 pub use apply::{Applied, apply, record_membership};
+pub use amount::Amount;
 pub use result::{ItemResult, ResultCode};
 pub use store::{MemStore, ReadStore, Store, Table};

@@ -349,68 +349,25 @@ fn default_url(addr: SocketAddr, key: &str, tls: bool) -> anyhow::Result<String>
 impl StartArgs {
     /// Merges flags/env (`self`) over the file named by `config` (if any) and resolves defaults.
     pub fn resolve(self, config: Option<&Path>) -> anyhow::Result<NodeConfig> {
-        let file = match config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-                toml::from_str::<StartArgs>(&text).with_context(|| format!("parsing {}", path.display()))?
-            }
-            None => StartArgs::default(),
-        };
+        let file = StartArgs::read_file(config)?;
         let node_id = self.node_id.or(file.node_id).context("node_id is required (--node-id, LEDGER_NODE_ID or the file)")?;
         if node_id == 0 {
             bail!("node_id must be at least 1");
         }
         let listen = self.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7070)));
         let peer_listen = self.peer_listen.or(file.peer_listen).filter(|p| *p != listen);
-        let tls = match (
+        let tls = tls_paths(
             self.tls_cert.or(file.tls_cert),
             self.tls_key.or(file.tls_key),
             self.tls_ca.or(file.tls_ca),
             self.tls_client_ca.or(file.tls_client_ca),
-        ) {
-            (Some(cert), Some(key), Some(ca), client_ca) => Some(TlsPaths { cert, key, ca, client_ca }),
-            (None, None, None, None) => None,
-            (None, None, None, Some(_)) => bail!("tls_client_ca is set but TLS is off: set tls_cert, tls_key and tls_ca too"),
-            _ => bail!("tls_cert, tls_key and tls_ca go together: set all three (TLS on) or none (plaintext, loopback only)"),
-        };
+        )?;
         let tls_on = tls.is_some();
-        match (&tls, peer_listen) {
-            (Some(_), None) => bail!(
-                "TLS is on but peer_listen is not set: peers use mutual TLS with the cluster CA on their own port \
-                 (set peer_listen)"
-            ),
-            (None, _) => check_plaintext_on_loopback(listen, peer_listen)?,
-            _ => {}
-        }
-        let advertise = match self.advertise.or(file.advertise) {
-            Some(url) => check_url(&url)?,
-            None => default_url(listen, "advertise", tls_on)?,
-        };
-        let peer_advertise = match (self.peer_advertise.or(file.peer_advertise), peer_listen) {
-            (Some(url), _) => check_url(&url)?,
-            (None, Some(peer)) => default_url(peer, "peer_advertise", tls_on)?,
-            (None, None) => advertise.clone(),
-        };
-        check_scheme(&advertise, tls_on, "advertise")?;
-        check_scheme(&peer_advertise, tls_on, "peer_advertise")?;
-        let peers = self
-            .peers
-            .or(file.peers)
-            .unwrap_or_default()
-            .iter()
-            .filter(|p| !p.trim().is_empty())
-            .map(|p| p.parse())
-            .collect::<anyhow::Result<Vec<PeerSpec>>>()?;
+        check_listeners(tls_on, listen, peer_listen)?;
+        let (advertise, peer_advertise) =
+            advertised_urls(self.advertise.or(file.advertise), self.peer_advertise.or(file.peer_advertise), listen, peer_listen, tls_on)?;
+        let peers = peer_specs(&self.peers.or(file.peers).unwrap_or_default(), node_id, tls_on)?;
         let bootstrap = self.bootstrap.or(file.bootstrap).unwrap_or(false);
-        let mut ids: Vec<NodeId> = peers.iter().map(|p| p.node_id).collect();
-        ids.push(node_id);
-        ids.sort_unstable();
-        if ids.windows(2).any(|w| w[0] == w[1]) {
-            bail!("peers and node_id name the same id twice");
-        }
-        for peer in &peers {
-            check_scheme(&peer.peer_address, tls_on, &format!("peer {}", peer.node_id))?;
-        }
         let raft = self.raft.or(file.raft).resolve();
         check_tuning(&raft)?;
         let cluster_name = self.cluster_name.or(file.cluster_name).unwrap_or_else(|| "ledger".into());
@@ -418,18 +375,7 @@ impl StartArgs {
             bail!("cluster_name must be 1..=64 bytes");
         }
         let auth_tokens_file = self.auth_tokens_file.or(file.auth_tokens_file);
-        if tls.as_ref().is_some_and(|t| t.client_ca.is_some()) && auth_tokens_file.is_none() {
-            bail!(
-                "tls_client_ca is set but auth_tokens_file is not: client certificates authenticate through the \
-                 tokens file's [[certificate]] entries (principal and role per certificate name)"
-            );
-        }
-        if auth_tokens_file.is_some() && peer_listen.is_none() {
-            bail!(
-                "auth_tokens_file is set but peer_listen is not: with authentication on, Raft peers must be \
-                 served on their own port (set peer_listen)"
-            );
-        }
+        check_tokens_file(tls.as_ref(), auth_tokens_file.is_some(), peer_listen)?;
         let cluster_secret_file = self.cluster_secret_file.or(file.cluster_secret_file);
         let allow_unauthenticated = self.allow_unauthenticated_clients.or(file.allow_unauthenticated_clients).unwrap_or(false);
         check_authentication(listen, tls_on, auth_tokens_file.is_some(), cluster_secret_file.is_some(), allow_unauthenticated)?;
@@ -454,6 +400,106 @@ impl StartArgs {
             cluster_secret_file,
         })
     }
+}
+
+impl StartArgs {
+    /// The configuration file's settings (all unset without a file).
+    fn read_file(config: Option<&Path>) -> anyhow::Result<StartArgs> {
+        Ok(match config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str::<StartArgs>(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => StartArgs::default(),
+        })
+    }
+}
+
+/// TLS on (all three of cert, key and CA) or off (none of them, and no client CA).
+fn tls_paths(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    ca: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+) -> anyhow::Result<Option<TlsPaths>> {
+    Ok(match (cert, key, ca, client_ca) {
+        (Some(cert), Some(key), Some(ca), client_ca) => Some(TlsPaths { cert, key, ca, client_ca }),
+        (None, None, None, None) => None,
+        (None, None, None, Some(_)) => bail!("tls_client_ca is set but TLS is off: set tls_cert, tls_key and tls_ca too"),
+        _ => bail!("tls_cert, tls_key and tls_ca go together: set all three (TLS on) or none (plaintext, loopback only)"),
+    })
+}
+
+/// TLS needs a separate peer port; plaintext only on loopback.
+fn check_listeners(tls_on: bool, listen: SocketAddr, peer_listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    match (tls_on, peer_listen) {
+        (true, None) => bail!(
+            "TLS is on but peer_listen is not set: peers use mutual TLS with the cluster CA on their own port \
+             (set peer_listen)"
+        ),
+        (false, _) => check_plaintext_on_loopback(listen, peer_listen),
+        _ => Ok(()),
+    }
+}
+
+/// The client and peer URLs other nodes and clients dial, in the scheme this node speaks.
+fn advertised_urls(
+    advertise: Option<String>,
+    peer_advertise: Option<String>,
+    listen: SocketAddr,
+    peer_listen: Option<SocketAddr>,
+    tls_on: bool,
+) -> anyhow::Result<(String, String)> {
+    let advertise = match advertise {
+        Some(url) => check_url(&url)?,
+        None => default_url(listen, "advertise", tls_on)?,
+    };
+    let peer_advertise = match (peer_advertise, peer_listen) {
+        (Some(url), _) => check_url(&url)?,
+        (None, Some(peer)) => default_url(peer, "peer_advertise", tls_on)?,
+        (None, None) => advertise.clone(),
+    };
+    check_scheme(&advertise, tls_on, "advertise")?;
+    check_scheme(&peer_advertise, tls_on, "peer_advertise")?;
+    Ok((advertise, peer_advertise))
+}
+
+/// The `--peer` entries (blank ones skipped): ids distinct from each other and from this node's,
+/// URLs in this node's scheme.
+fn peer_specs(peers: &[String], node_id: NodeId, tls_on: bool) -> anyhow::Result<Vec<PeerSpec>> {
+    let peers = peers
+        .iter()
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| p.parse())
+        .collect::<anyhow::Result<Vec<PeerSpec>>>()?;
+    let mut ids: Vec<NodeId> = peers.iter().map(|p| p.node_id).collect();
+    ids.push(node_id);
+    ids.sort_unstable();
+    if ids.windows(2).any(|w| w[0] == w[1]) {
+        bail!("peers and node_id name the same id twice");
+    }
+    for peer in &peers {
+        check_scheme(&peer.peer_address, tls_on, &format!("peer {}", peer.node_id))?;
+    }
+    Ok(peers)
+}
+
+/// Client certificates authenticate through the tokens file; authentication needs the peers
+/// on their own port.
+fn check_tokens_file(tls: Option<&TlsPaths>, tokens_file: bool, peer_listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    if tls.is_some_and(|t| t.client_ca.is_some()) && !tokens_file {
+        bail!(
+            "tls_client_ca is set but auth_tokens_file is not: client certificates authenticate through the \
+             tokens file's [[certificate]] entries (principal and role per certificate name)"
+        );
+    }
+    if tokens_file && peer_listen.is_none() {
+        bail!(
+            "auth_tokens_file is set but peer_listen is not: with authentication on, Raft peers must be \
+             served on their own port (set peer_listen)"
+        );
+    }
+    Ok(())
 }
 
 fn check_tuning(t: &RaftTuning) -> anyhow::Result<()> {

@@ -36,122 +36,15 @@ const BOOTSTRAP_RETRY: Duration = Duration::from_secs(1);
 pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     // Transport security first: a bad key or a plaintext public address refuses the start before
     // anything touches the data dir.
-    let tls = config.tls.as_ref().map(|paths| crate::tls::load(paths, config.node_id, &config.cluster_name)).transpose()?;
-    if tls.is_none() {
-        crate::config::check_plaintext_on_loopback(config.listen, config.peer_listen)?;
-        tracing::warn!(listen = %config.listen, "TLS is off: clients and peers talk plaintext (allowed on loopback only)");
-        eprintln!("WARNING: TLS is off: ledger-node serves plaintext on {} (loopback only; for development)", config.listen);
-    }
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-    let identity_is_new = !identity::exists(&config.data_dir);
-    let identity = identity::load_or_create(&config.data_dir, config.node_id, &config.cluster_name)?;
-    let ids_seen = IdsSeen::load(&config.data_dir)?;
-    let db = storage::db::open_with(&config.data_dir.join("db"), config.verify_tables_at_open).context("opening the database")?;
-    identity::bind_database(&config.data_dir, &identity, identity_is_new, &db)?;
-    let snapshot_dir = config.data_dir.join("snapshots");
-    let log_store = LogStore::new(db.clone())?;
-    let appended_bytes = log_store.appended_bytes();
-    let state_machine = StateMachine::new(db.clone(), snapshot_dir.clone());
-    let feed = state_machine.feed();
-    let secret = load_cluster_secret(&config)?;
-    let network = Network { channels: PeerChannels::new(tls.as_ref().map(|t| t.peer_client()), secret.clone()) };
-    let peers = network.channels.clone();
-    let raft: Raft = Raft::new(config.node_id, Arc::new(config.raft_config()?), network, log_store, state_machine)
-        .await
-        .context("starting raft")?;
-    let me = NodeAddr { peer: config.peer_advertise.clone(), api: config.advertise.clone(), incarnation: identity.incarnation };
-    let initialized = raft.is_initialized().await?;
-    if config.bootstrap && initialized {
-        bail!(
-            "refusing --bootstrap: the data dir {} already holds Raft state (node {} of a cluster); a cluster is \
-             initialised once: start this node without --bootstrap",
-            config.data_dir.display(),
-            config.node_id
-        );
-    }
-    let node = Node {
-        id: config.node_id,
-        raft: raft.clone(),
-        db: db.clone(),
-        feed,
-        peers,
-        cluster_name: config.cluster_name.clone(),
-        ids_seen: Arc::new(Mutex::new(ids_seen)),
-        ledger_clock: Arc::default(),
-        freshness: Arc::default(),
-    };
-
-    if config.dev_single {
-        if !initialized {
-            raft.initialize(BTreeMap::from([(config.node_id, me.clone())]))
-                .await
-                .context("initialising the single-node cluster")?;
-            tracing::info!(node_id = config.node_id, "initialised a new single-node cluster");
-        }
-        // Dev mode serves only once it leads: a client that connects can write at once.
-        raft.wait(Some(Duration::from_secs(30)))
-            .current_leader(config.node_id, "single node elects itself")
-            .await
-            .context("waiting for the node to become leader")?;
-    }
-    let tasks = [
-        tokio::spawn(node.clone().run_expiry_ticker()),
-        tokio::spawn(node.clone().run_clock_sampler()),
-        tokio::spawn(node.clone().record_member_ids()),
-        tokio::spawn(node.clone().run_log_size_snapshots(appended_bytes, config.raft.snapshot_log_bytes)),
-        tokio::spawn(watch_fatal(raft.clone())),
-    ];
-
-    let ledger = LedgerServer::new(LedgerService::new(node.clone()))
-        .max_decoding_message_size(MESSAGE_BYTES_MAX)
-        .max_encoding_message_size(MESSAGE_BYTES_MAX);
-    let wallet = WalletServer::new(crate::api::wallet::WalletService::from_env(node.clone(), config.dev_single)?)
-        .max_decoding_message_size(MESSAGE_BYTES_MAX)
-        .max_encoding_message_size(MESSAGE_BYTES_MAX);
-    let audit = AuditServer::new(crate::api::audit::AuditService::new(node.clone()))
-        .max_decoding_message_size(MESSAGE_BYTES_MAX)
-        .max_encoding_message_size(MESSAGE_BYTES_MAX);
-    let risk = RiskServer::new(crate::api::risk::RiskService { node: node.clone() })
-        .max_decoding_message_size(MESSAGE_BYTES_MAX)
-        .max_encoding_message_size(MESSAGE_BYTES_MAX);
-    let cluster = ClusterServer::new(ClusterService { node: node.clone(), me: me.clone() })
-        .max_decoding_message_size(MESSAGE_BYTES_MAX)
-        .max_encoding_message_size(MESSAGE_BYTES_MAX);
-    let peer = RaftPeerServer::new(PeerService {
-        raft: raft.clone(),
-        snapshot_dir: snapshot_dir.clone(),
-        node_id: config.node_id,
-        incarnation: identity.incarnation,
-        peer_address: config.peer_advertise.clone(),
-        api_address: config.advertise.clone(),
-        cluster_name: config.cluster_name.clone(),
-        ids_seen: {
-            let seen = node.ids_seen.clone();
-            Arc::new(move || seen.lock().unwrap_or_else(|p| p.into_inner()).ids().iter().copied().collect())
-        },
-        mutual_tls: tls.is_some(),
-        secret: secret.clone(),
-    })
-    .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
-    .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX);
+    let tls = load_transport_security(&config)?;
+    let Started { node, me, incarnation, snapshot_dir, appended_bytes, secret } = start_raft(&config, tls.as_ref()).await?;
+    let (raft, db) = (node.raft.clone(), node.db.clone());
+    let tasks = spawn_background_tasks(&node, appended_bytes, &config);
+    let services = ApiServices::new(&config, &node, &me, incarnation, &snapshot_dir, tls.is_some(), secret)?;
 
     // One signal stops every server: the caller's shutdown (after the graceful steps of
     // `shutdown`: health NOT_SERVING, leadership handed over), or a failed bootstrap.
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (draining_tx, draining_rx) = watch::channel(false);
-    let (failed_tx, mut failed_rx) = oneshot::channel::<anyhow::Error>();
-    {
-        let (stop_tx, raft, node_id) = (stop_tx.clone(), raft.clone(), config.node_id);
-        tokio::spawn(async move {
-            shutdown.await;
-            tracing::info!("shutdown 1/4: health reports NOT_SERVING");
-            let _ = draining_tx.send(true);
-            crate::shutdown::step_down(&raft, node_id).await;
-            tracing::info!(drain_wait_ms = crate::shutdown::DRAIN_WAIT.as_millis() as u64, "shutdown 3/4: refusing new calls, draining");
-            let _ = stop_tx.send(true);
-        });
-    }
+    let (stop_tx, stop_rx, draining_rx) = shutdown_signals(shutdown, raft.clone(), config.node_id);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
@@ -160,69 +53,16 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
     tokio::spawn(crate::api::health::track_raft(health_reporter, raft.clone(), draining_rx));
-    let mut advertised = vec![
-        ledger_proto::api::ledger_server::SERVICE_NAME,
-        ledger_proto::api::cluster_server::SERVICE_NAME,
-        ledger_proto::api::wallet_server::SERVICE_NAME,
-        ledger_proto::api::audit_server::SERVICE_NAME,
-        ledger_proto::api::risk_server::SERVICE_NAME,
-    ];
-    if config.peer_listen.is_none() {
-        advertised.push(ledger_proto::raft::raft_peer_server::SERVICE_NAME);
-    }
-    let (reflection_v1, reflection_v1alpha) = crate::api::health::reflection(&advertised)?;
+    let (reflection_v1, reflection_v1alpha) = crate::api::health::reflection(&advertised_services(&config))?;
 
-    let auth = match &config.auth_tokens_file {
-        Some(path) => {
-            let auth = Auth::with_tokens(TokenTable::load(path)?);
-            tokio::spawn(reload_tokens_on_sighup(auth.clone()));
-            tokio::spawn(drain_denials(auth.clone(), node.clone()));
-            auth
-        }
-        None => {
-            let why = if config.dev_single { "insecure dev mode" } else { "no auth_tokens_file" };
-            tracing::warn!(
-                listen = %config.listen,
-                "{why}: client calls are NOT authenticated; for tests and isolated networks only"
-            );
-            eprintln!("WARNING: {why}: ledger-node serves {} without authentication", config.listen);
-            Auth::disabled()
-        }
-    };
-
+    let auth = client_auth(&config, &node)?;
     if let Some(listen) = config.metrics_listen {
         crate::telemetry::install(listen)?;
         tokio::spawn(crate::telemetry::samplers::raft(raft.clone()));
         tokio::spawn(crate::telemetry::samplers::periodic(db.clone(), auth.clone(), snapshot_dir.clone()));
     }
-
-    let client_listener = bind(config.listen).await?;
-    let peer_listener = match config.peer_listen {
-        Some(addr) => Some(bind(addr).await?),
-        None => None,
-    };
-    tracing::info!(
-        node_id = config.node_id,
-        incarnation = format!("{:x}", identity.incarnation),
-        listen = %config.listen,
-        peer_listen = ?config.peer_listen,
-        advertise = %config.advertise,
-        tls = tls.is_some(),
-        data_dir = %config.data_dir.display(),
-        "ledger node serving"
-    );
-    println!("ledger-node {} serving on {} (data dir {})", config.node_id, config.listen, config.data_dir.display());
-
-    if config.bootstrap {
-        let (node, me, others) = (node.clone(), me.clone(), config.peers.iter().map(|p| (p.node_id, p.peer_address.clone())).collect());
-        let stop_tx = stop_tx.clone();
-        tokio::spawn(async move {
-            if let Err(e) = bootstrap(node, me, others).await {
-                let _ = failed_tx.send(e);
-                let _ = stop_tx.send(true);
-            }
-        });
-    }
+    let (client_listener, peer_listener) = bind_listeners(&config, incarnation, tls.is_some()).await?;
+    let failed_rx = spawn_bootstrap(&config, &node, &me, &stop_tx);
 
     type Serving = std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
     let (client_server, peer_server) = (
@@ -236,6 +76,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         _ => None,
     };
     let forwarder = crate::api::forward::Forwarder::new(node.clone(), auth.tokens.is_some(), tls.as_ref().map(|t| t.forward_client()));
+    let ApiServices { ledger, wallet, audit, risk, cluster, peer } = services;
     let clients = client_server
         .layer(crate::telemetry::requests::RequestMetricsLayer)
         .layer(AuthLayer { auth: auth.clone() })
@@ -278,7 +119,275 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         ),
         (None, Some(_)) => bail!("TLS needs peer_listen (checked with the configuration)"),
     };
-    let (clients_served, peers_served) = drain(serve_clients, serve_peers, stop_rx.clone()).await;
+    let served = drain(serve_clients, serve_peers, stop_rx.clone()).await;
+    finish(tasks, raft, db, served, failed_rx).await
+}
+
+/// Loads the TLS material, or refuses plaintext anywhere but loopback (and says it loudly).
+fn load_transport_security(config: &NodeConfig) -> anyhow::Result<Option<crate::tls::TlsMaterial>> {
+    let tls = config.tls.as_ref().map(|paths| crate::tls::load(paths, config.node_id, &config.cluster_name)).transpose()?;
+    if tls.is_none() {
+        crate::config::check_plaintext_on_loopback(config.listen, config.peer_listen)?;
+        tracing::warn!(listen = %config.listen, "TLS is off: clients and peers talk plaintext (allowed on loopback only)");
+        eprintln!("WARNING: TLS is off: ledger-node serves plaintext on {} (loopback only; for development)", config.listen);
+    }
+    Ok(tls)
+}
+
+/// What `start_raft` hands to the serving steps.
+struct Started {
+    node: Node,
+    me: NodeAddr,
+    incarnation: u64,
+    snapshot_dir: std::path::PathBuf,
+    appended_bytes: Arc<std::sync::atomic::AtomicU64>,
+    secret: Option<Arc<ClusterSecret>>,
+}
+
+/// Checks the data dir's identity, opens storage, starts Raft and, in dev mode, waits until this
+/// node leads its single-node cluster.
+async fn start_raft(config: &NodeConfig, tls: Option<&crate::tls::TlsMaterial>) -> anyhow::Result<Started> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let identity_is_new = !identity::exists(&config.data_dir);
+    let identity = identity::load_or_create(&config.data_dir, config.node_id, &config.cluster_name)?;
+    let ids_seen = IdsSeen::load(&config.data_dir)?;
+    let db = storage::db::open_with(&config.data_dir.join("db"), config.verify_tables_at_open).context("opening the database")?;
+    identity::bind_database(&config.data_dir, &identity, identity_is_new, &db)?;
+    let snapshot_dir = config.data_dir.join("snapshots");
+    let log_store = LogStore::new(db.clone())?;
+    let appended_bytes = log_store.appended_bytes();
+    let state_machine = StateMachine::new(db.clone(), snapshot_dir.clone());
+    let feed = state_machine.feed();
+    let secret = load_cluster_secret(config)?;
+    let network = Network { channels: PeerChannels::new(tls.map(|t| t.peer_client()), secret.clone()) };
+    let peers = network.channels.clone();
+    let raft: Raft = Raft::new(config.node_id, Arc::new(config.raft_config()?), network, log_store, state_machine)
+        .await
+        .context("starting raft")?;
+    let me = NodeAddr { peer: config.peer_advertise.clone(), api: config.advertise.clone(), incarnation: identity.incarnation };
+    let initialized = raft.is_initialized().await?;
+    if config.bootstrap && initialized {
+        bail!(
+            "refusing --bootstrap: the data dir {} already holds Raft state (node {} of a cluster); a cluster is \
+             initialised once: start this node without --bootstrap",
+            config.data_dir.display(),
+            config.node_id
+        );
+    }
+    let node = Node {
+        id: config.node_id,
+        raft: raft.clone(),
+        db,
+        feed,
+        peers,
+        cluster_name: config.cluster_name.clone(),
+        ids_seen: Arc::new(Mutex::new(ids_seen)),
+        ledger_clock: Arc::default(),
+        freshness: Arc::default(),
+    };
+    if config.dev_single {
+        lead_single_node(config, &raft, &me, initialized).await?;
+    }
+    Ok(Started { node, me, incarnation: identity.incarnation, snapshot_dir, appended_bytes, secret })
+}
+
+/// Dev mode serves only once it leads: a client that connects can write at once.
+async fn lead_single_node(config: &NodeConfig, raft: &Raft, me: &NodeAddr, initialized: bool) -> anyhow::Result<()> {
+    if !initialized {
+        raft.initialize(BTreeMap::from([(config.node_id, me.clone())]))
+            .await
+            .context("initialising the single-node cluster")?;
+        tracing::info!(node_id = config.node_id, "initialised a new single-node cluster");
+    }
+    raft.wait(Some(Duration::from_secs(30)))
+        .current_leader(config.node_id, "single node elects itself")
+        .await
+        .context("waiting for the node to become leader")?;
+    Ok(())
+}
+
+/// Expiry ticker, clock sampler, member ids, log-size snapshots, fatal-error watch: aborted at
+/// shutdown.
+fn spawn_background_tasks(
+    node: &Node,
+    appended_bytes: Arc<std::sync::atomic::AtomicU64>,
+    config: &NodeConfig,
+) -> [tokio::task::JoinHandle<()>; 5] {
+    [
+        tokio::spawn(node.clone().run_expiry_ticker()),
+        tokio::spawn(node.clone().run_clock_sampler()),
+        tokio::spawn(node.clone().record_member_ids()),
+        tokio::spawn(node.clone().run_log_size_snapshots(appended_bytes, config.raft.snapshot_log_bytes)),
+        tokio::spawn(watch_fatal(node.raft.clone())),
+    ]
+}
+
+/// The gRPC services of the node, with their message size bounds.
+struct ApiServices {
+    ledger: LedgerServer<LedgerService>,
+    wallet: WalletServer<crate::api::wallet::WalletService>,
+    audit: AuditServer<crate::api::audit::AuditService>,
+    risk: RiskServer<crate::api::risk::RiskService>,
+    cluster: ClusterServer<ClusterService>,
+    peer: RaftPeerServer<PeerService>,
+}
+
+impl ApiServices {
+    fn new(
+        config: &NodeConfig,
+        node: &Node,
+        me: &NodeAddr,
+        incarnation: u64,
+        snapshot_dir: &std::path::Path,
+        mutual_tls: bool,
+        secret: Option<Arc<ClusterSecret>>,
+    ) -> anyhow::Result<ApiServices> {
+        let ledger = LedgerServer::new(LedgerService::new(node.clone()))
+            .max_decoding_message_size(MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(MESSAGE_BYTES_MAX);
+        let wallet = WalletServer::new(crate::api::wallet::WalletService::from_env(node.clone(), config.dev_single)?)
+            .max_decoding_message_size(MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(MESSAGE_BYTES_MAX);
+        let audit = AuditServer::new(crate::api::audit::AuditService::new(node.clone()))
+            .max_decoding_message_size(MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(MESSAGE_BYTES_MAX);
+        let risk = RiskServer::new(crate::api::risk::RiskService { node: node.clone() })
+            .max_decoding_message_size(MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(MESSAGE_BYTES_MAX);
+        let cluster = ClusterServer::new(ClusterService { node: node.clone(), me: me.clone() })
+            .max_decoding_message_size(MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(MESSAGE_BYTES_MAX);
+        let peer = RaftPeerServer::new(PeerService {
+            raft: node.raft.clone(),
+            snapshot_dir: snapshot_dir.to_path_buf(),
+            node_id: config.node_id,
+            incarnation,
+            peer_address: config.peer_advertise.clone(),
+            api_address: config.advertise.clone(),
+            cluster_name: config.cluster_name.clone(),
+            ids_seen: {
+                let seen = node.ids_seen.clone();
+                Arc::new(move || seen.lock().unwrap_or_else(|p| p.into_inner()).ids().iter().copied().collect())
+            },
+            mutual_tls,
+            secret,
+        })
+        .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX);
+        Ok(ApiServices { ledger, wallet, audit, risk, cluster, peer })
+    }
+}
+
+/// `(stop_tx, stop_rx, draining_rx)`: the caller's shutdown drains health, hands leadership
+/// over, then stops every server.
+fn shutdown_signals(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    raft: Raft,
+    node_id: u64,
+) -> (watch::Sender<bool>, watch::Receiver<bool>, watch::Receiver<bool>) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (draining_tx, draining_rx) = watch::channel(false);
+    let stop = stop_tx.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutdown 1/4: health reports NOT_SERVING");
+        let _ = draining_tx.send(true);
+        crate::shutdown::step_down(&raft, node_id).await;
+        tracing::info!(drain_wait_ms = crate::shutdown::DRAIN_WAIT.as_millis() as u64, "shutdown 3/4: refusing new calls, draining");
+        let _ = stop.send(true);
+    });
+    (stop_tx, stop_rx, draining_rx)
+}
+
+/// The services reflection lists (the peer service only where it shares the client port).
+fn advertised_services(config: &NodeConfig) -> Vec<&'static str> {
+    let mut advertised = vec![
+        ledger_proto::api::ledger_server::SERVICE_NAME,
+        ledger_proto::api::cluster_server::SERVICE_NAME,
+        ledger_proto::api::wallet_server::SERVICE_NAME,
+        ledger_proto::api::audit_server::SERVICE_NAME,
+        ledger_proto::api::risk_server::SERVICE_NAME,
+    ];
+    if config.peer_listen.is_none() {
+        advertised.push(ledger_proto::raft::raft_peer_server::SERVICE_NAME);
+    }
+    advertised
+}
+
+/// Client authentication: the tokens file (reloaded on SIGHUP, refusals journaled), or none
+/// (said loudly).
+fn client_auth(config: &NodeConfig, node: &Node) -> anyhow::Result<Arc<Auth>> {
+    Ok(match &config.auth_tokens_file {
+        Some(path) => {
+            let auth = Auth::with_tokens(TokenTable::load(path)?);
+            tokio::spawn(reload_tokens_on_sighup(auth.clone()));
+            tokio::spawn(drain_denials(auth.clone(), node.clone()));
+            auth
+        }
+        None => {
+            let why = if config.dev_single { "insecure dev mode" } else { "no auth_tokens_file" };
+            tracing::warn!(
+                listen = %config.listen,
+                "{why}: client calls are NOT authenticated; for tests and isolated networks only"
+            );
+            eprintln!("WARNING: {why}: ledger-node serves {} without authentication", config.listen);
+            Auth::disabled()
+        }
+    })
+}
+
+/// Binds the client (and peer) ports and announces the node.
+async fn bind_listeners(
+    config: &NodeConfig,
+    incarnation: u64,
+    tls_on: bool,
+) -> anyhow::Result<(tokio::net::TcpListener, Option<tokio::net::TcpListener>)> {
+    let client_listener = bind(config.listen).await?;
+    let peer_listener = match config.peer_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    tracing::info!(
+        node_id = config.node_id,
+        incarnation = format!("{:x}", incarnation),
+        listen = %config.listen,
+        peer_listen = ?config.peer_listen,
+        advertise = %config.advertise,
+        tls = tls_on,
+        data_dir = %config.data_dir.display(),
+        "ledger node serving"
+    );
+    println!("ledger-node {} serving on {} (data dir {})", config.node_id, config.listen, config.data_dir.display());
+    Ok((client_listener, peer_listener))
+}
+
+/// With `--bootstrap`, forms the cluster in the background; a failure stops the servers and is
+/// returned by `run`.
+fn spawn_bootstrap(config: &NodeConfig, node: &Node, me: &NodeAddr, stop_tx: &watch::Sender<bool>) -> oneshot::Receiver<anyhow::Error> {
+    let (failed_tx, failed_rx) = oneshot::channel::<anyhow::Error>();
+    if config.bootstrap {
+        let (node, me, others) = (node.clone(), me.clone(), config.peers.iter().map(|p| (p.node_id, p.peer_address.clone())).collect());
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = bootstrap(node, me, others).await {
+                let _ = failed_tx.send(e);
+                let _ = stop_tx.send(true);
+            }
+        });
+    }
+    failed_rx
+}
+
+/// After serving: stops the background tasks and Raft, flushes the database, and reports the
+/// first failure.
+async fn finish(
+    tasks: [tokio::task::JoinHandle<()>; 5],
+    raft: Raft,
+    db: storage::db::Db,
+    (clients_served, peers_served): (Result<(), tonic::transport::Error>, Result<(), tonic::transport::Error>),
+    mut failed_rx: oneshot::Receiver<anyhow::Error>,
+) -> anyhow::Result<()> {
     for task in tasks {
         task.abort();
     }

@@ -1,4 +1,8 @@
-//! Generated gRPC types and services. Contracts live in `proto/ledger/v1/*.proto`; no logic here.
+//! Generated gRPC types and services. Contracts live in `proto/ledger/v1/*.proto`; no logic here
+//! but `convert`: the one mapping between the shared vocabulary (`ledger-core`) and the proto
+//! types, used by the node and the client alike.
+
+pub mod convert;
 
 pub mod ledger {
     pub mod v1 {

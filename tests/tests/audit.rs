@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use ledger_client::audit::verify::{self, Pin};
-use ledger_client::{AccountStatus, Decimal, LedgerClient, Leg, NewAccount, NewAsset, NewTransfer, ResultCode};
+use ledger_client::{AccountStatus, Amount, LedgerClient, Leg, NewAccount, NewAsset, NewTransfer, ResultCode};
 use ledger_e2e::{DevNode, binary};
 use ledger_node::api::wallet::DEV_MASTER_KEY;
 use ledger_core::wallet::mac;
@@ -23,8 +23,8 @@ const SHOP: u128 = 4; // merchant, code 300
 const CLEARING: u128 = 5; // offline clearing, code 900
 const TOKEN: u128 = 77;
 
-fn d(text: &str) -> Decimal {
-    Decimal::from_str(text).unwrap()
+fn d(text: &str) -> Amount {
+    Amount::from_str(text).unwrap()
 }
 
 fn id(n: u128) -> Vec<u8> {

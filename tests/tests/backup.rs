@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ledger_client::{
-    AccountRecord, ClientConfig, Decimal, LedgerClient, Leg, NewAccount, NewAsset, NewTransfer, ResultCode,
+    AccountRecord, ClientConfig, Amount, LedgerClient, Leg, NewAccount, NewAsset, NewTransfer, ResultCode,
     transfer_id_from_key,
 };
 use ledger_e2e::{Cluster, DevNode, cli, ledger_node};
@@ -30,8 +30,8 @@ fn client(endpoints: Vec<String>) -> LedgerClient {
     LedgerClient::connect_with(endpoints, config).expect("client")
 }
 
-fn d(text: &str) -> Decimal {
-    Decimal::from_str(text).unwrap()
+fn d(text: &str) -> Amount {
+    Amount::from_str(text).unwrap()
 }
 
 fn json(output: &std::process::Output) -> serde_json::Value {
@@ -178,7 +178,7 @@ async fn a_backup_taken_while_writing_restores_to_the_same_state_hash() {
     }
     let before: BTreeSet<u128> = acked_before.iter().map(|k| transfer_id_from_key(k)).collect();
     assert!(stored.len() >= before.len());
-    let mut net = std::collections::BTreeMap::<u128, Decimal>::new();
+    let mut net = std::collections::BTreeMap::<u128, Amount>::new();
     for (seq, (key, _)) in sent.iter().enumerate() {
         if stored.contains(&transfer_id_from_key(key)) {
             let seq = seq as u128;
@@ -200,7 +200,7 @@ async fn a_backup_taken_while_writing_restores_to_the_same_state_hash() {
         // credited equally often (20 = 2×8+4: accounts 1..4 debited 3 times, 2..5 credited 3 times).
         let debits = (0..20u128).filter(|i| 1 + i % 8 == id).count() as i64;
         let credits = (0..20u128).filter(|i| 1 + (i + 1) % 8 == id).count() as i64;
-        assert_eq!(setup_net, d("1.25") * Decimal::from(debits - credits), "account {id}");
+        assert_eq!(setup_net, d("1.25") * Amount::from(debits - credits), "account {id}");
     }
     let head = restored_client.journal_head().await.unwrap();
     assert!(head.seq > 0);

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ledger_client::{ClientConfig, Decimal, LedgerClient, Leg, NewAccount, NewAsset, NewTransfer, PendingState};
+use ledger_client::{ClientConfig, Amount, LedgerClient, Leg, NewAccount, NewAsset, NewTransfer, PendingState};
 use ledger_e2e::{Cluster, ClusterNode};
 
 const DAY_SECS: u64 = 86_400;
@@ -67,7 +67,7 @@ async fn a_leader_with_a_clock_a_day_fast_does_not_expire_a_60_s_hold() {
     assert!(client.create_assets(vec![NewAsset::new("CNY", 2)]).await.unwrap().iter().all(|r| r.is_success()));
     let accounts = (1..=3).map(|id| NewAccount::new(id, "CNY", 1)).collect();
     assert!(client.create_accounts(accounts).await.unwrap().iter().all(|r| r.is_success()));
-    let amount = Decimal::new(100, 2);
+    let amount = Amount::new(100, 2);
     let hold = NewTransfer::pending(10, "hold-60s", "CNY", vec![Leg::new(1, 2, amount)], 60_000);
     let placed = client.create_transfers(vec![hold]).await.unwrap().remove(0);
     assert!(placed.is_success(), "{placed:?}");

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ledger_client::{
-    ClientConfig, ClientError, Decimal, LedgerClient, Leg, NewAccount, NewAsset, NewTransfer, ResultCode,
+    ClientConfig, ClientError, Amount, LedgerClient, Leg, NewAccount, NewAsset, NewTransfer, ResultCode,
     transfer_id_from_key,
 };
 use ledger_e2e::{Cluster, cli, eventually};
@@ -39,8 +39,8 @@ fn soak() -> Duration {
     Duration::from_secs(std::env::var("LEDGER_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(0))
 }
 
-fn d(text: &str) -> Decimal {
-    Decimal::from_str(text).expect("decimal literal")
+fn d(text: &str) -> Amount {
+    Amount::from_str(text).expect("decimal literal")
 }
 
 /// A client that rides out elections: many retries, short attempts.
@@ -275,7 +275,7 @@ async fn verify_exactly_once(client: &LedgerClient, attempts: &[Attempt]) -> (us
         let (debits, credits) = expected[&account.account.id];
         assert_eq!(
             (account.balances.debits_posted, account.balances.credits_posted),
-            (Decimal::new(debits, 2), Decimal::new(credits, 2)),
+            (Amount::new(debits, 2), Amount::new(credits, 2)),
             "account {}: one movement per stored transfer, none twice",
             account.account.id
         );
@@ -340,7 +340,7 @@ async fn a_three_node_cluster_from_the_cli_serves_through_any_node_and_survives_
         let key = format!("read-your-write-{round}");
         writer.create_transfers(vec![NewTransfer::posted(transfer_id_from_key(&key), key, CNY, vec![Leg::new(3, 4, d("1.00"))])]).await.unwrap();
         let account = reader.lookup_account(4).await.unwrap().unwrap();
-        assert_eq!(account.balances.credits_posted, Decimal::new(100 * (round + 1), 2), "follower read is linearizable");
+        assert_eq!(account.balances.credits_posted, Amount::new(100 * (round + 1), 2), "follower read is linearizable");
     }
     assert_eq!(reader.endpoints(), vec![cluster.node(follower).endpoint()], "served by the follower itself");
 
@@ -849,7 +849,7 @@ async fn measure_catch_up_of_a_wiped_node() {
                 let key = format!("bulk-{i}");
                 let a = ACCOUNTS.start + (i as u128 % 8);
                 let b = ACCOUNTS.start + ((i as u128 + 1) % 8);
-                let t = NewTransfer::posted(transfer_id_from_key(&key), key, CNY, vec![Leg::new(a, b, Decimal::new(1, 2))]);
+                let t = NewTransfer::posted(transfer_id_from_key(&key), key, CNY, vec![Leg::new(a, b, Amount::new(1, 2))]);
                 let batcher = batcher.clone();
                 pending.push(async move { batcher.submit(t).await });
                 if pending.len() >= 16_384 {

@@ -196,7 +196,7 @@ async fn metrics_endpoint_reports_requests_results_raft_and_storage() {
     client.create_accounts(vec![NewAccount::new(1, "USD", 1), NewAccount::new(2, "USD", 1)]).await.unwrap();
     for round in 0..2 {
         for id in 1..=5u128 {
-            let legs = vec![Leg::new(1, 2, ledger_client::Decimal::new(100, 2))];
+            let legs = vec![Leg::new(1, 2, ledger_client::Amount::new(100, 2))];
             let results =
                 client.create_transfers(vec![NewTransfer::posted(100 + id, format!("k{id}"), "USD", legs)]).await.unwrap();
             assert_eq!(results[0].code, ResultCode::Ok, "round {round}: {results:?}");

@@ -5,13 +5,13 @@
 use std::str::FromStr;
 
 use ledger_client::risk::{LimitScope, Limits};
-use ledger_client::{Decimal, LedgerClient, Leg, NewAccount, NewAsset, NewTransfer, ResultCode};
+use ledger_client::{Amount, LedgerClient, Leg, NewAccount, NewAsset, NewTransfer, ResultCode};
 use ledger_e2e::{DevNode, cli};
 use ledger_proto::api as pb;
 use ledger_proto::api::wallet_client::WalletClient;
 
-fn d(text: &str) -> Decimal {
-    Decimal::from_str(text).unwrap()
+fn d(text: &str) -> Amount {
+    Amount::from_str(text).unwrap()
 }
 
 fn json(output: &std::process::Output) -> serde_json::Value {

@@ -3,7 +3,7 @@
 use std::str::FromStr;
 
 use ledger_client::{
-    AccountStatus, ClientError, Decimal, LedgerClient, Leg, NewAccount, NewAsset, NewTransfer, PendingState, ResultCode,
+    AccountStatus, ClientError, Amount, LedgerClient, Leg, NewAccount, NewAsset, NewTransfer, PendingState, ResultCode,
     TransferKind, WriteResult,
 };
 use ledger_e2e::DevNode;
@@ -17,8 +17,8 @@ const FEE: u128 = 4;
 const PLATFORM: u128 = 5;
 const USD_WALLET: u128 = 6;
 
-fn d(text: &str) -> Decimal {
-    Decimal::from_str(text).expect("decimal literal")
+fn d(text: &str) -> Amount {
+    Amount::from_str(text).expect("decimal literal")
 }
 
 fn ok(results: &[WriteResult]) {
@@ -47,7 +47,7 @@ async fn setup(c: &LedgerClient) {
         .unwrap());
 }
 
-async fn balance(c: &LedgerClient, id: u128) -> (Decimal, Decimal, Decimal, Decimal) {
+async fn balance(c: &LedgerClient, id: u128) -> (Amount, Amount, Amount, Amount) {
     let b = c.lookup_account(id).await.unwrap().expect("account exists").balances;
     (b.debits_posted, b.credits_posted, b.debits_pending, b.credits_pending)
 }
@@ -204,7 +204,7 @@ async fn a_kill_9_under_load_loses_no_acknowledged_transfer_and_applies_none_twi
     }
     // Each stored transfer moved 0.01 exactly once: nothing applied twice, nothing created.
     let payer = balance(&c, PAYER).await;
-    assert_eq!(payer.0, Decimal::new(found.len() as i64, 2));
+    assert_eq!(payer.0, Amount::new(found.len() as i64, 2));
     assert_eq!(balance(&c, MERCHANT).await.1, payer.0, "money conserved");
 }
 

@@ -5,7 +5,7 @@
 use std::str::FromStr;
 
 use ledger_client::wallet::{NewToken, OfflineRecord, TokenKey, TokenStatus};
-use ledger_client::{Decimal, LedgerClient, Leg, NewAccount, NewAsset, NewTransfer, ResultCode};
+use ledger_client::{Amount, LedgerClient, Leg, NewAccount, NewAsset, NewTransfer, ResultCode};
 use ledger_e2e::DevNode;
 use ledger_node::api::wallet::DEV_MASTER_KEY;
 use ledger_core::wallet::mac;
@@ -21,8 +21,8 @@ const CLEARING: u128 = 4;
 const TOKEN: u128 = 77;
 const DEVICE: &str = "phone-1";
 
-fn d(text: &str) -> Decimal {
-    Decimal::from_str(text).unwrap()
+fn d(text: &str) -> Amount {
+    Amount::from_str(text).unwrap()
 }
 
 /// A record as the phone makes it, signed by the client's MAC helper; the node's own
@@ -33,7 +33,7 @@ fn record(key: &TokenKey, sequence: u64, cents: u128, amount: &str) -> OfflineRe
     record
 }
 
-async fn net(c: &LedgerClient, account: u128) -> Decimal {
+async fn net(c: &LedgerClient, account: u128) -> Amount {
     let b = c.lookup_account(account).await.unwrap().unwrap().balances;
     b.credits_posted - b.debits_posted
 }
@@ -137,11 +137,11 @@ async fn offline_wallet_acceptance_flow() {
     assert_eq!((exceptions[0].amount, exceptions[0].merchant_account_id), (d("99.00"), MERCHANT));
 
     // Money is conserved across wallet, merchant, offline clearing and the top-up source.
-    let mut total = Decimal::ZERO;
+    let mut total = Amount::ZERO;
     for account in [SOURCE, WALLET, MERCHANT, CLEARING] {
         total += net(&c, account).await;
     }
-    assert_eq!(total, Decimal::ZERO);
+    assert_eq!(total, Amount::ZERO);
     let held = c.lookup_account(CLEARING).await.unwrap().unwrap().balances.credits_pending;
     assert_eq!(held, d("100.00"), "the clearing account carries exactly the live hold");
 }
@@ -226,7 +226,7 @@ fn cli_expect(endpoint: &str, want: i32, args: &[&str]) -> serde_json::Value {
     json
 }
 
-fn cli_net(endpoint: &str, account: u128) -> Decimal {
+fn cli_net(endpoint: &str, account: u128) -> Amount {
     let json = cli_expect(endpoint, 0, &["account", "get", &account.to_string()]);
     d(json["balances"]["credits_posted"].as_str().unwrap()) - d(json["balances"]["debits_posted"].as_str().unwrap())
 }
@@ -411,8 +411,8 @@ async fn offline_wallet_flow_through_the_cli() {
     assert_eq!(seen, vec![(2, "sequence_reused"), (4, "mac_invalid")]);
 
     // Money is conserved; the clearing account carries exactly the live hold.
-    let total: Decimal = [SOURCE, WALLET, MERCHANT, CLEARING].iter().map(|a| cli_net(e, *a)).sum();
-    assert_eq!(total, Decimal::ZERO);
+    let total: Amount = [SOURCE, WALLET, MERCHANT, CLEARING].iter().map(|a| cli_net(e, *a)).sum();
+    assert_eq!(total, Amount::ZERO);
     let clearing_json = cli_expect(e, 0, &["account", "get", &clearing]);
     assert_eq!(d(clearing_json["balances"]["credits_pending"].as_str().unwrap()), d("100.00"));
     // Unknown token: exit 1 with a message, no document.
@@ -593,7 +593,7 @@ async fn watch_wallet_pushes_balance_changes_from_other_channels() {
         NewAccount::new(4, "CNY", 9),
     ];
     assert!(c.create_accounts(accounts).await.unwrap().iter().all(|r| r.is_success()));
-    let topup = |id: u128, amount: &str| NewTransfer::posted(id, format!("t{id}"), "CNY", vec![Leg::new(1, 2, Decimal::from_str(amount).unwrap())]);
+    let topup = |id: u128, amount: &str| NewTransfer::posted(id, format!("t{id}"), "CNY", vec![Leg::new(1, 2, Amount::from_str(amount).unwrap())]);
     assert_eq!(c.create_transfers(vec![topup(10, "200.00")]).await.unwrap()[0].code, ResultCode::Ok);
     let issued = c
         .issue_token(NewToken {
@@ -601,7 +601,7 @@ async fn watch_wallet_pushes_balance_changes_from_other_channels() {
             account_id: 2,
             clearing_account_id: 4,
             device_id: "phone-w".into(),
-            offline_limit: Decimal::from_str("50.00").unwrap(),
+            offline_limit: Amount::from_str("50.00").unwrap(),
             max_offline_count: 5,
             validity_ms: 0,
         })
@@ -610,16 +610,16 @@ async fn watch_wallet_pushes_balance_changes_from_other_channels() {
     assert_eq!(issued.result.code, ResultCode::Ok);
     let mut updates = c.watch_wallet(88).await.unwrap();
     let first = updates.next().await.unwrap().unwrap();
-    assert_eq!((first.available_online, first.offline_allowance, first.timestamp_ns), (Decimal::from_str("150.00").unwrap(), Decimal::from_str("50.00").unwrap(), 0));
+    assert_eq!((first.available_online, first.offline_allowance, first.timestamp_ns), (Amount::from_str("150.00").unwrap(), Amount::from_str("50.00").unwrap(), 0));
     // A web payment of 30.00 and a top-up of 5.00, each pushed.
-    let web = NewTransfer::posted(11, "web-pay", "CNY", vec![Leg::new(2, 3, Decimal::from_str("30.00").unwrap())]);
+    let web = NewTransfer::posted(11, "web-pay", "CNY", vec![Leg::new(2, 3, Amount::from_str("30.00").unwrap())]);
     let paid = c.create_transfers(vec![web]).await.unwrap()[0].clone();
     let next = tokio::time::timeout(std::time::Duration::from_secs(10), updates.next()).await.unwrap().unwrap().unwrap();
-    assert_eq!((next.available_online, next.timestamp_ns), (Decimal::from_str("120.00").unwrap(), paid.timestamp_ns));
+    assert_eq!((next.available_online, next.timestamp_ns), (Amount::from_str("120.00").unwrap(), paid.timestamp_ns));
     assert_eq!(c.create_transfers(vec![topup(12, "5.00")]).await.unwrap()[0].code, ResultCode::Ok);
     let next = tokio::time::timeout(std::time::Duration::from_secs(10), updates.next()).await.unwrap().unwrap().unwrap();
-    assert_eq!(next.available_online, Decimal::from_str("125.00").unwrap());
-    assert_eq!(next.offline_allowance, Decimal::from_str("50.00").unwrap(), "the offline allowance is untouched");
+    assert_eq!(next.available_online, Amount::from_str("125.00").unwrap());
+    assert_eq!(next.offline_allowance, Amount::from_str("50.00").unwrap(), "the offline allowance is untouched");
     // An unknown token is NOT_FOUND.
     assert!(matches!(c.watch_wallet(99).await, Err(ledger_client::ClientError::Rejected { code: tonic::Code::NotFound, .. })));
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ledger_client::{ClientConfig, ClientError, Decimal, LedgerClient, NewAccount, NewAsset, NewTransfer};
+use ledger_client::{ClientConfig, ClientError, LedgerClient, NewAccount, NewAsset, NewTransfer};
 
 use crate::history::{AccountId, Amount, Event, Leg, Op, Outcome, Process};
 use crate::schedule::Rng;
@@ -90,15 +90,16 @@ pub async fn setup(client: &LedgerClient, accounts: u64, balance: Amount) -> any
     let results = client.create_accounts(new).await?;
     anyhow::ensure!(results.iter().all(|r| r.is_success()), "create accounts: {results:?}");
     let funding: Vec<NewTransfer> = (1..=accounts)
-        .map(|id| NewTransfer::posted(u128::from(1_000_000 + id), format!("fund-{id}"), ASSET, vec![ledger_client::Leg::new(FUNDING_ACCOUNT, u128::from(id), Decimal::from(balance))]))
+        .map(|id| NewTransfer::posted(u128::from(1_000_000 + id), format!("fund-{id}"), ASSET, vec![ledger_client::Leg::new(FUNDING_ACCOUNT, u128::from(id), ledger_client::Amount::from(balance))]))
         .collect();
     let results = client.create_transfers(funding).await?;
     anyhow::ensure!(results.iter().all(|r| r.is_success()), "fund accounts: {results:?}");
     Ok((1..=accounts).map(|id| (id, balance)).collect())
 }
 
-fn minor(value: Decimal) -> Amount {
-    i64::try_from(value.mantissa() / 10i128.pow(value.scale())).expect("bank balances fit i64")
+fn minor(value: ledger_client::Amount) -> Amount {
+    let whole = i64::try_from(value.minor() / 10u128.pow(u32::from(value.scale()))).expect("bank balances fit i64");
+    if value.is_negative() { -whole } else { whole }
 }
 
 pub fn balance_of(record: &ledger_client::AccountRecord) -> Amount {
@@ -122,7 +123,7 @@ pub async fn read_with_held(
 
 /// The ledger request for a write of the history.
 fn request(op: &Op) -> NewTransfer {
-    let leg = |from: &AccountId, to: &AccountId, amount: &Amount| ledger_client::Leg::new(u128::from(*from), u128::from(*to), Decimal::from(*amount));
+    let leg = |from: &AccountId, to: &AccountId, amount: &Amount| ledger_client::Leg::new(u128::from(*from), u128::from(*to), ledger_client::Amount::from(*amount));
     match op {
         Op::Transfer { id, key, legs } => {
             NewTransfer::posted(u128::from(*id), key.clone(), ASSET, legs.iter().map(|l| leg(&l.from, &l.to, &l.amount)).collect())

@@ -1,45 +1,27 @@
 //! Exact amounts in export files: decimal strings with exactly the asset's scale, carried as u128
-//! minor units (balances can pass rust_decimal's 96 bits, so the verifier does not use it).
+//! minor units (balances can pass rust_decimal's 96 bits). The grammar and the rendering are
+//! ledger-core's, the node's own (`Amount::parse_balance`, `format_minor`): one parse, one
+//! format; what the verifier re-derives independently is the hashes, not the number syntax.
 
-/// `"123.45"` → (12345, 2). Only what the ledger writes: digits, one optional point.
+pub use ledger_core::amount::format_minor as format;
+use ledger_core::amount::Amount;
+
+/// `"123.45"` → (12345, 2). Only what the ledger writes: a non-negative decimal, the scale as
+/// written (an export line's scale is its asset's), any u128 of minor units.
 pub fn parse(text: &str) -> Option<(u128, u8)> {
-    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
-    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+    let amount = Amount::parse_balance(text).ok()?;
+    if amount.is_negative() || text.starts_with('-') {
         return None;
     }
-    if text.contains('.') && frac.is_empty() {
-        return None;
-    }
-    let scale = u8::try_from(frac.len()).ok()?;
-    let digits: u128 = format!("{int}{frac}").parse().ok()?;
-    Some((digits, scale))
+    Some((amount.minor(), amount.scale()))
 }
 
-/// (12345, 2) → `"123.45"`, the ledger's own rendering.
-pub fn format(minor: u128, scale: u8) -> String {
-    let text = minor.to_string();
-    let scale = usize::from(scale);
-    if scale == 0 {
-        return text;
-    }
-    let padded = if text.len() <= scale { format!("{}{}", "0".repeat(scale + 1 - text.len()), text) } else { text };
-    let (int, frac) = padded.split_at(padded.len() - scale);
-    format!("{int}.{frac}")
-}
+/// The four balances of an account, in minor units of its asset: ledger-core's row type.
+pub use ledger_core::types::Balances;
 
-/// The four balances of an account, in minor units of its asset.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Balances {
-    pub debits_posted: u128,
-    pub credits_posted: u128,
-    pub debits_pending: u128,
-    pub credits_pending: u128,
-}
-
-impl Balances {
-    pub fn columns(&self, scale: u8) -> [String; 4] {
-        [self.debits_posted, self.credits_posted, self.debits_pending, self.credits_pending].map(|v| format(v, scale))
-    }
+/// The balances as four decimal columns of the asset's scale.
+pub fn columns(b: &Balances, scale: u8) -> [String; 4] {
+    [b.debits_posted, b.credits_posted, b.debits_pending, b.credits_pending].map(|v| format(v, scale))
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
+use ledger_core::journal::MovementLeg;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -132,22 +133,26 @@ pub fn parse_line(line: &str, offset: UtcOffset) -> Result<ParsedLine, String> {
         let key = text(&event, "idempotency_key")?;
         let code = number(&event, "code")?;
         let (utc, local) = (rfc3339_from_ns(timestamp_ns), rfc3339_with_offset(timestamp_ns, offset));
-        for leg in event.get("legs").and_then(Value::as_array).ok_or("field legs missing")? {
-            let amount = |field: &str| -> Result<(u128, u8), String> {
-                let t = text(leg, field)?;
+        // The legs in the node's own schema (ledger-core `journal::MovementLeg`): a line the
+        // node could not have written is refused here; the hashes are re-derived from the bytes.
+        let movement_legs: Vec<MovementLeg> = event
+            .get("legs")
+            .cloned()
+            .map(serde_json::from_value)
+            .ok_or("field legs missing")?
+            .map_err(|e| format!("legs: {e}"))?;
+        for leg in &movement_legs {
+            let amount = |field: &str, t: &str| -> Result<(u128, u8), String> {
                 super::amount::parse(t).ok_or_else(|| format!("{field} {t:?} is not a decimal"))
             };
-            let id = |field: &str| -> Result<u128, String> {
-                let t = text(leg, field)?;
-                t.parse().map_err(|_| format!("{field} {t:?} is not an id"))
-            };
+            let id = |field: &str, t: &str| -> Result<u128, String> { t.parse().map_err(|_| format!("{field} {t:?} is not an id")) };
             legs.push(LegAmounts {
                 asset: asset.to_string(),
-                debit_account_id: id("debit_account_id")?,
-                credit_account_id: id("credit_account_id")?,
-                posted: amount("posted")?,
-                pending_added: amount("pending_added")?,
-                pending_released: amount("pending_released")?,
+                debit_account_id: id("debit_account_id", &leg.debit_account_id)?,
+                credit_account_id: id("credit_account_id", &leg.credit_account_id)?,
+                posted: amount("posted", &leg.posted)?,
+                pending_added: amount("pending_added", &leg.pending_added)?,
+                pending_released: amount("pending_released", &leg.pending_released)?,
             });
             csv_rows.push(
                 [
@@ -160,15 +165,15 @@ pub fn parse_line(line: &str, offset: UtcOffset) -> Result<ParsedLine, String> {
                     csv_field(key),
                     csv_field(asset),
                     code.to_string(),
-                    number(leg, "leg")?.to_string(),
-                    text(leg, "kind")?.to_string(),
-                    text(leg, "debit_account_id")?.to_string(),
-                    number(leg, "debit_account_code")?.to_string(),
-                    text(leg, "credit_account_id")?.to_string(),
-                    number(leg, "credit_account_code")?.to_string(),
-                    text(leg, "posted")?.to_string(),
-                    text(leg, "pending_added")?.to_string(),
-                    text(leg, "pending_released")?.to_string(),
+                    leg.leg.to_string(),
+                    leg.kind.clone(),
+                    leg.debit_account_id.clone(),
+                    leg.debit_account_code.to_string(),
+                    leg.credit_account_id.clone(),
+                    leg.credit_account_code.to_string(),
+                    leg.posted.clone(),
+                    leg.pending_added.clone(),
+                    leg.pending_released.clone(),
                 ]
                 .join(","),
             );
@@ -179,8 +184,8 @@ pub fn parse_line(line: &str, offset: UtcOffset) -> Result<ParsedLine, String> {
 
 pub fn balances_row(account_id: u128, asset: &str, code: u32, scale: u8, opening: &Balances, closing: &Balances) -> String {
     let mut fields = vec![account_id.to_string(), csv_field(asset), code.to_string()];
-    fields.extend(opening.columns(scale));
-    fields.extend(closing.columns(scale));
+    fields.extend(super::amount::columns(opening, scale));
+    fields.extend(super::amount::columns(closing, scale));
     fields.join(",")
 }
 
@@ -199,7 +204,7 @@ pub fn trial_balance_row(asset: &str, totals: &AssetTotals) -> String {
         if a < b { format!("-{text}") } else { text }
     };
     let mut fields = vec![csv_field(asset), totals.accounts.to_string()];
-    fields.extend(s.columns(totals.scale));
+    fields.extend(super::amount::columns(s, totals.scale));
     fields.push(difference(s.debits_posted, s.credits_posted));
     fields.push(difference(s.debits_pending, s.credits_pending));
     fields.join(",")

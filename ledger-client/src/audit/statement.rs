@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use rust_decimal::Decimal;
+use crate::amount::Amount;
 use serde_json::json;
 
 use crate::client::LedgerClient;
@@ -12,8 +12,8 @@ use crate::error::ClientError;
 use crate::timestamp::{UtcOffset, rfc3339_from_ns, rfc3339_with_offset};
 use crate::types::Balances;
 
-/// Entries asked for per page.
-const STATEMENT_PAGE_ENTRIES: u32 = 1_000;
+/// Entries asked for per page: the most the node answers.
+const STATEMENT_PAGE_ENTRIES: u32 = ledger_core::limits::ENTRIES_PAGE_MAX;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatementFormat {
@@ -40,7 +40,7 @@ pub struct StatementSummary {
 }
 
 /// credits − debits posted: the balance of a customer (liability) account.
-fn net(b: &Balances) -> Decimal {
+fn net(b: &Balances) -> Amount {
     b.credits_posted - b.debits_posted
 }
 

@@ -99,15 +99,7 @@ fn numbered(dir: &Path, name: &'static str) -> Result<impl Iterator<Item = Resul
 }
 
 pub fn verify(dir: &Path, pin: Option<Pin>) -> Result<Report, Discrepancy> {
-    let manifest_text = std::fs::read_to_string(dir.join(files::MANIFEST)).map_err(|e| wrong(files::MANIFEST, format!("cannot be read ({e}): an interrupted export has none")))?;
-    let manifest: Manifest = serde_json::from_str(&manifest_text).map_err(|e| wrong(files::MANIFEST, format!("not a manifest: {e}")))?;
-    if manifest.format != files::FORMAT {
-        return Err(wrong(files::MANIFEST, format!("format {:?}, this verifier reads {:?}", manifest.format, files::FORMAT)));
-    }
-    let offset = UtcOffset::parse(&manifest.utc_offset).map_err(|e| wrong(files::MANIFEST, e))?;
-    let hash_before = super::unhex32(&manifest.hash_before).ok_or_else(|| wrong(files::MANIFEST, "hash_before is not 64 hex digits"))?;
-    let hash_end = super::unhex32(&manifest.hash_end).ok_or_else(|| wrong(files::MANIFEST, "hash_end is not 64 hex digits"))?;
-
+    let (manifest, offset, hash_before, hash_end) = read_manifest(dir)?;
     let mut accounts = read_balances(dir)?;
     let mut pin_check = match pin {
         None => PinCheck::NotGiven,
@@ -119,8 +111,59 @@ pub fn verify(dir: &Path, pin: Option<Pin>) -> Result<Report, Discrepancy> {
         }
         Some(_) => PinCheck::OutsideRange,
     };
+    let walked = walk_journal(dir, &manifest, offset, hash_before, pin, &mut accounts)?;
+    if walked.pin_matched {
+        pin_check = PinCheck::Matched;
+    }
+    let (lines, legs, previous) = (walked.lines, walked.legs, walked.end_hash);
+    let expected_lines = (manifest.to_seq + 1).saturating_sub(manifest.from_seq);
+    if lines != expected_lines || lines != manifest.lines || legs != manifest.legs {
+        return Err(wrong(files::MANIFEST, format!("says {} lines ({expected_lines} in its range) and {} legs; the journal has {lines} and {legs}", manifest.lines, manifest.legs)));
+    }
+    if previous != hash_end {
+        return Err(wrong(files::MANIFEST, format!("hash_end {} but the chain ends at {}", manifest.hash_end, super::hex(&previous))));
+    }
+    let totals = closing_totals(&accounts)?;
+    if manifest.accounts != accounts.len() as u64 {
+        return Err(wrong(files::MANIFEST, format!("says {} accounts; balances.csv has {}", manifest.accounts, accounts.len())));
+    }
+    check_trial_balance(dir, &totals)?;
+    check_digests(dir, &manifest)?;
+    Ok(Report { assets: totals.len(), manifest, pin: pin_check })
+}
 
-    // The chain, the CSV rows and the balances, line by line.
+/// The manifest, its time offset and the chain hashes at both ends of the range.
+fn read_manifest(dir: &Path) -> Result<(Manifest, UtcOffset, [u8; 32], [u8; 32]), Discrepancy> {
+    let manifest_text = std::fs::read_to_string(dir.join(files::MANIFEST)).map_err(|e| wrong(files::MANIFEST, format!("cannot be read ({e}): an interrupted export has none")))?;
+    let manifest: Manifest = serde_json::from_str(&manifest_text).map_err(|e| wrong(files::MANIFEST, format!("not a manifest: {e}")))?;
+    if manifest.format != files::FORMAT {
+        return Err(wrong(files::MANIFEST, format!("format {:?}, this verifier reads {:?}", manifest.format, files::FORMAT)));
+    }
+    let offset = UtcOffset::parse(&manifest.utc_offset).map_err(|e| wrong(files::MANIFEST, e))?;
+    let hash_before = super::unhex32(&manifest.hash_before).ok_or_else(|| wrong(files::MANIFEST, "hash_before is not 64 hex digits"))?;
+    let hash_end = super::unhex32(&manifest.hash_end).ok_or_else(|| wrong(files::MANIFEST, "hash_end is not 64 hex digits"))?;
+    Ok((manifest, offset, hash_before, hash_end))
+}
+
+/// What the walk of the journal found.
+struct Walked {
+    lines: u64,
+    legs: u64,
+    /// The chain hash after the last line.
+    end_hash: [u8; 32],
+    /// A pinned head inside the range was found on its line.
+    pin_matched: bool,
+}
+
+/// The chain, the CSV rows and the balances, line by line.
+fn walk_journal(
+    dir: &Path,
+    manifest: &Manifest,
+    offset: UtcOffset,
+    hash_before: [u8; 32],
+    pin: Option<Pin>,
+    accounts: &mut BTreeMap<u128, Account>,
+) -> Result<Walked, Discrepancy> {
     let mut hashes = numbered(dir, files::HASHES)?;
     let mut csv = numbered(dir, files::JOURNAL_CSV)?;
     match csv.next().transpose()? {
@@ -128,6 +171,7 @@ pub fn verify(dir: &Path, pin: Option<Pin>) -> Result<Report, Discrepancy> {
         _ => return Err(wrong(format!("{} line 1", files::JOURNAL_CSV), "not the journal.csv header")),
     }
     let mut previous = hash_before;
+    let mut pin_matched = false;
     let (mut lines, mut legs) = (0u64, 0u64);
     for item in numbered(dir, files::JOURNAL)? {
         let (number, line) = item?;
@@ -149,7 +193,7 @@ pub fn verify(dir: &Path, pin: Option<Pin>) -> Result<Report, Discrepancy> {
             if p.hash != hash {
                 return Err(wrong(&place, format!("seq {seq} hashes to {}, the pinned head says {}", super::hex(&hash), super::hex(&p.hash))));
             }
-            pin_check = PinCheck::Matched;
+            pin_matched = true;
         }
         for expected in &parsed.csv_rows {
             let found = csv.next().transpose()?.ok_or_else(|| wrong(files::JOURNAL_CSV, format!("ends before the legs of seq {seq}")))?;
@@ -157,7 +201,7 @@ pub fn verify(dir: &Path, pin: Option<Pin>) -> Result<Report, Discrepancy> {
                 return Err(wrong(format!("{} line {}", files::JOURNAL_CSV, found.0), format!("is {:?}; seq {seq} of the journal gives {expected:?}", found.1)));
             }
         }
-        apply_line(&parsed, &mut accounts).map_err(|what| wrong(&place, what))?;
+        apply_line(&parsed, accounts).map_err(|what| wrong(&place, what))?;
         legs += parsed.legs.len() as u64;
         lines += 1;
         previous = hash;
@@ -168,33 +212,31 @@ pub fn verify(dir: &Path, pin: Option<Pin>) -> Result<Report, Discrepancy> {
     if let Some((number, row)) = csv.next().transpose()? {
         return Err(wrong(format!("{} line {number}", files::JOURNAL_CSV), format!("{row:?} belongs to no journal line")));
     }
-    let expected_lines = (manifest.to_seq + 1).saturating_sub(manifest.from_seq);
-    if lines != expected_lines || lines != manifest.lines || legs != manifest.legs {
-        return Err(wrong(files::MANIFEST, format!("says {} lines ({expected_lines} in its range) and {} legs; the journal has {lines} and {legs}", manifest.lines, manifest.legs)));
-    }
-    if previous != hash_end {
-        return Err(wrong(files::MANIFEST, format!("hash_end {} but the chain ends at {}", manifest.hash_end, super::hex(&previous))));
-    }
+    Ok(Walked { lines, legs, end_hash: previous, pin_matched })
+}
 
-    // Closing balances and the trial balance.
+/// Every account's closing balances as opening plus the journal's legs, and the per-asset sums.
+fn closing_totals(accounts: &BTreeMap<u128, Account>) -> Result<BTreeMap<String, AssetTotals>, Discrepancy> {
     let mut totals: BTreeMap<String, AssetTotals> = BTreeMap::new();
-    for (id, a) in &accounts {
+    for (id, a) in accounts {
         if a.derived != a.closing {
-            return Err(wrong(format!("{} line {}", files::BALANCES_CSV, a.row), format!("account {id} closes at {:?}; opening plus the journal's legs give {:?}", a.closing.columns(a.scale), a.derived.columns(a.scale))));
+            return Err(wrong(format!("{} line {}", files::BALANCES_CSV, a.row), format!("account {id} closes at {:?}; opening plus the journal's legs give {:?}", amount::columns(&a.closing, a.scale), amount::columns(&a.derived, a.scale))));
         }
         let t = totals.entry(a.asset.clone()).or_insert(AssetTotals { scale: a.scale, ..AssetTotals::default() });
         t.accounts += 1;
         super::export::add(&mut t.sums, &a.closing).ok_or_else(|| wrong(files::BALANCES_CSV, format!("the sums of {} overflow", a.asset)))?;
     }
-    if manifest.accounts != accounts.len() as u64 {
-        return Err(wrong(files::MANIFEST, format!("says {} accounts; balances.csv has {}", manifest.accounts, accounts.len())));
-    }
+    Ok(totals)
+}
+
+/// trial_balance.csv is the closing sums, row for row, and every asset balances.
+fn check_trial_balance(dir: &Path, totals: &BTreeMap<String, AssetTotals>) -> Result<(), Discrepancy> {
     let mut trial = numbered(dir, files::TRIAL_BALANCE_CSV)?;
     match trial.next().transpose()? {
         Some((_, header)) if header == files::TRIAL_BALANCE_CSV_HEADER => {}
         _ => return Err(wrong(format!("{} line 1", files::TRIAL_BALANCE_CSV), "not the trial_balance.csv header")),
     }
-    for (asset, t) in &totals {
+    for (asset, t) in totals {
         let expected = files::trial_balance_row(asset, t);
         let found = trial.next().transpose()?.ok_or_else(|| wrong(files::TRIAL_BALANCE_CSV, format!("has no row for {asset}")))?;
         if found.1 != expected {
@@ -208,8 +250,11 @@ pub fn verify(dir: &Path, pin: Option<Pin>) -> Result<Report, Discrepancy> {
     if let Some((number, row)) = trial.next().transpose()? {
         return Err(wrong(format!("{} line {number}", files::TRIAL_BALANCE_CSV), format!("{row:?} is for no asset of balances.csv")));
     }
+    Ok(())
+}
 
-    // Last, the bytes of every file against the manifest (content errors above name the line).
+/// Last, the bytes of every file against the manifest (content errors above name the line).
+fn check_digests(dir: &Path, manifest: &Manifest) -> Result<(), Discrepancy> {
     let listed: std::collections::BTreeSet<&str> = manifest.files.keys().map(String::as_str).collect();
     if listed != files::DATA_FILES.into_iter().collect() {
         return Err(wrong(files::MANIFEST, format!("lists {listed:?}, not the export's files")));
@@ -220,7 +265,7 @@ pub fn verify(dir: &Path, pin: Option<Pin>) -> Result<Report, Discrepancy> {
             return Err(wrong(name, format!("SHA-256 {digest} differs from the manifest's {}", manifest.files[name])));
         }
     }
-    Ok(Report { assets: totals.len(), manifest, pin: pin_check })
+    Ok(())
 }
 
 fn sha256_file(path: &Path) -> std::io::Result<String> {
@@ -278,7 +323,7 @@ fn apply_line(parsed: &files::ParsedLine, accounts: &mut BTreeMap<u128, Account>
         let id: u128 = parsed.event.get("account_id").and_then(|v| v.as_str()).and_then(|t| t.parse().ok()).ok_or("account_id is not an id")?;
         let account = accounts.get(&id).ok_or_else(|| format!("account {id} is created here but missing from balances.csv"))?;
         if account.opening != Balances::default() {
-            return Err(format!("account {id} is created in the range but opens with {:?}", account.opening.columns(account.scale)));
+            return Err(format!("account {id} is created in the range but opens with {:?}", amount::columns(&account.opening, account.scale)));
         }
     }
     for leg in &parsed.legs {

@@ -7,7 +7,7 @@ use super::parse::{
 use crate::wallet::OfflineRecord;
 use crate::types::Leg;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use rust_decimal::Decimal;
+use crate::amount::Amount;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -184,7 +184,7 @@ pub struct AccountCreateArgs {
     pub credits_must_not_exceed_debits: bool,
     /// With --debits-must-not-exceed-credits: how far debits may exceed credits.
     #[arg(long, value_parser = parse_amount_arg)]
-    pub overdraft_limit: Option<Decimal>,
+    pub overdraft_limit: Option<Amount>,
     /// Metadata entry KEY=VALUE; repeatable.
     #[arg(long = "meta", value_parser = parse_meta_arg)]
     pub metadata: Vec<(String, String)>,
@@ -217,7 +217,7 @@ pub enum TransferCommand {
         id: Option<u128>,
         /// Amount to post for each leg, in leg order; omit to post everything.
         #[arg(long = "amount", value_parser = parse_amount_arg)]
-        amounts: Vec<Decimal>,
+        amounts: Vec<Amount>,
         #[arg(long, default_value_t = 0)]
         code: u32,
     },
@@ -332,7 +332,7 @@ pub enum WalletCommand {
         token_id: u128,
         /// The wallet balance the device shows.
         #[arg(long, value_parser = parse_amount_arg)]
-        balance: Decimal,
+        balance: Amount,
         /// The last sequence the device used (0: none).
         #[arg(long, default_value_t = 0)]
         last_sequence: u64,
@@ -376,7 +376,7 @@ pub struct TokenIssueArgs {
     pub device: String,
     /// Offline limit, e.g. 100.00.
     #[arg(long, value_parser = parse_amount_arg)]
-    pub limit: Decimal,
+    pub limit: Amount,
     /// Most offline records per window (1..=1000).
     #[arg(long)]
     pub count: u32,
@@ -413,7 +413,7 @@ pub struct WalletMacArgs {
     #[arg(long)]
     pub sequence: u64,
     #[arg(long, value_parser = parse_amount_arg)]
-    pub amount: Decimal,
+    pub amount: Amount,
     /// Decimal places of the token's asset (the MAC covers the amount in minor units).
     #[arg(long)]
     pub scale: u32,

@@ -6,13 +6,13 @@ use crate::ids::parse_id;
 use crate::types::Leg;
 use crate::wallet::OfflineRecord;
 use crate::wallet::mac::{MAC_BYTES, decode_hex};
-use rust_decimal::Decimal;
+use crate::amount::Amount;
 
 pub fn parse_id_arg(input: &str) -> Result<u128, ParseError> {
     parse_id(input)
 }
 
-pub fn parse_amount_arg(input: &str) -> Result<Decimal, ParseError> {
+pub fn parse_amount_arg(input: &str) -> Result<Amount, ParseError> {
     parse_amount(input)
 }
 

@@ -1,7 +1,7 @@
 //! `ledger limits …` and `ledger blocklist …`.
 
 use clap::{Args, Subcommand};
-use rust_decimal::Decimal;
+use crate::amount::Amount;
 
 use super::parse::{parse_amount_arg, parse_id_arg};
 use super::run::Outcome;
@@ -34,10 +34,10 @@ pub struct LimitArgs {
     pub asset: Option<String>,
     /// Largest single debit, e.g. 500.00.
     #[arg(long, value_parser = parse_amount_arg)]
-    pub max_single_debit: Option<Decimal>,
+    pub max_single_debit: Option<Amount>,
     /// Debits per day, in amount.
     #[arg(long, value_parser = parse_amount_arg)]
-    pub daily_amount: Option<Decimal>,
+    pub daily_amount: Option<Amount>,
     /// Debits per day, in number.
     #[arg(long)]
     pub daily_count: Option<u32>,
@@ -66,7 +66,7 @@ pub struct BlockArgs {
 }
 
 fn limits_view(l: &Limits) -> Node {
-    let amount = |d: Option<Decimal>| d.map(view::amount).unwrap_or(Node::Null);
+    let amount = |d: Option<Amount>| d.map(view::amount).unwrap_or(Node::Null);
     let scope = match &l.scope {
         LimitScope::Account(id) => format!("account:{id}"),
         LimitScope::Code { asset, code } => format!("code:{asset}:{code}"),

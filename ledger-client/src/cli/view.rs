@@ -10,7 +10,7 @@
 use crate::amount::format_amount;
 use crate::timestamp::rfc3339_from_ns;
 use crate::types::*;
-use rust_decimal::Decimal;
+use crate::amount::Amount;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -96,7 +96,7 @@ pub fn id(value: u128) -> Node {
     Node::Text(value.to_string())
 }
 
-pub fn amount(value: Decimal) -> Node {
+pub fn amount(value: Amount) -> Node {
     Node::Text(format_amount(value))
 }
 
@@ -365,7 +365,7 @@ pub fn per_endpoint(endpoint: &str, result: Result<Node, String>) -> Node {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::result_code::ResultCode;
+    use crate::ResultCode;
 
     #[test]
     fn write_result_json_is_stable() {

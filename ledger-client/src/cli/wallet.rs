@@ -12,7 +12,7 @@ use crate::wallet::mac::{MAC_BYTES, TokenKey, decode_hex, record_mac, to_hex};
 use crate::wallet::{
     IssuedToken, NewToken, OfflineException, OfflineRecord, Reconciliation, SyncOutcome, Token,
 };
-use rust_decimal::Decimal;
+use crate::amount::Amount;
 use serde::Deserialize;
 use std::io::Read;
 
@@ -255,7 +255,7 @@ fn sync_outcome(token_id: u128, outcome: &SyncOutcome) -> Node {
     }
 }
 
-fn reconciliation(device_balance: Decimal, device_last_sequence: u64, r: &Reconciliation) -> Node {
+fn reconciliation(device_balance: Amount, device_last_sequence: u64, r: &Reconciliation) -> Node {
     object! {
         "token_id" => id(r.token.token_id),
         "device_balance" => amount(device_balance),
@@ -355,7 +355,7 @@ mod tests {
         assert!(signed_record(&args).unwrap_err().contains("token key"));
         let mut args = mac_args(&[]);
         args.scale = 1;
-        args.amount = rust_decimal::Decimal::new(2505, 2);
+        args.amount = Amount::new(2505, 2);
         assert!(signed_record(&args).unwrap_err().contains("minor units"));
     }
 

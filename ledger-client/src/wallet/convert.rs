@@ -3,10 +3,9 @@
 
 use super::mac::{KEY_BYTES, TokenKey};
 use super::types::*;
-use crate::amount::{format_amount, parse_amount, parse_balance};
+use crate::amount::{format_amount, parse_balance, parse_written};
 use crate::error::ParseError;
 use crate::ids::{decode_id, encode_id};
-use crate::result_code::ResultCode;
 use ledger_proto::api;
 
 pub(crate) fn new_token_to_proto(token: &NewToken) -> api::IssueTokenRequest {
@@ -28,7 +27,7 @@ pub(crate) fn token_from_proto(token: api::Token) -> Result<Token, ParseError> {
         clearing_account_id: decode_id(&token.clearing_account_id)?,
         device_id: token.device_id,
         asset: token.asset,
-        offline_limit: parse_amount(&token.offline_limit)?,
+        offline_limit: parse_written(&token.offline_limit)?,
         max_offline_count: token.max_offline_count,
         issued_at_ns: token.issued_at_ns,
         expires_at_ns: token.expires_at_ns,
@@ -74,10 +73,10 @@ pub(crate) fn exception_from_proto(
 ) -> Result<OfflineException, ParseError> {
     Ok(OfflineException {
         sequence: exception.sequence,
-        amount: parse_amount(&exception.amount)?,
+        amount: parse_written(&exception.amount)?,
         merchant_account_id: decode_id(&exception.merchant_account_id)?,
         device_time_ms: exception.device_time_ms,
-        reason: ResultCode::from_i32(exception.reason),
+        reason: ledger_proto::convert::result_code_from_wire(exception.reason),
         timestamp_ns: exception.timestamp_ns,
     })
 }
@@ -94,8 +93,8 @@ pub(crate) fn reconciliation_from_proto(
                 field: "ReconcileResponse.account",
             },
         )?)?,
-        ledger_balance: parse_amount(&response.ledger_balance)?,
-        difference: parse_amount(&response.difference)?,
+        ledger_balance: parse_written(&response.ledger_balance)?,
+        difference: parse_written(&response.difference)?,
         ledger_last_sequence: response.ledger_last_sequence,
         missing_sequences: response.missing_sequences,
         device_sequence_out_of_window: response.device_sequence_out_of_window,
@@ -110,10 +109,10 @@ pub(crate) fn wallet_update_from_proto(update: api::WalletUpdate) -> Result<Wall
         )?,
         // May be negative for an account without a balance constraint.
         available_online: match update.available_online.strip_prefix('-') {
-            Some(magnitude) => -parse_amount(magnitude)?,
-            None => parse_amount(&update.available_online)?,
+            Some(magnitude) => -parse_written(magnitude)?,
+            None => parse_written(&update.available_online)?,
         },
-        offline_allowance: parse_amount(&update.offline_allowance)?,
+        offline_allowance: parse_written(&update.offline_allowance)?,
         timestamp_ns: update.timestamp_ns,
     })
 }
@@ -121,7 +120,7 @@ pub(crate) fn wallet_update_from_proto(update: api::WalletUpdate) -> Result<Wall
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rust_decimal::Decimal;
+    use crate::amount::Amount;
 
     fn wire_token(status: &str) -> api::Token {
         api::Token {
@@ -144,7 +143,7 @@ mod tests {
     fn token_decodes_and_checks_its_fields() {
         let token = token_from_proto(wire_token("revoked")).unwrap();
         assert_eq!((token.token_id, token.status), (77, TokenStatus::Revoked));
-        assert_eq!(token.hold_remaining, Decimal::new(8000, 2));
+        assert_eq!(token.hold_remaining, Amount::new(8000, 2));
         assert_eq!(token.window(), 4..=13);
         assert!(matches!(
             token_from_proto(wire_token("paused")),
@@ -190,7 +189,7 @@ mod tests {
     fn record_encodes_amount_and_ids() {
         let record = OfflineRecord {
             sequence: 3,
-            amount: Decimal::new(2500, 2),
+            amount: Amount::new(2500, 2),
             merchant_account_id: 3,
             device_time_ms: 9,
             mac: [1; 32],

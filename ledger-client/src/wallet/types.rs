@@ -1,11 +1,13 @@
-//! Wallet domain types: what wallet callers build and read (ids `u128`, amounts `Decimal`,
+//! Wallet domain types: what wallet callers build and read (ids `u128`, amounts `Amount`,
 //! timestamps `u64` ns). Conversion to and from `ledger.v1.Wallet` messages is in `convert.rs`.
 
 use super::mac::{self, MAC_BYTES, TokenKey};
 use crate::error::ParseError;
-use crate::result_code::ResultCode;
+use crate::ResultCode;
 use crate::types::{AccountRecord, WriteResult};
-use rust_decimal::Decimal;
+use crate::amount::Amount;
+use ledger_core::types::AccountId;
+pub use ledger_core::wallet::types::TokenId;
 
 /// A token to issue: an offline allowance of `account_id` on one device, held in
 /// `clearing_account_id`.
@@ -13,11 +15,11 @@ use rust_decimal::Decimal;
 pub struct NewToken {
     /// Chosen by the caller, not zero. Issuing the same id again with the same account and
     /// device answers `exists` with the token (and its key): a retry is safe.
-    pub token_id: u128,
-    pub account_id: u128,
-    pub clearing_account_id: u128,
+    pub token_id: TokenId,
+    pub account_id: AccountId,
+    pub clearing_account_id: AccountId,
     pub device_id: String,
-    pub offline_limit: Decimal,
+    pub offline_limit: Amount,
     pub max_offline_count: u32,
     /// 0: the node's default (one day).
     pub validity_ms: u64,
@@ -55,12 +57,12 @@ impl TokenStatus {
 /// A token as the ledger holds it (never with its key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
-    pub token_id: u128,
-    pub account_id: u128,
-    pub clearing_account_id: u128,
+    pub token_id: TokenId,
+    pub account_id: AccountId,
+    pub clearing_account_id: AccountId,
     pub device_id: String,
     pub asset: String,
-    pub offline_limit: Decimal,
+    pub offline_limit: Amount,
     pub max_offline_count: u32,
     pub issued_at_ns: u64,
     pub expires_at_ns: u64,
@@ -70,8 +72,8 @@ pub struct Token {
     pub revoke_reason: String,
     /// The hold of the current window as placed (below the limit when the balance capped it)
     /// and what is left of it: the offline allowance.
-    pub hold_placed: Decimal,
-    pub hold_remaining: Decimal,
+    pub hold_placed: Amount,
+    pub hold_remaining: Amount,
     pub hold_capped: bool,
     /// Re-issues so far.
     pub generation: u32,
@@ -103,8 +105,8 @@ pub struct IssuedToken {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OfflineRecord {
     pub sequence: u64,
-    pub amount: Decimal,
-    pub merchant_account_id: u128,
+    pub amount: Amount,
+    pub merchant_account_id: AccountId,
     pub device_time_ms: u64,
     pub mac: [u8; MAC_BYTES],
 }
@@ -114,11 +116,11 @@ impl OfflineRecord {
     /// the token's asset (the MAC covers the amount in minor units).
     pub fn signed(
         key: &TokenKey,
-        token_id: u128,
+        token_id: TokenId,
         sequence: u64,
-        amount: Decimal,
+        amount: Amount,
         asset_scale: u32,
-        merchant_account_id: u128,
+        merchant_account_id: AccountId,
         device_time_ms: u64,
     ) -> Result<OfflineRecord, ParseError> {
         let mac = mac::record_mac(
@@ -159,8 +161,8 @@ pub struct SyncOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OfflineException {
     pub sequence: u64,
-    pub amount: Decimal,
-    pub merchant_account_id: u128,
+    pub amount: Amount,
+    pub merchant_account_id: AccountId,
     pub device_time_ms: u64,
     pub reason: ResultCode,
     pub timestamp_ns: u64,
@@ -173,10 +175,10 @@ pub struct Reconciliation {
     /// The wallet's account.
     pub account: AccountRecord,
     /// The wallet's posted balance (credits − debits).
-    pub ledger_balance: Decimal,
+    pub ledger_balance: Amount,
     /// Device balance − ledger balance. Negative by the sum of the records the ledger has not
     /// seen yet when all is well.
-    pub difference: Decimal,
+    pub difference: Amount,
     /// The highest sequence the ledger posted for the token.
     pub ledger_last_sequence: u64,
     /// Sequences of the current window up to the device's last that the ledger has not posted:
@@ -192,9 +194,9 @@ pub struct WalletUpdate {
     pub token: Token,
     pub account: AccountRecord,
     /// credits − debits − debits pending (+ overdraft): what online payments may still spend.
-    pub available_online: Decimal,
+    pub available_online: Amount,
     /// What is left of the token's hold: what the phone may still spend offline.
-    pub offline_allowance: Decimal,
+    pub offline_allowance: Amount,
     /// Commit time of the change that caused the update; 0 for the first message.
     pub timestamp_ns: u64,
 }
