@@ -84,9 +84,14 @@ fn short_runs_under_kill_pause_partition_and_a_flipped_byte_pass_every_checker()
 /// One part-two nemesis (issue 19) alone, `seconds` of load: every checker valid, and the
 /// fault injected at least once (`faults_by_class`).
 fn part_two(nemesis: &str, class: &str, seed: u64, seconds: u64) -> serde_json::Value {
+    part_two_with(nemesis, class, seed, seconds, &[])
+}
+
+/// `part_two` with extra `jepsen` arguments.
+fn part_two_with(nemesis: &str, class: &str, seed: u64, seconds: u64, extra: &[&str]) -> serde_json::Value {
     let _serial = serial();
     let root = tempfile_dir(nemesis);
-    let results = run_for("bank", nemesis, seed, seconds, &root.join(nemesis));
+    let results = run_with("bank", nemesis, seed, seconds, extra, &root.join(nemesis));
     println!("{nemesis}: {}; faults {}; snapshots {}", results["counts"], results["faults_by_class"], results["snapshots"]);
     assert!(results["faults_by_class"][class].as_u64().unwrap_or(0) >= 1, "{nemesis}: no {class} fault: {results:#}");
     assert_eq!(results["lost_acknowledged"], 0, "{nemesis}: {results:#}");
@@ -136,19 +141,12 @@ fn short_run_corrupt_files() {
 /// run accepts with its reason; every other checker (and every decided read) must pass.
 #[test]
 fn short_run_client_partition() {
-    let _serial = serial();
-    let root = tempfile_dir("client-partition");
     let reason = ["--accept-undecided", "reads that waited out a cut node's timeout overlap more transfers than the atomic-reads search takes"];
-    let results = run_with("bank", "client-partition", 7, 25, &reason, &root.join("client-partition"));
-    println!("client-partition: {}; faults {}", results["counts"], results["faults_by_class"]);
-    assert!(results["faults_by_class"]["client-partition"].as_u64().unwrap_or(0) >= 1, "{results:#}");
-    assert_eq!(results["lost_acknowledged"], 0, "{results:#}");
-    assert_eq!(results["double_applied"], 0, "{results:#}");
+    let results = part_two_with("client-partition", "client-partition", 7, 25, &reason);
     let checkers = results["checkers"].as_array().expect("checkers");
     for name in ["linearizable", "bank", "exactly_once"] {
         assert!(checkers.iter().any(|c| c["checker"].as_str().is_some_and(|n| n.starts_with(name)) && c["valid"] == true), "{name}: {results:#}");
     }
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 fn tempfile_dir(name: &str) -> std::path::PathBuf {

@@ -19,6 +19,7 @@ use openraft::impls::leader_id_adv::LeaderId;
 use rocksdb::WriteBatch;
 
 use super::snapshot;
+use crate::service::backup::hex;
 use crate::storage::db::{Cf, cf};
 use ledger_core::{Table, codec};
 
@@ -128,10 +129,6 @@ fn build_ledger(dir: &Path, index: u64) -> crate::storage::Db {
     batch.put_cf(cf(&db, Cf::SmMeta), snapshot::KEY_APPLIED, codec::encode(&Some(applied)));
     db.write(batch).unwrap();
     db
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A memory cgroup made for one test and removed after it.
