@@ -18,8 +18,22 @@ use serde::de::DeserializeOwned;
 ///
 /// 1: the first release. 2: transfers and idempotency records name their owner; a refused token
 /// issue writes nothing; an offline payment keeps the merchant's balance rule. 3: posting or
-/// voiding another principal's hold is refused (PENDING_TRANSFER_NOT_FOUND).
-pub const FORMAT_VERSION: u32 = 3;
+/// voiding another principal's hold is refused (PENDING_TRANSFER_NOT_FOUND). 4: new operations,
+/// result codes, journal events and tables only (appended variants, new column families): every
+/// format-3 byte decodes to the same value, and a format-3 command applies as before.
+pub const FORMAT_VERSION: u32 = 4;
+
+/// The older formats this binary opens in place: data whose every byte decodes under
+/// `FORMAT_VERSION` to what it meant when written, and whose commands apply the same way. A data
+/// dir of one of these is marked `FORMAT_VERSION` on first open (one way: the new binary may
+/// then write what the old one cannot read). Peers still must match exactly: replicas of two
+/// formats would apply new commands differently.
+pub const OPENS_IN_PLACE: [u32; 1] = [3];
+
+/// Whether data (a data dir, a backup) of `format` can be opened by this binary.
+pub fn opens_format(format: u32) -> bool {
+    format == FORMAT_VERSION || OPENS_IN_PLACE.contains(&format)
+}
 
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     encode_sized(value, ENCODE_CAPACITY)

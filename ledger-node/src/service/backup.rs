@@ -280,11 +280,12 @@ pub struct Restored {
 pub fn restore(backup_dir: &Path, target: &RestoreTarget) -> anyhow::Result<Restored> {
     let manifest = read_manifest(backup_dir)?;
     ensure!(
-        manifest.data_format_version == ledger_core::codec::FORMAT_VERSION,
-        "the backup holds data format {}, and this ledger-node reads only format {}: restore it with a release of \
-         its format (or migrate it first)",
+        ledger_core::codec::opens_format(manifest.data_format_version),
+        "the backup holds data format {}, and this ledger-node reads only format {} (and opens {:?} in place): \
+         restore it with a release of its format (or migrate it first)",
         manifest.data_format_version,
-        ledger_core::codec::FORMAT_VERSION
+        ledger_core::codec::FORMAT_VERSION,
+        ledger_core::codec::OPENS_IN_PLACE
     );
     verify(backup_dir, &manifest)?;
     let data_dir = &target.data_dir;

@@ -85,13 +85,18 @@ pub fn load_or_create(data_dir: &Path, node_id: NodeId, cluster_name: &str) -> a
                 identity.cluster_name
             );
         }
-        if identity.format_version != FORMAT_VERSION {
+        if !codec::opens_format(identity.format_version) {
             bail!(
-                "data dir {} holds data format {}, and this ledger-node reads only format {FORMAT_VERSION}: run the \
-                 release that wrote it, or move the data by backup and restore with it (docs/operations.md, Upgrades)",
+                "data dir {} holds data format {}, and this ledger-node reads only format {FORMAT_VERSION} (and opens \
+                 {:?} in place): run the release that wrote it, or move the data by backup and restore with it \
+                 (docs/operations.md, Upgrades)",
                 data_dir.display(),
-                identity.format_version
+                identity.format_version,
+                codec::OPENS_IN_PLACE
             );
+        }
+        if identity.format_version != FORMAT_VERSION {
+            return mark_current_format(&path, identity);
         }
         return Ok(identity);
     }
@@ -104,6 +109,18 @@ pub fn load_or_create(data_dir: &Path, node_id: NodeId, cluster_name: &str) -> a
     let text = toml::to_string(&identity).context("encoding the identity")?;
     write_atomically(&path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
     tracing::info!(node_id, incarnation = identity.incarnation, "new data dir identity");
+    Ok(identity)
+}
+
+/// A data dir of an older format this binary opens in place: record the current format before
+/// anything is written in it, so the older binary, which cannot read what this one may write,
+/// refuses it from now on.
+fn mark_current_format(path: &Path, identity: Identity) -> anyhow::Result<Identity> {
+    let from = identity.format_version;
+    let identity = Identity { format_version: FORMAT_VERSION, ..identity };
+    let text = toml::to_string(&identity).context("encoding the identity")?;
+    write_atomically(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    tracing::warn!(from, to = FORMAT_VERSION, "data dir opened in place from an older data format, now marked with this one");
     Ok(identity)
 }
 
@@ -254,6 +271,22 @@ mod tests {
         std::fs::write(dir.path().join(IDENTITY_FILE), text).unwrap();
         let err = load_or_create(dir.path(), 3, "ledger").unwrap_err().to_string();
         assert!(err.contains("holds data format 1") && err.contains(&format!("only format {FORMAT_VERSION}")), "{err}");
+    }
+
+    #[test]
+    fn a_data_dir_of_an_older_format_opened_in_place_is_marked_with_the_current_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let created = load_or_create(dir.path(), 3, "ledger").unwrap();
+        let older = codec::OPENS_IN_PLACE[0];
+        let text = format!(
+            "node_id = 3\nincarnation = {}\ncluster_name = \"ledger\"\nformat_version = {older}\n",
+            created.incarnation
+        );
+        std::fs::write(dir.path().join(IDENTITY_FILE), text).unwrap();
+        let opened = load_or_create(dir.path(), 3, "ledger").unwrap();
+        assert_eq!(opened, created, "same identity, now of the current format");
+        let on_disk = std::fs::read_to_string(dir.path().join(IDENTITY_FILE)).unwrap();
+        assert!(on_disk.contains(&format!("format_version = {FORMAT_VERSION}")), "{on_disk}");
     }
 
     /// The db directory deleted while identity.toml stayed: the node refuses to start as the
