@@ -40,6 +40,8 @@ pub struct Options {
 /// several, purges the log behind them, and a node that was down a few seconds needs one.
 pub const SNAPSHOT_ENTRIES: u64 = 300;
 
+/// How long a node gets, once a full disk has room again, to serve again by itself.
+const RECOVERY_WAIT: Duration = Duration::from_secs(20);
 const BALANCE_INITIAL: i64 = 1_000;
 /// Size of each node's own filesystem under the `disk-full` nemesis (a run's data is a few MiB).
 const DISK_MB: u64 = 128;
@@ -349,10 +351,19 @@ impl FaultInjector {
                 };
                 let alive_full = cluster.running(*node);
                 cluster.free_disk(*node)?;
-                // Space is back: the node must serve again without a restart by the harness.
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                let status = tokio::time::timeout(Duration::from_secs(3), client.cluster_status_at(&url)).await;
-                let recovered = cluster.running(*node) && matches!(&status, Ok(Ok(s)) if s.error.is_none());
+                // Space is back: the node must serve again without a restart by the harness. A
+                // node whose Raft stopped on the full disk starts afresh by itself
+                // (`ledger-node/src/storage_full.rs`: space polled every second, graceful stop,
+                // exec): give it `RECOVERY_WAIT`.
+                let deadline = tokio::time::Instant::now() + RECOVERY_WAIT;
+                let (recovered, status) = loop {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    let status = tokio::time::timeout(Duration::from_secs(3), client.cluster_status_at(&url)).await;
+                    let recovered = cluster.running(*node) && matches!(&status, Ok(Ok(s)) if s.error.is_none());
+                    if recovered || !cluster.running(*node) || tokio::time::Instant::now() >= deadline {
+                        break (recovered, status);
+                    }
+                };
                 let mut detail = format!("slot {node} while full: running {alive_full}, {full}; ballast removed; serves again: {recovered}");
                 if !cluster.running(*node) {
                     self.crashes.push(format!("slot {node} (node {}) exited on a full disk", cluster.nodes[*node].id));
@@ -364,8 +375,7 @@ impl FaultInjector {
                         Ok(Err(e)) => e.to_string(),
                         Err(_) => "no answer".into(),
                     };
-                    // Known (README, "Disk full"): a storage error stops the node's Raft for
-                    // good; the process stays up, reports the error and needs a restart.
+                    // A regression: the node should have started afresh by itself.
                     self.disk_full_restarts += 1;
                     detail += &format!("; Raft stopped, not recovered without a restart ({why}): restarted");
                     cluster.kill(*node);

@@ -126,6 +126,8 @@ fn short_run_disk_full() {
     let results = part_two("disk-full", "disk-full", 1, 25);
     let checkers = results["checkers"].as_array().expect("checkers");
     assert!(checkers.iter().any(|c| c["checker"] == "nodes_alive" && c["valid"] == true), "no node exited on a full disk: {results:#}");
+    // Every node that the full disk stopped started afresh by itself once space returned.
+    assert_eq!(results["disk_full_restarts"], 0, "the harness had to restart a node: {results:#}");
 }
 
 /// Seed 6: an identity file (refused, rebuilt), a snapshot file alone (served), both (refused).

@@ -10,6 +10,7 @@ pub mod api;
 pub mod restore;
 pub mod server;
 pub mod shutdown;
+pub mod storage_full;
 pub mod service;
 pub mod telemetry;
 pub mod tls;

@@ -103,5 +103,8 @@ async fn main() -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    server::run(config, ledger_node::shutdown::signal()).await
+    match server::run(config, ledger_node::shutdown::signal()).await? {
+        server::Stopped::Shutdown => Ok(()),
+        server::Stopped::StartAfresh => Err(ledger_node::storage_full::start_afresh()),
+    }
 }

@@ -33,18 +33,29 @@ use crate::storage;
 /// How often a bootstrapping node retries peers that do not answer yet.
 const BOOTSTRAP_RETRY: Duration = Duration::from_secs(1);
 
-pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+/// Why `run` returned without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// The caller's shutdown: the graceful steps ran, the database is flushed.
+    Shutdown,
+    /// Raft stopped on a full disk and space came back: start afresh (`storage_full`).
+    StartAfresh,
+}
+
+pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<Stopped> {
     // Transport security first: a bad key or a plaintext public address refuses the start before
     // anything touches the data dir.
     let tls = load_transport_security(&config)?;
     let Started { node, me, incarnation, snapshot_dir, appended_bytes, secret } = start_raft(&config, tls.as_ref()).await?;
     let (raft, db) = (node.raft.clone(), node.db.clone());
-    let tasks = spawn_background_tasks(&node, appended_bytes, &config);
     let services = ApiServices::new(&config, &node, &me, incarnation, &snapshot_dir, tls.is_some(), secret)?;
 
     // One signal stops every server: the caller's shutdown (after the graceful steps of
-    // `shutdown`: health NOT_SERVING, leadership handed over), or a failed bootstrap.
+    // `shutdown`: health NOT_SERVING, leadership handed over), a failed bootstrap, or space back
+    // after a full disk stopped Raft.
     let (stop_tx, stop_rx, draining_rx) = shutdown_signals(shutdown, raft.clone(), config.node_id);
+    let afresh = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tasks = spawn_background_tasks(&node, appended_bytes, &config, (stop_tx.clone(), afresh.clone()));
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
@@ -120,7 +131,22 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         (None, Some(_)) => bail!("TLS needs peer_listen (checked with the configuration)"),
     };
     let served = drain(serve_clients, serve_peers, stop_rx.clone()).await;
-    finish(tasks, raft, db, served, failed_rx).await
+    if afresh.load(std::sync::atomic::Ordering::SeqCst) {
+        return stop_for_a_fresh_start(tasks, raft).await;
+    }
+    finish(tasks, raft, db, served, failed_rx).await.map(|()| Stopped::Shutdown)
+}
+
+/// After a full disk: the tasks and Raft stop, and nothing is flushed (RocksDB refuses writes
+/// until reopened; its WAL and the synced Raft log hold everything acknowledged).
+async fn stop_for_a_fresh_start(tasks: [tokio::task::JoinHandle<()>; 5], raft: Raft) -> anyhow::Result<Stopped> {
+    for task in tasks {
+        task.abort();
+    }
+    if let Err(e) = raft.shutdown().await {
+        tracing::warn!(error = %e, "raft shutdown after a full disk");
+    }
+    Ok(Stopped::StartAfresh)
 }
 
 /// Loads the TLS material, or refuses plaintext anywhere but loopback (and says it loudly).
@@ -207,19 +233,20 @@ async fn lead_single_node(config: &NodeConfig, raft: &Raft, me: &NodeAddr, initi
     Ok(())
 }
 
-/// Expiry ticker, clock sampler, member ids, log-size snapshots, fatal-error watch: aborted at
-/// shutdown.
+/// Expiry ticker, clock sampler, member ids, log-size snapshots, the fatal-error watch (which
+/// stops the servers through `stop` once a full disk has room again): aborted at shutdown.
 fn spawn_background_tasks(
     node: &Node,
     appended_bytes: Arc<std::sync::atomic::AtomicU64>,
     config: &NodeConfig,
+    (stop, afresh): (watch::Sender<bool>, Arc<std::sync::atomic::AtomicBool>),
 ) -> [tokio::task::JoinHandle<()>; 5] {
     [
         tokio::spawn(node.clone().run_expiry_ticker()),
         tokio::spawn(node.clone().run_clock_sampler()),
         tokio::spawn(node.clone().record_member_ids()),
         tokio::spawn(node.clone().run_log_size_snapshots(appended_bytes, config.raft.snapshot_log_bytes)),
-        tokio::spawn(watch_fatal(node.raft.clone())),
+        tokio::spawn(crate::storage_full::watch(node.raft.clone(), config.data_dir.clone(), stop, afresh)),
     ]
 }
 
@@ -525,26 +552,6 @@ async fn bootstrap(node: Node, me: NodeAddr, others: Vec<(u64, String)>) -> anyh
                 tokio::time::sleep(BOOTSTRAP_RETRY).await;
             }
             Err(e) => return Err(anyhow::anyhow!("{e}")),
-        }
-    }
-}
-
-/// Logs, once, that Raft stopped (a storage error such as a corrupted log entry): the node goes
-/// on answering status calls, and refuses everything else.
-async fn watch_fatal(raft: Raft) {
-    use openraft::type_config::async_runtime::WatchReceiver;
-    let mut metrics = raft.metrics();
-    loop {
-        if let Err(fatal) = &metrics.borrow_watched().running_state {
-            tracing::error!(
-                error = %fatal,
-                "raft stopped: this node serves no reads or writes; if its data is corrupted, wipe its data dir \
-                 and add it back under a new id (README: replace a node)"
-            );
-            return;
-        }
-        if metrics.changed().await.is_err() {
-            return;
         }
     }
 }

@@ -29,6 +29,10 @@ pub fn to_status(e: ServiceError) -> Status {
         ServiceError::NoQuorum(why) => Status::unavailable(why),
         ServiceError::Unavailable(why) => Status::unavailable(why),
         ServiceError::Refused(why) => Status::failed_precondition(why),
+        ServiceError::Fatal(why) if crate::storage_full::caused_by_full_disk(&why) => Status::unavailable(format!(
+            "this node's disk is full: it refuses writes and linearizable reads until space returns, then starts \
+             afresh by itself; ask another node ({why})"
+        )),
         ServiceError::Fatal(why) => Status::internal(format!("node stopped serving: {why}")),
         ServiceError::Storage(e) if e.kind() == std::io::ErrorKind::InvalidData => {
             Status::data_loss(format!("refusing to serve corrupted state: {e}"))

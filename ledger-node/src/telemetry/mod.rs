@@ -44,6 +44,8 @@ pub const ROCKSDB_LIVE_DATA_BYTES: &str = "ledger_rocksdb_live_data_bytes";
 // Sizes on disk of the Raft log and the snapshot.
 pub const RAFT_LOG_BYTES: &str = "ledger_raft_log_bytes";
 pub const SNAPSHOT_BYTES: &str = "ledger_snapshot_bytes";
+/// Free bytes in the data dir's filesystem: a full disk stops Raft on this node (`storage_full`).
+pub const DATA_DIR_FREE_BYTES: &str = "ledger_data_dir_free_bytes";
 // Authentication.
 pub const AUTH_DENIALS_TOTAL: &str = "ledger_auth_denials_total";
 pub const LEDGER_TIME_CLAMPED_TOTAL: &str = "ledger_time_clamped_total";
