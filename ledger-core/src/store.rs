@@ -44,10 +44,12 @@ pub enum Table {
     DailyDebits,
     /// wallet::blocklist key -> wallet::BlockEntry
     Blocklist,
+    /// account id ‖ timestamp (8 B BE) -> account::history::AccountChange
+    AccountChanges,
 }
 
 impl Table {
-    pub const ALL: [Table; 16] = [
+    pub const ALL: [Table; 17] = [
         Table::Meta,
         Table::Assets,
         Table::Accounts,
@@ -64,6 +66,7 @@ impl Table {
         Table::Limits,
         Table::DailyDebits,
         Table::Blocklist,
+        Table::AccountChanges,
     ];
 
     pub fn name(self) -> &'static str {
@@ -84,6 +87,7 @@ impl Table {
             Table::Limits => "limits",
             Table::DailyDebits => "daily_debits",
             Table::Blocklist => "blocklist",
+            Table::AccountChanges => "account_changes",
         }
     }
 }
