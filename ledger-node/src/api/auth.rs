@@ -88,6 +88,11 @@ pub const AUTHORIZATION: &[(&str, Access)] = &[
     ("/ledger.raft.v1.RaftPeer/ReadIndex", Access::Peer),
     ("/ledger.raft.v1.RaftPeer/TransferLeader", Access::Peer),
     ("/ledger.raft.v1.RaftPeer/Vote", Access::Peer),
+    // Account changes (issue 22): settings and references are changed by admins, like
+    // freezes; the history names people's numbers, so only operators read it.
+    ("/ledger.v1.Accounts/ListAccountChanges", Access::Roles(OPERATORS)),
+    ("/ledger.v1.Accounts/RebindExternalRefs", Access::Roles(ADMIN)),
+    ("/ledger.v1.Accounts/UpdateAccounts", Access::Roles(ADMIN)),
     ("/ledger.v1.Audit/ExportJournal", Access::Roles(OPERATORS)),
     ("/ledger.v1.Audit/GetJournalHead", Access::Roles(OPERATORS)),
     ("/ledger.v1.Cluster/AddLearner", Access::Roles(ADMIN)),

@@ -47,6 +47,8 @@ const CHANNELS_MAX: usize = 16;
 
 /// The writes a follower forwards: every client write that proposes to Raft.
 pub const FORWARDED: &[&str] = &[
+    "/ledger.v1.Accounts/RebindExternalRefs",
+    "/ledger.v1.Accounts/UpdateAccounts",
     "/ledger.v1.Ledger/CreateAccounts",
     "/ledger.v1.Ledger/CreateAssets",
     "/ledger.v1.Ledger/CreateTransfers",
