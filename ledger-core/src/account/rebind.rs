@@ -5,7 +5,9 @@
 //! in one step.
 //!
 //! The caller names where the reference is now (`from_account_id`, 0: unbound) as a guard, so a
-//! rebind decided on a stale read is refused instead of taking the number from someone else.
+//! rebind decided on a stale read is refused instead of taking the number from someone else. A
+//! rebind whose result already holds (the reference is on `to_account_id`, or unbound for a
+//! release) succeeds without a change, so a retry is safe.
 
 use std::io;
 
@@ -61,6 +63,11 @@ pub fn rebind(store: &mut impl Store, input: &RebindInput, clock: &mut Clock) ->
         return Ok((result(code), None));
     }
     let current = store::account_id_by_external_ref(store, &input.external_ref)?;
+    // Already where it was asked to be (a retry of an applied rebind): success, nothing changes
+    // (timestamp 0), so clients may retry a rebind whose outcome they did not learn.
+    if current == (input.to_account_id != 0).then_some(input.to_account_id) {
+        return Ok((result(ResultCode::Ok), None));
+    }
     match current {
         None if input.from_account_id != 0 => return Ok((result(ResultCode::ExternalRefNotBound), None)),
         Some(holder) if holder != input.from_account_id => return Ok((result(ResultCode::ExternalRefAlreadyUsed), None)),

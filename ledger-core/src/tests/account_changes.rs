@@ -157,6 +157,12 @@ fn a_number_moves_between_open_accounts_and_the_history_of_both_says_so() {
     assert_eq!(from[0].kind, ChangeKind::ExternalRef { before: Some(REF.into()), after: None, other_account_id: SHOP });
     assert_eq!(to[0].kind, ChangeKind::ExternalRef { before: None, after: Some(REF.into()), other_account_id: REFERENCED });
     assert_eq!((from[0].timestamp_ns, to[0].timestamp_ns), (r.timestamp_ns, r.timestamp_ns));
+    // A retry finds the number where it was asked to be: success, no change.
+    let again = l.changes_nothing(rebind(REF, REFERENCED, SHOP));
+    assert_eq!((again.code, again.timestamp_ns), (R::Ok, 0));
+    l.ok(rebind(REF, SHOP, 0));
+    let again = l.changes_nothing(rebind(REF, SHOP, 0));
+    assert_eq!((again.code, again.timestamp_ns), (R::Ok, 0), "a retried release");
 }
 
 #[test]
