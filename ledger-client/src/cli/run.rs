@@ -226,6 +226,9 @@ async fn account(client: &LedgerClient, command: AccountCommand) -> Result<Outco
                 .await?;
             Outcome::ok(view::entries_page(&page))
         }
+        AccountCommand::Update(args) => super::accounts::update(client, args).await?,
+        AccountCommand::Rebind(args) => super::accounts::rebind(client, args).await?,
+        AccountCommand::Changes(args) => super::accounts::changes(client, args).await?,
         AccountCommand::BalanceAt { id, timestamp_ns } => {
             let balance = client.get_balance_at(id, timestamp_ns).await?;
             Outcome::ok(view::balance_at(id, timestamp_ns, &balance))
