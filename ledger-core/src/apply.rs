@@ -48,6 +48,7 @@ pub fn apply(store: &mut impl Store, command: &Command) -> io::Result<Applied> {
         Operation::RevokeTokens(items) => step.revoke_tokens(items)?,
         Operation::UpdateAccounts(items) => step.update_accounts(items)?,
         Operation::RebindExternalRefs(items) => step.rebind_external_refs(items)?,
+        Operation::SetRiskRules(items) => step.set_risk_rules(items)?,
     }
     let Step { store, clock, applied, events } = step;
     assert_eq!(applied.results.len(), command.item_count(), "one result per item");
@@ -144,6 +145,17 @@ impl<S: Store> Step<'_, S> {
             let (result, rebound) = account::rebind::rebind(self.store, item, &mut self.clock)?;
             if let Some(rebound) = rebound.filter(|_| changed(&result)) {
                 self.events.push(result.timestamp_ns, journal::external_ref_rebound(&rebound, item));
+            }
+            self.applied.results.push(result);
+        }
+        Ok(())
+    }
+
+    fn set_risk_rules(&mut self, items: &[risk::rules::RuleInput]) -> io::Result<()> {
+        for item in items {
+            let (result, rule) = risk::rules::set(self.store, item, &mut self.clock)?;
+            if let Some(rule) = rule.filter(|_| changed(&result)) {
+                self.events.push(result.timestamp_ns, journal::risk_rule_changed(item.rule_id, rule.as_ref()));
             }
             self.applied.results.push(result);
         }

@@ -177,6 +177,15 @@ pub enum Event {
         reason: String,
         actor: String,
     },
+    /// A risk rule of `risk::rules` set (`rule` absent: removed). `rule` is its scope and limit as
+    /// the ledger's debug form, e.g. `Amount { side: Credit, max: 100000, window: Day }` (amounts in
+    /// minor units).
+    RiskRuleChanged {
+        rule_id: u64,
+        scope: Option<String>,
+        rule: Option<String>,
+        utc_offset_minutes: i32,
+    },
 }
 
 /// An account's changeable settings in a journal line (the overdraft limit as a decimal).
@@ -333,6 +342,15 @@ pub fn account_updated(change: &super::account::history::AccountChange, scale: u
         after: line(after),
         reason: change.reason.clone(),
         actor: change.actor.clone(),
+    }
+}
+
+pub fn risk_rule_changed(rule_id: u64, rule: Option<&super::risk::rules::Rule>) -> Event {
+    Event::RiskRuleChanged {
+        rule_id,
+        scope: rule.map(|r| format!("{:?}", r.scope)),
+        rule: rule.map(|r| format!("{:?}", r.limit)),
+        utc_offset_minutes: rule.map_or(0, |r| r.utc_offset_minutes),
     }
 }
 

@@ -141,6 +141,9 @@ result_codes! {
     OverdraftBelowDrawn = 63 => "overdraft_below_drawn",
     ExternalRefNotBound = 64 => "external_ref_not_bound",
     AccountHasExternalRef = 65 => "account_has_external_ref",
+    RiskAmountExceeded = 66 => "risk_amount_exceeded",
+    RiskCountExceeded = 67 => "risk_count_exceeded",
+    RiskBalanceExceeded = 68 => "risk_balance_exceeded",
 }
 
 impl ResultCode {
@@ -190,7 +193,7 @@ mod tests {
 
     #[test]
     fn numbers_and_names_round_trip() {
-        assert_eq!(ResultCode::ALL.len(), 65);
+        assert_eq!(ResultCode::ALL.len(), 68);
         for (i, code) in ResultCode::ALL.iter().enumerate() {
             // Dense and in order, skipping 62 (the wire's OK, `Unspecified` here).
             let number = if i < 62 { i as u32 } else { i as u32 + 1 };

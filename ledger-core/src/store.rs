@@ -46,10 +46,14 @@ pub enum Table {
     Blocklist,
     /// account id ‖ timestamp (8 B BE) -> account::history::AccountChange
     AccountChanges,
+    /// rule id (8 B BE) -> risk::rules::Rule
+    RiskRules,
+    /// rule id (8 B BE) ‖ account id -> risk::rules::Usage (the current window only)
+    RiskUsage,
 }
 
 impl Table {
-    pub const ALL: [Table; 17] = [
+    pub const ALL: [Table; 19] = [
         Table::Meta,
         Table::Assets,
         Table::Accounts,
@@ -67,6 +71,8 @@ impl Table {
         Table::DailyDebits,
         Table::Blocklist,
         Table::AccountChanges,
+        Table::RiskRules,
+        Table::RiskUsage,
     ];
 
     pub fn name(self) -> &'static str {
@@ -88,6 +94,8 @@ impl Table {
             Table::DailyDebits => "daily_debits",
             Table::Blocklist => "blocklist",
             Table::AccountChanges => "account_changes",
+            Table::RiskRules => "risk_rules",
+            Table::RiskUsage => "risk_usage",
         }
     }
 }

@@ -221,6 +221,8 @@ pub enum Operation {
     UpdateAccounts(Vec<super::account::update::AccountUpdateInput>),
     /// Moving or releasing external references (ledger::account::rebind).
     RebindExternalRefs(Vec<super::account::rebind::RebindInput>),
+    /// Risk rules on credits, balances, windows and transfer codes (ledger::risk::rules).
+    SetRiskRules(Vec<super::risk::rules::RuleInput>),
 }
 
 /// One replicated command: the unit the state machine applies atomically per item.
@@ -249,6 +251,7 @@ impl Command {
             Operation::SetBlocklist(v) => v.len(),
             Operation::UpdateAccounts(v) => v.len(),
             Operation::RebindExternalRefs(v) => v.len(),
+            Operation::SetRiskRules(v) => v.len(),
         }
     }
 }
@@ -270,6 +273,7 @@ impl std::fmt::Display for Command {
             Operation::SetBlocklist(_) => "set_blocklist",
             Operation::UpdateAccounts(_) => "update_accounts",
             Operation::RebindExternalRefs(_) => "rebind_external_refs",
+            Operation::SetRiskRules(_) => "set_risk_rules",
         };
         write!(f, "{name}(items={}, proposed_at_ns={})", self.item_count(), self.proposed_at_ns)
     }

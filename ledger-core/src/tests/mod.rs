@@ -14,6 +14,7 @@ mod multi_leg;
 mod properties;
 mod result_codes;
 pub mod risk;
+mod risk_rules;
 mod timestamps;
 mod two_phase;
 mod wallet;
