@@ -92,6 +92,10 @@ pub enum Command {
     /// Account risk limits: largest single debit, daily debit amount and count.
     #[command(subcommand)]
     Limits(super::risk::LimitsCommand),
+    /// Risk rules by id: amount or count caps on credits or debits per transfer or calendar
+    /// window, balance caps; scoped by account, account code and transfer code.
+    #[command(subcommand)]
+    RiskRules(super::risk::RiskRulesCommand),
     /// Block or unblock offline-wallet tokens and devices.
     #[command(subcommand)]
     Blocklist(super::risk::BlocklistCommand),

@@ -111,6 +111,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Cluster(command) => cluster(&client, command).await,
         Command::Limits(command) => super::risk::limits(&client, command).await,
         Command::Blocklist(command) => super::risk::blocklist(&client, command).await,
+        Command::RiskRules(command) => super::risk::risk_rules(&client, command).await,
         Command::Wallet(command) => super::wallet::run(&client, command).await,
         Command::Backup { dir } => {
             let first = client.endpoints()[0].clone();

@@ -55,6 +55,7 @@ pub const FORWARDED: &[&str] = &[
     "/ledger.v1.Ledger/SetAccountStatus",
     "/ledger.v1.Risk/SetBlocklist",
     "/ledger.v1.Risk/SetLimits",
+    "/ledger.v1.Risk/SetRiskRules",
     "/ledger.v1.Wallet/IssueToken",
     "/ledger.v1.Wallet/RevokeToken",
     "/ledger.v1.Wallet/SyncOfflineRecords",

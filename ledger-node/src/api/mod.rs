@@ -11,6 +11,7 @@ pub mod forward;
 pub mod grpc;
 pub mod request_errors;
 pub mod risk;
+pub mod risk_rules;
 pub mod health;
 pub mod status;
 pub mod wallet;

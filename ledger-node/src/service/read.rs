@@ -236,6 +236,11 @@ impl<V: View> Snapshot<V> {
         risk::usage(&self.view, account_id, day)
     }
 
+    /// Every risk rule of `risk::rules`, by id.
+    pub fn risk_rules(&self) -> io::Result<Vec<risk::rules::Rule>> {
+        risk::rules::all(&self.view)
+    }
+
     /// An account's changes (settings, external references) after `after_ns`, oldest first.
     pub fn account_changes(&self, account_id: AccountId, after_ns: Option<u64>, limit: usize) -> io::Result<Vec<AccountChange>> {
         history::list(&self.view, account_id, after_ns, limit)
