@@ -38,6 +38,7 @@
 //! }
 //! ```
 
+pub mod accounts;
 pub mod amount;
 pub mod audit;
 pub mod batcher;

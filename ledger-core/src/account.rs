@@ -1,4 +1,10 @@
-//! Creating accounts and changing their status (active, frozen, closed).
+//! Creating accounts and changing their status (active, frozen, closed); changing their
+//! settings afterwards (`update`), moving their external references (`rebind`), and the history
+//! of those changes (`history`).
+
+pub mod history;
+pub mod rebind;
+pub mod update;
 
 use std::io;
 

@@ -46,6 +46,9 @@ pub fn apply(store: &mut impl Store, command: &Command) -> io::Result<Applied> {
         Operation::SetLimits(items) => step.set_limits(items)?,
         Operation::SetBlocklist(items) => step.set_blocklist(items)?,
         Operation::RevokeTokens(items) => step.revoke_tokens(items)?,
+        Operation::UpdateAccounts(items) => step.update_accounts(items)?,
+        Operation::RebindExternalRefs(items) => step.rebind_external_refs(items)?,
+        Operation::SetRiskRules(items) => step.set_risk_rules(items)?,
     }
     let Step { store, clock, applied, events } = step;
     assert_eq!(applied.results.len(), command.item_count(), "one result per item");
@@ -116,6 +119,43 @@ impl<S: Store> Step<'_, S> {
             let (result, account) = account::set_status(self.store, item, &mut self.clock)?;
             if let Some(account) = account.filter(|_| changed(&result)) {
                 self.events.push(result.timestamp_ns, journal::status_changed(&account, &item.actor));
+            }
+            self.applied.results.push(result);
+        }
+        Ok(())
+    }
+
+    fn update_accounts(&mut self, items: &[account::update::AccountUpdateInput]) -> io::Result<()> {
+        for item in items {
+            let (result, change) = account::update::update(self.store, item, &mut self.clock)?;
+            if let Some(change) = change.filter(|_| changed(&result)) {
+                let Some(account) = store::get_account(self.store, change.account_id)? else {
+                    return Err(store::corruption(store::Table::Accounts, "an account just written is missing"));
+                };
+                let scale = journal::asset_scale(self.store, &account.asset)?;
+                self.events.push(result.timestamp_ns, journal::account_updated(&change, scale));
+            }
+            self.applied.results.push(result);
+        }
+        Ok(())
+    }
+
+    fn rebind_external_refs(&mut self, items: &[account::rebind::RebindInput]) -> io::Result<()> {
+        for item in items {
+            let (result, rebound) = account::rebind::rebind(self.store, item, &mut self.clock)?;
+            if let Some(rebound) = rebound.filter(|_| changed(&result)) {
+                self.events.push(result.timestamp_ns, journal::external_ref_rebound(&rebound, item));
+            }
+            self.applied.results.push(result);
+        }
+        Ok(())
+    }
+
+    fn set_risk_rules(&mut self, items: &[risk::rules::RuleInput]) -> io::Result<()> {
+        for item in items {
+            let (result, rule) = risk::rules::set(self.store, item, &mut self.clock)?;
+            if let Some(rule) = rule.filter(|_| changed(&result)) {
+                self.events.push(result.timestamp_ns, journal::risk_rule_changed(item.rule_id, rule.as_ref()));
             }
             self.applied.results.push(result);
         }

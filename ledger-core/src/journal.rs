@@ -159,6 +159,41 @@ pub enum Event {
         voters: Vec<u64>,
         learners: Vec<u64>,
     },
+    /// An account's settings changed (`UpdateAccounts`): all three settings before and after.
+    AccountUpdated {
+        account_id: String,
+        before: AccountSettingsLine,
+        after: AccountSettingsLine,
+        reason: String,
+        /// Who did it (empty when authentication is off).
+        actor: String,
+    },
+    /// An external reference moved (`RebindExternalRefs`): from an account (absent: it was
+    /// unbound) to another (absent: released).
+    ExternalRefRebound {
+        external_ref: String,
+        from_account_id: Option<String>,
+        to_account_id: Option<String>,
+        reason: String,
+        actor: String,
+    },
+    /// A risk rule of `risk::rules` set (`rule` absent: removed). `rule` is its scope and limit as
+    /// the ledger's debug form, e.g. `Amount { side: Credit, max: 100000, window: Day }` (amounts in
+    /// minor units).
+    RiskRuleChanged {
+        rule_id: u64,
+        scope: Option<String>,
+        rule: Option<String>,
+        utc_offset_minutes: i32,
+    },
+}
+
+/// An account's changeable settings in a journal line (the overdraft limit as a decimal).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountSettingsLine {
+    pub code: u32,
+    pub overdraft_limit: String,
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// One leg's effect. On the debit account `debits_posted += posted` and
@@ -290,6 +325,45 @@ pub fn status_changed(account: &Account, actor: &str) -> Event {
     }
 }
 
+/// A settings change, with the scale of the account's asset in hand.
+pub fn account_updated(change: &super::account::history::AccountChange, scale: u8) -> Event {
+    use super::account::history::{AccountSettings, ChangeKind};
+    let line = |s: &AccountSettings| AccountSettingsLine {
+        code: s.code,
+        overdraft_limit: format_minor(s.overdraft_limit_minor, scale),
+        metadata: s.metadata.clone(),
+    };
+    let ChangeKind::Settings { before, after } = &change.kind else {
+        panic!("account_updated takes a settings change");
+    };
+    Event::AccountUpdated {
+        account_id: id(change.account_id),
+        before: line(before),
+        after: line(after),
+        reason: change.reason.clone(),
+        actor: change.actor.clone(),
+    }
+}
+
+pub fn risk_rule_changed(rule_id: u64, rule: Option<&super::risk::rules::Rule>) -> Event {
+    Event::RiskRuleChanged {
+        rule_id,
+        scope: rule.map(|r| format!("{:?}", r.scope)),
+        rule: rule.map(|r| format!("{:?}", r.limit)),
+        utc_offset_minutes: rule.map_or(0, |r| r.utc_offset_minutes),
+    }
+}
+
+pub fn external_ref_rebound(rebound: &super::account::rebind::Rebound, input: &super::account::rebind::RebindInput) -> Event {
+    Event::ExternalRefRebound {
+        external_ref: rebound.external_ref.clone(),
+        from_account_id: (rebound.from_account_id != 0).then(|| id(rebound.from_account_id)),
+        to_account_id: (rebound.to_account_id != 0).then(|| id(rebound.to_account_id)),
+        reason: input.reason.clone(),
+        actor: input.actor.clone(),
+    }
+}
+
 /// A risk rule set or removed, with the scale of the rule's asset in hand.
 pub fn limit_set(input: &super::risk::LimitInput, scale: u8) -> Event {
     use super::risk::LimitScope;
@@ -369,7 +443,7 @@ pub fn wallet_exception(exception: &super::wallet::WalletException) -> Event {
     }
 }
 
-fn asset_scale(store: &impl Store, code: &str) -> io::Result<u8> {
+pub fn asset_scale(store: &impl Store, code: &str) -> io::Result<u8> {
     match store::get_asset(store, code)? {
         Some(asset) => Ok(asset.scale),
         None => Err(store::corruption(Table::Assets, "a journal event names a missing asset")),

@@ -47,3 +47,7 @@ pub const WALLET_EXCEPTIONS_PAGE_MAX: usize = 1_000;
 /// Longest principal, role, method or reason in a journaled refusal (longer is cut, on a char
 /// boundary: a refusal is always recorded).
 pub const ACCESS_DENIED_FIELD_BYTES_MAX: usize = 256;
+/// Account changes (settings updates, external-ref rebinds) returned by one page of an
+/// account's change history.
+pub const ACCOUNT_CHANGES_PAGE_MAX: u32 = 1_000;
+pub const ACCOUNT_CHANGES_PAGE_DEFAULT: u32 = 100;

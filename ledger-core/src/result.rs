@@ -137,6 +137,13 @@ result_codes! {
     DailyDebitCountExceeded = 59 => "daily_debit_count_exceeded",
     LimitInvalid = 60 => "limit_invalid",
     Blocked = 61 => "blocked",
+    // 62 is the wire's OK (and `Unspecified` here): the rules' numbers skip it.
+    OverdraftBelowDrawn = 63 => "overdraft_below_drawn",
+    ExternalRefNotBound = 64 => "external_ref_not_bound",
+    AccountHasExternalRef = 65 => "account_has_external_ref",
+    RiskAmountExceeded = 66 => "risk_amount_exceeded",
+    RiskCountExceeded = 67 => "risk_count_exceeded",
+    RiskBalanceExceeded = 68 => "risk_balance_exceeded",
 }
 
 impl ResultCode {
@@ -186,9 +193,11 @@ mod tests {
 
     #[test]
     fn numbers_and_names_round_trip() {
-        assert_eq!(ResultCode::ALL.len(), 62);
+        assert_eq!(ResultCode::ALL.len(), 68);
         for (i, code) in ResultCode::ALL.iter().enumerate() {
-            assert_eq!(code.as_u32(), i as u32, "{code:?}: numbers are dense and in order");
+            // Dense and in order, skipping 62 (the wire's OK, `Unspecified` here).
+            let number = if i < 62 { i as u32 } else { i as u32 + 1 };
+            assert_eq!(code.as_u32(), number, "{code:?}: numbers are dense and in order");
             assert_eq!(ResultCode::from_u32(code.as_u32()), *code);
             assert_eq!(ResultCode::from_name(code.name()), Some(*code));
             // The postcard encoding (variant index) is the number: stored codes stay readable.

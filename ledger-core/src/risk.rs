@@ -7,6 +7,8 @@
 //! posts and voids settle a hold already counted, and offline wallet spends were authorized when
 //! their token's hold was placed. Usage is counted from when a rule applies to an account.
 
+pub mod rules;
+
 use std::io;
 
 use serde::{Deserialize, Serialize};
@@ -136,9 +138,11 @@ fn code_rule(store: &impl store::ReadStore, account: Option<&Account>) -> io::Re
     store::get_typed(store, Table::Limits, &scope_key(&scope))
 }
 
-/// Whether any rule exists (one seek): without one, a command's transfers skip the lookups.
+/// Whether any rule exists (one seek per table): without one, a command's transfers skip the
+/// lookups.
 pub fn any_rule(store: &impl store::ReadStore) -> io::Result<bool> {
-    Ok(!store.scan(Table::Limits, &[], &[0xff; 32], 1, false)?.is_empty())
+    Ok(!store.scan(Table::Limits, &[], &[0xff; 32], 1, false)?.is_empty()
+        || !store.scan(Table::RiskRules, &[], &[0xff; 9], 1, false)?.is_empty())
 }
 
 pub fn usage(store: &impl store::ReadStore, account_id: AccountId, day: i64) -> io::Result<DailyUsage> {
@@ -149,7 +153,7 @@ pub fn usage(store: &impl store::ReadStore, account_id: AccountId, day: i64) -> 
 /// The debits a client transfer would make, per account with a rule: checked now, recorded by
 /// `record` if the transfer then succeeds. Each entry: (account, first leg, total, rule, the
 /// account's day so far as read by the check).
-pub struct Debits(Vec<(AccountId, usize, u128, LimitRule, DailyUsage)>);
+pub struct Debits(Vec<(AccountId, usize, u128, LimitRule, DailyUsage)>, rules::Counted);
 
 /// Checks a new posted or pending transfer against the limits of its debit accounts. `amounts`
 /// are its legs' amounts as the transfer converted them (empty: its asset does not exist); the
@@ -161,7 +165,7 @@ pub fn check(
     amounts: &[Result<u128, ResultCode>],
     timestamp_ns: u64,
 ) -> io::Result<Result<Debits, ItemResult>> {
-    let mut debits = Debits(Vec::new());
+    let mut debits = Debits(Vec::new(), rules::Counted::default());
     // Not a new transfer, no asset, or a bad amount: refused by the transfer itself, with its own code.
     let new = matches!(input.kind, TransferKind::Posted | TransferKind::Pending);
     if !new || amounts.len() != input.legs.len() || amounts.iter().any(Result::is_err) {
@@ -193,11 +197,21 @@ pub fn check(
         }
         debits.0.push((account_id, leg, total, rule, used));
     }
+    // Then the rules of `risk::rules` (credits, balances, windows, transfer codes).
+    let rules = rules::all(store)?;
+    if !rules.is_empty() {
+        let minor: Vec<u128> = amounts.iter().map(|a| *a.as_ref().expect("checked above")).collect();
+        match rules::check(store, working, &rules, input, &minor, timestamp_ns)? {
+            Ok(counted) => debits.1 = counted,
+            Err(refusal) => return Ok(Err(refusal)),
+        }
+    }
     Ok(Ok(debits))
 }
 
 /// Counts a successful transfer's debits into each account's day (as read by `check`).
 pub fn record(store: &mut impl Store, debits: Debits, timestamp_ns: u64) {
+    rules::record(store, debits.1);
     for (account_id, _, total, rule, mut used) in debits.0 {
         assert_eq!(used.day, day_of(timestamp_ns, rule.utc_offset_minutes), "usage of the transfer's day");
         used.amount_minor = used.amount_minor.saturating_add(total);

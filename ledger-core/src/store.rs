@@ -44,10 +44,16 @@ pub enum Table {
     DailyDebits,
     /// wallet::blocklist key -> wallet::BlockEntry
     Blocklist,
+    /// account id ‖ timestamp (8 B BE) -> account::history::AccountChange
+    AccountChanges,
+    /// rule id (8 B BE) -> risk::rules::Rule
+    RiskRules,
+    /// rule id (8 B BE) ‖ account id -> risk::rules::Usage (the current window only)
+    RiskUsage,
 }
 
 impl Table {
-    pub const ALL: [Table; 16] = [
+    pub const ALL: [Table; 19] = [
         Table::Meta,
         Table::Assets,
         Table::Accounts,
@@ -64,6 +70,9 @@ impl Table {
         Table::Limits,
         Table::DailyDebits,
         Table::Blocklist,
+        Table::AccountChanges,
+        Table::RiskRules,
+        Table::RiskUsage,
     ];
 
     pub fn name(self) -> &'static str {
@@ -84,6 +93,9 @@ impl Table {
             Table::Limits => "limits",
             Table::DailyDebits => "daily_debits",
             Table::Blocklist => "blocklist",
+            Table::AccountChanges => "account_changes",
+            Table::RiskRules => "risk_rules",
+            Table::RiskUsage => "risk_usage",
         }
     }
 }

@@ -217,6 +217,12 @@ pub enum Operation {
     SetLimits(Vec<super::risk::LimitInput>),
     /// The token and device blocklist (ledger::wallet::blocklist).
     SetBlocklist(Vec<super::wallet::blocklist::BlockInput>),
+    /// Account settings after creation: metadata, overdraft limit, code (ledger::account::update).
+    UpdateAccounts(Vec<super::account::update::AccountUpdateInput>),
+    /// Moving or releasing external references (ledger::account::rebind).
+    RebindExternalRefs(Vec<super::account::rebind::RebindInput>),
+    /// Risk rules on credits, balances, windows and transfer codes (ledger::risk::rules).
+    SetRiskRules(Vec<super::risk::rules::RuleInput>),
 }
 
 /// One replicated command: the unit the state machine applies atomically per item.
@@ -243,6 +249,9 @@ impl Command {
             Operation::RecordAccessDenied(v) => v.len(),
             Operation::SetLimits(v) => v.len(),
             Operation::SetBlocklist(v) => v.len(),
+            Operation::UpdateAccounts(v) => v.len(),
+            Operation::RebindExternalRefs(v) => v.len(),
+            Operation::SetRiskRules(v) => v.len(),
         }
     }
 }
@@ -262,6 +271,9 @@ impl std::fmt::Display for Command {
             Operation::RecordAccessDenied(_) => "record_access_denied",
             Operation::SetLimits(_) => "set_limits",
             Operation::SetBlocklist(_) => "set_blocklist",
+            Operation::UpdateAccounts(_) => "update_accounts",
+            Operation::RebindExternalRefs(_) => "rebind_external_refs",
+            Operation::SetRiskRules(_) => "set_risk_rules",
         };
         write!(f, "{name}(items={}, proposed_at_ns={})", self.item_count(), self.proposed_at_ns)
     }

@@ -33,17 +33,24 @@ pub fn account(input: &AccountInput) -> Result<(), ResultCode> {
     if input.overdraft_limit.is_some_and(|l| l.digits != 0) && !input.debits_must_not_exceed_credits {
         return Err(ResultCode::OverdraftLimitInvalid);
     }
-    let metadata_ok = input.metadata.len() <= METADATA_ENTRIES_MAX
-        && input.metadata.iter().all(|(k, v)| {
-            (1..=METADATA_KEY_BYTES_MAX).contains(&k.len()) && v.len() <= METADATA_VALUE_BYTES_MAX
-        });
-    if !metadata_ok {
+    if !metadata_valid(&input.metadata) {
         return Err(ResultCode::MetadataInvalid);
     }
-    if input.external_ref.as_ref().is_some_and(|r| r.is_empty() || r.len() > EXTERNAL_REF_BYTES_MAX) {
+    if input.external_ref.as_ref().is_some_and(|r| !external_ref_valid(r)) {
         return Err(ResultCode::ExternalRefInvalid);
     }
     Ok(())
+}
+
+/// At most 16 entries, keys 1..=64 bytes, values at most 256 bytes (at creation and update).
+pub fn metadata_valid(metadata: &std::collections::BTreeMap<String, String>) -> bool {
+    metadata.len() <= METADATA_ENTRIES_MAX
+        && metadata.iter().all(|(k, v)| (1..=METADATA_KEY_BYTES_MAX).contains(&k.len()) && v.len() <= METADATA_VALUE_BYTES_MAX)
+}
+
+/// 1..=128 bytes (at creation and rebind).
+pub fn external_ref_valid(external_ref: &str) -> bool {
+    (1..=EXTERNAL_REF_BYTES_MAX).contains(&external_ref.len())
 }
 
 pub fn idempotency_key(key: &str) -> bool {

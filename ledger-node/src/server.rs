@@ -11,6 +11,7 @@ use ledger_proto::api::cluster_server::ClusterServer;
 use ledger_proto::api::ledger_server::LedgerServer;
 use ledger_proto::api::audit_server::AuditServer;
 use ledger_proto::api::risk_server::RiskServer;
+use ledger_proto::api::accounts_server::AccountsServer;
 use ledger_proto::api::wallet_server::WalletServer;
 use ledger_proto::raft::raft_peer_server::RaftPeerServer;
 use tokio::sync::{oneshot, watch};
@@ -87,7 +88,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         _ => None,
     };
     let forwarder = crate::api::forward::Forwarder::new(node.clone(), auth.tokens.is_some(), tls.as_ref().map(|t| t.forward_client()));
-    let ApiServices { ledger, wallet, audit, risk, cluster, peer } = services;
+    let ApiServices { ledger, wallet, audit, risk, accounts, cluster, peer } = services;
     let clients = client_server
         .layer(crate::telemetry::requests::RequestMetricsLayer)
         .layer(AuthLayer { auth: auth.clone() })
@@ -98,6 +99,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         .add_service(wallet)
         .add_service(audit)
         .add_service(risk)
+        .add_service(accounts)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
@@ -256,6 +258,7 @@ struct ApiServices {
     wallet: WalletServer<crate::api::wallet::WalletService>,
     audit: AuditServer<crate::api::audit::AuditService>,
     risk: RiskServer<crate::api::risk::RiskService>,
+    accounts: AccountsServer<crate::api::accounts::AccountsService>,
     cluster: ClusterServer<ClusterService>,
     peer: RaftPeerServer<PeerService>,
 }
@@ -282,6 +285,9 @@ impl ApiServices {
         let risk = RiskServer::new(crate::api::risk::RiskService { node: node.clone() })
             .max_decoding_message_size(MESSAGE_BYTES_MAX)
             .max_encoding_message_size(MESSAGE_BYTES_MAX);
+        let accounts = AccountsServer::new(crate::api::accounts::AccountsService { node: node.clone() })
+            .max_decoding_message_size(MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(MESSAGE_BYTES_MAX);
         let cluster = ClusterServer::new(ClusterService { node: node.clone(), me: me.clone() })
             .max_decoding_message_size(MESSAGE_BYTES_MAX)
             .max_encoding_message_size(MESSAGE_BYTES_MAX);
@@ -302,7 +308,7 @@ impl ApiServices {
         })
         .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX);
-        Ok(ApiServices { ledger, wallet, audit, risk, cluster, peer })
+        Ok(ApiServices { ledger, wallet, audit, risk, accounts, cluster, peer })
     }
 }
 
@@ -335,6 +341,7 @@ fn advertised_services(config: &NodeConfig) -> Vec<&'static str> {
         ledger_proto::api::wallet_server::SERVICE_NAME,
         ledger_proto::api::audit_server::SERVICE_NAME,
         ledger_proto::api::risk_server::SERVICE_NAME,
+        ledger_proto::api::accounts_server::SERVICE_NAME,
     ];
     if config.peer_listen.is_none() {
         advertised.push(ledger_proto::raft::raft_peer_server::SERVICE_NAME);

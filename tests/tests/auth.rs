@@ -55,6 +55,7 @@ async fn call(channel: &Channel, class: &str, token: Option<&str>) -> Code {
     let mut ledger = LedgerClient::new(channel.clone());
     let mut cluster = ClusterClient::new(channel.clone());
     let mut wallet = WalletClient::new(channel.clone());
+    let mut accounts = ledger_proto::api::accounts_client::AccountsClient::new(channel.clone());
     let code = |r: Result<(), tonic::Status>| r.err().map(|s| s.code()).unwrap_or(Code::Ok);
     match class {
         "write:payments" => {
@@ -92,6 +93,18 @@ async fn call(channel: &Channel, class: &str, token: Option<&str>) -> Code {
         "wallet:write" => code(
             wallet
                 .issue_token(request(IssueTokenRequest { token_id: vec![7; 16], ..IssueTokenRequest::default() }, token))
+                .await
+                .map(drop),
+        ),
+        "accounts:write" => code(
+            accounts
+                .update_accounts(request(ledger_proto::api::UpdateAccountsRequest { updates: vec![] }, token))
+                .await
+                .map(drop),
+        ),
+        "accounts:history" => code(
+            accounts
+                .list_account_changes(request(ledger_proto::api::ListAccountChangesRequest { account_id: vec![9; 16], ..Default::default() }, token))
                 .await
                 .map(drop),
         ),
@@ -184,6 +197,9 @@ async fn every_rpc_class_refuses_no_token_unknown_token_and_wrong_role() {
         ("backup", &["admin"]),
         ("wallet:write", &["wallet"]),
         ("wallet:read", &["wallet", "auditor", "admin"]),
+        // Issue 22: account changes are admin writes; their history (numbers) is for operators.
+        ("accounts:write", &["admin"]),
+        ("accounts:history", &["auditor", "admin"]),
     ];
     for (class, allowed) in classes {
         assert_eq!(call(&channel, class, None).await, Code::Unauthenticated, "{class} with no token");
@@ -238,6 +254,10 @@ async fn every_rpc_class_refuses_no_token_unknown_token_and_wrong_role() {
     assert!(admin.create_accounts(vec![ledger_client::NewAccount::new(9, "CNY", 1)]).await.unwrap()[0].is_success());
     let frozen = admin.set_account_status(vec![(9, ledger_client::AccountStatus::Frozen, "court order".into())]).await.unwrap();
     assert!(frozen[0].is_success(), "{frozen:?}");
+    // An account change records who made it, in the history.
+    let update = ledger_client::accounts::AccountUpdate { code: Some(2), reason: "tier".into(), ..ledger_client::accounts::AccountUpdate::new(9) };
+    assert!(admin.update_accounts(vec![update]).await.unwrap()[0].is_success());
+    assert_eq!(admin.list_account_changes(9, 0, 0).await.unwrap().changes[0].actor, "ops (admin)");
     // Refusals reach the audit journal (within a second or two) with who tried.
     let dir_export = dir.path().join("export");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

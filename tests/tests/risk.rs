@@ -85,3 +85,52 @@ async fn limits_and_blocklist_through_the_cli_and_client() {
     assert_eq!(token.status, "revoked");
     assert!(token.revoke_reason.contains("fraud"), "{token:?}");
 }
+
+/// Issue 22 item 2: risk rules by id through the CLI and the client: a daily top-up cap on
+/// credits of one business type (transfer code), a balance cap, a count per minute, each refusal
+/// typed on the wire; the list; removal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn risk_rules_on_credits_balances_and_windows_through_the_cli_and_client() {
+    use ledger_client::risk::{RiskLimit, RiskRule, RiskSide, RiskWindow};
+    let dir = tempfile::tempdir().unwrap();
+    let node = DevNode::start(&dir.path().join("node"));
+    let endpoint = node.endpoint();
+    let c = LedgerClient::connect(vec![endpoint.clone()]).unwrap();
+    assert!(c.create_assets(vec![NewAsset::new("CNY", 2)]).await.unwrap()[0].is_success());
+    let accounts = vec![NewAccount::new(1, "CNY", 100), NewAccount::new(2, "CNY", 10), NewAccount::new(3, "CNY", 10)];
+    assert!(c.create_accounts(accounts).await.unwrap().iter().all(|r| r.is_success()));
+    let mut next = 100u128;
+    let mut topup = |to: u128, amount: &str, code: u32| {
+        next += 1;
+        NewTransfer { code, ..NewTransfer::posted(next, format!("topup-{next}"), "CNY", vec![Leg::new(1, to, d(amount))]) }
+    };
+
+    // Rule 1 (CLI): top-ups (transfer code 7) into wallets of code 10: 1000.00 a day at UTC+8.
+    let out = cli(&endpoint, &["risk-rules", "set", "1", "--asset", "CNY", "--account-code", "10", "--transfer-code", "7", "--kind", "amount", "--side", "credit", "--window", "day", "--max", "1000.00", "--utc-offset-minutes", "480"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(c.create_transfers(vec![topup(2, "1000.00", 7)]).await.unwrap()[0].code, ResultCode::Ok);
+    let r = c.create_transfers(vec![topup(2, "0.01", 7)]).await.unwrap();
+    assert_eq!((r[0].code, r[0].leg_index), (ResultCode::RiskAmountExceeded, Some(0)));
+    assert_eq!(c.create_transfers(vec![topup(2, "5.00", 8)]).await.unwrap()[0].code, ResultCode::Ok, "another business type");
+    // Rule 2 (client): account 3's balance at most 50.00; rule 3: one credit a minute into 3.
+    let rules = vec![
+        RiskRule { rule_id: 2, asset: "CNY".into(), account_id: 3, account_code: 0, transfer_code: None, limit: RiskLimit::Balance { max: d("50.00") }, utc_offset_minutes: 0 },
+        RiskRule { rule_id: 3, asset: "CNY".into(), account_id: 3, account_code: 0, transfer_code: None, limit: RiskLimit::Count { side: RiskSide::Credit, max: 1, window: RiskWindow::Minute }, utc_offset_minutes: 0 },
+    ];
+    assert!(c.set_risk_rules(rules.clone()).await.unwrap().iter().all(|r| r.is_success()));
+    assert_eq!(c.create_transfers(vec![topup(3, "50.01", 0)]).await.unwrap()[0].code, ResultCode::RiskBalanceExceeded);
+    assert_eq!(c.create_transfers(vec![topup(3, "50.00", 0)]).await.unwrap()[0].code, ResultCode::Ok);
+    c.remove_risk_rules(vec![2]).await.unwrap();
+    assert_eq!(c.create_transfers(vec![topup(3, "1.00", 0)]).await.unwrap()[0].code, ResultCode::RiskCountExceeded, "rule 3 still holds");
+    // A count per transfer makes no sense: refused.
+    let bad = RiskRule { limit: RiskLimit::Count { side: RiskSide::Debit, max: 1, window: RiskWindow::Transfer }, ..rules[1].clone() };
+    assert_eq!(c.set_risk_rules(vec![bad]).await.unwrap()[0].code, ResultCode::LimitInvalid);
+
+    let listed = c.list_risk_rules().await.unwrap();
+    assert_eq!(listed.iter().map(|r| r.rule_id).collect::<Vec<_>>(), [1, 3]);
+    assert_eq!(listed[1], rules[1]);
+    let out = cli(&endpoint, &["risk-rules", "list"]);
+    let rules_json = json(&out);
+    assert_eq!(rules_json["rules"][0]["max"], "1000.00", "{rules_json}");
+    assert_eq!(rules_json["rules"][0]["transfer_code"], 7);
+}

@@ -60,6 +60,7 @@ pub struct Report {
     pub pin: PinCheck,
 }
 
+#[derive(Debug, PartialEq, Eq)]
 struct Account {
     asset: String,
     scale: u8,
@@ -318,7 +319,30 @@ fn read_balances(dir: &Path) -> Result<BTreeMap<u128, Account>, Discrepancy> {
     Ok(accounts)
 }
 
+/// The accounts an account change names (`account_updated`, `external_ref_rebound`): changes move
+/// no money, but each must name accounts of the export (accounts are never deleted).
+fn changed_accounts(parsed: &files::ParsedLine) -> Result<Vec<u128>, String> {
+    let fields: &[&str] = match parsed.event_type.as_str() {
+        "account_updated" => &["account_id"],
+        "external_ref_rebound" => &["from_account_id", "to_account_id"],
+        _ => return Ok(Vec::new()),
+    };
+    let mut ids = Vec::new();
+    for field in fields {
+        match parsed.event.get(*field) {
+            None | Some(serde_json::Value::Null) if parsed.event_type == "external_ref_rebound" => {}
+            value => ids.push(value.and_then(|v| v.as_str()).and_then(|t| t.parse().ok()).ok_or(format!("{field} is not an id"))?),
+        }
+    }
+    Ok(ids)
+}
+
 fn apply_line(parsed: &files::ParsedLine, accounts: &mut BTreeMap<u128, Account>) -> Result<(), String> {
+    for id in changed_accounts(parsed)? {
+        if !accounts.contains_key(&id) {
+            return Err(format!("account {id} is changed here but missing from balances.csv"));
+        }
+    }
     if parsed.event_type == "account_created" {
         let id: u128 = parsed.event.get("account_id").and_then(|v| v.as_str()).and_then(|t| t.parse().ok()).ok_or("account_id is not an id")?;
         let account = accounts.get(&id).ok_or_else(|| format!("account {id} is created here but missing from balances.csv"))?;
@@ -347,4 +371,36 @@ fn apply_line(parsed: &files::ParsedLine, accounts: &mut BTreeMap<u128, Account>
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timestamp::UtcOffset;
+
+    fn known(ids: &[u128]) -> BTreeMap<u128, Account> {
+        let account = |row| Account { asset: "CNY".into(), scale: 2, opening: Balances::default(), closing: Balances::default(), derived: Balances::default(), row };
+        ids.iter().map(|&id| (id, account(id as usize))).collect()
+    }
+
+    fn line(event: &str) -> files::ParsedLine {
+        files::parse_line(&format!("{{\"seq\":1,\"timestamp_ns\":5,\"event\":{event}}}"), UtcOffset::parse("+00:00").unwrap()).unwrap()
+    }
+
+    /// Account changes move no money; each must name accounts of the export.
+    #[test]
+    fn account_changes_verify_when_they_name_exported_accounts() {
+        let mut accounts = known(&[2, 3]);
+        let updated = r#"{"type":"account_updated","account_id":"2","before":{"code":1,"overdraft_limit":"0.00","metadata":{}},"after":{"code":2,"overdraft_limit":"0.00","metadata":{}},"reason":"","actor":""}"#;
+        let moved = r#"{"type":"external_ref_rebound","external_ref":"+86","from_account_id":"2","to_account_id":"3","reason":"","actor":""}"#;
+        let released = r#"{"type":"external_ref_rebound","external_ref":"+86","from_account_id":"3","to_account_id":null,"reason":"","actor":""}"#;
+        for event in [updated, moved, released] {
+            assert_eq!(apply_line(&line(event), &mut accounts), Ok(()), "{event}");
+        }
+        assert_eq!(accounts, known(&[2, 3]), "no balance changes");
+        let stray = moved.replace("\"3\"", "\"9\"");
+        assert_eq!(apply_line(&line(&stray), &mut accounts), Err("account 9 is changed here but missing from balances.csv".into()));
+        let broken = updated.replace("\"account_id\":\"2\"", "\"account_id\":7");
+        assert_eq!(apply_line(&line(&broken), &mut accounts), Err("account_id is not an id".into()));
+    }
 }

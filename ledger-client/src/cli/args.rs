@@ -80,7 +80,7 @@ pub enum Command {
     /// Create and look up assets.
     #[command(subcommand)]
     Asset(AssetCommand),
-    /// Create, look up, freeze and close accounts; list their entries.
+    /// Create, look up, change, freeze and close accounts; list their entries and changes.
     #[command(subcommand)]
     Account(AccountCommand),
     /// Submit, post and void transfers; look them up.
@@ -92,6 +92,10 @@ pub enum Command {
     /// Account risk limits: largest single debit, daily debit amount and count.
     #[command(subcommand)]
     Limits(super::risk::LimitsCommand),
+    /// Risk rules by id: amount or count caps on credits or debits per transfer or calendar
+    /// window, balance caps; scoped by account, account code and transfer code.
+    #[command(subcommand)]
+    RiskRules(super::risk::RiskRulesCommand),
     /// Block or unblock offline-wallet tokens and devices.
     #[command(subcommand)]
     Blocklist(super::risk::BlocklistCommand),
@@ -160,6 +164,12 @@ pub enum AccountCommand {
         #[arg(long)]
         reverse: bool,
     },
+    /// Change its code, overdraft limit or metadata (one step, ordered with transfers).
+    Update(super::accounts::UpdateArgs),
+    /// Move an external reference to another account, or release it (`--to` omitted).
+    Rebind(super::accounts::RebindArgs),
+    /// Its change history (settings and references): who, when, what, oldest first.
+    Changes(super::accounts::ChangesArgs),
     /// Balances as of a past moment.
     BalanceAt {
         #[arg(value_parser = parse_id_arg)]

@@ -1,6 +1,7 @@
 //! The `ledger` command-line tool (its binary is `src/bin/ledger.rs`). Lives in the library so
 //! its parsers and output formats are unit-tested; not a stable library API.
 
+pub mod accounts;
 pub mod args;
 pub mod audit;
 pub mod parse;

@@ -121,3 +121,130 @@ pub(super) async fn blocklist(client: &LedgerClient, command: BlocklistCommand) 
     };
     Ok(Outcome::writes(&client.set_blocklist(vec![(target, blocked, args.reason)]).await?))
 }
+
+// ---- `ledger risk-rules …` (issue 22): rules by id on credits, debits and balances ----
+
+use crate::risk::{RiskLimit, RiskRule, RiskSide, RiskWindow};
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum KindArg {
+    Amount,
+    Count,
+    Balance,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SideArg {
+    Debit,
+    Credit,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum WindowArg {
+    Transfer,
+    Minute,
+    Hour,
+    Day,
+    Month,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RiskRulesCommand {
+    /// Set rule ID (replaces a rule with the same id).
+    Set(RiskRuleArgs),
+    /// Remove rule ID.
+    Remove { rule_id: u64 },
+    /// Every rule in force.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct RiskRuleArgs {
+    pub rule_id: u64,
+    #[arg(long)]
+    pub asset: String,
+    /// Only this account (default: any).
+    #[arg(long, value_parser = parse_id_arg)]
+    pub account: Option<u128>,
+    /// Only accounts of this code (default: any).
+    #[arg(long)]
+    pub account_code: Option<u32>,
+    /// Only transfers of this code, the business type (default: any).
+    #[arg(long)]
+    pub transfer_code: Option<u32>,
+    #[arg(long, value_enum)]
+    pub kind: KindArg,
+    /// Amount and count rules: which side of the account's transfers counts.
+    #[arg(long, value_enum, default_value = "debit")]
+    pub side: SideArg,
+    /// Amount and count rules: per transfer, or per calendar minute/hour/day/month.
+    #[arg(long, value_enum, default_value = "day")]
+    pub window: WindowArg,
+    /// The largest amount (amount, balance) or number (count).
+    #[arg(long)]
+    pub max: String,
+    /// Local time of the windows (480 = UTC+8).
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    pub utc_offset_minutes: i32,
+}
+
+fn risk_rule(a: RiskRuleArgs) -> Result<RiskRule, ClientError> {
+    let side = match a.side {
+        SideArg::Debit => RiskSide::Debit,
+        SideArg::Credit => RiskSide::Credit,
+    };
+    let window = match a.window {
+        WindowArg::Transfer => RiskWindow::Transfer,
+        WindowArg::Minute => RiskWindow::Minute,
+        WindowArg::Hour => RiskWindow::Hour,
+        WindowArg::Day => RiskWindow::Day,
+        WindowArg::Month => RiskWindow::Month,
+    };
+    let amount = || parse_amount_arg(&a.max).map_err(|e| ClientError::protocol(format!("--max: {e}")));
+    let limit = match a.kind {
+        KindArg::Amount => RiskLimit::Amount { side, max: amount()?, window },
+        KindArg::Count => RiskLimit::Count { side, max: a.max.parse().map_err(|_| ClientError::protocol("--max: a count"))?, window },
+        KindArg::Balance => RiskLimit::Balance { max: amount()? },
+    };
+    Ok(RiskRule {
+        rule_id: a.rule_id,
+        asset: a.asset,
+        account_id: a.account.unwrap_or(0),
+        account_code: a.account_code.unwrap_or(0),
+        transfer_code: a.transfer_code,
+        limit,
+        utc_offset_minutes: a.utc_offset_minutes,
+    })
+}
+
+fn risk_rule_view(r: &RiskRule) -> Node {
+    let (kind, side, window, max) = match &r.limit {
+        RiskLimit::Amount { side, max, window } => ("amount", Some(*side), Some(*window), view::amount(*max)),
+        RiskLimit::Count { side, max, window } => ("count", Some(*side), Some(*window), Node::Integer(u64::from(*max))),
+        RiskLimit::Balance { max } => ("balance", None, None, view::amount(*max)),
+    };
+    let name = |t: Option<String>| t.map(|t| Node::Text(t.to_lowercase())).unwrap_or(Node::Null);
+    Node::Object(vec![
+        ("rule_id".into(), Node::Integer(r.rule_id)),
+        ("asset".into(), Node::Text(r.asset.clone())),
+        ("account_id".into(), if r.account_id == 0 { Node::Null } else { view::id(r.account_id) }),
+        ("account_code".into(), if r.account_code == 0 { Node::Null } else { Node::Integer(u64::from(r.account_code)) }),
+        ("transfer_code".into(), r.transfer_code.map(|c| Node::Integer(u64::from(c))).unwrap_or(Node::Null)),
+        ("kind".into(), Node::Text(kind.into())),
+        ("side".into(), name(side.map(|s| format!("{s:?}")))),
+        ("window".into(), name(window.map(|w| format!("{w:?}")))),
+        ("max".into(), max),
+        ("utc_offset_minutes".into(), Node::Text(r.utc_offset_minutes.to_string())),
+    ])
+}
+
+pub(super) async fn risk_rules(client: &LedgerClient, command: RiskRulesCommand) -> Result<Outcome, ClientError> {
+    match command {
+        RiskRulesCommand::Set(a) => Ok(Outcome::writes(&client.set_risk_rules(vec![risk_rule(a)?]).await?)),
+        RiskRulesCommand::Remove { rule_id } => Ok(Outcome::writes(&client.remove_risk_rules(vec![rule_id]).await?)),
+        RiskRulesCommand::List => {
+            let rules = client.list_risk_rules().await?;
+            Ok(Outcome::ok(Node::Object(vec![("rules".into(), Node::Array(rules.iter().map(risk_rule_view).collect()))])))
+        }
+    }
+}

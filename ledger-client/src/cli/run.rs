@@ -111,6 +111,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Cluster(command) => cluster(&client, command).await,
         Command::Limits(command) => super::risk::limits(&client, command).await,
         Command::Blocklist(command) => super::risk::blocklist(&client, command).await,
+        Command::RiskRules(command) => super::risk::risk_rules(&client, command).await,
         Command::Wallet(command) => super::wallet::run(&client, command).await,
         Command::Backup { dir } => {
             let first = client.endpoints()[0].clone();
@@ -226,6 +227,9 @@ async fn account(client: &LedgerClient, command: AccountCommand) -> Result<Outco
                 .await?;
             Outcome::ok(view::entries_page(&page))
         }
+        AccountCommand::Update(args) => super::accounts::update(client, args).await?,
+        AccountCommand::Rebind(args) => super::accounts::rebind(client, args).await?,
+        AccountCommand::Changes(args) => super::accounts::changes(client, args).await?,
         AccountCommand::BalanceAt { id, timestamp_ns } => {
             let balance = client.get_balance_at(id, timestamp_ns).await?;
             Outcome::ok(view::balance_at(id, timestamp_ns, &balance))

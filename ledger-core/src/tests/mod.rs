@@ -3,16 +3,18 @@
 
 mod fixtures;
 
+mod account_changes;
 mod account_status;
 mod balance_limits;
 mod entries;
 mod expiry;
 mod idempotency;
-mod journal;
+pub mod journal;
 mod multi_leg;
 mod properties;
 mod result_codes;
-mod risk;
+pub mod risk;
+mod risk_rules;
 mod timestamps;
 mod two_phase;
 mod wallet;

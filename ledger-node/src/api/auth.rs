@@ -88,6 +88,11 @@ pub const AUTHORIZATION: &[(&str, Access)] = &[
     ("/ledger.raft.v1.RaftPeer/ReadIndex", Access::Peer),
     ("/ledger.raft.v1.RaftPeer/TransferLeader", Access::Peer),
     ("/ledger.raft.v1.RaftPeer/Vote", Access::Peer),
+    // Account changes (issue 22): settings and references are changed by admins, like
+    // freezes; the history names people's numbers, so only operators read it.
+    ("/ledger.v1.Accounts/ListAccountChanges", Access::Roles(OPERATORS)),
+    ("/ledger.v1.Accounts/RebindExternalRefs", Access::Roles(ADMIN)),
+    ("/ledger.v1.Accounts/UpdateAccounts", Access::Roles(ADMIN)),
     ("/ledger.v1.Audit/ExportJournal", Access::Roles(OPERATORS)),
     ("/ledger.v1.Audit/GetJournalHead", Access::Roles(OPERATORS)),
     ("/ledger.v1.Cluster/AddLearner", Access::Roles(ADMIN)),
@@ -114,8 +119,10 @@ pub const AUTHORIZATION: &[(&str, Access)] = &[
     ("/ledger.v1.Ledger/SetAccountStatus", Access::Roles(ADMIN)),
     ("/ledger.v1.Ledger/WatchAccount", Access::Roles(OPERATORS)),
     ("/ledger.v1.Risk/GetLimits", Access::Roles(ACCOUNT_READERS)),
+    ("/ledger.v1.Risk/ListRiskRules", Access::Roles(ACCOUNT_READERS)),
     ("/ledger.v1.Risk/SetBlocklist", Access::Roles(ADMIN)),
     ("/ledger.v1.Risk/SetLimits", Access::Roles(ADMIN)),
+    ("/ledger.v1.Risk/SetRiskRules", Access::Roles(ADMIN)),
     ("/ledger.v1.Wallet/GetToken", Access::Roles(WALLET_READERS)),
     ("/ledger.v1.Wallet/IssueToken", Access::Roles(&[Wallet])),
     ("/ledger.v1.Wallet/ListExceptions", Access::Roles(WALLET_READERS)),

@@ -47,12 +47,15 @@ const CHANNELS_MAX: usize = 16;
 
 /// The writes a follower forwards: every client write that proposes to Raft.
 pub const FORWARDED: &[&str] = &[
+    "/ledger.v1.Accounts/RebindExternalRefs",
+    "/ledger.v1.Accounts/UpdateAccounts",
     "/ledger.v1.Ledger/CreateAccounts",
     "/ledger.v1.Ledger/CreateAssets",
     "/ledger.v1.Ledger/CreateTransfers",
     "/ledger.v1.Ledger/SetAccountStatus",
     "/ledger.v1.Risk/SetBlocklist",
     "/ledger.v1.Risk/SetLimits",
+    "/ledger.v1.Risk/SetRiskRules",
     "/ledger.v1.Wallet/IssueToken",
     "/ledger.v1.Wallet/RevokeToken",
     "/ledger.v1.Wallet/SyncOfflineRecords",

@@ -1,6 +1,7 @@
 //! The gRPC API: decodes requests, refuses malformed input before it costs a Raft round trip,
 //! maps results and errors to the wire. No ledger rule lives here.
 
+pub mod accounts;
 pub mod audit;
 pub mod auth;
 pub mod bounds;
@@ -10,6 +11,7 @@ pub mod forward;
 pub mod grpc;
 pub mod request_errors;
 pub mod risk;
+pub mod risk_rules;
 pub mod health;
 pub mod status;
 pub mod wallet;

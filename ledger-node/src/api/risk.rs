@@ -101,6 +101,27 @@ impl Risk for RiskService {
         }))
     }
 
+    async fn set_risk_rules(&self, request: Request<pb::SetRiskRulesRequest>) -> Result<Response<pb::SetRiskRulesResponse>, Status> {
+        let req = request.into_inner();
+        let node = &self.node;
+        let results = write_items("set_risk_rules", &req.rules, super::risk_rules::rule_input, |inputs| async move {
+            Ok(node.propose(Operation::SetRiskRules(inputs)).await?.results)
+        })
+        .await?;
+        Ok(Response::new(pb::SetRiskRulesResponse { results }))
+    }
+
+    async fn list_risk_rules(&self, _: Request<pb::ListRiskRulesRequest>) -> Result<Response<pb::ListRiskRulesResponse>, Status> {
+        let snapshot = self.node.read(Consistency::Linearizable).await.map_err(to_status)?;
+        let mut rules = Vec::new();
+        for rule in snapshot.risk_rules().map_err(storage)? {
+            let asset = snapshot.asset(&rule.scope.asset).map_err(storage)?;
+            let scale = asset.ok_or_else(|| Status::data_loss("a risk rule names a missing asset"))?.scale;
+            rules.push(super::risk_rules::rule_to_wire(&rule, scale));
+        }
+        Ok(Response::new(pb::ListRiskRulesResponse { rules }))
+    }
+
     async fn set_blocklist(&self, request: Request<pb::SetBlocklistRequest>) -> Result<Response<pb::SetBlocklistResponse>, Status> {
         let req = request.into_inner();
         super::bounds::set_blocklist(&req)?;

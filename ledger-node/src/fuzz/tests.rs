@@ -206,6 +206,22 @@ fn block_input() -> impl Strategy<Value = BlockInput> {
     (target, any::<bool>(), text(REASON_BYTES_MAX)).prop_map(|(target, blocked, reason)| BlockInput { target, blocked, reason })
 }
 
+/// Account changes (issue 22): settings updates and rebinds of a shared number.
+fn account_change() -> impl Strategy<Value = Operation> {
+    use ledger_core::account::{rebind::RebindInput, update::AccountUpdateInput};
+    let metadata = prop::option::of(prop::collection::btree_map(text(METADATA_KEY_BYTES_MAX), text(METADATA_VALUE_BYTES_MAX), 0..3));
+    let overdraft = prop::option::of(decimal());
+    let update = (id(), metadata, overdraft, prop::option::of(0u32..4), text(REASON_BYTES_MAX))
+        .prop_map(|(account_id, metadata, overdraft_limit, code, reason)| AccountUpdateInput { account_id, metadata, overdraft_limit, code, reason, actor: "fuzz".into() });
+    let external_ref = prop_oneof![3 => Just("+8613800000000".to_string()), 1 => text(EXTERNAL_REF_BYTES_MAX)];
+    let rebind = (external_ref, prop_oneof![Just(0u128), id()], prop_oneof![Just(0u128), id()], text(REASON_BYTES_MAX))
+        .prop_map(|(external_ref, from_account_id, to_account_id, reason)| RebindInput { external_ref, from_account_id, to_account_id, reason, actor: "fuzz".into() });
+    prop_oneof![
+        prop::collection::vec(update, 1..3).prop_map(Operation::UpdateAccounts),
+        prop::collection::vec(rebind, 1..3).prop_map(Operation::RebindExternalRefs),
+    ]
+}
+
 fn operation() -> impl Strategy<Value = Operation> {
     let statuses = prop::sample::select(vec![AccountStatus::Active, AccountStatus::Frozen, AccountStatus::Closed]);
     let status_change = (id(), statuses, text(REASON_BYTES_MAX)).prop_map(|(account_id, status, reason)| StatusChangeInput { account_id, status, reason, actor: "fuzz".into() });
@@ -224,6 +240,7 @@ fn operation() -> impl Strategy<Value = Operation> {
         1 => prop::collection::vec(denied, 1..3).prop_map(Operation::RecordAccessDenied),
         2 => prop::collection::vec(limit_input(), 1..3).prop_map(Operation::SetLimits),
         1 => prop::collection::vec(block_input(), 1..3).prop_map(Operation::SetBlocklist),
+        2 => account_change(),
     ]
 }
 

@@ -14,6 +14,7 @@ use openraft::ReadPolicy;
 use openraft::errors::{ForwardToLeader, LinearizableReadError, RaftError};
 use openraft::raft::linearizable_read::{Linearizer, ReadLogId};
 
+use ledger_core::account::history::{self, AccountChange};
 use ledger_core::audit::{self, Range, RangeRequest};
 use ledger_core::journal::{self, Head, Row};
 use ledger_core::risk::{self, DailyUsage, LimitRule, LimitScope};
@@ -233,6 +234,16 @@ impl<V: View> Snapshot<V> {
     /// What an account has debited on `day` (its rule's local day), for its daily limits.
     pub fn daily_usage(&self, account_id: AccountId, day: i64) -> io::Result<DailyUsage> {
         risk::usage(&self.view, account_id, day)
+    }
+
+    /// Every risk rule of `risk::rules`, by id.
+    pub fn risk_rules(&self) -> io::Result<Vec<risk::rules::Rule>> {
+        risk::rules::all(&self.view)
+    }
+
+    /// An account's changes (settings, external references) after `after_ns`, oldest first.
+    pub fn account_changes(&self, account_id: AccountId, after_ns: Option<u64>, limit: usize) -> io::Result<Vec<AccountChange>> {
+        history::list(&self.view, account_id, after_ns, limit)
     }
 
     /// The earliest time a hold expires or a wallet token's hold is due for release.
