@@ -47,3 +47,5 @@ pub const WALLET_EXCEPTIONS_PAGE_MAX: usize = 1_000;
 /// Longest principal, role, method or reason in a journaled refusal (longer is cut, on a char
 /// boundary: a refusal is always recorded).
 pub const ACCESS_DENIED_FIELD_BYTES_MAX: usize = 256;
+/// Bytes in a transfer's reference (the merchant's order number); not unique.
+pub const TRANSFER_REFERENCE_BYTES_MAX: usize = 64;

@@ -137,6 +137,16 @@ result_codes! {
     DailyDebitCountExceeded = 59 => "daily_debit_count_exceeded",
     LimitInvalid = 60 => "limit_invalid",
     Blocked = 61 => "blocked",
+    // 62 is OK's wire number (and `Unspecified`'s own): the rules' codes go on at 63.
+    RefundOriginalNotFound = 63 => "refund_original_not_found",
+    RefundOriginalNotPosted = 64 => "refund_original_not_posted",
+    RefundAssetMismatch = 65 => "refund_asset_mismatch",
+    RefundAccountsMismatch = 66 => "refund_accounts_mismatch",
+    RefundExceedsRefundable = 67 => "refund_exceeds_refundable",
+    RefundKindInvalid = 68 => "refund_kind_invalid",
+    ReferenceInvalid = 69 => "reference_invalid",
+    LinkedEventFailed = 70 => "linked_event_failed",
+    LinkedEventChainOpen = 71 => "linked_event_chain_open",
 }
 
 impl ResultCode {
@@ -186,9 +196,11 @@ mod tests {
 
     #[test]
     fn numbers_and_names_round_trip() {
-        assert_eq!(ResultCode::ALL.len(), 62);
+        assert_eq!(ResultCode::ALL.len(), 71);
         for (i, code) in ResultCode::ALL.iter().enumerate() {
-            assert_eq!(code.as_u32(), i as u32, "{code:?}: numbers are dense and in order");
+            // Dense and in order, skipping 62 (`Unspecified`'s own number, OK's on the wire).
+            let number = if i < 62 { i as u32 } else { i as u32 + 1 };
+            assert_eq!(code.as_u32(), number, "{code:?}: numbers are dense and in order");
             assert_eq!(ResultCode::from_u32(code.as_u32()), *code);
             assert_eq!(ResultCode::from_name(code.name()), Some(*code));
             // The postcard encoding (variant index) is the number: stored codes stay readable.

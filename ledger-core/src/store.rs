@@ -44,10 +44,14 @@ pub enum Table {
     DailyDebits,
     /// wallet::blocklist key -> wallet::BlockEntry
     Blocklist,
+    /// transfer id -> TransferDetails (refund link, reference, metadata); only when not empty
+    TransferDetails,
+    /// original transfer id -> Refunded: what its refunds took, per leg
+    Refunds,
 }
 
 impl Table {
-    pub const ALL: [Table; 16] = [
+    pub const ALL: [Table; 18] = [
         Table::Meta,
         Table::Assets,
         Table::Accounts,
@@ -64,6 +68,8 @@ impl Table {
         Table::Limits,
         Table::DailyDebits,
         Table::Blocklist,
+        Table::TransferDetails,
+        Table::Refunds,
     ];
 
     pub fn name(self) -> &'static str {
@@ -84,6 +90,8 @@ impl Table {
             Table::Limits => "limits",
             Table::DailyDebits => "daily_debits",
             Table::Blocklist => "blocklist",
+            Table::TransferDetails => "transfer_details",
+            Table::Refunds => "refunds",
         }
     }
 }
@@ -182,6 +190,12 @@ pub fn get_transfer(store: &impl ReadStore, id: TransferId) -> io::Result<Option
 }
 pub fn put_transfer(store: &mut impl Store, transfer: &Transfer) {
     store.put(Table::Transfers, &id_key(transfer.id), encode(transfer));
+}
+pub fn get_transfer_details(store: &impl ReadStore, id: TransferId) -> io::Result<Option<TransferDetails>> {
+    get_typed(store, Table::TransferDetails, &id_key(id))
+}
+pub fn get_refunded(store: &impl ReadStore, original: TransferId) -> io::Result<Option<Refunded>> {
+    get_typed(store, Table::Refunds, &id_key(original))
 }
 pub fn get_idempotency(store: &impl ReadStore, key: &str) -> io::Result<Option<IdempotencyRecord>> {
     get_typed(store, Table::Idempotency, key.as_bytes())

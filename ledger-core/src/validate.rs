@@ -33,15 +33,32 @@ pub fn account(input: &AccountInput) -> Result<(), ResultCode> {
     if input.overdraft_limit.is_some_and(|l| l.digits != 0) && !input.debits_must_not_exceed_credits {
         return Err(ResultCode::OverdraftLimitInvalid);
     }
-    let metadata_ok = input.metadata.len() <= METADATA_ENTRIES_MAX
-        && input.metadata.iter().all(|(k, v)| {
-            (1..=METADATA_KEY_BYTES_MAX).contains(&k.len()) && v.len() <= METADATA_VALUE_BYTES_MAX
-        });
-    if !metadata_ok {
+    if !metadata(&input.metadata) {
         return Err(ResultCode::MetadataInvalid);
     }
     if input.external_ref.as_ref().is_some_and(|r| r.is_empty() || r.len() > EXTERNAL_REF_BYTES_MAX) {
         return Err(ResultCode::ExternalRefInvalid);
+    }
+    Ok(())
+}
+
+/// Metadata of an account or a transfer: at most 16 pairs, keys 1..=64 bytes, values ≤ 256.
+pub fn metadata(metadata: &std::collections::BTreeMap<String, String>) -> bool {
+    metadata.len() <= METADATA_ENTRIES_MAX
+        && metadata.iter().all(|(k, v)| (1..=METADATA_KEY_BYTES_MAX).contains(&k.len()) && v.len() <= METADATA_VALUE_BYTES_MAX)
+}
+
+/// A transfer's extras: bounded reference and metadata; only a posted transfer refunds.
+pub fn transfer_extras(input: &TransferInput, extras: &TransferExtras) -> Result<(), ItemResult> {
+    let details = &extras.details;
+    if details.reference.len() > TRANSFER_REFERENCE_BYTES_MAX {
+        return Err(ItemResult::new(ResultCode::ReferenceInvalid));
+    }
+    if !metadata(&details.metadata) {
+        return Err(ItemResult::new(ResultCode::MetadataInvalid));
+    }
+    if details.refund_of != 0 && input.kind != TransferKind::Posted {
+        return Err(ItemResult::new(ResultCode::RefundKindInvalid));
     }
     Ok(())
 }
