@@ -965,4 +965,9 @@ fn linked_event_chain_open_when_the_last_item_is_linked() {
     assert_eq!(codes, [R::LinkedEventChainOpen, R::LinkedEventChainOpen]);
     assert_eq!(l.all_balances(), before);
     assert!(l.find_transfer(923).is_none() && l.find_transfer(924).is_none());
+    // After a complete chain, a lone linked item is an open chain too.
+    let op = with(vec![(posted(925, &[(BANK, SHOP, 100)]), TransferExtras::default()), (posted(926, &[(BANK, SHOP, 100)]), linked())]);
+    let codes: Vec<_> = l.apply(op).results.iter().map(|r| r.code).collect();
+    assert_eq!(codes, [R::Ok, R::LinkedEventChainOpen]);
+    assert!(l.find_transfer(926).is_none());
 }

@@ -36,7 +36,7 @@ pub fn create_chain(
     extras: &[TransferExtras],
     first: usize,
 ) -> io::Result<()> {
-    assert!(chain.len() > 1, "a chain links two items or more");
+    assert!(!chain.is_empty(), "a chain has items");
     if extras_of(extras, first + chain.len() - 1).linked {
         let open = |input: &TransferInput| ItemResult { id: input.id, ..ItemResult::new(ResultCode::LinkedEventChainOpen) };
         batch.results.extend(chain.iter().map(open));

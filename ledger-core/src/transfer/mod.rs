@@ -58,7 +58,8 @@ pub fn create_all(
     let mut start = 0;
     while start < items.len() {
         let end = linked::chain_end(extras, start, items.len());
-        if end - start == 1 {
+        // A lone linked item is a chain left open: refused by `create_chain`.
+        if end - start == 1 && !extras_of(extras, start).linked {
             batch.item(store, &items[start], extras_of(extras, start))?;
         } else {
             linked::create_chain(store, &mut batch, &items[start..end], extras, start)?;
