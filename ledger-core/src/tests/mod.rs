@@ -8,6 +8,7 @@ mod balance_limits;
 mod entries;
 mod expiry;
 mod idempotency;
+mod lifecycle;
 mod journal;
 mod multi_leg;
 mod properties;
