@@ -90,6 +90,17 @@ async fn refunds_references_and_metadata_through_the_cli() {
     assert_eq!(got["balances"]["debits_posted"].as_str(), Some("100.00"), "{got}");
     assert_eq!(got["balances"]["credits_posted"].as_str(), Some("600.00"), "{got}");
 
+    // The merchant's statement names the counterparty, the reference and the refund link.
+    let out = cli(&endpoint, &["audit", "statement", "3", "--format", "json"]);
+    let statement = json(&out);
+    let rows = statement["entries"].as_array().unwrap();
+    let paid = rows.iter().find(|r| r["transfer_id"] == order.as_str()).unwrap();
+    assert_eq!((paid["counterparty"].as_str(), paid["reference"].as_str(), paid["refund_of"].as_str()), (Some("2"), Some("ORDER-1"), Some("")));
+    let refunded = rows.iter().find(|r| r["transfer_id"] == refund_id.as_str()).unwrap();
+    assert_eq!((refunded["counterparty"].as_str(), refunded["refund_of"].as_str()), (Some("2"), Some(order.as_str())));
+    let csv = String::from_utf8(cli(&endpoint, &["audit", "statement", "3", "--format", "csv"]).stdout).unwrap();
+    assert!(csv.lines().any(|l| l.contains(&format!(",2,ORDER-1,{order},"))), "{csv}");
+
     // The journal links each refund to its order; the export verifies offline.
     let export = dir.path().join("export");
     let out = cli(&endpoint, &["audit", "export", export.to_str().unwrap()]);
