@@ -98,6 +98,9 @@ impl TransferBatcher {
     ) -> impl Future<Output = Result<WriteResult, ClientError>> + Send + 'static {
         let queue = self.queue.clone();
         async move {
+            if transfer.linked {
+                return Err(ClientError::InvalidInput(crate::error::ParseError::LinkedNotBatched));
+            }
             let (reply, response) = oneshot::channel();
             queue
                 .send(Submission { transfer, reply })

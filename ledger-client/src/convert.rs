@@ -164,6 +164,10 @@ pub(crate) fn transfer_to_proto(transfer: &NewTransfer) -> api::Transfer {
             .map(format_amount)
             .collect(),
         code: transfer.code,
+        refund_of: transfer.refund_of.map(encode_id).unwrap_or_default(),
+        reference: transfer.reference.clone(),
+        metadata: transfer.metadata.clone(),
+        linked: transfer.linked,
     }
 }
 
@@ -186,6 +190,10 @@ fn transfer_from_proto(transfer: api::Transfer) -> Result<NewTransfer, ParseErro
             .map(|a| parse_written(a))
             .collect::<Result<_, _>>()?,
         code: transfer.code,
+        refund_of: decode_optional_id(&transfer.refund_of)?,
+        reference: transfer.reference,
+        metadata: transfer.metadata,
+        linked: transfer.linked,
     })
 }
 
@@ -220,7 +228,14 @@ pub(crate) fn transfer_record_from_proto(
             .map(leg_from_proto)
             .collect::<Result<_, _>>()?,
         owner: record.owner,
+        refunded: optional_amount(&record.refunded)?,
+        refundable: optional_amount(&record.refundable)?,
     })
+}
+
+/// An amount the node may leave empty (not applicable).
+fn optional_amount(text: &str) -> Result<Option<ledger_core::Amount>, ParseError> {
+    if text.is_empty() { Ok(None) } else { parse_written(text).map(Some) }
 }
 
 pub(crate) fn idempotency_record_from_proto(

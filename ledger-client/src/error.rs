@@ -20,6 +20,10 @@ pub enum ParseError {
     LegSyntax { input: String },
     #[error("invalid metadata {input:?}: expected KEY=VALUE")]
     MetadataSyntax { input: String },
+    /// A batcher mixes callers' transfers into one request: a linked transfer would link to
+    /// someone else's. Send a chain whole with `create_transfers`.
+    #[error("a linked transfer must be sent with its chain in one create_transfers request, not through a batcher")]
+    LinkedNotBatched,
     #[error("unknown {field} value {value}")]
     EnumValue { field: &'static str, value: i32 },
     #[error("unknown {field} value {value:?}")]

@@ -151,6 +151,16 @@ pub struct NewTransfer {
     pub post_amounts: Vec<Amount>,
     /// Free for the application (transfer type).
     pub code: u32,
+    /// Refunds this earlier posted transfer (POSTED only; legs reverse the original's accounts;
+    /// all refunds of it never exceed it).
+    pub refund_of: Option<TransferId>,
+    /// The caller's reference (e.g. the merchant's order number): at most 64 bytes, not unique.
+    pub reference: String,
+    /// At most 16 pairs; keys 1..=64 bytes, values at most 256.
+    pub metadata: std::collections::BTreeMap<String, String>,
+    /// Linked with the next transfer of the same request: the chain commits all or none.
+    /// Only through `create_transfers` (a batcher refuses it: its neighbours are other callers').
+    pub linked: bool,
 }
 
 impl NewTransfer {
@@ -215,6 +225,28 @@ impl NewTransfer {
         self.code = code;
         self
     }
+
+    /// This transfer refunds `original` (an earlier posted transfer).
+    pub fn refunding(mut self, original: TransferId) -> NewTransfer {
+        self.refund_of = Some(original);
+        self
+    }
+
+    pub fn with_reference(mut self, reference: impl Into<String>) -> NewTransfer {
+        self.reference = reference.into();
+        self
+    }
+
+    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> NewTransfer {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// Links this transfer to the next one of the request (all or none).
+    pub fn linked(mut self) -> NewTransfer {
+        self.linked = true;
+        self
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -251,6 +283,10 @@ pub struct TransferRecord {
     /// The principal that created it; empty for the ledger's own transfers and without
     /// authentication. A `payments` principal only ever sees its own.
     pub owner: String,
+    /// For posted money (POSTED, POST_PENDING): what its refunds took, and what they may still
+    /// take. `None` for other kinds.
+    pub refunded: Option<Amount>,
+    pub refundable: Option<Amount>,
 }
 
 /// What an idempotency key is bound to (`get_transfer_by_idempotency_key`).

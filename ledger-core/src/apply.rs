@@ -37,7 +37,7 @@ pub fn apply(store: &mut impl Store, command: &Command) -> io::Result<Applied> {
     match &command.operation {
         Operation::CreateAssets(items) => step.create_assets(items)?,
         Operation::CreateAccounts(items) => step.create_accounts(items)?,
-        Operation::CreateTransfers(items) => step.create_transfers(items)?,
+        Operation::CreateTransfers(items) => step.create_transfers(items, &[])?,
         Operation::SetAccountStatus(items) => step.set_account_status(items)?,
         Operation::Tick => {}
         Operation::IssueTokens(items) => step.issue_tokens(items)?,
@@ -49,6 +49,7 @@ pub fn apply(store: &mut impl Store, command: &Command) -> io::Result<Applied> {
         Operation::UpdateAccounts(items) => step.update_accounts(items)?,
         Operation::RebindExternalRefs(items) => step.rebind_external_refs(items)?,
         Operation::SetRiskRules(items) => step.set_risk_rules(items)?,
+        Operation::CreateTransfersWith { items, extras } => step.create_transfers(items, extras)?,
     }
     let Step { store, clock, applied, events } = step;
     assert_eq!(applied.results.len(), command.item_count(), "one result per item");
@@ -109,9 +110,10 @@ impl<S: Store> Step<'_, S> {
         Ok(())
     }
 
-    fn create_transfers(&mut self, items: &[TransferInput]) -> io::Result<()> {
+    /// Plain transfers (`extras` empty) and transfers with options: one path.
+    fn create_transfers(&mut self, items: &[TransferInput], extras: &[TransferExtras]) -> io::Result<()> {
         let Applied { results, entries } = &mut self.applied;
-        transfer::create_all(self.store, items, &mut self.clock, entries, results, &mut self.events)
+        transfer::create_all(self.store, items, extras, &mut self.clock, entries, results, &mut self.events)
     }
 
     fn set_account_status(&mut self, items: &[StatusChangeInput]) -> io::Result<()> {

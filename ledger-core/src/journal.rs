@@ -123,6 +123,14 @@ pub enum Event {
         /// The principal that created the transfer; empty for an expiry and the ledger's own.
         owner: String,
         legs: Vec<MovementLeg>,
+        /// The transfer this one refunds (format 4; absent on every other movement).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refund_of: Option<String>,
+        /// The transfer's reference and metadata, when it has them (format 4).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        metadata: Option<BTreeMap<String, String>>,
     },
     WalletToken {
         change: String,
@@ -232,6 +240,20 @@ impl Pending {
     pub fn push_json(&mut self, timestamp_ns: u64, json: String) {
         assert!(json.starts_with("{\"type\":") && json.ends_with('}'), "an event is a tagged JSON object");
         self.events.push((timestamp_ns, json));
+    }
+
+    /// Events gathered so far (a mark for `truncate`).
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Forgets the events after a mark: those of a linked chain that failed.
+    pub fn truncate(&mut self, mark: usize) {
+        self.events.truncate(mark);
     }
 
     /// Appends the events to the chain in time order (stable: equal times keep their order).
@@ -492,12 +514,13 @@ fn movement(store: &impl Store, pairs: &[AccountEntry]) -> io::Result<String> {
         },
         _ => Vec::new(),
     };
-    movement_json(&transfer, &held, pairs, scale, |account_id| account_code(store, account_id))
+    movement_json(&transfer, &held, pairs, scale, |account_id| account_code(store, account_id), None)
 }
 
 /// The movement of one step from values in hand, rendered as its event's JSON: the transfer the
 /// entries name (for an expiry, the hold itself), the legs of the hold a post releases (else
-/// empty), the step's entry pairs, the asset's scale and each account's code. The same bytes as
+/// empty), the step's entry pairs, the asset's scale, each account's code, and the transfer's
+/// details (refund link, reference, metadata) when it has any. The same bytes as
 /// `Event::Movement` (same fields, order and tag), from borrowed values: no field is copied.
 pub fn movement_json(
     transfer: &Transfer,
@@ -505,6 +528,7 @@ pub fn movement_json(
     pairs: &[AccountEntry],
     scale: u8,
     mut code_of: impl FnMut(AccountId) -> io::Result<u32>,
+    details: Option<&TransferDetails>,
 ) -> io::Result<String> {
     assert!(!pairs.is_empty() && pairs.len() % 2 == 0, "a movement has (debit, credit) entry pairs");
     let transfer_id = pairs[0].transfer_id;
@@ -552,6 +576,9 @@ pub fn movement_json(
         },
         owner: if expiry { "" } else { &transfer.owner },
         legs,
+        refund_of: details.and_then(|d| (d.refund_of != 0).then_some(Id(d.refund_of))),
+        reference: details.and_then(|d| (!d.reference.is_empty()).then_some(d.reference.as_str())),
+        metadata: details.and_then(|d| (!d.metadata.is_empty()).then_some(&d.metadata)),
     };
     let mut json = Vec::with_capacity(EVENT_CAPACITY);
     serde_json::to_writer(&mut json, &event).map_err(io::Error::other)?;
@@ -579,6 +606,12 @@ enum EventRef<'a> {
         pending_id: Option<Id>,
         owner: &'a str,
         legs: Vec<MovementLegRef>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        refund_of: Option<Id>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        metadata: Option<&'a BTreeMap<String, String>>,
     },
 }
 

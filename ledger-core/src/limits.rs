@@ -51,3 +51,5 @@ pub const ACCESS_DENIED_FIELD_BYTES_MAX: usize = 256;
 /// account's change history.
 pub const ACCOUNT_CHANGES_PAGE_MAX: u32 = 1_000;
 pub const ACCOUNT_CHANGES_PAGE_DEFAULT: u32 = 100;
+/// Bytes in a transfer's reference (the merchant's order number); not unique.
+pub const TRANSFER_REFERENCE_BYTES_MAX: usize = 64;

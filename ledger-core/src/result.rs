@@ -144,6 +144,15 @@ result_codes! {
     RiskAmountExceeded = 66 => "risk_amount_exceeded",
     RiskCountExceeded = 67 => "risk_count_exceeded",
     RiskBalanceExceeded = 68 => "risk_balance_exceeded",
+    RefundOriginalNotFound = 69 => "refund_original_not_found",
+    RefundOriginalNotPosted = 70 => "refund_original_not_posted",
+    RefundAssetMismatch = 71 => "refund_asset_mismatch",
+    RefundAccountsMismatch = 72 => "refund_accounts_mismatch",
+    RefundExceedsRefundable = 73 => "refund_exceeds_refundable",
+    RefundKindInvalid = 74 => "refund_kind_invalid",
+    ReferenceInvalid = 75 => "reference_invalid",
+    LinkedEventFailed = 76 => "linked_event_failed",
+    LinkedEventChainOpen = 77 => "linked_event_chain_open",
 }
 
 impl ResultCode {
@@ -193,7 +202,7 @@ mod tests {
 
     #[test]
     fn numbers_and_names_round_trip() {
-        assert_eq!(ResultCode::ALL.len(), 68);
+        assert_eq!(ResultCode::ALL.len(), 77);
         for (i, code) in ResultCode::ALL.iter().enumerate() {
             // Dense and in order, skipping 62 (the wire's OK, `Unspecified` here).
             let number = if i < 62 { i as u32 } else { i as u32 + 1 };

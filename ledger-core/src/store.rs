@@ -50,10 +50,14 @@ pub enum Table {
     RiskRules,
     /// rule id (8 B BE) ‖ account id -> risk::rules::Usage (the current window only)
     RiskUsage,
+    /// transfer id -> TransferDetails (refund link, reference, metadata); only when not empty
+    TransferDetails,
+    /// original transfer id -> Refunded: what its refunds took, per leg
+    Refunds,
 }
 
 impl Table {
-    pub const ALL: [Table; 19] = [
+    pub const ALL: [Table; 21] = [
         Table::Meta,
         Table::Assets,
         Table::Accounts,
@@ -73,6 +77,8 @@ impl Table {
         Table::AccountChanges,
         Table::RiskRules,
         Table::RiskUsage,
+        Table::TransferDetails,
+        Table::Refunds,
     ];
 
     pub fn name(self) -> &'static str {
@@ -96,6 +102,8 @@ impl Table {
             Table::AccountChanges => "account_changes",
             Table::RiskRules => "risk_rules",
             Table::RiskUsage => "risk_usage",
+            Table::TransferDetails => "transfer_details",
+            Table::Refunds => "refunds",
         }
     }
 }
@@ -194,6 +202,12 @@ pub fn get_transfer(store: &impl ReadStore, id: TransferId) -> io::Result<Option
 }
 pub fn put_transfer(store: &mut impl Store, transfer: &Transfer) {
     store.put(Table::Transfers, &id_key(transfer.id), encode(transfer));
+}
+pub fn get_transfer_details(store: &impl ReadStore, id: TransferId) -> io::Result<Option<TransferDetails>> {
+    get_typed(store, Table::TransferDetails, &id_key(id))
+}
+pub fn get_refunded(store: &impl ReadStore, original: TransferId) -> io::Result<Option<Refunded>> {
+    get_typed(store, Table::Refunds, &id_key(original))
 }
 pub fn get_idempotency(store: &impl ReadStore, key: &str) -> io::Result<Option<IdempotencyRecord>> {
     get_typed(store, Table::Idempotency, key.as_bytes())

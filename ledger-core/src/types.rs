@@ -223,6 +223,10 @@ pub enum Operation {
     RebindExternalRefs(Vec<super::account::rebind::RebindInput>),
     /// Risk rules on credits, balances, windows and transfer codes (ledger::risk::rules).
     SetRiskRules(Vec<super::risk::rules::RuleInput>),
+    /// Transfers with options `TransferInput` has no field for (refunds, references, metadata,
+    /// linked groups): `extras[i]` belongs to `items[i]` (a missing one is empty). The API sends
+    /// it only when a request carries an option, so plain transfers keep `CreateTransfers`.
+    CreateTransfersWith { items: Vec<TransferInput>, extras: Vec<TransferExtras> },
 }
 
 /// One replicated command: the unit the state machine applies atomically per item.
@@ -252,6 +256,7 @@ impl Command {
             Operation::UpdateAccounts(v) => v.len(),
             Operation::RebindExternalRefs(v) => v.len(),
             Operation::SetRiskRules(v) => v.len(),
+            Operation::CreateTransfersWith { items, .. } => items.len(),
         }
     }
 }
@@ -274,7 +279,53 @@ impl std::fmt::Display for Command {
             Operation::UpdateAccounts(_) => "update_accounts",
             Operation::RebindExternalRefs(_) => "rebind_external_refs",
             Operation::SetRiskRules(_) => "set_risk_rules",
+            Operation::CreateTransfersWith { .. } => "create_transfers_with",
         };
         write!(f, "{name}(items={}, proposed_at_ns={})", self.item_count(), self.proposed_at_ns)
     }
+}
+
+// ---- Transfer extras (format 4): beside `TransferInput` and `Transfer`, whose layouts stay. ----
+
+/// What a transfer records beyond its `Transfer` row: stored in `Table::TransferDetails` under
+/// its id only when not empty, so a transfer created without extras reads exactly as before.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferDetails {
+    /// The earlier posted transfer this one refunds (0: not a refund).
+    pub refund_of: TransferId,
+    /// The caller's reference (e.g. the merchant's order number): at most
+    /// `TRANSFER_REFERENCE_BYTES_MAX` bytes, not unique.
+    pub reference: String,
+    /// At most `METADATA_ENTRIES_MAX` pairs, with the account metadata's key and value bounds.
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl TransferDetails {
+    pub fn is_empty(&self) -> bool {
+        self.refund_of == 0 && self.reference.is_empty() && self.metadata.is_empty()
+    }
+}
+
+/// The options of one item of `Operation::CreateTransfersWith`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferExtras {
+    pub details: TransferDetails,
+    /// Linked with the next item (TigerBeetle's `flags.linked`): a chain of linked items and the
+    /// first unlinked one after them commits all or none.
+    pub linked: bool,
+}
+
+impl TransferExtras {
+    pub fn is_empty(&self) -> bool {
+        self.details.is_empty() && !self.linked
+    }
+}
+
+/// How much of a posted transfer its refunds have taken, per leg of the original (the leg's
+/// amount is the cap). Kept in `Table::Refunds` under the original's id from its first refund.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refunded {
+    pub legs_minor: Vec<u128>,
+    /// Refunds accepted.
+    pub count: u32,
 }

@@ -53,6 +53,21 @@ pub fn external_ref_valid(external_ref: &str) -> bool {
     (1..=EXTERNAL_REF_BYTES_MAX).contains(&external_ref.len())
 }
 
+/// A transfer's extras: bounded reference and metadata; only a posted transfer refunds.
+pub fn transfer_extras(input: &TransferInput, extras: &TransferExtras) -> Result<(), ItemResult> {
+    let details = &extras.details;
+    if details.reference.len() > TRANSFER_REFERENCE_BYTES_MAX {
+        return Err(ItemResult::new(ResultCode::ReferenceInvalid));
+    }
+    if !metadata_valid(&details.metadata) {
+        return Err(ItemResult::new(ResultCode::MetadataInvalid));
+    }
+    if details.refund_of != 0 && input.kind != TransferKind::Posted {
+        return Err(ItemResult::new(ResultCode::RefundKindInvalid));
+    }
+    Ok(())
+}
+
 pub fn idempotency_key(key: &str) -> bool {
     (1..=IDEMPOTENCY_KEY_BYTES_MAX).contains(&key.len())
 }

@@ -65,7 +65,7 @@ mod tests {
             assert_eq!(code.name(), proto.as_str_name().to_ascii_lowercase(), "{value}");
             assert_eq!(ResultCode::from_name(code.name()), Some(code));
         }
-        assert_eq!(known, 69);
+        assert_eq!(known, 78);
     }
 
     /// Every Rust value maps to a proto value of the same name and back to itself; no rule's code

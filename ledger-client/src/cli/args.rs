@@ -272,6 +272,16 @@ pub struct TransferSubmitArgs {
     /// Application transfer type.
     #[arg(long, default_value_t = 0)]
     pub code: u32,
+    /// Refund this earlier posted transfer: the legs must reverse its accounts, and all its
+    /// refunds together never exceed it.
+    #[arg(long, value_parser = parse_id_arg)]
+    pub refund_of: Option<u128>,
+    /// The caller's reference (e.g. the order number): at most 64 bytes, not unique.
+    #[arg(long, default_value = "")]
+    pub reference: String,
+    /// Metadata entry KEY=VALUE; repeatable (at most 16).
+    #[arg(long = "meta", value_parser = parse_meta_arg)]
+    pub metadata: Vec<(String, String)>,
 }
 
 #[derive(Debug, Subcommand)]

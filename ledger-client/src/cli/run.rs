@@ -264,7 +264,13 @@ async fn transfer(client: &LedgerClient, command: TransferCommand) -> Result<Out
                     ..NewTransfer::posted(id, args.idempotency_key, args.asset, args.legs)
                 }
             };
-            submit(transfer.with_code(args.code)).await?
+            let transfer = NewTransfer {
+                refund_of: args.refund_of,
+                reference: args.reference,
+                metadata: args.metadata.into_iter().collect(),
+                ..transfer.with_code(args.code)
+            };
+            submit(transfer).await?
         }
         TransferCommand::Post {
             pending_id,

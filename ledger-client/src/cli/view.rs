@@ -202,7 +202,30 @@ pub fn transfer(record: &TransferRecord) -> Node {
         "posted_legs" => record.posted_legs.iter().map(leg).collect::<Vec<_>>(),
     };
     let node = with_timestamp(node, "timestamp", Some(record.timestamp_ns));
-    with_timestamp(node, "expires_at", Some(record.expires_at_ns))
+    let node = with_timestamp(node, "expires_at", Some(record.expires_at_ns));
+    extend(node, transfer_extras(record))
+}
+
+/// What a transfer may carry beyond its row (refund link, reference, metadata, refunds), each
+/// shown only when present: a transfer made without them renders as it always did.
+fn transfer_extras(record: &TransferRecord) -> Node {
+    let transfer = &record.transfer;
+    let mut fields = Vec::new();
+    if let Some(original) = transfer.refund_of {
+        fields.push(("refund_of".to_string(), id(original)));
+    }
+    if !transfer.reference.is_empty() {
+        fields.push(("reference".to_string(), Node::from(transfer.reference.as_str())));
+    }
+    if !transfer.metadata.is_empty() {
+        let pairs = transfer.metadata.iter().map(|(k, v)| (k.clone(), Node::from(v.as_str()))).collect();
+        fields.push(("metadata".to_string(), Node::Object(pairs)));
+    }
+    if let (Some(refunded), Some(refundable)) = (record.refunded, record.refundable) {
+        fields.push(("refunded".to_string(), amount(refunded)));
+        fields.push(("refundable".to_string(), amount(refundable)));
+    }
+    Node::Object(fields)
 }
 
 pub fn idempotency(key: &str, record: Option<&IdempotencyRecord>) -> Node {

@@ -298,5 +298,5 @@ fn expiry_line(
         Some(account) => Ok(account.code),
         None => Err(store::corruption(Table::Accounts, "a balance entry names a missing account")),
     };
-    journal::movement_json(pending, &[], pairs, scale, code_of)
+    journal::movement_json(pending, &[], pairs, scale, code_of, None)
 }

@@ -127,6 +127,22 @@ pub fn transfers(items: Vec<TransferInput>) -> Operation {
 pub fn transfer(item: TransferInput) -> Operation {
     Operation::CreateTransfers(vec![item])
 }
+/// Transfers with options (`Operation::CreateTransfersWith`).
+pub fn with(items: Vec<(TransferInput, TransferExtras)>) -> Operation {
+    let (items, extras) = items.into_iter().unzip();
+    Operation::CreateTransfersWith { items, extras }
+}
+
+/// Extras that make a transfer a refund of `original`.
+pub fn refund_of(original: u128) -> TransferExtras {
+    TransferExtras { details: TransferDetails { refund_of: original, ..TransferDetails::default() }, linked: false }
+}
+
+/// Extras that link a transfer to the next one.
+pub fn linked() -> TransferExtras {
+    TransferExtras { linked: true, ..TransferExtras::default() }
+}
+
 pub fn assets(items: Vec<AssetInput>) -> Operation {
     Operation::CreateAssets(items)
 }
@@ -269,7 +285,9 @@ impl Ledger {
     /// also takes a timestamp). Returns its result.
     pub fn changes_nothing(&mut self, operation: Operation) -> ItemResult {
         let key = match &operation {
-            Operation::CreateTransfers(items) if items.len() == 1 => Some(items[0].idempotency_key.clone()),
+            Operation::CreateTransfers(items) | Operation::CreateTransfersWith { items, .. } if items.len() == 1 => {
+                Some(items[0].idempotency_key.clone())
+            }
             _ => None,
         };
         let before = self.store.clone();

@@ -9,6 +9,7 @@ mod balance_limits;
 mod entries;
 mod expiry;
 mod idempotency;
+mod lifecycle;
 pub mod journal;
 mod multi_leg;
 mod properties;

@@ -435,7 +435,7 @@ fn account_input(id: u128, asset: &str, flags: u8, overdraft_cents: u128) -> Acc
 // ---- the checks ----
 
 /// (a) money conserved per asset, (b) no account breaks its flags.
-fn check_money(store: &MemStore) -> Result<(), TestCaseError> {
+pub(super) fn check_money(store: &MemStore) -> Result<(), TestCaseError> {
     let mut sums: BTreeMap<String, [u128; 4]> = BTreeMap::new();
     for a in all_accounts(store) {
         let b = a.balances;

@@ -13,7 +13,7 @@ use super::wallet as W;
 use crate::amount::DecimalInput;
 use crate::limits::*;
 use crate::result::ResultCode as R;
-use crate::store;
+use crate::store::{self, Table};
 use crate::types::*;
 
 // ---- success codes ----
@@ -716,6 +716,15 @@ fn test_of(code: R) -> Option<&'static str> {
         R::RiskAmountExceeded => "risk_amount_exceeded_past_a_credit_cap_of_the_day",
         R::RiskCountExceeded => "risk_count_exceeded_past_the_transfers_of_a_minute",
         R::RiskBalanceExceeded => "risk_balance_exceeded_when_a_credit_would_pass_the_balance_cap",
+        R::RefundOriginalNotFound => "refund_original_not_found_when_missing_or_another_principals",
+        R::RefundOriginalNotPosted => "refund_original_not_posted_for_a_hold_or_a_void",
+        R::RefundAssetMismatch => "refund_asset_mismatch_for_another_asset",
+        R::RefundAccountsMismatch => "refund_accounts_mismatch_unless_the_legs_reverse_the_original",
+        R::RefundExceedsRefundable => "refund_exceeds_refundable_counting_earlier_partial_refunds",
+        R::RefundKindInvalid => "refund_kind_invalid_unless_the_refund_is_posted",
+        R::ReferenceInvalid => "reference_invalid_over_64_bytes_and_transfer_metadata_bounded",
+        R::LinkedEventFailed => "linked_event_failed_for_the_rest_of_a_broken_chain",
+        R::LinkedEventChainOpen => "linked_event_chain_open_when_the_last_item_is_linked",
         // Made only when decoding the wire format: tested in the API layer.
         R::IdInvalid | R::AccountStatusInvalid | R::KindInvalid => return None,
         // Never produced by the rules: read from the wire only (ledger-proto `convert` tests).
@@ -884,7 +893,7 @@ fn every_result_code_has_a_test_in_this_file() {
         .map_while(|i| postcard::from_bytes::<R>(&[i]).ok())
         .take_while(|c| !matches!(c, R::Unspecified))
         .collect();
-    assert_eq!(codes.len(), 68);
+    assert_eq!(codes.len(), 77);
     // 62 is skipped: the wire's OK.
     assert!(codes.iter().enumerate().all(|(i, c)| c.as_u32() == if i < 62 { i as u32 } else { i as u32 + 1 }), "wire numbers follow the variants");
     let source = include_str!("result_codes.rs");
@@ -893,4 +902,142 @@ fn every_result_code_has_a_test_in_this_file() {
             assert!(source.contains(&format!("#[test]\nfn {test}()")), "{code:?}: no test named {test}");
         }
     }
+}
+
+// ---- refunds, references, linked chains (more in tests/lifecycle.rs) ----
+
+/// SHOP received 5.00 from WALLET (order 900): the original of the refund tests.
+fn paid_order(l: &mut Ledger) -> u128 {
+    l.ok(transfer(posted(900, &[(WALLET, SHOP, 500)])));
+    900
+}
+
+fn refund(id: u128, original: u128, legs: &[(u128, u128, u128)]) -> Operation {
+    with(vec![(posted(id, legs), refund_of(original))])
+}
+
+#[test]
+fn refund_original_not_found_when_missing_or_another_principals() {
+    let mut l = Ledger::world();
+    l.refuses(refund(901, 4_242, &[(SHOP, WALLET, 100)]), R::RefundOriginalNotFound, None);
+    let order = paid_order(&mut l);
+    // The order was created without an owner; a principal's refund of it reads it as absent.
+    let mut other = posted(902, &[(SHOP, WALLET, 100)]);
+    other.owner = "checkout-b".into();
+    l.refuses(with(vec![(other, refund_of(order))]), R::RefundOriginalNotFound, None);
+}
+
+#[test]
+fn refund_original_not_posted_for_a_hold_or_a_void() {
+    let mut l = Ledger::world();
+    l.refuses(refund(903, HOLD, &[(SHOP, WALLET, 100)]), R::RefundOriginalNotPosted, None);
+    l.refuses(refund(904, 61, &[(SHOP, WALLET, 100)]), R::RefundOriginalNotPosted, None);
+    // The post of a hold is posted money: refundable (transfer 60 posted 1.00 WALLET -> SHOP).
+    l.ok(refund(905, 60, &[(SHOP, WALLET, 100)]));
+}
+
+#[test]
+fn refund_asset_mismatch_for_another_asset() {
+    let mut l = Ledger::world();
+    let order = paid_order(&mut l);
+    l.ok(accounts(vec![account(4_243, "USD")]));
+    let mut dollars = posted(906, &[(DOLLARS, 4_243, 100)]);
+    dollars.asset = "USD".into();
+    l.refuses(with(vec![(dollars, refund_of(order))]), R::RefundAssetMismatch, None);
+}
+
+#[test]
+fn refund_accounts_mismatch_unless_the_legs_reverse_the_original() {
+    let mut l = Ledger::world();
+    let order = paid_order(&mut l);
+    // Same direction as the order, and a third account: neither reverses it.
+    l.refuses(refund(907, order, &[(WALLET, SHOP, 100)]), R::RefundAccountsMismatch, Some(0));
+    l.refuses(refund(908, order, &[(SHOP, WALLET, 100), (SHOP, BANK, 100)]), R::RefundAccountsMismatch, Some(1));
+}
+
+#[test]
+fn refund_exceeds_refundable_counting_earlier_partial_refunds() {
+    let mut l = Ledger::world();
+    let order = paid_order(&mut l);
+    l.refuses(refund(909, order, &[(SHOP, WALLET, 501)]), R::RefundExceedsRefundable, Some(0));
+    l.ok(refund(910, order, &[(SHOP, WALLET, 300)]));
+    l.refuses(refund(911, order, &[(SHOP, WALLET, 201)]), R::RefundExceedsRefundable, Some(0));
+    // Exactly the rest passes, and then nothing is left.
+    l.ok(refund(912, order, &[(SHOP, WALLET, 200)]));
+    let refunded = store::get_refunded(&l.store, order).unwrap().unwrap();
+    assert_eq!((refunded.legs_minor, refunded.count), (vec![500], 2));
+    assert_eq!(crate::transfer::refund::refundable(&l.transfer(order), Some(&store::get_refunded(&l.store, order).unwrap().unwrap())), Some(0));
+    l.refuses(refund(913, order, &[(SHOP, WALLET, 1)]), R::RefundExceedsRefundable, Some(0));
+}
+
+#[test]
+fn refund_kind_invalid_unless_the_refund_is_posted() {
+    let mut l = Ledger::world();
+    let order = paid_order(&mut l);
+    l.refuses(with(vec![(pending(914, &[(SHOP, WALLET, 100)], 0), refund_of(order))]), R::RefundKindInvalid, None);
+    l.refuses(with(vec![(void(915, HOLD), refund_of(order))]), R::RefundKindInvalid, None);
+}
+
+#[test]
+fn reference_invalid_over_64_bytes_and_transfer_metadata_bounded() {
+    let mut l = Ledger::world();
+    let extras = |reference: String, metadata: BTreeMap<String, String>| TransferExtras {
+        details: TransferDetails { reference, metadata, ..TransferDetails::default() },
+        linked: false,
+    };
+    let id = l.fresh_id();
+    let long = "r".repeat(TRANSFER_REFERENCE_BYTES_MAX + 1);
+    l.refuses(with(vec![(posted(id, &[(BANK, SHOP, 1)]), extras(long, BTreeMap::new()))]), R::ReferenceInvalid, None);
+    let too_many: BTreeMap<String, String> = (0..=METADATA_ENTRIES_MAX).map(|i| (format!("k{i}"), "v".into())).collect();
+    l.refuses(with(vec![(posted(id, &[(BANK, SHOP, 1)]), extras(String::new(), too_many))]), R::MetadataInvalid, None);
+    let empty_key = BTreeMap::from([(String::new(), "v".to_string())]);
+    l.refuses(with(vec![(posted(id, &[(BANK, SHOP, 1)]), extras(String::new(), empty_key))]), R::MetadataInvalid, None);
+    let long_value = BTreeMap::from([("k".to_string(), "v".repeat(METADATA_VALUE_BYTES_MAX + 1))]);
+    l.refuses(with(vec![(posted(id, &[(BANK, SHOP, 1)]), extras(String::new(), long_value))]), R::MetadataInvalid, None);
+    // At the bounds: passes, and is stored.
+    let full: BTreeMap<String, String> = (0..METADATA_ENTRIES_MAX).map(|i| (format!("k{i}"), "v".repeat(METADATA_VALUE_BYTES_MAX))).collect();
+    let at_bounds = extras("r".repeat(TRANSFER_REFERENCE_BYTES_MAX), full);
+    l.ok(with(vec![(posted(id, &[(BANK, SHOP, 1)]), at_bounds.clone())]));
+    assert_eq!(store::get_transfer_details(&l.store, id).unwrap(), Some(at_bounds.details));
+}
+
+#[test]
+fn linked_event_failed_for_the_rest_of_a_broken_chain() {
+    let mut l = Ledger::world();
+    l.ok(accounts(vec![account(4_244, "USD")]));
+    let before = l.store.clone();
+    // Leg 1 of the second transfer breaks WALLET's balance rule: the first (in USD) and the
+    // third are not applied either, and nothing of the chain is written.
+    let mut dollars = posted(920, &[(DOLLARS, 4_244, 100)]);
+    dollars.asset = "USD".into();
+    let op = with(vec![
+        (dollars, linked()),
+        (posted(921, &[(BANK, SHOP, 100), (WALLET, SHOP, 1_000_000)]), linked()),
+        (posted(922, &[(BANK, SHOP, 100)]), TransferExtras::default()),
+    ]);
+    let applied = l.apply(op);
+    let codes: Vec<_> = applied.results.iter().map(|r| (r.code, r.leg_index, r.id)).collect();
+    assert_eq!(codes, [(R::LinkedEventFailed, None, 920), (R::ExceedsCredits, Some(1), 921), (R::LinkedEventFailed, None, 922)]);
+    assert!(applied.entries.is_empty());
+    let mut after = l.store.clone();
+    after.tables.remove(&Table::Meta);
+    let mut before_rows = before.clone();
+    before_rows.tables.remove(&Table::Meta);
+    assert!(same_rows(&before_rows, &after), "a broken chain writes nothing");
+}
+
+#[test]
+fn linked_event_chain_open_when_the_last_item_is_linked() {
+    let mut l = Ledger::world();
+    let before = l.all_balances();
+    let op = with(vec![(posted(923, &[(BANK, SHOP, 100)]), linked()), (posted(924, &[(BANK, SHOP, 100)]), linked())]);
+    let codes: Vec<_> = l.apply(op).results.iter().map(|r| r.code).collect();
+    assert_eq!(codes, [R::LinkedEventChainOpen, R::LinkedEventChainOpen]);
+    assert_eq!(l.all_balances(), before);
+    assert!(l.find_transfer(923).is_none() && l.find_transfer(924).is_none());
+    // After a complete chain, a lone linked item is an open chain too.
+    let op = with(vec![(posted(925, &[(BANK, SHOP, 100)]), TransferExtras::default()), (posted(926, &[(BANK, SHOP, 100)]), linked())]);
+    let codes: Vec<_> = l.apply(op).results.iter().map(|r| r.code).collect();
+    assert_eq!(codes, [R::Ok, R::LinkedEventChainOpen]);
+    assert!(l.find_transfer(926).is_none());
 }

@@ -5,6 +5,9 @@
 //! written back once, at the end of the command.
 
 mod execute;
+mod linked;
+pub mod overlay;
+pub mod refund;
 pub mod working;
 
 use std::io;
@@ -33,11 +36,13 @@ pub struct Written {
     pub held: Vec<Leg>,
 }
 
-/// The transfers of one command (`Operation::CreateTransfers`): a result per item, the balance
-/// entries and a journal line per transfer that moved money.
+/// The transfers of one command (`Operation::CreateTransfers`, or `CreateTransfersWith` with
+/// `extras[i]` for `items[i]`; plain transfers have none): a result per item, the balance
+/// entries and a journal line per transfer that moved money. Linked chains run in `linked`.
 pub fn create_all(
     store: &mut impl Store,
     items: &[TransferInput],
+    extras: &[TransferExtras],
     clock: &mut Clock,
     entries: &mut Vec<AccountEntry>,
     results: &mut Vec<ItemResult>,
@@ -49,16 +54,53 @@ pub fn create_all(
     for item in items {
         working.prefetch(store, item)?;
     }
-    for item in items {
-        let mark = entries.len();
-        let (result, written) = create_one(store, &mut working, item, clock, entries, check_limits)?;
-        if let Some(written) = written {
-            events.push_json(result.timestamp_ns, movement(&working, &written, &entries[mark..])?);
+    let mut batch = Batch { working, clock, entries, results, events, check_limits };
+    let mut start = 0;
+    while start < items.len() {
+        let end = linked::chain_end(extras, start, items.len());
+        // A lone linked item is a chain left open: refused by `create_chain`.
+        if end - start == 1 && !extras_of(extras, start).linked {
+            batch.item(store, &items[start], extras_of(extras, start))?;
+        } else {
+            linked::create_chain(store, &mut batch, &items[start..end], extras, start)?;
         }
-        results.push(result);
+        start = end;
     }
-    working.flush(store);
+    batch.working.flush(store);
     Ok(())
+}
+
+/// No options: what every plain transfer has.
+static NO_EXTRAS: std::sync::LazyLock<TransferExtras> = std::sync::LazyLock::new(TransferExtras::default);
+
+/// The extras of item `index` (a plain command has none).
+pub(crate) fn extras_of(extras: &[TransferExtras], index: usize) -> &TransferExtras {
+    extras.get(index).unwrap_or(&NO_EXTRAS)
+}
+
+/// One command's transfers in progress: the working set and what the items produce.
+pub(crate) struct Batch<'c> {
+    working: WorkingSet,
+    clock: &'c mut Clock,
+    entries: &'c mut Vec<AccountEntry>,
+    results: &'c mut Vec<ItemResult>,
+    events: &'c mut journal::Pending,
+    check_limits: bool,
+}
+
+impl Batch<'_> {
+    /// One item: created (or refused), its journal line gathered, its result pushed.
+    fn item(&mut self, store: &mut impl Store, input: &TransferInput, extras: &TransferExtras) -> io::Result<ItemResult> {
+        let mark = self.entries.len();
+        let (result, written) =
+            create_one(store, &mut self.working, input, extras, self.clock, self.entries, self.check_limits)?;
+        if let Some(written) = written {
+            let line = movement(&self.working, &written, &self.entries[mark..], &extras.details)?;
+            self.events.push_json(result.timestamp_ns, line);
+        }
+        self.results.push(result);
+        Ok(result)
+    }
 }
 
 /// A transfer the ledger makes itself (wallet holds and their voids): no risk limits, which
@@ -72,7 +114,7 @@ pub fn create_internal(
 ) -> io::Result<ItemResult> {
     let mut working = WorkingSet::new();
     working.prefetch(store, input)?;
-    let (result, _) = create_one(store, &mut working, input, clock, entries, false)?;
+    let (result, _) = create_one(store, &mut working, input, &NO_EXTRAS, clock, entries, false)?;
     working.flush(store);
     Ok(result)
 }
@@ -81,15 +123,17 @@ fn create_one(
     store: &mut impl Store,
     working: &mut WorkingSet,
     input: &TransferInput,
+    extras: &TransferExtras,
     clock: &mut Clock,
     entries: &mut Vec<AccountEntry>,
     check_limits: bool,
 ) -> io::Result<(ItemResult, Option<Written>)> {
     // Malformed input is refused without being recorded: it fails the same way every time.
-    if let Err(refusal) = validate::transfer(input) {
+    if let Err(refusal) = validate::transfer(input).and_then(|()| validate::transfer_extras(input, extras)) {
         return Ok((ItemResult { id: input.id, ..refusal }, None));
     }
-    let fingerprint = fingerprint(input);
+    let details = &extras.details;
+    let fingerprint = fingerprint_with(input, details);
     if let Some(record) = store::get_idempotency(store, &input.idempotency_key)? {
         return Ok((replay(input, &record, &fingerprint), None));
     }
@@ -99,7 +143,7 @@ fn create_one(
     } else {
         match input.kind {
             TransferKind::Posted | TransferKind::Pending => {
-                create_new(store, working, input, timestamp_ns, entries, check_limits)?
+                create_new(store, working, input, details, timestamp_ns, entries, check_limits)?
             }
             TransferKind::PostPending | TransferKind::VoidPending => {
                 pending::resolve(store, working, input, timestamp_ns, entries)?
@@ -110,6 +154,9 @@ fn create_one(
         Ok(written) => (ResultCode::Ok, None, Some(written)),
         Err(refusal) => (refusal.code, refusal.leg_index, None),
     };
+    if written.is_some() && !details.is_empty() {
+        store.put(Table::TransferDetails, &store::id_key(input.id), store::encode(details));
+    }
     // Every outcome from here on is recorded, so a retry returns it and never moves money twice.
     let record =
         IdempotencyRecord { fingerprint, transfer_id: input.id, code, leg_index, timestamp_ns, owner: input.owner.clone() };
@@ -143,11 +190,24 @@ pub fn fingerprint(input: &TransferInput) -> [u8; 32] {
 
 const FINGERPRINT_CAPACITY: usize = 256;
 
+/// `fingerprint`, with the transfer's details when it has any (a transfer without them keeps
+/// the fingerprint it always had, so keys recorded before format 4 replay as before).
+pub fn fingerprint_with(input: &TransferInput, details: &TransferDetails) -> [u8; 32] {
+    if details.is_empty() {
+        return fingerprint(input);
+    }
+    let mut bytes = Vec::with_capacity(FINGERPRINT_CAPACITY);
+    postcard::to_io(input, &mut bytes).expect("postcard encode into Vec");
+    postcard::to_io(details, &mut bytes).expect("postcard encode into Vec");
+    Sha256::digest(&bytes).into()
+}
+
 /// A posted or pending transfer: risk limits, the legs in memory, then its rows.
 fn create_new(
     store: &mut impl Store,
     working: &mut WorkingSet,
     input: &TransferInput,
+    details: &TransferDetails,
     timestamp_ns: u64,
     entries: &mut Vec<AccountEntry>,
     check_limits: bool,
@@ -172,6 +232,13 @@ fn create_new(
         Ok(executed) => executed,
         Err(refusal) => return Ok(Err(refusal)),
     };
+    // A refund is checked against its original with the amounts its legs actually take.
+    if details.refund_of != 0 {
+        match refund::check(store, input, details.refund_of, &executed.legs)? {
+            Ok(refunded) => refund::record(store, details.refund_of, &refunded),
+            Err(refusal) => return Ok(Err(refusal)),
+        }
+    }
     if let Some(debits) = debits {
         risk::record(store, debits, timestamp_ns);
     }
@@ -208,7 +275,7 @@ fn create_new(
 }
 
 /// The journal line of a transfer that moved money, from the rows in hand.
-fn movement(working: &WorkingSet, written: &Written, pairs: &[AccountEntry]) -> io::Result<String> {
+fn movement(working: &WorkingSet, written: &Written, pairs: &[AccountEntry], details: &TransferDetails) -> io::Result<String> {
     let Some(asset) = working.asset(&written.transfer.asset) else {
         return Err(store::corruption(Table::Assets, "a journal event names a missing asset"));
     };
@@ -216,5 +283,6 @@ fn movement(working: &WorkingSet, written: &Written, pairs: &[AccountEntry]) -> 
         Some(account) => Ok(account.code),
         None => Err(store::corruption(Table::Accounts, "a balance entry names a missing account")),
     };
-    journal::movement_json(&written.transfer, &written.held, pairs, asset.scale, code_of)
+    let details = (!details.is_empty()).then_some(details);
+    journal::movement_json(&written.transfer, &written.held, pairs, asset.scale, code_of, details)
 }

@@ -26,6 +26,9 @@ pub struct WorkingSet {
     index: BTreeMap<AccountId, u32>,
     slots: Vec<Slot>,
     assets: BTreeMap<String, Option<Asset>>,
+    /// While a linked chain runs: each slot's balances and dirty flag before the chain changed
+    /// them, in change order (`rollback` undoes them in reverse).
+    undo: Option<Vec<(u32, Balances, bool)>>,
 }
 
 impl WorkingSet {
@@ -98,12 +101,36 @@ impl WorkingSet {
     }
 
     /// Commits an item's new balances to the set (the item passed every check).
-    pub fn set_balances_at(&mut self, slot: u32, id: AccountId, balances: Balances) {
-        let slot = &mut self.slots[slot as usize];
+    pub fn set_balances_at(&mut self, slot_index: u32, id: AccountId, balances: Balances) {
+        let slot = &mut self.slots[slot_index as usize];
         let account = slot.account.as_mut().expect("balances of an existing account");
         assert_eq!(account.id, id, "a slot holds the account it was found for");
+        if let Some(undo) = self.undo.as_mut() {
+            undo.push((slot_index, account.balances, slot.dirty));
+        }
         account.balances = balances;
         slot.dirty = true;
+    }
+
+    /// A linked chain starts: remember what it changes.
+    pub fn savepoint(&mut self) {
+        assert!(self.undo.is_none(), "linked chains do not nest");
+        self.undo = Some(Vec::new());
+    }
+
+    /// The chain passed: its changes stay.
+    pub fn release(&mut self) {
+        assert!(self.undo.take().is_some(), "release without a savepoint");
+    }
+
+    /// The chain failed: every balance it changed goes back to what it was before the chain.
+    pub fn rollback(&mut self) {
+        let undo = self.undo.take().expect("rollback without a savepoint");
+        for (slot, balances, dirty) in undo.into_iter().rev() {
+            let slot = &mut self.slots[slot as usize];
+            slot.account.as_mut().expect("only existing accounts change").balances = balances;
+            slot.dirty = dirty;
+        }
     }
 
     /// Writes every changed account, in id order, and marks them clean.

@@ -99,6 +99,30 @@ pub fn transfer_input(t: &pb::Transfer) -> Result<TransferInput, ItemResult> {
     })
 }
 
+/// Whether a transfer carries an option of format 4 (refund, reference, metadata, link): such a
+/// request goes as `Operation::CreateTransfersWith`, every other as `CreateTransfers`.
+pub fn has_extras(t: &pb::Transfer) -> bool {
+    !t.refund_of.is_empty() || !t.reference.is_empty() || !t.metadata.is_empty() || t.linked
+}
+
+/// A transfer's options (empty `refund_of`: not a refund).
+pub fn transfer_extras(t: &pb::Transfer) -> Result<TransferExtras, ItemResult> {
+    let details = TransferDetails {
+        refund_of: id(&t.refund_of).map_err(ItemResult::new)?,
+        reference: t.reference.clone(),
+        metadata: t.metadata.clone(),
+    };
+    Ok(TransferExtras { details, linked: t.linked })
+}
+
+/// `prepare_transfer` with the transfer's options, checked as the state machine checks them.
+pub fn prepare_transfer_with(t: &pb::Transfer) -> Result<(TransferInput, TransferExtras), ItemResult> {
+    let input = prepare_transfer(t)?;
+    let extras = transfer_extras(t)?;
+    ledger_core::validate::transfer_extras(&input, &extras)?;
+    Ok((input, extras))
+}
+
 /// `actor`: who asked (see `api::auth::actor`).
 pub fn status_change_input(c: &pb::AccountStatusChange, actor: &str) -> Result<StatusChangeInput, ResultCode> {
     let status = match pb::AccountStatus::try_from(c.status) {
@@ -225,13 +249,32 @@ pub fn transfer_record(t: &Transfer, scale: u8) -> pb::TransferRecord {
             timeout_ms: t.timeout_ms,
             post_amounts: Vec::new(),
             code: t.code,
+            ..Default::default()
         }),
         timestamp_ns: t.timestamp_ns,
         pending_state: pending_state as i32,
         expires_at_ns: t.expires_at_ns,
         posted_legs: if resolves { legs } else { Vec::new() },
         owner: t.owner.clone(),
+        ..Default::default()
     }
+}
+
+/// A transfer's record with what is kept beside its row: its details (refund link, reference,
+/// metadata; absent for a transfer created without them) and, for posted money, its refunds.
+pub fn transfer_record_with(t: &Transfer, scale: u8, details: Option<&TransferDetails>, refunded: Option<&Refunded>) -> pb::TransferRecord {
+    let mut record = transfer_record(t, scale);
+    if let (Some(details), Some(transfer)) = (details, record.transfer.as_mut()) {
+        transfer.refund_of = if details.refund_of == 0 { Vec::new() } else { id_bytes(details.refund_of) };
+        transfer.reference = details.reference.clone();
+        transfer.metadata = details.metadata.clone();
+    }
+    if let Some(refundable) = ledger_core::transfer::refund::refundable(t, refunded) {
+        let taken = refunded.map_or(0, |r| r.legs_minor.iter().sum::<u128>());
+        record.refunded = format_minor(taken, scale);
+        record.refundable = format_minor(refundable, scale);
+    }
+    record
 }
 
 pub fn account_entry(e: &AccountEntry, scale: u8) -> pb::AccountEntry {

@@ -147,6 +147,72 @@ impl LedgerService {
     }
 }
 
+/// A transfer as reads show it: its row and what is kept beside it (details, refunds).
+struct TransferView {
+    transfer: Transfer,
+    details: Option<TransferDetails>,
+    refunded: Option<Refunded>,
+}
+
+impl TransferView {
+    fn read(snapshot: &Snapshot, transfer: Transfer) -> std::io::Result<TransferView> {
+        let details = snapshot.transfer_details(transfer.id)?;
+        let refunded = snapshot.refunded(transfer.id)?;
+        Ok(TransferView { transfer, details, refunded })
+    }
+
+    fn record(&self, scale: u8) -> pb::TransferRecord {
+        convert::transfer_record_with(&self.transfer, scale, self.details.as_ref(), self.refunded.as_ref())
+    }
+}
+
+impl LedgerService {
+    /// Transfers of which one at least carries a format-4 option: one `CreateTransfersWith`
+    /// command, outside group commit (a linked chain must stay within its request's command).
+    /// An item refused before proposing fails its whole chain: the others of the chain get
+    /// LINKED_EVENT_FAILED and are not proposed.
+    async fn create_transfers_with(&self, transfers: &[pb::Transfer], owner: &str) -> Result<Vec<pb::WriteResult>, Status> {
+        let refused = refused_chains(transfers);
+        let items: Vec<_> = transfers.iter().zip(refused).collect();
+        let prepare = |(t, refused): &(&pb::Transfer, Option<ItemResult>)| {
+            if let Some(result) = refused {
+                return Err(*result);
+            }
+            let (mut input, extras) = convert::prepare_transfer_with(t)?;
+            input.owner = owner.to_string();
+            Ok((input, extras))
+        };
+        let submit = |pairs: Vec<(TransferInput, TransferExtras)>| {
+            let (items, extras) = pairs.into_iter().unzip();
+            async move { Ok(self.node.propose(Operation::CreateTransfersWith { items, extras }).await?.results) }
+        };
+        self.write("create_transfers", &items, |(t, _)| convert::transfer_id(t).unwrap_or(0), prepare, submit).await
+    }
+}
+
+/// For each transfer: LINKED_EVENT_FAILED when another member of its linked chain is refused
+/// before proposing (decoding or a stateless check); `None` otherwise.
+fn refused_chains(transfers: &[pb::Transfer]) -> Vec<Option<ItemResult>> {
+    let mut refused = vec![None; transfers.len()];
+    let mut start = 0;
+    while start < transfers.len() {
+        let mut end = start;
+        while end + 1 < transfers.len() && transfers[end].linked {
+            end += 1;
+        }
+        let chain = start..=end;
+        if end > start && transfers[chain.clone()].iter().any(|t| convert::prepare_transfer_with(t).is_err()) {
+            for index in chain {
+                if convert::prepare_transfer_with(&transfers[index]).is_ok() {
+                    refused[index] = Some(ItemResult::new(ledger_core::result::ResultCode::LinkedEventFailed));
+                }
+            }
+        }
+        start = end + 1;
+    }
+    refused
+}
+
 /// Converts and pre-validates each item; submits the valid ones; puts every result back at
 /// its item's position.
 pub(crate) async fn write_items<P, I, F>(
@@ -223,6 +289,10 @@ impl Ledger for LedgerService {
         let owner = super::auth::owner(&request);
         let req = request.into_inner();
         bounds::create_transfers(&req)?;
+        if req.transfers.iter().any(convert::has_extras) {
+            let results = self.create_transfers_with(&req.transfers, &owner).await?;
+            return Ok(Response::new(pb::CreateTransfersResponse { results }));
+        }
         let results = self
             .write(
                 "create_transfers",
@@ -286,10 +356,13 @@ impl Ledger for LedgerService {
         request: Request<pb::LookupTransfersRequest>,
     ) -> Result<Response<pb::LookupTransfersResponse>, Status> {
         let scope = super::auth::transfer_scope(&request);
-        let get = |s: &Snapshot, id| Ok(s.transfer(id)?.filter(|t| scope.admits(&t.owner)));
+        let get = |s: &Snapshot, id| match s.transfer(id)?.filter(|t| scope.admits(&t.owner)) {
+            Some(t) => Ok(Some(TransferView::read(s, t)?)),
+            None => Ok(None),
+        };
         let transfers = self
-            .lookup(max_staleness(&request)?, &request.into_inner().ids, "transfer id", get, |t: &Transfer, scales| {
-                Ok(convert::transfer_record(t, scales.of(&t.asset)?))
+            .lookup(max_staleness(&request)?, &request.into_inner().ids, "transfer id", get, |t: &TransferView, scales| {
+                Ok(t.record(scales.of(&t.transfer.asset)?))
             })
             .await?;
         Ok(Response::new(pb::LookupTransfersResponse { transfers }))
@@ -313,7 +386,7 @@ impl Ledger for LedgerService {
         let transfer = match snapshot.transfer(record.transfer_id).map_err(storage)? {
             Some(t) if record.code.is_success() => {
                 let scale = Scales::new(&snapshot).of(&t.asset)?;
-                Some(convert::transfer_record(&t, scale))
+                Some(TransferView::read(&snapshot, t).map_err(storage)?.record(scale))
             }
             _ => None,
         };

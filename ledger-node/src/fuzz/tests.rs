@@ -281,6 +281,7 @@ fn wire_transfer() -> impl Strategy<Value = pb::Transfer> {
             timeout_ms,
             post_amounts,
             code,
+            ..Default::default()
         },
     )
 }

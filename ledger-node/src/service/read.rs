@@ -19,7 +19,9 @@ use ledger_core::audit::{self, Range, RangeRequest};
 use ledger_core::journal::{self, Head, Row};
 use ledger_core::risk::{self, DailyUsage, LimitRule, LimitScope};
 use ledger_core::store::{self, ReadStore, Table};
-use ledger_core::types::{Account, AccountEntry, AccountId, Asset, Balances, IdempotencyRecord, Transfer, TransferId};
+use ledger_core::types::{
+    Account, AccountEntry, AccountId, Asset, Balances, IdempotencyRecord, Refunded, Transfer, TransferDetails, TransferId,
+};
 use ledger_core::wallet::{PostedRecord, Token, TokenId, WalletException, sync, token};
 
 use super::{Node, ServiceError, not_leader};
@@ -161,6 +163,16 @@ impl<V: View> Snapshot<V> {
 
     pub fn transfer(&self, id: TransferId) -> io::Result<Option<Transfer>> {
         store::get_transfer(&self.view, id)
+    }
+
+    /// What a transfer records beside its row (refund link, reference, metadata), if any.
+    pub fn transfer_details(&self, id: TransferId) -> io::Result<Option<TransferDetails>> {
+        store::get_transfer_details(&self.view, id)
+    }
+
+    /// What the refunds of a posted transfer took, per leg (none yet: `None`).
+    pub fn refunded(&self, id: TransferId) -> io::Result<Option<Refunded>> {
+        store::get_refunded(&self.view, id)
     }
 
     /// The record of an idempotency key: what the transfer submitted with it got.
