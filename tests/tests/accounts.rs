@@ -4,7 +4,6 @@
 //! bound again, every refusal's code on the wire, the change history (who, when, what), and an
 //! audit export containing the new journal lines verified offline.
 
-use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use ledger_client::accounts::{AccountUpdate, ChangeKind, Rebind};
