@@ -10,6 +10,7 @@ pub mod asset;
 pub mod audit;
 pub mod clock;
 pub mod codec;
+pub mod feed;
 pub mod journal;
 pub mod limits;
 pub mod pending;

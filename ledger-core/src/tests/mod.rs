@@ -7,6 +7,7 @@ mod account_status;
 mod balance_limits;
 mod entries;
 mod expiry;
+mod feed;
 mod idempotency;
 mod journal;
 mod multi_leg;
