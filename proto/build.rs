@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/ledger/v1/wallet.proto",
         "proto/ledger/v1/audit.proto",
         "proto/ledger/v1/risk.proto",
+        "proto/ledger/v1/feed.proto",
     ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");

@@ -21,6 +21,7 @@ type ClusterGrpc = api::cluster_client::ClusterClient<Channel>;
 pub(crate) type AuditGrpc = api::audit_client::AuditClient<Channel>;
 pub(crate) type RiskGrpc = api::risk_client::RiskClient<Channel>;
 pub(crate) type WalletGrpc = api::wallet_client::WalletClient<Channel>;
+pub(crate) type FeedGrpc = api::feed_client::FeedClient<Channel>;
 
 /// How long a snapshot may take to build on the node when forced.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -764,6 +765,19 @@ impl LedgerClient {
     {
         let max = self.inner.config.max_message_size_bytes;
         let make = move |channel| WalletGrpc::new(channel).max_decoding_message_size(max).max_encoding_message_size(max);
+        let timeout = self.inner.config.request_timeout;
+        self.call_with(rpc, kind, None, request, timeout, make, send).await
+    }
+
+    /// A call to the `Feed` service (see `feed.rs`): same retries and endpoint rotation.
+    pub(crate) async fn feed_call<Req, Resp, F, Fut>(&self, rpc: &'static str, kind: CallKind, request: Req, send: F) -> Result<Resp, ClientError>
+    where
+        Req: Clone,
+        F: Fn(FeedGrpc, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
+    {
+        let max = self.inner.config.max_message_size_bytes;
+        let make = move |channel| FeedGrpc::new(channel).max_decoding_message_size(max).max_encoding_message_size(max);
         let timeout = self.inner.config.request_timeout;
         self.call_with(rpc, kind, None, request, timeout, make, send).await
     }

@@ -46,6 +46,7 @@ pub mod client;
 mod convert;
 mod endpoints;
 pub mod error;
+pub mod feed;
 pub mod ids;
 pub mod retry;
 pub mod risk;
@@ -59,6 +60,7 @@ pub use batcher::{BatcherConfig, SendTransfers, TransferBatcher};
 pub use client::{AccountWatch, BearerToken, ClientConfig, LedgerClient, STALENESS_METADATA_KEY};
 pub use endpoints::ENDPOINTS_MAX;
 pub use error::{ClientError, ParseError};
+pub use feed::{FeedEvent, FeedFilter, FeedPage, FeedSubscription};
 pub use ids::{decode_id, encode_id, parse_id, transfer_id_from_key};
 /// One enum for node and client (ledger-core); wire numbers via `ledger_proto::convert`.
 pub use ledger_core::result::ResultCode;

@@ -90,6 +90,8 @@ pub struct FeedEvent {
     /// The journal line, verbatim.
     pub line: String,
     pub hash: Hash,
+    /// A movement's asset (the scale its entries' amounts are in); None for other events.
+    pub asset: Option<String>,
     /// A movement's balance entries (debit then credit, by leg); empty for other events.
     pub entries: Vec<AccountEntry>,
 }
@@ -233,8 +235,11 @@ impl<S: ReadStore> Reader<'_, S> {
         if !self.in_scope(&view)? || !self.matches(&view)? {
             return Ok(None);
         }
-        let entries = if view.is_movement() { self.entries(&view, row.timestamp_ns)? } else { Vec::new() };
-        Ok(Some(FeedEvent { cursor: seq, timestamp_ns: row.timestamp_ns, kind: view.kind, line: row.line, hash: row.hash, entries }))
+        let (entries, asset) = match view.is_movement() {
+            true => (self.entries(&view, row.timestamp_ns)?, view.asset),
+            false => (Vec::new(), None),
+        };
+        Ok(Some(FeedEvent { cursor: seq, timestamp_ns: row.timestamp_ns, kind: view.kind, line: row.line, hash: row.hash, asset, entries }))
     }
 
     fn in_scope(&self, view: &EventView) -> io::Result<bool> {

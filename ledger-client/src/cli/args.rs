@@ -107,6 +107,8 @@ pub enum Command {
         #[arg(long)]
         dir: String,
     },
+    /// Print committed events after a cursor, in commit order, one per line (the change feed).
+    Feed(super::feed::FeedArgs),
     /// Print the entries committed on an account as they happen, until interrupted.
     Watch {
         #[arg(value_parser = parse_id_arg)]

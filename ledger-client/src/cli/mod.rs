@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod audit;
+pub mod feed;
 pub mod parse;
 pub mod render;
 pub mod risk;

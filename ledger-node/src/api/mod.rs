@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bounds;
 pub mod cluster;
 pub mod convert;
+pub mod feed;
 pub mod forward;
 pub mod grpc;
 pub mod request_errors;

@@ -15,6 +15,7 @@ use openraft::errors::{ForwardToLeader, LinearizableReadError, RaftError};
 use openraft::raft::linearizable_read::{Linearizer, ReadLogId};
 
 use ledger_core::audit::{self, Range, RangeRequest};
+use ledger_core::feed;
 use ledger_core::journal::{self, Head, Row};
 use ledger_core::risk::{self, DailyUsage, LimitRule, LimitScope};
 use ledger_core::store::{self, ReadStore, Table};
@@ -203,6 +204,12 @@ impl<V: View> Snapshot<V> {
     /// Up to `limit` journal lines from `from_seq` through `to_seq`, in order.
     pub fn journal_lines(&self, from_seq: u64, to_seq: u64, limit: usize) -> io::Result<Vec<(u64, Row)>> {
         audit::lines(&self.view, from_seq, to_seq, limit)
+    }
+
+    /// One page of the change feed: the events after `after` (through `until`; None: the newest
+    /// line) that pass `filter` and `scope`, or the oldest cursor kept when `after` is older.
+    pub fn feed_page(&self, after: u64, until: Option<u64>, filter: &feed::Filter, scope: &feed::Scope) -> io::Result<Result<feed::Page, feed::CursorExpired>> {
+        feed::page(&self.view, after, until, filter, scope)
     }
 
     pub fn wallet_token(&self, token_id: TokenId) -> io::Result<Option<Token>> {
