@@ -14,6 +14,7 @@ pub mod feed;
 pub mod journal;
 pub mod limits;
 pub mod pending;
+pub mod query;
 pub mod result;
 pub mod risk;
 pub mod store;

@@ -1,7 +1,8 @@
 //! The change feed end to end: real nodes, the Rust client's `subscribe` and `ledger feed`.
 //! Every event once in cursor order, resumable at any cursor, each filter, follow mode, the
 //! subscriber bound, and a consumer following a 3-node cluster while its leader is killed.
-//! (Roles: auth.rs, `the_feed_shows_each_principal_its_own_events`.)
+//! (Roles: auth.rs, `the_feed_shows_each_principal_its_own_events`.) Also the history queries
+//! (`Query/GetAccountHistory`), over the same ledger.
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
@@ -10,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ledger_client::{
-    AccountStatus, Amount, ClientConfig, ClientError, FeedEvent, FeedFilter, LedgerClient, Leg, NewAccount, NewAsset, NewTransfer, ResultCode,
+    AccountStatus, HistoryRange, Amount, ClientConfig, ClientError, FeedEvent, FeedFilter, LedgerClient, Leg, NewAccount, NewAsset, NewTransfer, ResultCode,
     transfer_id_from_key,
 };
 use ledger_e2e::{Cluster, DevNode, cli, eventually};
@@ -272,4 +273,65 @@ async fn a_consumer_following_the_feed_sees_every_event_exactly_once_across_a_le
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() >= 200);
     assert!(acked.iter().all(|id| moved.contains(&id.to_string())), "every acknowledged transfer is in the feed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accounts_history_pages_its_balances_after_each_change_in_a_time_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = DevNode::start(&dir.path().join("node"));
+    let c = client(&node).await;
+    setup(&c).await;
+    // Account 2: credited 50.00 and debited 5.00 in one step (t100), held 2.00 (t102), posted (t103).
+    let all = c.get_account_history(2, HistoryRange::default()).await.unwrap();
+    assert_eq!(all.next_cursor_timestamp_ns, None);
+    let steps: Vec<_> = all.changes.iter().map(|ch| (ch.transfer_id, ch.balances.credits_posted, ch.balances.debits_posted, ch.balances.debits_pending)).collect();
+    assert_eq!(steps, vec![(100, d("50.00"), d("5.00"), d("0")), (102, d("50.00"), d("5.00"), d("2.00")), (103, d("50.00"), d("7.00"), d("0"))]);
+
+    // Pages of one, either way, give the same changes.
+    for reverse in [false, true] {
+        let (mut paged, mut cursor) = (Vec::new(), 0);
+        loop {
+            let page = c.get_account_history(2, HistoryRange { limit: 1, reverse, cursor_timestamp_ns: cursor, ..HistoryRange::default() }).await.unwrap();
+            paged.extend(page.changes);
+            match page.next_cursor_timestamp_ns {
+                Some(next) => cursor = next,
+                None => break,
+            }
+        }
+        let mut expected = all.changes.clone();
+        if reverse {
+            expected.reverse();
+        }
+        assert_eq!(paged, expected, "reverse {reverse}");
+    }
+    // A time range, inclusive.
+    let (from, to) = (all.changes[1].timestamp_ns, all.changes[2].timestamp_ns);
+    let ranged = c.get_account_history(2, HistoryRange { from_timestamp_ns: from, to_timestamp_ns: to, ..HistoryRange::default() }).await.unwrap();
+    assert_eq!(ranged.changes, all.changes[1..].to_vec());
+    let ranged = c.get_account_history(2, HistoryRange { to_timestamp_ns: from - 1, ..HistoryRange::default() }).await.unwrap();
+    assert_eq!(ranged.changes, all.changes[..1].to_vec());
+    // Bounds and absence.
+    for (account, range, code) in [
+        (2, HistoryRange { limit: 8_191, ..HistoryRange::default() }, tonic::Code::InvalidArgument),
+        (2, HistoryRange { from_timestamp_ns: 5, to_timestamp_ns: 4, ..HistoryRange::default() }, tonic::Code::InvalidArgument),
+        (77, HistoryRange::default(), tonic::Code::NotFound),
+    ] {
+        match c.get_account_history(account, range).await {
+            Err(ClientError::Rejected { code: got, .. }) => assert_eq!(got, code, "{range:?}"),
+            other => panic!("{range:?}: {other:?}"),
+        }
+    }
+    assert_eq!(c.get_account_history(2, HistoryRange { limit: 8_190, ..HistoryRange::default() }).await.unwrap().changes.len(), 3);
+
+    // The CLI.
+    let out = cli(&node.endpoint(), &["query", "history", "2", "--reverse", "--limit", "2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let page: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<_> = page["changes"].as_array().unwrap().iter().map(|ch| ch["transfer_id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(ids, vec!["103", "102"]);
+    assert_eq!(page["changes"][0]["balances"]["debits_posted"], "7.00");
+    assert_eq!(page["next_cursor_timestamp_ns"].as_u64(), Some(all.changes[1].timestamp_ns));
+    let missing = cli(&node.endpoint(), &["query", "history", "77"]);
+    assert_eq!(missing.status.code(), Some(1), "not found exits 1");
+    drop(node);
 }

@@ -5,6 +5,7 @@ pub mod args;
 pub mod audit;
 pub mod feed;
 pub mod parse;
+pub mod query;
 pub mod render;
 pub mod risk;
 pub mod run;

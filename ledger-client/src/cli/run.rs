@@ -113,6 +113,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Limits(command) => super::risk::limits(&client, command).await,
         Command::Blocklist(command) => super::risk::blocklist(&client, command).await,
         Command::Wallet(command) => super::wallet::run(&client, command).await,
+        Command::Query(command) => super::query::run(&client, command).await,
         Command::Backup { dir } => {
             let first = client.endpoints()[0].clone();
             client.backup(&first, &dir).await.map(|taken| Outcome::ok(view::backup_taken(&taken)))

@@ -12,6 +12,7 @@ mod idempotency;
 mod journal;
 mod multi_leg;
 mod properties;
+mod query;
 mod result_codes;
 mod risk;
 mod timestamps;

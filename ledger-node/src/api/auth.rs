@@ -115,6 +115,8 @@ pub const AUTHORIZATION: &[(&str, Access)] = &[
     ("/ledger.v1.Ledger/LookupTransfers", Access::Roles(READERS)),
     ("/ledger.v1.Ledger/SetAccountStatus", Access::Roles(ADMIN)),
     ("/ledger.v1.Ledger/WatchAccount", Access::Roles(OPERATORS)),
+    // A history shows every transfer on the account (as ListAccountEntries).
+    ("/ledger.v1.Query/GetAccountHistory", Access::Roles(OPERATORS)),
     ("/ledger.v1.Risk/GetLimits", Access::Roles(ACCOUNT_READERS)),
     ("/ledger.v1.Risk/SetBlocklist", Access::Roles(ADMIN)),
     ("/ledger.v1.Risk/SetLimits", Access::Roles(ADMIN)),

@@ -12,6 +12,7 @@ pub mod grpc;
 pub mod request_errors;
 pub mod risk;
 pub mod health;
+pub mod query;
 pub mod status;
 pub mod wallet;
 pub mod wallet_watch;

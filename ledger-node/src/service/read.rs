@@ -15,7 +15,7 @@ use openraft::errors::{ForwardToLeader, LinearizableReadError, RaftError};
 use openraft::raft::linearizable_read::{Linearizer, ReadLogId};
 
 use ledger_core::audit::{self, Range, RangeRequest};
-use ledger_core::feed;
+use ledger_core::{feed, query};
 use ledger_core::journal::{self, Head, Row};
 use ledger_core::risk::{self, DailyUsage, LimitRule, LimitScope};
 use ledger_core::store::{self, ReadStore, Table};
@@ -210,6 +210,12 @@ impl<V: View> Snapshot<V> {
     /// line) that pass `filter` and `scope`, or the oldest cursor kept when `after` is older.
     pub fn feed_page(&self, after: u64, until: Option<u64>, filter: &feed::Filter, scope: &feed::Scope) -> io::Result<Result<feed::Page, feed::CursorExpired>> {
         feed::page(&self.view, after, until, filter, scope)
+    }
+
+    /// An account's balances after each change in `from..=to` (`ledger_core::query`), a page of
+    /// at most `limit`, and the cursor of the next.
+    pub fn account_history(&self, account_id: AccountId, range: (u64, u64), cursor: Option<u64>, limit: usize, reverse: bool) -> io::Result<(Vec<query::BalanceChange>, Option<u64>)> {
+        query::account_history(&self.view, account_id, range, cursor, limit, reverse)
     }
 
     pub fn wallet_token(&self, token_id: TokenId) -> io::Result<Option<Token>> {
