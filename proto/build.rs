@@ -13,6 +13,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/ledger/v1/audit.proto",
         "proto/ledger/v1/risk.proto",
         "proto/ledger/v1/accounts.proto",
+        "proto/ledger/v1/feed.proto",
+        "proto/ledger/v1/query.proto",
     ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");

@@ -22,6 +22,8 @@ pub(crate) type AuditGrpc = api::audit_client::AuditClient<Channel>;
 pub(crate) type RiskGrpc = api::risk_client::RiskClient<Channel>;
 pub(crate) type WalletGrpc = api::wallet_client::WalletClient<Channel>;
 pub(crate) type AccountsGrpc = api::accounts_client::AccountsClient<Channel>;
+pub(crate) type FeedGrpc = api::feed_client::FeedClient<Channel>;
+pub(crate) type QueryGrpc = api::query_client::QueryClient<Channel>;
 
 /// How long a snapshot may take to build on the node when forced.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -780,6 +782,32 @@ impl LedgerClient {
         let make = move |channel| WalletGrpc::new(channel).max_decoding_message_size(max).max_encoding_message_size(max);
         let timeout = self.inner.config.request_timeout;
         self.call_with(rpc, kind, None, request, timeout, make, send).await
+    }
+
+    /// A call to the `Feed` service (see `feed.rs`): same retries and endpoint rotation.
+    pub(crate) async fn feed_call<Req, Resp, F, Fut>(&self, rpc: &'static str, kind: CallKind, request: Req, send: F) -> Result<Resp, ClientError>
+    where
+        Req: Clone,
+        F: Fn(FeedGrpc, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
+    {
+        let max = self.inner.config.max_message_size_bytes;
+        let make = move |channel| FeedGrpc::new(channel).max_decoding_message_size(max).max_encoding_message_size(max);
+        let timeout = self.inner.config.request_timeout;
+        self.call_with(rpc, kind, None, request, timeout, make, send).await
+    }
+
+    /// A call to the `Query` service (see `query.rs`): same retries and leader following.
+    pub(crate) async fn query_call<Req, Resp, F, Fut>(&self, rpc: &'static str, request: Req, send: F) -> Result<Resp, ClientError>
+    where
+        Req: Clone,
+        F: Fn(QueryGrpc, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
+    {
+        let max = self.inner.config.max_message_size_bytes;
+        let make = move |channel| QueryGrpc::new(channel).max_decoding_message_size(max).max_encoding_message_size(max);
+        let timeout = self.inner.config.request_timeout;
+        self.call_with(rpc, CallKind::Read, None, request, timeout, make, send).await
     }
 
     /// `call` with the client type (`make`) and the per-attempt timeout chosen by the caller.

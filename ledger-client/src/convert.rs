@@ -85,7 +85,7 @@ fn account_status_from_proto(value: i32) -> Result<AccountStatus, ParseError> {
     }
 }
 
-fn balances_from_proto(balances: Option<api::Balances>) -> Result<Balances, ParseError> {
+pub(crate) fn balances_from_proto(balances: Option<api::Balances>) -> Result<Balances, ParseError> {
     let balances = balances.ok_or(ParseError::MissingField { field: "Balances" })?;
     Ok(Balances {
         debits_posted: parse_balance(&balances.debits_posted)?,

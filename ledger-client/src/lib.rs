@@ -47,7 +47,9 @@ pub mod client;
 mod convert;
 mod endpoints;
 pub mod error;
+pub mod feed;
 pub mod ids;
+pub mod query;
 pub mod retry;
 pub mod risk;
 pub mod timestamp;
@@ -60,6 +62,8 @@ pub use batcher::{BatcherConfig, SendTransfers, TransferBatcher};
 pub use client::{AccountWatch, BearerToken, ClientConfig, LedgerClient, STALENESS_METADATA_KEY};
 pub use endpoints::ENDPOINTS_MAX;
 pub use error::{ClientError, ParseError};
+pub use feed::{FeedEvent, FeedFilter, FeedPage, FeedSubscription};
+pub use query::{AccountHistoryPage, BalanceChange, HistoryRange};
 pub use ids::{decode_id, encode_id, parse_id, transfer_id_from_key};
 /// One enum for node and client (ledger-core); wire numbers via `ledger_proto::convert`.
 pub use ledger_core::result::ResultCode;

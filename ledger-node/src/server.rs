@@ -12,6 +12,8 @@ use ledger_proto::api::ledger_server::LedgerServer;
 use ledger_proto::api::audit_server::AuditServer;
 use ledger_proto::api::risk_server::RiskServer;
 use ledger_proto::api::accounts_server::AccountsServer;
+use ledger_proto::api::feed_server::FeedServer;
+use ledger_proto::api::query_server::QueryServer;
 use ledger_proto::api::wallet_server::WalletServer;
 use ledger_proto::raft::raft_peer_server::RaftPeerServer;
 use tokio::sync::{oneshot, watch};
@@ -88,7 +90,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         _ => None,
     };
     let forwarder = crate::api::forward::Forwarder::new(node.clone(), auth.tokens.is_some(), tls.as_ref().map(|t| t.forward_client()));
-    let ApiServices { ledger, wallet, audit, risk, accounts, cluster, peer } = services;
+    let ApiServices { ledger, wallet, audit, risk, accounts, feed, query, cluster, peer } = services;
     let clients = client_server
         .layer(crate::telemetry::requests::RequestMetricsLayer)
         .layer(AuthLayer { auth: auth.clone() })
@@ -100,6 +102,8 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         .add_service(audit)
         .add_service(risk)
         .add_service(accounts)
+        .add_service(feed)
+        .add_service(query)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
@@ -259,6 +263,8 @@ struct ApiServices {
     audit: AuditServer<crate::api::audit::AuditService>,
     risk: RiskServer<crate::api::risk::RiskService>,
     accounts: AccountsServer<crate::api::accounts::AccountsService>,
+    feed: FeedServer<crate::api::feed::FeedService>,
+    query: QueryServer<crate::api::query::QueryService>,
     cluster: ClusterServer<ClusterService>,
     peer: RaftPeerServer<PeerService>,
 }
@@ -288,6 +294,12 @@ impl ApiServices {
         let accounts = AccountsServer::new(crate::api::accounts::AccountsService { node: node.clone() })
             .max_decoding_message_size(MESSAGE_BYTES_MAX)
             .max_encoding_message_size(MESSAGE_BYTES_MAX);
+        let feed = FeedServer::new(crate::api::feed::FeedService::new(node.clone()))
+            .max_decoding_message_size(MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(MESSAGE_BYTES_MAX);
+        let query = QueryServer::new(crate::api::query::QueryService { node: node.clone() })
+            .max_decoding_message_size(MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(MESSAGE_BYTES_MAX);
         let cluster = ClusterServer::new(ClusterService { node: node.clone(), me: me.clone() })
             .max_decoding_message_size(MESSAGE_BYTES_MAX)
             .max_encoding_message_size(MESSAGE_BYTES_MAX);
@@ -308,7 +320,7 @@ impl ApiServices {
         })
         .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX);
-        Ok(ApiServices { ledger, wallet, audit, risk, accounts, cluster, peer })
+        Ok(ApiServices { ledger, wallet, audit, risk, accounts, feed, query, cluster, peer })
     }
 }
 
@@ -342,6 +354,8 @@ fn advertised_services(config: &NodeConfig) -> Vec<&'static str> {
         ledger_proto::api::audit_server::SERVICE_NAME,
         ledger_proto::api::risk_server::SERVICE_NAME,
         ledger_proto::api::accounts_server::SERVICE_NAME,
+        ledger_proto::api::feed_server::SERVICE_NAME,
+        ledger_proto::api::query_server::SERVICE_NAME,
     ];
     if config.peer_listen.is_none() {
         advertised.push(ledger_proto::raft::raft_peer_server::SERVICE_NAME);

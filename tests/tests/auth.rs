@@ -330,6 +330,52 @@ async fn payments_reads_only_the_transfers_it_created() {
     assert_eq!(balances[0].balances.credits_posted, "7.00".parse().unwrap(), "posted once, by its owner");
 }
 
+/// Issue 20: the change feed shows a payments principal the movements of the transfers it
+/// created, a wallet principal only the wallet's own (none here), auditors and admins everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_shows_each_principal_its_own_events() {
+    use ledger_client::{FeedFilter, Leg, NewAccount, NewAsset, NewTransfer};
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _channel) = start_with_tokens(dir.path()).await;
+    let (admin, checkout, refunds) = (client_as(&node, "tok-admin"), client_as(&node, "tok-payments"), client_as(&node, "tok-refunds"));
+    assert!(admin.create_assets(vec![NewAsset::new("CNY", 2)]).await.unwrap()[0].is_success());
+    let results = admin.create_accounts(vec![NewAccount::new(1, "CNY", 1), NewAccount::new(2, "CNY", 1)]).await.unwrap();
+    assert!(results.iter().all(|r| r.is_success()), "{results:?}");
+    let pay = |id: u128, key: &str| NewTransfer::posted(id, key, "CNY", vec![Leg::new(1, 2, "1.00".parse().unwrap())]);
+    assert!(checkout.create_transfers(vec![pay(10, "order-10")]).await.unwrap()[0].is_success());
+    assert!(refunds.create_transfers(vec![pay(20, "refund-20")]).await.unwrap()[0].is_success());
+    assert!(checkout.create_transfers(vec![pay(11, "order-11")]).await.unwrap()[0].is_success());
+
+    let feed_of = |token: &'static str| {
+        let client = client_as(&node, token);
+        async move {
+            let mut subscription = client.subscribe(0, &FeedFilter::default(), false).await.unwrap();
+            let mut events = Vec::new();
+            while let Some(page) = subscription.next().await {
+                events.extend(page.unwrap().events);
+            }
+            events
+        }
+    };
+    let transfers = |events: &[ledger_client::FeedEvent]| -> Vec<String> {
+        events.iter().filter(|e| e.kind == "movement").map(|e| {
+            let line: serde_json::Value = serde_json::from_str(&e.line).unwrap();
+            line["event"]["transfer_id"].as_str().unwrap().to_string()
+        }).collect()
+    };
+    let checkout_sees = feed_of("tok-payments").await;
+    assert_eq!((transfers(&checkout_sees), checkout_sees.len()), (vec!["10".to_string(), "11".to_string()], 2), "its own movements only");
+    assert_eq!(transfers(&feed_of("tok-refunds").await), vec!["20".to_string()]);
+    assert!(feed_of("tok-wallet").await.is_empty(), "no wallet event, no movement of the ledger's own");
+    for everyone in ["tok-auditor", "tok-admin"] {
+        let all = feed_of(everyone).await;
+        assert_eq!(transfers(&all), vec!["10".to_string(), "20".to_string(), "11".to_string()]);
+        assert!(all.iter().any(|e| e.kind == "account_created") && all.iter().any(|e| e.kind == "asset_created"));
+    }
+    let denied = client_as(&node, "tok-unknown").subscribe(0, &FeedFilter::default(), false).await;
+    assert!(matches!(denied, Err(ledger_client::ClientError::Rejected { code: Code::Unauthenticated, .. })), "{denied:?}");
+}
+
 /// Issue 18 item 7: without TLS, the peer port of a node with client authentication checks the
 /// cluster secret on every call (TransferLeader and snapshots included), and a message must name
 /// its target's incarnation. Any local process could otherwise install a forged snapshot.

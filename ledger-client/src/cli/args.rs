@@ -111,6 +111,11 @@ pub enum Command {
         #[arg(long)]
         dir: String,
     },
+    /// History queries: an account's balances after each change.
+    #[command(subcommand)]
+    Query(super::query::QueryCommand),
+    /// Print committed events after a cursor, in commit order, one per line (the change feed).
+    Feed(super::feed::FeedArgs),
     /// Print the entries committed on an account as they happen, until interrupted.
     Watch {
         #[arg(value_parser = parse_id_arg)]

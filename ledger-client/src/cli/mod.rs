@@ -4,7 +4,9 @@
 pub mod accounts;
 pub mod args;
 pub mod audit;
+pub mod feed;
 pub mod parse;
+pub mod query;
 pub mod render;
 pub mod risk;
 pub mod run;

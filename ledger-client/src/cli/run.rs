@@ -104,6 +104,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     let output = cli.output;
     let result = match cli.command {
         Command::Watch { id } => return watch(&client, id, output).await,
+        Command::Feed(args) => return super::feed::run(&client, args, output).await,
         Command::Audit(command) => return super::audit::run(&client, command).await,
         Command::Asset(command) => asset(&client, command).await,
         Command::Account(command) => account(&client, command).await,
@@ -113,6 +114,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Blocklist(command) => super::risk::blocklist(&client, command).await,
         Command::RiskRules(command) => super::risk::risk_rules(&client, command).await,
         Command::Wallet(command) => super::wallet::run(&client, command).await,
+        Command::Query(command) => super::query::run(&client, command).await,
         Command::Backup { dir } => {
             let first = client.endpoints()[0].clone();
             client.backup(&first, &dir).await.map(|taken| Outcome::ok(view::backup_taken(&taken)))
@@ -140,7 +142,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn fail(error: &ClientError) -> ExitCode {
+pub(super) fn fail(error: &ClientError) -> ExitCode {
     eprintln!("ledger: error: {error}");
     if let ClientError::Unknown { .. } = error {
         eprintln!(
@@ -148,6 +150,17 @@ fn fail(error: &ClientError) -> ExitCode {
         );
     }
     ExitCode::from(EXIT_ERROR)
+}
+
+/// One line of a stream (a JSON object, or `key=value` pairs), flushed at once: a watcher piped
+/// into another program must see it now. False when stdout is closed (e.g. `| head -1`).
+pub(super) fn emit_line(node: &Node, output: OutputFormat) -> bool {
+    let text = match output {
+        OutputFormat::Json => serde_json::to_string(node).unwrap_or_default(),
+        OutputFormat::Table => render::line(node),
+    };
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}").and_then(|()| stdout.flush()).is_ok()
 }
 
 fn print(document: &Node, output: OutputFormat) {
@@ -444,17 +457,7 @@ async fn watch(client: &LedgerClient, id: u128, output: OutputFormat) -> ExitCod
     while let Some(item) = stream.next().await {
         match item {
             Ok(entry) => {
-                let node = view::entry(&entry);
-                let text = match output {
-                    OutputFormat::Json => serde_json::to_string(&node).unwrap_or_default(),
-                    OutputFormat::Table => render::line(&node),
-                };
-                let mut stdout = std::io::stdout().lock();
-                // Flush per entry: a watcher piped into another program must see it now.
-                if writeln!(stdout, "{text}")
-                    .and_then(|()| stdout.flush())
-                    .is_err()
-                {
+                if !emit_line(&view::entry(&entry), output) {
                     return ExitCode::from(EXIT_OK); // Reader went away (e.g. `| head -1`).
                 }
             }

@@ -101,6 +101,8 @@ pub const AUTHORIZATION: &[(&str, Access)] = &[
     ("/ledger.v1.Cluster/PromoteVoter", Access::Roles(ADMIN)),
     ("/ledger.v1.Cluster/RemoveNode", Access::Roles(ADMIN)),
     ("/ledger.v1.Cluster/TriggerSnapshot", Access::Roles(ADMIN)),
+    // Scoped: payments and wallet principals get only their own events (api/feed.rs `scope_of`).
+    ("/ledger.v1.Feed/Subscribe", Access::Roles(ACCOUNT_READERS)),
     ("/ledger.v1.Ledger/ClusterStatus", Access::Roles(OPERATORS)),
     ("/ledger.v1.Ledger/CreateAccounts", Access::Roles(ADMIN)),
     ("/ledger.v1.Ledger/CreateAssets", Access::Roles(ADMIN)),
@@ -118,6 +120,8 @@ pub const AUTHORIZATION: &[(&str, Access)] = &[
     ("/ledger.v1.Ledger/LookupTransfers", Access::Roles(READERS)),
     ("/ledger.v1.Ledger/SetAccountStatus", Access::Roles(ADMIN)),
     ("/ledger.v1.Ledger/WatchAccount", Access::Roles(OPERATORS)),
+    // A history shows every transfer on the account (as ListAccountEntries).
+    ("/ledger.v1.Query/GetAccountHistory", Access::Roles(OPERATORS)),
     ("/ledger.v1.Risk/GetLimits", Access::Roles(ACCOUNT_READERS)),
     ("/ledger.v1.Risk/ListRiskRules", Access::Roles(ACCOUNT_READERS)),
     ("/ledger.v1.Risk/SetBlocklist", Access::Roles(ADMIN)),

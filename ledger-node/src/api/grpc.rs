@@ -50,7 +50,7 @@ impl Drop for WatcherSlot {
 pub const STALENESS_HEADER: &str = "x-ledger-max-staleness-ms";
 const STALENESS_MAX_MS: u64 = 60_000;
 
-fn max_staleness<T>(request: &Request<T>) -> Result<Option<Duration>, Status> {
+pub(super) fn max_staleness<T>(request: &Request<T>) -> Result<Option<Duration>, Status> {
     let Some(value) = request.metadata().get(STALENESS_HEADER) else { return Ok(None) };
     match value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) {
         Some(ms @ 1..=STALENESS_MAX_MS) => Ok(Some(Duration::from_millis(ms))),

@@ -168,6 +168,28 @@ impl Node {
         self.feed.subscribe()
     }
 
+    /// The last log index this node has applied.
+    pub fn applied_index(&self) -> u64 {
+        self.raft.metrics().borrow_watched().last_applied.as_ref().map_or(0, |l| l.index())
+    }
+
+    /// Returns once this node has applied past `index`, or after `timeout` (the change feed's
+    /// wake-up: every committed event is applied after its index).
+    pub async fn wait_applied_beyond(&self, index: u64, timeout: Duration) {
+        let mut metrics = self.raft.metrics();
+        let beyond = async move {
+            loop {
+                if metrics.borrow_watched().last_applied.as_ref().map_or(0, |l| l.index()) > index {
+                    return;
+                }
+                if metrics.changed().await.is_err() {
+                    return; // Raft stopped: the caller's next read says why.
+                }
+            }
+        };
+        let _ = tokio::time::timeout(timeout, beyond).await;
+    }
+
     /// Every node id this node has seen in a membership, ascending.
     pub fn ids_seen(&self) -> Vec<NodeId> {
         self.ids_seen.lock().unwrap_or_else(|p| p.into_inner()).ids().iter().copied().collect()

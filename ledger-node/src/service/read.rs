@@ -16,6 +16,7 @@ use openraft::raft::linearizable_read::{Linearizer, ReadLogId};
 
 use ledger_core::account::history::{self, AccountChange};
 use ledger_core::audit::{self, Range, RangeRequest};
+use ledger_core::{feed, query};
 use ledger_core::journal::{self, Head, Row};
 use ledger_core::risk::{self, DailyUsage, LimitRule, LimitScope};
 use ledger_core::store::{self, ReadStore, Table};
@@ -216,6 +217,18 @@ impl<V: View> Snapshot<V> {
     /// Up to `limit` journal lines from `from_seq` through `to_seq`, in order.
     pub fn journal_lines(&self, from_seq: u64, to_seq: u64, limit: usize) -> io::Result<Vec<(u64, Row)>> {
         audit::lines(&self.view, from_seq, to_seq, limit)
+    }
+
+    /// One page of the change feed: the events after `after` (through `until`; None: the newest
+    /// line) that pass `filter` and `scope`, or the oldest cursor kept when `after` is older.
+    pub fn feed_page(&self, after: u64, until: Option<u64>, filter: &feed::Filter, scope: &feed::Scope) -> io::Result<Result<feed::Page, feed::CursorExpired>> {
+        feed::page(&self.view, after, until, filter, scope)
+    }
+
+    /// An account's balances after each change in `from..=to` (`ledger_core::query`), a page of
+    /// at most `limit`, and the cursor of the next.
+    pub fn account_history(&self, account_id: AccountId, range: (u64, u64), cursor: Option<u64>, limit: usize, reverse: bool) -> io::Result<(Vec<query::BalanceChange>, Option<u64>)> {
+        query::account_history(&self.view, account_id, range, cursor, limit, reverse)
     }
 
     pub fn wallet_token(&self, token_id: TokenId) -> io::Result<Option<Token>> {
