@@ -19,9 +19,7 @@
 //!
 //! Other fatal errors (a corrupted log entry) are not retried: a restart would meet them again.
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -45,17 +43,6 @@ pub fn caused_by_full_disk(why: &str) -> bool {
     why.contains("No space left on device")
 }
 
-/// Free bytes for an unprivileged writer in the filesystem holding `path`.
-pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
-    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid NUL-terminated path and a zeroed statvfs the call fills.
-    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(stat.f_bavail as u64 * stat.f_frsize as u64)
-}
-
 /// Watches Raft until it stops. A stop by a full disk waits for space, then sets `resume` and
 /// stops the servers through `stop`; any other fatal error is logged and left as it is.
 pub async fn watch(raft: Raft, data_dir: PathBuf, stop: watch::Sender<bool>, resume: Arc<AtomicBool>) {
@@ -76,7 +63,7 @@ pub async fn watch(raft: Raft, data_dir: PathBuf, stop: watch::Sender<bool>, res
     );
     loop {
         tokio::time::sleep(SPACE_POLL).await;
-        match free_bytes(&data_dir) {
+        match crate::raft::snapshot::available_bytes(&data_dir) {
             Ok(free) if free >= RESUME_FREE_BYTES => break,
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot read the data dir's free space"),

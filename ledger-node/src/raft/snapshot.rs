@@ -252,8 +252,9 @@ pub fn receive_bytes_max(dir: &Path) -> io::Result<u64> {
     Ok(available_bytes(dir)? / 2)
 }
 
-/// Bytes available to this (unprivileged) process on the filesystem of `dir`.
-fn available_bytes(dir: &Path) -> io::Result<u64> {
+/// Bytes available to this (unprivileged) process on the filesystem of `dir` (also the free-space
+/// poll of `storage_full` and the `ledger_data_dir_free_bytes` gauge).
+pub fn available_bytes(dir: &Path) -> io::Result<u64> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(io::Error::other)?;
     let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();

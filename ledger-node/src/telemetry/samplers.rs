@@ -59,7 +59,7 @@ pub async fn periodic(db: Db, auth: Arc<Auth>, snapshot_dir: std::path::PathBuf)
             .map(|(metric, property)| (metric, sum_over_cfs(&db, property)))
             .into_iter()
             .chain([(RAFT_LOG_BYTES, raft_log_bytes(&db)), (SNAPSHOT_BYTES, dir_bytes(&snapshot_dir))])
-            .chain([(DATA_DIR_FREE_BYTES, crate::storage_full::free_bytes(&snapshot_dir).unwrap_or(0))])
+            .chain([(DATA_DIR_FREE_BYTES, crate::raft::snapshot::available_bytes(&snapshot_dir).unwrap_or(0))])
             .collect::<Vec<_>>()
         })
         .await;
